@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: GPL-2.0
+# rtarget: user-facing targets. Kbuild reads ./Kbuild; this file only drives scripts/.
+#   make          build the modules (bootstraps the kernel build on first use)
+#   make check    host tests + selftests in a VM; ends with "N passed, N failed"
+#   make demo     boot a VM, load rtarget, show it working
+#   make clippy   build with CLIPPY=1, warnings as errors
+.PHONY: all modules check demo clippy bootstrap host-test clean
+
+all: modules
+
+bootstrap:
+	scripts/bootstrap
+
+modules:
+	scripts/build
+
+clippy:
+	scripts/build CLIPPY=1 KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror
+
+host-test:
+	cd target_core/proto && cargo test
+
+check:
+	scripts/check
+
+demo:
+	scripts/demo
+
+clean:
+	rm -f *.ko *.o *.mod *.mod.c *.mod.o modules.order Module.symvers .*.cmd
+	find . -path ./target_core/proto/target -prune -o \( -name '*.o' -o -name '.*.cmd' -o -name '*.rmeta' \
+		-o -name '*.d' -o -name 'exports_*_generated.h' -o -name 'bindings_generated.rs' \) -print0 | xargs -0 rm -f
+	cd target_core/proto && cargo clean

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Out-of-line copies of static inlines rtarget's Rust code calls. Exported, because generic
+ * wrappers in rust/ are instantiated inside fabric modules.
+ */
+#include <linux/configfs.h>
+#include <linux/kmod.h>
+#include <linux/module.h>
+#include <linux/utsname.h>
+#include <linux/blk-mq.h>
+#include <linux/scatterlist.h>
+#include <scsi/scsi_cmnd.h>
+#include <scsi/scsi_host.h>
+#include "helpers.h"
+
+bool rt_try_module_get(struct module *mod)
+{
+	return try_module_get(mod);
+}
+EXPORT_SYMBOL_GPL(rt_try_module_get);
+
+void rt_module_put(struct module *mod)
+{
+	module_put(mod);
+}
+EXPORT_SYMBOL_GPL(rt_module_put);
+
+const char *rt_uts_release(void)
+{
+	return init_utsname()->release;
+}
+
+const char *rt_uts_machine(void)
+{
+	return init_utsname()->machine;
+}
+
+int rt_request_module(const char *name)
+{
+	return request_module("%s", name);
+}
+
+void rt_configfs_add_default_group(struct config_group *new_group, struct config_group *group)
+{
+	configfs_add_default_group(new_group, group);
+}
+EXPORT_SYMBOL_GPL(rt_configfs_add_default_group);
+
+void *rt_shost_priv(struct Scsi_Host *shost)
+{
+	return shost_priv(shost);
+}
+EXPORT_SYMBOL_GPL(rt_shost_priv);
+
+int rt_scsi_add_host(struct Scsi_Host *shost)
+{
+	return scsi_add_host(shost, NULL);
+}
+EXPORT_SYMBOL_GPL(rt_scsi_add_host);
+
+unsigned int rt_num_possible_cpus(void)
+{
+	return num_possible_cpus();
+}
+EXPORT_SYMBOL_GPL(rt_num_possible_cpus);
+
+u32 rt_scsi_cmd_tag(struct scsi_cmnd *cmd)
+{
+	return blk_mq_unique_tag(scsi_cmd_to_rq(cmd));
+}
+EXPORT_SYMBOL_GPL(rt_scsi_cmd_tag);
+
+u32 rt_scsi_bufflen(struct scsi_cmnd *cmd)
+{
+	return scsi_bufflen(cmd);
+}
+EXPORT_SYMBOL_GPL(rt_scsi_bufflen);
+
+void rt_scsi_set_resid(struct scsi_cmnd *cmd, u32 resid)
+{
+	scsi_set_resid(cmd, resid);
+}
+EXPORT_SYMBOL_GPL(rt_scsi_set_resid);
+
+size_t rt_scsi_copy_to_sg(struct scsi_cmnd *cmd, size_t skip, const void *buf, size_t len)
+{
+	return sg_pcopy_from_buffer(scsi_sglist(cmd), scsi_sg_count(cmd), buf, len, skip);
+}
+EXPORT_SYMBOL_GPL(rt_scsi_copy_to_sg);
+
+size_t rt_scsi_copy_from_sg(struct scsi_cmnd *cmd, size_t skip, void *buf, size_t len)
+{
+	return sg_pcopy_to_buffer(scsi_sglist(cmd), scsi_sg_count(cmd), buf, len, skip);
+}
+EXPORT_SYMBOL_GPL(rt_scsi_copy_from_sg);

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * C helpers for static inlines and macros that bindgen cannot see. Declared here, defined in
+ * helpers.c, and bound by our own bindgen run (see ../Kbuild). Prefix: rt_.
+ */
+#ifndef RTARGET_HELPERS_H
+#define RTARGET_HELPERS_H
+
+#include <linux/types.h>
+
+struct module;
+struct config_group;
+struct scsi_cmnd;
+struct Scsi_Host;
+
+bool rt_try_module_get(struct module *mod);
+void rt_module_put(struct module *mod);
+const char *rt_uts_release(void);
+const char *rt_uts_machine(void);
+int rt_request_module(const char *name);
+void rt_configfs_add_default_group(struct config_group *new_group, struct config_group *group);
+
+/* SCSI low-level driver side (scsi_host.rs) */
+void *rt_shost_priv(struct Scsi_Host *shost);
+int rt_scsi_add_host(struct Scsi_Host *shost);
+unsigned int rt_num_possible_cpus(void);
+u32 rt_scsi_cmd_tag(struct scsi_cmnd *cmd);
+u32 rt_scsi_bufflen(struct scsi_cmnd *cmd);
+void rt_scsi_set_resid(struct scsi_cmnd *cmd, u32 resid);
+size_t rt_scsi_copy_to_sg(struct scsi_cmnd *cmd, size_t skip, const void *buf, size_t len);
+size_t rt_scsi_copy_from_sg(struct scsi_cmnd *cmd, size_t skip, void *buf, size_t len);
+
+#endif

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The fabric boundary: what a fabric module implements ([`Fabric`]) and how it registers
+//! ([`register`]). Fabric modules link against these exported items (see `Kbuild`).
+
+use crate::rt::globals::FABRICS;
+use crate::rt::module_ref::ModuleRef;
+use kernel::prelude::*;
+
+/// A transport that exports LUNs: loopback, iSCSI, ... One static instance per fabric module.
+pub trait Fabric: Sync {
+    /// The configfs directory under `target/` (LIO's `fabric_alias`, e.g. `loopback`).
+    fn name(&self) -> &'static CStr;
+    /// The fabric's version line, as LIO prints it in `<wwn>/version`.
+    fn version(&self) -> &'static CStr;
+}
+
+/// A registered fabric: its operations and the module that implements them.
+pub(crate) struct FabricEntry {
+    pub(crate) fabric: &'static dyn Fabric,
+    pub(crate) owner: &'static ThisModule,
+}
+
+/// Keeps a fabric registered; dropping it (in the fabric's module exit) unregisters.
+pub struct Registration {
+    name: &'static CStr,
+}
+
+/// Registers `fabric`, implemented by module `owner`. Fails with `EEXIST` if a fabric of the
+/// same name is registered.
+#[inline(never)]
+pub fn register(fabric: &'static dyn Fabric, owner: &'static ThisModule) -> Result<Registration> {
+    let name = fabric.name();
+    let mut table = FABRICS.lock();
+    if table.iter().any(|e| e.fabric.name() == name) {
+        return Err(EEXIST);
+    }
+    table.push(FabricEntry { fabric, owner }, GFP_KERNEL)?;
+    pr_info!("fabric {} registered: {}\n", name, fabric.version());
+    Ok(Registration { name })
+}
+
+impl Drop for Registration {
+    #[inline(never)]
+    fn drop(&mut self) {
+        let mut table = FABRICS.lock();
+        if let Some(i) = table.iter().position(|e| e.fabric.name() == self.name) {
+            table.remove(i).ok();
+        }
+        pr_info!("fabric {} unregistered\n", self.name);
+    }
+}
+
+/// The version line of the registered fabric `name`, read through its [`Fabric`] vtable.
+#[inline(never)]
+pub fn version_of(name: &CStr) -> Option<&'static CStr> {
+    FABRICS.lock().iter().find(|e| e.fabric.name() == name).map(|e| e.fabric.version())
+}
+
+/// Finds fabric `name` and pins its module, so its vtable stays valid while the returned
+/// reference lives (LIO holds the same reference while `target/<fabric>` exists).
+pub(crate) fn get(name: &CStr) -> Result<(&'static dyn Fabric, ModuleRef)> {
+    let table = FABRICS.lock();
+    let e = table.iter().find(|e| e.fabric.name() == name).ok_or(ENOENT)?;
+    Ok((e.fabric, ModuleRef::get(e.owner)?))
+}
+
+#[kunit_tests(rtarget_core_fabric)]
+mod tests {
+    use super::*;
+
+    struct Dummy;
+    impl Fabric for Dummy {
+        fn name(&self) -> &'static CStr {
+            c"rtarget_kunit_dummy"
+        }
+        fn version(&self) -> &'static CStr {
+            c"dummy v0"
+        }
+    }
+    static DUMMY: Dummy = Dummy;
+
+    #[test]
+    fn register_lookup_unregister() {
+        assert!(version_of(c"rtarget_kunit_dummy").is_none());
+        let reg = register(&DUMMY, kernel::module::this_module::<crate::LocalModule>()).expect("register");
+        assert_eq!(version_of(c"rtarget_kunit_dummy"), Some(c"dummy v0"));
+        assert!(matches!(register(&DUMMY, kernel::module::this_module::<crate::LocalModule>()), Err(e) if e == EEXIST));
+        drop(reg);
+        assert!(version_of(c"rtarget_kunit_dummy").is_none());
+    }
+}

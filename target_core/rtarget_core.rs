@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! rtarget_core: the fabric-independent storage target core.
+//!
+//! It owns the LIO-compatible configfs tree (`/sys/kernel/config/target`), the fabric registry
+//! that fabric modules bind to through the [`fabric::Fabric`] trait, and (growing) the SCSI
+//! emulation and backends. Pure protocol logic lives in `proto/` and is tested on the host too.
+
+/// rtarget's FFI layer (bindings, C helpers and their safe wrappers), shared with fabrics.
+#[path = "../rust/rt.rs"]
+pub mod rt;
+
+/// Pure protocol logic, also built and tested on the host (`target_core/proto`).
+pub mod proto {
+    #[path = "../proto/src/cdb.rs"]
+    pub mod cdb;
+    #[path = "../proto/src/sense.rs"]
+    pub mod sense;
+}
+
+pub mod fabric;
+mod root;
+
+use kernel::configfs;
+use kernel::prelude::*;
+
+module! {
+    type: RtargetCore,
+    name: "rtarget_core",
+    authors: ["rtarget developers"],
+    description: "rtarget storage target core (LIO-compatible configfs, SCSI emulation, backends)",
+    license: "GPL",
+}
+
+#[pin_data]
+struct RtargetCore {
+    #[pin]
+    configfs: configfs::Subsystem<root::Root>,
+}
+
+impl kernel::InPlaceModule for RtargetCore {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        rt::globals::init();
+        pr_info!("rtarget core {} loaded\n", root::TARGET_CORE_VERSION);
+        try_pin_init!(Self { configfs <- root::subsystem() })
+    }
+}
+
+#[kunit_tests(rtarget_core_cdb)]
+mod tests {
+    use super::proto::cdb::{Dir, RwCdb, READ_10};
+    use super::proto::sense::Sense;
+
+    #[test]
+    fn read10_decodes_in_kernel() {
+        let c = RwCdb::decode(&[READ_10, 0, 0, 0, 0, 8, 0, 0, 4, 0]).unwrap().unwrap();
+        assert_eq!((c.dir, c.lba, c.blocks), (Dir::Read, 8, 4));
+        assert_eq!(c.check(12, 128, false), Ok(()));
+        assert_eq!(c.check(11, 128, false), Err(Sense::lba_out_of_range()));
+    }
+}
