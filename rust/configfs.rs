@@ -23,21 +23,29 @@ use kernel::types::Opaque;
 /// Most attributes one [`Kind`] may have (LIO's largest, `attrib/`, has 43).
 pub const MAX_ATTRS: usize = 64;
 
-/// One attribute file: its name and whether it can be written.
+/// One attribute file: its name and its mode.
 #[derive(Clone, Copy)]
 pub struct Attr {
     name: &'static CStr,
-    writable: bool,
+    mode: u16,
 }
 
 impl Attr {
     /// A read-only attribute (mode 0444).
     pub const fn ro(name: &'static CStr) -> Self {
-        Attr { name, writable: false }
+        Attr { name, mode: 0o444 }
     }
     /// A read-write attribute (mode 0644).
     pub const fn rw(name: &'static CStr) -> Self {
-        Attr { name, writable: true }
+        Attr { name, mode: 0o644 }
+    }
+    /// A write-only attribute (mode 0200).
+    pub const fn wo(name: &'static CStr) -> Self {
+        Attr { name, mode: 0o200 }
+    }
+    /// Read-only or read-write by `writable`.
+    pub const fn new(name: &'static CStr, writable: bool) -> Self {
+        if writable { Self::rw(name) } else { Self::ro(name) }
     }
 }
 
@@ -88,27 +96,34 @@ unsafe impl Send for Kind {}
 unsafe impl Sync for Kind {}
 
 impl Kind {
-    /// Builds a kind whose files are `attrs`, owned by `module` (configfs pins the owner while
-    /// a file is open or a directory of this kind exists).
+    /// Builds a kind whose files are `attrs` then `more`, owned by `module` (configfs pins the
+    /// owner while a file is open or a directory of this kind exists).
     pub fn new(module: &'static ThisModule, attrs: &[Attr]) -> Result<Arc<Kind>> {
-        if attrs.len() > MAX_ATTRS {
+        Self::new2(module, attrs, &[])
+    }
+
+    /// [`Kind::new`] with attributes from two lists (e.g. a fabric's and the core's).
+    pub fn new2(module: &'static ThisModule, first: &[Attr], more: &[Attr]) -> Result<Arc<Kind>> {
+        let n = first.len() + more.len();
+        if n > MAX_ATTRS {
             return Err(EINVAL);
         }
-        let mut cattrs = KVec::with_capacity(attrs.len(), GFP_KERNEL)?;
+        let mut attrs = KVec::with_capacity(n, GFP_KERNEL)?;
+        for a in Iterator::chain(first.iter(), more.iter()) {
+            attrs.push(*a, GFP_KERNEL)?;
+        }
+        let mut cattrs = KVec::with_capacity(n, GFP_KERNEL)?;
         for (i, a) in attrs.iter().enumerate() {
-            let mut c = bindings::configfs_attribute {
+            let c = bindings::configfs_attribute {
                 ca_name: a.name.as_char_ptr(),
                 ca_owner: module.as_ptr(),
-                ca_mode: if a.writable { 0o644 } else { 0o444 },
-                show: Some(SHOW[i]),
-                store: None,
+                ca_mode: a.mode,
+                show: if a.mode & 0o444 != 0 { Some(SHOW[i]) } else { None },
+                store: if a.mode & 0o222 != 0 { Some(STORE[i]) } else { None },
             };
-            if a.writable {
-                c.store = Some(STORE[i]);
-            }
             cattrs.push(Opaque::new(c), GFP_KERNEL)?;
         }
-        let mut ptrs = KVec::with_capacity(attrs.len() + 1, GFP_KERNEL)?;
+        let mut ptrs = KVec::with_capacity(n + 1, GFP_KERNEL)?;
         for a in cattrs.iter() {
             ptrs.push(a.get(), GFP_KERNEL)?;
         }
@@ -318,6 +333,11 @@ unsafe fn with_node<R>(item: *mut bindings::config_item, err: R, f: impl FnOnce(
     }
 }
 
+/// configfs `show` of attribute `I`.
+///
+/// # Safety
+///
+/// `item` is a live config item and `page` a PAGE_SIZE buffer, as configfs guarantees.
 unsafe extern "C" fn show<const I: usize>(item: *mut bindings::config_item, page: *mut u8) -> isize {
     // SAFETY: configfs passes a live item and a zeroed buffer of PAGE_SIZE bytes.
     unsafe {
@@ -331,6 +351,11 @@ unsafe extern "C" fn show<const I: usize>(item: *mut bindings::config_item, page
     }
 }
 
+/// configfs `store` of attribute `I`.
+///
+/// # Safety
+///
+/// `item` is a live config item and `page` holds `count` bytes, as configfs guarantees.
 unsafe extern "C" fn store<const I: usize>(
     item: *mut bindings::config_item,
     page: *const u8,
@@ -360,6 +385,11 @@ static STORE: [StoreFn; MAX_ATTRS] = trampolines!(store, StoreFn,
     0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
     32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63);
 
+/// Frees a node when configfs drops its last reference.
+///
+/// # Safety
+///
+/// Called by configfs exactly once per item, with no other reference left.
 unsafe extern "C" fn release(item: *mut bindings::config_item) {
     // SAFETY: configfs releases each item once, when its last reference goes.
     unsafe {
@@ -371,6 +401,11 @@ unsafe extern "C" fn release(item: *mut bindings::config_item) {
     }
 }
 
+/// `symlink(2)` into a directory of ours.
+///
+/// # Safety
+///
+/// Both items are live for the call, as configfs guarantees.
 unsafe extern "C" fn allow_link(src: *mut bindings::config_item, target: *mut bindings::config_item) -> i32 {
     // SAFETY: configfs holds both items for the call.
     unsafe {
@@ -381,6 +416,11 @@ unsafe extern "C" fn allow_link(src: *mut bindings::config_item, target: *mut bi
     }
 }
 
+/// `unlink(2)` of a symlink [`allow_link`] accepted.
+///
+/// # Safety
+///
+/// Both items are live for the call, as configfs guarantees.
 unsafe extern "C" fn drop_link(src: *mut bindings::config_item, target: *mut bindings::config_item) {
     // SAFETY: configfs holds both items for the call.
     unsafe {
@@ -392,6 +432,11 @@ unsafe extern "C" fn drop_link(src: *mut bindings::config_item, target: *mut bin
     }
 }
 
+/// `mkdir(2)` in a directory of ours.
+///
+/// # Safety
+///
+/// `group` is live and `name` NUL-terminated, as configfs guarantees.
 unsafe extern "C" fn make_group(
     group: *mut bindings::config_group,
     name: *const kernel::ffi::c_char,
@@ -407,6 +452,11 @@ unsafe extern "C" fn make_group(
     }
 }
 
+/// `rmdir(2)` of a child made by [`make_group`].
+///
+/// # Safety
+///
+/// Both are live and the caller hands us the child's reference, as configfs guarantees.
 unsafe extern "C" fn drop_item(group: *mut bindings::config_group, item: *mut bindings::config_item) {
     // SAFETY: configfs passes a live parent and child; we then put the child's reference, as
     // the C contract of drop_item requires.

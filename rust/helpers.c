@@ -6,6 +6,8 @@
 #include <linux/configfs.h>
 #include <linux/kmod.h>
 #include <linux/module.h>
+#include <linux/namei.h>
+#include <linux/path.h>
 #include <linux/utsname.h>
 #include <linux/blk-mq.h>
 #include <linux/scatterlist.h>
@@ -93,3 +95,13 @@ size_t rt_scsi_copy_from_sg(struct scsi_cmnd *cmd, size_t skip, void *buf, size_
 	return sg_pcopy_to_buffer(scsi_sglist(cmd), scsi_sg_count(cmd), buf, len, skip);
 }
 EXPORT_SYMBOL_GPL(rt_scsi_copy_from_sg);
+
+int rt_path_is_dir(const char *path)
+{
+	struct path p;
+	int ret = kern_path(path, LOOKUP_FOLLOW | LOOKUP_DIRECTORY, &p);
+
+	if (!ret)
+		path_put(&p);
+	return ret;
+}

@@ -6,12 +6,11 @@
 #ifndef RTARGET_HELPERS_H
 #define RTARGET_HELPERS_H
 
-#include <linux/types.h>
-
-struct module;
-struct config_group;
-struct scsi_cmnd;
-struct Scsi_Host;
+/* Full definitions, not forward declarations: bindgen would emit opaque copies of those. */
+#include <linux/configfs.h>
+#include <linux/module.h>
+#include <scsi/scsi_cmnd.h>
+#include <scsi/scsi_host.h>
 
 bool rt_try_module_get(struct module *mod);
 void rt_module_put(struct module *mod);
@@ -29,5 +28,8 @@ u32 rt_scsi_bufflen(struct scsi_cmnd *cmd);
 void rt_scsi_set_resid(struct scsi_cmnd *cmd, u32 resid);
 size_t rt_scsi_copy_to_sg(struct scsi_cmnd *cmd, size_t skip, const void *buf, size_t len);
 size_t rt_scsi_copy_from_sg(struct scsi_cmnd *cmd, size_t skip, void *buf, size_t len);
+
+/* vfs.rs */
+int rt_path_is_dir(const char *path);
 
 #endif

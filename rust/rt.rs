@@ -19,7 +19,9 @@
     missing_docs,
     unsafe_op_in_unsafe_fn,
     clippy::all,
-    clippy::undocumented_unsafe_blocks
+    clippy::pedantic,
+    clippy::restriction,
+    clippy::nursery
 )]
 pub mod bindings {
     pub use kernel::bindings::*;
@@ -33,3 +35,4 @@ pub mod module_ref;
 pub mod rambuf;
 pub mod scsi_host;
 pub mod uts;
+pub mod vfs;

@@ -17,6 +17,8 @@ pub const STATUS_GOOD: u8 = 0x00;
 pub const STATUS_CHECK_CONDITION: u8 = 0x02;
 /// `DID_NO_CONNECT`: no nexus, or no LUN behind the device.
 pub const DID_NO_CONNECT: u8 = 0x01;
+/// `DID_TRANSPORT_DISRUPTED`: the target port is offline.
+pub const DID_TRANSPORT_DISRUPTED: u8 = 0x0e;
 /// `DID_ERROR`.
 pub const DID_ERROR: u8 = 0x07;
 
@@ -151,6 +153,21 @@ impl Drop for Command<'_> {
     }
 }
 
+impl crate::lun::CmdData for Command<'_> {
+    fn cdb(&self) -> &[u8] {
+        Command::cdb(self)
+    }
+    fn data_len(&self) -> u32 {
+        Command::data_len(self)
+    }
+    fn put(&mut self, offset: usize, buf: &[u8]) -> usize {
+        self.copy_to_data(offset, buf)
+    }
+    fn ram_io(&mut self, ram: &super::rambuf::RamBuf, data_off: usize, off: usize, len: usize, to_cmd: bool) -> Result<usize> {
+        ram.transfer(self, data_off, off, len, to_cmd)
+    }
+}
+
 /// A registered `Scsi_Host` driven by `T`.
 ///
 /// # Invariants
@@ -172,8 +189,8 @@ struct Template<T>(PhantomData<T>);
 
 impl<T: HostOps> Template<T> {
     const TEMPLATE: bindings::scsi_host_template = bindings::scsi_host_template {
-        name: T::NAME.as_ptr().cast(),
-        proc_name: T::NAME.as_ptr().cast(),
+        name: kernel::str::as_char_ptr_in_const_context(T::NAME),
+        proc_name: kernel::str::as_char_ptr_in_const_context(T::NAME),
         queuecommand: Some(queuecommand::<T>),
         sdev_init: Some(sdev_init::<T>),
         sdev_destroy: Some(sdev_destroy::<T>),
@@ -185,7 +202,7 @@ impl<T: HostOps> Template<T> {
         sg_tablesize: T::SG_TABLESIZE,
         max_sectors: T::MAX_SECTORS,
         cmd_per_lun: T::CAN_QUEUE as i16,
-        dma_boundary: u64::MAX as _,
+        dma_boundary: usize::MAX,
         // SAFETY: all-zero is a valid `scsi_host_template` (null pointers and no callbacks).
         ..unsafe { core::mem::zeroed() }
     };
@@ -197,6 +214,11 @@ fn ops<'a, T: HostOps>(shost: *mut bindings::Scsi_Host) -> &'a T {
     unsafe { &*bindings::rt_shost_priv(shost).cast::<*const T>().read() }
 }
 
+/// `queuecommand`.
+///
+/// # Safety
+///
+/// Called by the SCSI midlayer with a live host of ours and a live command of it.
 unsafe extern "C" fn queuecommand<T: HostOps>(
     shost: *mut bindings::Scsi_Host,
     cmd: *mut bindings::scsi_cmnd,
@@ -215,6 +237,11 @@ unsafe extern "C" fn queuecommand<T: HostOps>(
     0
 }
 
+/// `sdev_init`.
+///
+/// # Safety
+///
+/// Called by the midlayer with a device being created on a live host of ours.
 unsafe extern "C" fn sdev_init<T: HostOps>(sdev: *mut bindings::scsi_device) -> i32 {
     // SAFETY: the midlayer passes a device being created on a host of ours.
     unsafe {
@@ -229,6 +256,11 @@ unsafe extern "C" fn sdev_init<T: HostOps>(sdev: *mut bindings::scsi_device) -> 
     }
 }
 
+/// `sdev_destroy`.
+///
+/// # Safety
+///
+/// Called by the midlayer once per device, after its last command.
 unsafe extern "C" fn sdev_destroy<T: HostOps>(sdev: *mut bindings::scsi_device) {
     // SAFETY: hostdata is null or the pointer `sdev_init::<T>` stored; no commands remain.
     unsafe {
@@ -241,8 +273,12 @@ unsafe extern "C" fn sdev_destroy<T: HostOps>(sdev: *mut bindings::scsi_device) 
 }
 
 /// Commands complete synchronously in `queuecommand`, so there is never one to abort or reset.
+///
+/// # Safety
+///
+/// Called by the midlayer's error handler; the command is not touched.
 unsafe extern "C" fn eh_success(_cmd: *mut bindings::scsi_cmnd) -> i32 {
-    bindings::SUCCESS as i32
+    bindings::scsi_disposition_SUCCESS as i32
 }
 
 impl<T: HostOps> Host<T> {

@@ -1,18 +1,72 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The fabric boundary: what a fabric module implements ([`Fabric`]) and how it registers
-//! ([`register`]). Fabric modules link against these exported items (see `Kbuild`).
+//! The fabric boundary: what a fabric module implements ([`Fabric`], [`FabricWwn`],
+//! [`FabricTpg`]) and how it registers ([`register`]). Fabric modules link against these
+//! exported items (see `Kbuild`); the core calls them only through their vtables.
 
+use crate::lun::{Lun, Port};
+use crate::proto::spc::Proto;
+use crate::rt::configfs::Attr;
 use crate::rt::globals::FABRICS;
 use crate::rt::module_ref::ModuleRef;
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 /// A transport that exports LUNs: loopback, iSCSI, ... One static instance per fabric module.
 pub trait Fabric: Sync {
     /// The configfs directory under `target/` (LIO's `fabric_alias`, e.g. `loopback`).
     fn name(&self) -> &'static CStr;
-    /// The fabric's version line, as LIO prints it in `<wwn>/version`.
+    /// The fabric's version line, shown in `target/<fabric>/version`.
     fn version(&self) -> &'static CStr;
+    /// `mkdir target/<fabric>/<name>`: validates the WWN and creates the target.
+    fn make_wwn(&self, _name: &CStr) -> Result<Arc<dyn FabricWwn>> {
+        Err(EINVAL)
+    }
+    /// Attributes of `tpgt_<N>` the fabric serves (the core adds `rtpi`).
+    fn tpg_attrs(&self) -> &'static [Attr] {
+        &[]
+    }
+    /// Attributes of `tpgt_<N>/attrib`.
+    fn tpg_attrib_attrs(&self) -> &'static [Attr] {
+        &[]
+    }
+}
+
+/// A fabric target (one WWN directory).
+pub trait FabricWwn: Send + Sync {
+    /// The transport protocol the WWN implies.
+    fn proto(&self) -> Proto;
+    /// The target port name reported in VPD 83h.
+    fn port_name(&self) -> &CStr;
+    /// `mkdir tpgt_<tag>`; `port` is the core's view of it, holding its LUNs.
+    fn make_tpg(&self, tag: u16, port: Arc<Port>) -> Result<Arc<dyn FabricTpg>>;
+    /// `rmdir tpgt_<tag>` (its LUNs are gone by then).
+    fn drop_tpg(&self, tag: u16);
+}
+
+/// A fabric target portal group.
+pub trait FabricTpg: Send + Sync {
+    /// Shows one of [`Fabric::tpg_attrs`].
+    fn show(&self, _attr: &[u8], _page: &mut [u8]) -> Result<usize> {
+        Err(EINVAL)
+    }
+    /// Stores one of [`Fabric::tpg_attrs`].
+    fn store(&self, _attr: &[u8], _data: &[u8]) -> Result {
+        Err(EINVAL)
+    }
+    /// Shows one of [`Fabric::tpg_attrib_attrs`].
+    fn attrib_show(&self, _attr: &[u8], _page: &mut [u8]) -> Result<usize> {
+        Err(EINVAL)
+    }
+    /// Stores one of [`Fabric::tpg_attrib_attrs`].
+    fn attrib_store(&self, _attr: &[u8], _data: &[u8]) -> Result {
+        Err(EINVAL)
+    }
+    /// A LUN was linked and accepts commands (LIO's `fabric_post_link`).
+    fn lun_linked(&self, _lun: &Arc<Lun>) {}
+    /// A LUN is being unlinked; when this returns, the fabric sends it no more commands
+    /// (LIO's `fabric_pre_unlink`).
+    fn lun_unlinking(&self, _lun: &Lun) {}
 }
 
 /// A registered fabric: its operations and the module that implements them.

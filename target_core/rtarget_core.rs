@@ -14,14 +14,21 @@ pub mod rt;
 pub mod proto {
     #[path = "../proto/src/cdb.rs"]
     pub mod cdb;
+    #[path = "../proto/src/command.rs"]
+    pub mod command;
     #[path = "../proto/src/sense.rs"]
     pub mod sense;
+    #[path = "../proto/src/spc.rs"]
+    pub mod spc;
 }
 
+/// The LIO-compatible configfs tree.
+#[path = "../configfs/mod.rs"]
+mod cfs;
+pub mod device;
 pub mod fabric;
-mod root;
+pub mod lun;
 
-use kernel::configfs;
 use kernel::prelude::*;
 
 module! {
@@ -32,17 +39,16 @@ module! {
     license: "GPL",
 }
 
-#[pin_data]
 struct RtargetCore {
-    #[pin]
-    configfs: configfs::Subsystem<root::Root>,
+    _configfs: rt::configfs::Subsystem,
 }
 
-impl kernel::InPlaceModule for RtargetCore {
-    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+impl kernel::Module for RtargetCore {
+    fn init(module: &'static ThisModule) -> Result<Self> {
         rt::globals::init();
-        pr_info!("rtarget core {} loaded\n", root::TARGET_CORE_VERSION);
-        try_pin_init!(Self { configfs <- root::subsystem() })
+        let configfs = cfs::register(module)?;
+        pr_info!("rtarget core {} loaded\n", cfs::TARGET_CORE_VERSION);
+        Ok(RtargetCore { _configfs: configfs })
     }
 }
 

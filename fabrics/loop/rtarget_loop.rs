@@ -1,11 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! rtarget_loop: the loopback fabric (LIO's `tcm_loop`). It registers with rtarget_core through
-//! the [`rtarget_core::fabric::Fabric`] trait; LUNs linked under `target/loopback` will appear
-//! as local SCSI disks.
+//! rtarget_loop: the loopback fabric (LIO's `tcm_loop`). Each `loopback/<wwn>` is a local
+//! SCSI host; `tpgt_<N>` is SCSI target N on it, and each linked `lun_<M>` appears as a disk
+//! (`/dev/sdX`). Commands run to completion in `queuecommand`, on the submitting CPU: no
+//! queueing, no allocation, no lock on the READ/WRITE path.
 
 use kernel::prelude::*;
-use rtarget_core::fabric::{self, Fabric};
+use kernel::str::CString;
+use kernel::sync::atomic::{ordering::Relaxed, Atomic};
+use kernel::sync::{Arc, Mutex, SpinLock};
+use rtarget_core::fabric::{self, Fabric, FabricTpg, FabricWwn};
+use rtarget_core::lun::{Lun, Outcome, Port};
+use rtarget_core::proto::sense::FIXED_SENSE_LEN;
+use rtarget_core::proto::spc::Proto;
+use rtarget_core::rt::configfs::Attr;
+use rtarget_core::rt::scsi_host::{self, Command, Host, HostOps};
 
 module! {
     type: RtargetLoop,
@@ -15,7 +24,15 @@ module! {
     license: "GPL",
 }
 
+/// TPGs per WWN (SCSI target ids), as in tcm_loop.
+const MAX_TPGS: usize = 32;
+
 struct Loopback;
+
+static LOOPBACK: Loopback = Loopback;
+
+static TPG_ATTRS: [Attr; 3] = [Attr::rw(c"nexus"), Attr::rw(c"transport_status"), Attr::ro(c"address")];
+static TPG_ATTRIB_ATTRS: [Attr; 1] = [Attr::rw(c"fabric_prot_type")];
 
 impl Fabric for Loopback {
     fn name(&self) -> &'static CStr {
@@ -23,11 +40,266 @@ impl Fabric for Loopback {
     }
 
     fn version(&self) -> &'static CStr {
-        c"TCM Loopback Fabric module v1.0 (rtarget)"
+        c"TCM Loopback Fabric module v2.1-rc2"
+    }
+
+    fn make_wwn(&self, name: &CStr) -> Result<Arc<dyn FabricWwn>> {
+        let s = name.to_bytes();
+        if s.len() >= 256 {
+            return Err(EINVAL);
+        }
+        // As tcm_loop: the first of naa./fc./iqn. found anywhere in the name decides.
+        let (proto, port_name) = if contains(s, b"naa.") {
+            (Proto::Sas, s)
+        } else if let Some(i) = find(s, b"fc.") {
+            (Proto::Fcp, &s[i + 3..])
+        } else if contains(s, b"iqn.") {
+            (Proto::Iscsi, s)
+        } else {
+            pr_warn!("loopback WWN must contain naa., fc. or iqn.\n");
+            return Err(EINVAL);
+        };
+        let ops = Arc::pin_init(
+            try_pin_init!(LoopHost { tpgs <- kernel::new_spinlock!(core::array::from_fn(|_| None)) }? Error),
+            GFP_KERNEL,
+        )?;
+        let host = Arc::new(Host::new(ops)?, GFP_KERNEL)?;
+        let port_name = CString::try_from_fmt(fmt!("{}", core::str::from_utf8(port_name).map_err(|_| EINVAL)?))?;
+        Ok(Arc::new(LoopWwn { proto, port_name, host }, GFP_KERNEL)?)
+    }
+
+    fn tpg_attrs(&self) -> &'static [Attr] {
+        &TPG_ATTRS
+    }
+
+    fn tpg_attrib_attrs(&self) -> &'static [Attr] {
+        &TPG_ATTRIB_ATTRS
     }
 }
 
-static LOOPBACK: Loopback = Loopback;
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    find(hay, needle).is_some()
+}
+
+/// `loopback/<wwn>`: one SCSI host.
+struct LoopWwn {
+    proto: Proto,
+    port_name: CString,
+    host: Arc<Host<LoopHost>>,
+}
+
+impl FabricWwn for LoopWwn {
+    fn proto(&self) -> Proto {
+        self.proto
+    }
+
+    fn port_name(&self) -> &CStr {
+        &self.port_name
+    }
+
+    fn make_tpg(&self, tag: u16, port: Arc<Port>) -> Result<Arc<dyn FabricTpg>> {
+        let slot = usize::from(tag);
+        if slot >= MAX_TPGS {
+            return Err(EINVAL);
+        }
+        let tpg = Arc::pin_init(
+            try_pin_init!(LoopTpg {
+                tag,
+                proto: self.proto,
+                port,
+                host: self.host.clone(),
+                nexus <- kernel::new_mutex!(None),
+                has_nexus: Atomic::new(false),
+                offline: Atomic::new(false),
+            }? Error),
+            GFP_KERNEL,
+        )?;
+        let mut tpgs = self.host.ops().tpgs.lock();
+        if tpgs[slot].is_some() {
+            return Err(EEXIST);
+        }
+        tpgs[slot] = Some(tpg.clone());
+        Ok(tpg)
+    }
+
+    fn drop_tpg(&self, tag: u16) {
+        if let Some(t) = self.host.ops().tpgs.lock().get_mut(usize::from(tag)) {
+            *t = None;
+        }
+    }
+}
+
+/// `tpgt_<N>`: SCSI target N of its WWN's host.
+#[pin_data]
+struct LoopTpg {
+    tag: u16,
+    proto: Proto,
+    port: Arc<Port>,
+    host: Arc<Host<LoopHost>>,
+    #[pin]
+    nexus: Mutex<Option<CString>>,
+    has_nexus: Atomic<bool>,
+    offline: Atomic<bool>,
+}
+
+impl LoopTpg {
+    fn set_nexus(&self, value: &[u8]) -> Result {
+        let mut nexus = self.nexus.lock();
+        if value.starts_with(b"NULL") {
+            if nexus.is_none() {
+                return Err(ENODEV);
+            }
+            if self.port.lun_count() > 0 {
+                return Err(EPERM);
+            }
+            self.has_nexus.store(false, Relaxed);
+            *nexus = None;
+            return Ok(());
+        }
+        if value.len() >= 256 {
+            return Err(EINVAL);
+        }
+        // The initiator port name must be of the target's protocol.
+        let name = match self.proto {
+            Proto::Sas if contains(value, b"naa.") => value,
+            Proto::Fcp => &value[find(value, b"fc.").ok_or(EINVAL)? + 3..],
+            Proto::Iscsi if contains(value, b"iqn.") => value,
+            _ => return Err(EINVAL),
+        };
+        if nexus.is_some() {
+            return Err(EEXIST);
+        }
+        *nexus = Some(CString::try_from_fmt(fmt!("{}", core::str::from_utf8(name).map_err(|_| EINVAL)?))?);
+        self.has_nexus.store(true, Relaxed);
+        Ok(())
+    }
+}
+
+fn strip_nl(d: &[u8]) -> &[u8] {
+    d.strip_suffix(b"\n").unwrap_or(d)
+}
+
+fn emit_line(page: &mut [u8], s: &[u8]) -> usize {
+    let n = s.len().min(page.len().saturating_sub(1));
+    page[..n].copy_from_slice(&s[..n]);
+    page[n] = b'\n';
+    n + 1
+}
+
+impl FabricTpg for LoopTpg {
+    fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        match attr {
+            b"nexus" => match &*self.nexus.lock() {
+                Some(n) => Ok(emit_line(page, n.to_bytes())),
+                None => Err(ENODEV),
+            },
+            b"transport_status" => {
+                Ok(emit_line(page, if self.offline.load(Relaxed) { b"offline" } else { b"online" }))
+            }
+            b"address" => {
+                let s = CString::try_from_fmt(fmt!("{}:0:{}", self.host.host_no(), self.tag))?;
+                Ok(emit_line(page, s.to_bytes()))
+            }
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn store(&self, attr: &[u8], data: &[u8]) -> Result {
+        let v = strip_nl(data);
+        match attr {
+            b"nexus" => self.set_nexus(v),
+            b"transport_status" if v.starts_with(b"online") => {
+                self.offline.store(false, Relaxed);
+                Ok(())
+            }
+            b"transport_status" if v.starts_with(b"offline") => {
+                self.offline.store(true, Relaxed);
+                Ok(())
+            }
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn attrib_show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        match attr {
+            b"fabric_prot_type" => Ok(emit_line(page, b"0")),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn attrib_store(&self, attr: &[u8], data: &[u8]) -> Result {
+        match (attr, strip_nl(data)) {
+            (b"fabric_prot_type", b"0") => Ok(()),
+            // T10-PI is not implemented yet.
+            (b"fabric_prot_type", b"1" | b"3") => Err(ENOSYS),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn lun_linked(&self, lun: &Arc<Lun>) {
+        if let Err(e) = self.host.add_device(u32::from(self.tag), lun.index) {
+            pr_warn!("adding SCSI device {}:0:{}:{} failed: {:?}\n", self.host.host_no(), self.tag, lun.index, e);
+        }
+    }
+
+    fn lun_unlinking(&self, lun: &Lun) {
+        self.host.remove_device(u32::from(self.tag), lun.index);
+    }
+}
+
+/// The SCSI host side: maps `(target id, lun)` to the core's LUN.
+#[pin_data]
+struct LoopHost {
+    #[pin]
+    tpgs: SpinLock<[Option<Arc<LoopTpg>>; MAX_TPGS]>,
+}
+
+/// What a `scsi_device` of ours points at.
+struct LoopLun {
+    lun: Arc<Lun>,
+    tpg: Arc<LoopTpg>,
+}
+
+impl HostOps for LoopHost {
+    type Lun = LoopLun;
+    const NAME: &'static CStr = c"rtarget_loop";
+    const CAN_QUEUE: i32 = 1024;
+    const MAX_SECTORS: u32 = 0xffff;
+    const SG_TABLESIZE: u16 = 256;
+
+    fn sdev_init(&self, channel: u32, id: u32, lun: u64) -> Result<Arc<LoopLun>> {
+        if channel != 0 {
+            return Err(ENXIO);
+        }
+        let tpg = self.tpgs.lock().get(id as usize).and_then(|t| t.clone()).ok_or(ENXIO)?;
+        let lun = tpg.port.lun(lun).ok_or(ENXIO)?;
+        Ok(Arc::new(LoopLun { lun, tpg }, GFP_KERNEL)?)
+    }
+
+    fn queue_command(&self, l: &LoopLun, mut cmd: Command<'_>) {
+        if !l.tpg.has_nexus.load(Relaxed) {
+            return cmd.done_host(scsi_host::DID_ERROR);
+        }
+        if l.tpg.offline.load(Relaxed) {
+            return cmd.done_host(scsi_host::DID_TRANSPORT_DISRUPTED);
+        }
+        match l.lun.execute(&mut cmd) {
+            Outcome::Good { resid } => {
+                cmd.set_resid(resid);
+                cmd.done(scsi_host::STATUS_GOOD);
+            }
+            Outcome::Check(sense) => {
+                let mut buf = [0u8; FIXED_SENSE_LEN];
+                let n = sense.write_fixed(&mut buf);
+                cmd.done_sense(&buf[..n]);
+            }
+        }
+    }
+}
 
 struct RtargetLoop {
     _registration: fabric::Registration,
@@ -47,5 +319,11 @@ mod tests {
     #[test]
     fn core_calls_back_through_the_trait() {
         assert_eq!(fabric::version_of(c"loopback"), Some(LOOPBACK.version()));
+    }
+
+    #[test]
+    fn wwn_prefix_picks_the_protocol() {
+        assert!(LOOPBACK.make_wwn(c"bogus").is_err());
+        assert!(matches!(LOOPBACK.make_wwn(c"fc.500140512345678"), Ok(w) if w.proto() == Proto::Fcp && w.port_name() == c"500140512345678"));
     }
 }

@@ -36,23 +36,55 @@ pub mod op {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Transfer `blocks` blocks at `lba` from the backend (data in).
-    Read { lba: u64, blocks: u32 },
+    Read {
+        /// First block.
+        lba: u64,
+        /// Block count.
+        blocks: u32,
+    },
     /// Transfer `blocks` blocks at `lba` to the backend (data out).
-    Write { lba: u64, blocks: u32 },
+    Write {
+        /// First block.
+        lba: u64,
+        /// Block count.
+        blocks: u32,
+    },
     /// Standard INQUIRY.
-    Inquiry { alloc: u32 },
+    Inquiry {
+        /// Allocation length.
+        alloc: u32,
+    },
     /// INQUIRY with EVPD for `page`.
-    Vpd { page: u8, alloc: u32 },
+    Vpd {
+        /// Page code.
+        page: u8,
+        /// Allocation length.
+        alloc: u32,
+    },
     /// READ CAPACITY(10).
     ReadCapacity10,
     /// READ CAPACITY(16).
-    ReadCapacity16 { alloc: u32 },
+    ReadCapacity16 {
+        /// Allocation length.
+        alloc: u32,
+    },
     /// MODE SENSE(6) or (10).
-    ModeSense { ms: ModeSense, alloc: u32 },
+    ModeSense {
+        /// Decoded CDB fields.
+        ms: ModeSense,
+        /// Allocation length.
+        alloc: u32,
+    },
     /// REPORT LUNS.
-    ReportLuns { alloc: u32 },
+    ReportLuns {
+        /// Allocation length.
+        alloc: u32,
+    },
     /// REQUEST SENSE (fixed format).
-    RequestSense { alloc: u32 },
+    RequestSense {
+        /// Allocation length.
+        alloc: u32,
+    },
     /// Nothing to do but answer GOOD (TEST UNIT READY, SYNCHRONIZE CACHE on a RAM disk).
     Good,
 }

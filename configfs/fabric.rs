@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `target/<fabric>/<wwn>/tpgt_<N>/lun/lun_<M>/<link>`: the fabric-independent part of LIO's
+//! fabric tree. Fabric specifics (WWN formats, TPG attributes, what linking a LUN does) come
+//! from the fabric through `crate::fabric`'s traits.
+
+use super::backstore::DevDir;
+use super::{autoload, plain, show_u32, Fixed, Kinds, Tree};
+use crate::device::{parse_u32, strip_nl};
+use crate::fabric::{self, Fabric, FabricTpg, FabricWwn};
+use crate::lun::{Lun, Port};
+use crate::rt::configfs::{emit, Attr, Dir, Kind, NewNode, Node};
+use crate::rt::module_ref::ModuleRef;
+use core::any::Any;
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+
+/// Item types that depend on the fabric's attribute lists.
+struct FabricKinds {
+    fabric_dir: Arc<Kind>,
+    tpg: Arc<Kind>,
+    tpg_attrib: Arc<Kind>,
+}
+
+/// `mkdir target/<name>`: binds a registered fabric, loading its module if needed. `iscsi`
+/// without an iSCSI fabric gets a stub that only holds `discovery_auth/`, because rtslib
+/// creates and reads it on every listing.
+pub(super) fn make_fabric_dir(tree: &Arc<Tree>, name: &CStr) -> Result<NewNode> {
+    let found = match fabric::get(name) {
+        Ok(f) => Ok(f),
+        Err(_) => {
+            autoload(name);
+            fabric::get(name)
+        }
+    };
+    let k = &tree.kinds;
+    let (fabric, owner) = match found {
+        Ok(f) => f,
+        Err(_) if name.to_bytes() == b"iscsi" => {
+            let stub = Arc::new(IscsiStub, GFP_KERNEL)?;
+            return NewNode::new(name, &k.empty, stub)?.with_default(
+                c"discovery_auth",
+                &k.iscsi_discovery_auth,
+                DiscoveryAuth::new()?,
+            );
+        }
+        Err(_) => return Err(EINVAL),
+    };
+    let kinds = FabricKinds {
+        fabric_dir: Kind::new(k.module, &[Attr::ro(c"version")])?,
+        tpg: Kind::new2(k.module, fabric.tpg_attrs(), &[Attr::rw(c"rtpi")])?,
+        tpg_attrib: Kind::new(k.module, fabric.tpg_attrib_attrs())?,
+    };
+    let dir = FabricDir { tree: tree.clone(), fabric, kinds: Arc::new(kinds, GFP_KERNEL)?, _owner: owner };
+    let fabric_kind = dir.kinds.fabric_dir.clone();
+    NewNode::new(name, &fabric_kind, Arc::new(dir, GFP_KERNEL)?)?.with_default(
+        c"discovery_auth",
+        &k.empty,
+        Arc::new(super::Plain, GFP_KERNEL)?,
+    )
+}
+
+/// `target/<fabric>`: holds the fabric's module while it exists.
+struct FabricDir {
+    tree: Arc<Tree>,
+    fabric: &'static dyn Fabric,
+    kinds: Arc<FabricKinds>,
+    _owner: ModuleRef,
+}
+
+impl Dir for FabricDir {
+    fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        match attr {
+            b"version" => {
+                let n = emit(page, self.fabric.version().to_bytes());
+                Ok(n + emit(&mut page[n..], b"\n"))
+            }
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn make_dir(&self, name: &CStr) -> Result<NewNode> {
+        let wwn = self.fabric.make_wwn(name)?;
+        let k = &self.tree.kinds;
+        let dir = WwnDir { tree: self.tree.clone(), kinds: self.kinds.clone(), wwn };
+        NewNode::new(name, &k.empty, Arc::new(dir, GFP_KERNEL)?)?
+            .with_default(c"fabric_statistics", &k.empty, Arc::new(super::Plain, GFP_KERNEL)?)?
+            .with_default(c"param", &k.wwn_param, Arc::new(Fixed(WWN_PARAM), GFP_KERNEL)?)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `<wwn>/param`: LIO's completion/submission parameters (fixed here: rtarget completes in
+/// the submitting context).
+static WWN_PARAM: &[(&str, &str)] = &[
+    ("cmd_completion_affinity", "-1\n"),
+    ("default_complete_type", "2\n"),
+    ("direct_complete_supported", "0\n"),
+    ("default_submit_type", "2\n"),
+    ("direct_submit_supported", "0\n"),
+];
+
+/// `target/<fabric>/<wwn>`.
+struct WwnDir {
+    tree: Arc<Tree>,
+    kinds: Arc<FabricKinds>,
+    wwn: Arc<dyn FabricWwn>,
+}
+
+impl Dir for WwnDir {
+    fn make_dir(&self, name: &CStr) -> Result<NewNode> {
+        let tag = name.to_str().ok().and_then(|s| s.strip_prefix("tpgt_")).ok_or(EINVAL)?;
+        let tag: u16 = tag.parse().map_err(|_| EINVAL)?;
+        let port = Port::new(self.wwn.proto(), self.wwn.port_name(), tag)?;
+        let tpg = self.wwn.make_tpg(tag, port.clone())?;
+        let k: &Kinds = &self.tree.kinds;
+        let luns = LunGroup { tree: self.tree.clone(), port: port.clone(), tpg: tpg.clone() };
+        let dir = TpgDir { tpg: tpg.clone(), tag };
+        let mut node = NewNode::new(name, &self.kinds.tpg, Arc::new(dir, GFP_KERNEL)?)?
+            .with_default(c"lun", &k.empty, Arc::new(luns, GFP_KERNEL)?)?
+            .with_default(c"attrib", &self.kinds.tpg_attrib, Arc::new(TpgAttrib(tpg), GFP_KERNEL)?)?;
+        for n in [c"np", c"acls", c"auth", c"param"] {
+            node.add_default(plain(n, &k.empty)?);
+        }
+        Ok(node)
+    }
+
+    fn drop_dir(&self, child: &Node) {
+        if let Some(t) = child.downcast::<TpgDir>() {
+            self.wwn.drop_tpg(t.tag);
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `<wwn>/tpgt_<N>`: the fabric's attributes, then the core's `rtpi`.
+struct TpgDir {
+    tpg: Arc<dyn FabricTpg>,
+    tag: u16,
+}
+
+impl Dir for TpgDir {
+    fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        match attr {
+            b"rtpi" => show_u32(page, 0),
+            _ => self.tpg.show(attr, page),
+        }
+    }
+
+    fn store(&self, attr: &[u8], data: &[u8]) -> Result {
+        match attr {
+            // Relative target port ids are not assigned by loopback TPGs (as in LIO).
+            b"rtpi" => match parse_u32(data)? {
+                0 => Ok(()),
+                _ => Err(ENOSYS),
+            },
+            _ => self.tpg.store(attr, data),
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `tpgt_<N>/attrib`.
+struct TpgAttrib(Arc<dyn FabricTpg>);
+
+impl Dir for TpgAttrib {
+    fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        self.0.attrib_show(attr, page)
+    }
+    fn store(&self, attr: &[u8], data: &[u8]) -> Result {
+        self.0.attrib_store(attr, data)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `tpgt_<N>/lun`.
+struct LunGroup {
+    tree: Arc<Tree>,
+    port: Arc<Port>,
+    tpg: Arc<dyn FabricTpg>,
+}
+
+/// `kstrtoull(.., 0)`: decimal, `0x` hex or `0` octal.
+fn parse_u64_base0(s: &str) -> Result<u64> {
+    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (h, 16)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (&s[1..], 8)
+    } else {
+        (s, 10)
+    };
+    u64::from_str_radix(digits, radix).map_err(|_| EINVAL)
+}
+
+impl Dir for LunGroup {
+    fn make_dir(&self, name: &CStr) -> Result<NewNode> {
+        let index = name.to_str().ok().and_then(|s| s.strip_prefix("lun_")).ok_or(EINVAL)?;
+        let index = parse_u64_base0(index)?;
+        let k = &self.tree.kinds;
+        let dir = Arc::pin_init(
+            try_pin_init!(LunDir {
+                index,
+                port: self.port.clone(),
+                tpg: self.tpg.clone(),
+                linked <- kernel::new_mutex!(None),
+            }? Error),
+            GFP_KERNEL,
+        )?;
+        let mut stats = plain(c"statistics", &k.empty)?;
+        for (n, kind) in [(c"scsi_port", &k.stat_port), (c"scsi_tgt_port", &k.stat_tgt_port), (c"scsi_transport", &k.stat_transport)] {
+            stats.add_default(NewNode::new(n, kind, Arc::new(LunStat(dir.clone()), GFP_KERNEL)?)?);
+        }
+        let mut node = NewNode::new(name, &k.lun, dir)?;
+        node.add_default(stats);
+        Ok(node)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `lun/lun_<M>`: exports the device its symlink points at.
+#[pin_data]
+struct LunDir {
+    index: u64,
+    port: Arc<Port>,
+    tpg: Arc<dyn FabricTpg>,
+    #[pin]
+    linked: Mutex<Option<Arc<Lun>>>,
+}
+
+const ALUA_TG_PT_GP: &[u8] = b"TG Port Alias: default_tg_pt_gp\nTG Port Group ID: 0\n\
+TG Port Primary Access State: Active/Optimized\nTG Port Primary Access Status: None\n\
+TG Port Secondary Access State: None\nTG Port Secondary Access Status: None\n";
+
+impl Dir for LunDir {
+    fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        if self.linked.lock().is_none() {
+            return Err(ENODEV);
+        }
+        match attr {
+            b"alua_tg_pt_gp" => Ok(emit(page, ALUA_TG_PT_GP)),
+            _ => show_u32(page, 0),
+        }
+    }
+
+    fn store(&self, attr: &[u8], data: &[u8]) -> Result {
+        if self.linked.lock().is_none() {
+            return Err(ENODEV);
+        }
+        match (attr, strip_nl(data)) {
+            (b"alua_tg_pt_gp", b"default_tg_pt_gp") => Ok(()),
+            (b"alua_tg_pt_gp", _) => Err(ENODEV),
+            (_, b"0") => Ok(()),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn allow_link(&self, target: &Node) -> Result {
+        let dev = &target.downcast::<DevDir>().ok_or(EPERM)?.dev;
+        if !dev.enabled() {
+            return Err(ENODEV);
+        }
+        let mut linked = self.linked.lock();
+        if linked.is_some() {
+            return Err(EEXIST);
+        }
+        let lun = Arc::new(Lun { index: self.index, device: dev.clone(), port: self.port.clone() }, GFP_KERNEL)?;
+        dev.export();
+        if let Err(e) = self.port.add(lun.clone()) {
+            dev.unexport();
+            return Err(e);
+        }
+        *linked = Some(lun.clone());
+        drop(linked);
+        self.tpg.lun_linked(&lun);
+        Ok(())
+    }
+
+    fn drop_link(&self, _target: &Node) {
+        let Some(lun) = self.linked.lock().take() else { return };
+        // The fabric removes its view of the LUN first, waiting for commands in flight.
+        self.tpg.lun_unlinking(&lun);
+        self.port.remove(self.index);
+        lun.device.unexport();
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `lun_<M>/statistics/*`.
+struct LunStat(Arc<LunDir>);
+
+impl Dir for LunStat {
+    fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        let linked = self.0.linked.lock();
+        let lun = linked.as_ref().ok_or(ENODEV)?;
+        match attr {
+            b"inst" => show_u32(page, lun.device.hba_index),
+            b"dev" | b"device" => show_u32(page, lun.device.index),
+            b"indx" | b"port_index" => show_u32(page, self.0.index as u32),
+            b"role" => Ok(emit(page, b"Device\n")),
+            b"proto_id" => show_u32(page, u32::from(self.0.port.proto as u8)),
+            b"name" | b"dev_name" => {
+                let n = emit(page, self.0.port.wwn.to_bytes());
+                Ok(n + emit(&mut page[n..], b"\n"))
+            }
+            _ => show_u32(page, 0),
+        }
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `target/iscsi` while no iSCSI fabric exists: targets cannot be created.
+struct IscsiStub;
+
+impl Dir for IscsiStub {
+    fn make_dir(&self, _name: &CStr) -> Result<NewNode> {
+        pr_warn!("the iSCSI fabric is not implemented yet\n");
+        Err(ENOSYS)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `iscsi/discovery_auth`: LIO's defaults; credentials are kept but unused.
+#[pin_data]
+struct DiscoveryAuth {
+    #[pin]
+    creds: Mutex<[crate::device::Field<256>; 4]>,
+}
+
+impl DiscoveryAuth {
+    fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            try_pin_init!(DiscoveryAuth {
+                creds <- kernel::new_mutex!([crate::device::Field::new(b"NULL"); 4]),
+            }? Error),
+            GFP_KERNEL,
+        )
+    }
+
+    fn slot(attr: &[u8]) -> Option<usize> {
+        [&b"userid"[..], b"password", b"userid_mutual", b"password_mutual"].iter().position(|n| *n == attr)
+    }
+}
+
+impl Dir for DiscoveryAuth {
+    fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        if let Some(i) = DiscoveryAuth::slot(attr) {
+            let creds = self.creds.lock();
+            let n = emit(page, creds[i].get());
+            return Ok(n + emit(&mut page[n..], b"\n"));
+        }
+        match attr {
+            b"authenticate_target" | b"enforce_discovery_auth" => show_u32(page, 0),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn store(&self, attr: &[u8], data: &[u8]) -> Result {
+        if let Some(i) = DiscoveryAuth::slot(attr) {
+            return self.creds.lock()[i].set(strip_nl(data), 255);
+        }
+        match (attr, parse_u32(data)?) {
+            (b"enforce_discovery_auth", 0) => Ok(()),
+            (b"enforce_discovery_auth", 1) => Err(ENOSYS),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,428 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A backstore device (LIO's `se_device`): its attributes, its T10 identity and, once enabled,
+//! its storage. Only rd_mcp (RAM) storage exists so far.
+//!
+//! The I/O path reads what it needs (block size, capacity, write cache) from atomics and the
+//! storage from a `SetOnce`: no lock. Identity strings (for INQUIRY) sit under a spinlock,
+//! because INQUIRY runs in `queuecommand` context, which must not sleep.
+
+use crate::proto::spc::LIO_COMPANY_ID;
+use crate::rt::rambuf::RamBuf;
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::atomic::{ordering::Relaxed, Atomic};
+use kernel::sync::{Arc, Mutex, SetOnce, SpinLock};
+
+/// rd_mcp's memory unit: `rd_pages` counts these.
+pub const RD_PAGE_SIZE: u64 = 4096;
+/// `hw_max_sectors` LIO computes for rd_mcp (UINT_MAX rounded down to whole pages).
+pub const RD_HW_MAX_SECTORS: u32 = 0xffff_fff8;
+/// `hw_queue_depth` of rd_mcp.
+pub const RD_HW_QUEUE_DEPTH: u32 = 128;
+
+/// How a write to an `attrib/` file is checked (LIO's rules for rd_mcp).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// Read-only (mode 0444).
+    Ro,
+    /// Any boolean.
+    Bool,
+    /// Boolean, refused (EINVAL) while the device is exported.
+    BoolIdle,
+    /// Any u32.
+    U32,
+    /// Only the current value is accepted; others are not supported here (ENOSYS).
+    Fixed,
+    /// Like `Fixed`, and refused (EINVAL) while exported.
+    FixedIdle,
+    /// 0..=2, refused while exported.
+    UaIntlck,
+    /// 512, 1024, 2048 or 4096, refused while exported.
+    BlockSize,
+    /// 1..=max(current, hw_queue_depth), refused while exported.
+    QueueDepth,
+    /// 0..=hw_max_sectors, refused while exported.
+    OptimalSectors,
+    /// 0..=2.
+    Type,
+    /// 0 only (PI types are not implemented yet: ENOSYS); >3 is EINVAL.
+    PiType,
+}
+
+/// One `attrib/` file: name, value before and after `enable`, write rule.
+pub(crate) struct AttribSpec {
+    pub(crate) name: &'static CStr,
+    pre: u32,
+    post: u32,
+    rule: Rule,
+}
+
+impl AttribSpec {
+    /// Whether the file is writable (mode 0644).
+    pub(crate) fn writable(&self) -> bool {
+        self.rule != Rule::Ro
+    }
+}
+
+const fn a(name: &'static CStr, pre: u32, post: u32, rule: Rule) -> AttribSpec {
+    AttribSpec { name, pre, post, rule }
+}
+
+/// LIO's `sbc_attrib_attrs`, in LIO's order, with rd_mcp's values.
+pub(crate) static ATTRIBS: [AttribSpec; 42] = [
+    a(c"emulate_model_alias", 0, 0, Rule::BoolIdle),
+    a(c"emulate_dpo", 1, 1, Rule::Bool),
+    a(c"emulate_fua_write", 1, 1, Rule::Bool),
+    a(c"emulate_fua_read", 1, 1, Rule::Bool),
+    a(c"emulate_write_cache", 0, 0, Rule::Bool),
+    a(c"emulate_ua_intlck_ctrl", 0, 0, Rule::UaIntlck),
+    a(c"emulate_tas", 1, 1, Rule::BoolIdle),
+    a(c"emulate_tpu", 0, 0, Rule::Fixed),
+    a(c"emulate_tpws", 0, 0, Rule::Fixed),
+    a(c"emulate_caw", 1, 1, Rule::Bool),
+    a(c"emulate_3pc", 1, 1, Rule::Bool),
+    a(c"emulate_pr", 1, 1, Rule::Bool),
+    a(c"pi_prot_type", 0, 0, Rule::PiType),
+    a(c"hw_pi_prot_type", 0, 0, Rule::Ro),
+    a(c"pi_prot_format", 0, 0, Rule::Fixed),
+    a(c"pi_prot_verify", 0, 0, Rule::Bool),
+    a(c"enforce_pr_isids", 1, 1, Rule::Bool),
+    a(c"is_nonrot", 0, 1, Rule::Bool),
+    a(c"emulate_rest_reord", 0, 0, Rule::Fixed),
+    a(c"force_pr_aptpl", 0, 0, Rule::BoolIdle),
+    a(c"hw_block_size", 0, 512, Rule::Ro),
+    a(c"block_size", 0, 512, Rule::BlockSize),
+    a(c"hw_max_sectors", 0, RD_HW_MAX_SECTORS, Rule::Ro),
+    a(c"optimal_sectors", 0, RD_HW_MAX_SECTORS, Rule::OptimalSectors),
+    a(c"hw_queue_depth", 0, RD_HW_QUEUE_DEPTH, Rule::Ro),
+    a(c"queue_depth", 0, RD_HW_QUEUE_DEPTH, Rule::QueueDepth),
+    a(c"max_unmap_lba_count", 0, 0, Rule::U32),
+    a(c"max_unmap_block_desc_count", 0, 0, Rule::U32),
+    a(c"unmap_granularity", 0, 0, Rule::U32),
+    a(c"unmap_granularity_alignment", 0, 0, Rule::U32),
+    a(c"unmap_zeroes_data", 0, 0, Rule::FixedIdle),
+    a(c"max_write_same_len", 0, 0, Rule::U32),
+    a(c"alua_support", 1, 1, Rule::Fixed),
+    a(c"pgr_support", 1, 1, Rule::Fixed),
+    a(c"emulate_rsoc", 1, 1, Rule::Bool),
+    a(c"submit_type", 0, 0, Rule::Type),
+    a(c"complete_type", 0, 0, Rule::Type),
+    a(c"atomic_alignment", 0, 0, Rule::Ro),
+    a(c"atomic_max_len", 0, 0, Rule::Ro),
+    a(c"atomic_granularity", 0, 0, Rule::Ro),
+    a(c"atomic_max_with_boundary", 0, 0, Rule::Ro),
+    a(c"atomic_max_boundary", 0, 0, Rule::Ro),
+];
+
+/// Index of an attribute in [`ATTRIBS`], for the I/O path's lookups.
+#[derive(Clone, Copy)]
+pub(crate) enum At {
+    ModelAlias = 0,
+    WriteCache = 4,
+    IsNonrot = 17,
+    BlockSize = 21,
+    HwMaxSectors = 22,
+    OptimalSectors = 23,
+    HwQueueDepth = 24,
+    Caw = 9,
+}
+
+/// Parses a configfs write as LIO's `kstrtou32`/`kstrtobool` do: one trailing newline allowed.
+pub(crate) fn parse_u32(data: &[u8]) -> Result<u32> {
+    let s = core::str::from_utf8(strip_nl(data)).map_err(|_| EINVAL)?;
+    let (digits, radix) = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => (h, 16),
+        None => (s, 10),
+    };
+    if digits.is_empty() {
+        return Err(EINVAL);
+    }
+    u32::from_str_radix(digits, radix).map_err(|e| match e.kind() {
+        core::num::IntErrorKind::PosOverflow => ERANGE,
+        _ => EINVAL,
+    })
+}
+
+/// `kstrtobool`: 1/y/Y/t/T/on → true, 0/n/N/f/F/off → false.
+pub(crate) fn parse_bool(data: &[u8]) -> Result<bool> {
+    match strip_nl(data) {
+        [b'1' | b'y' | b'Y' | b't' | b'T', ..] => Ok(true),
+        [b'0' | b'n' | b'N' | b'f' | b'F', ..] => Ok(false),
+        [b'o' | b'O', b'n' | b'N', ..] => Ok(true),
+        [b'o' | b'O', b'f' | b'F', ..] => Ok(false),
+        _ => Err(EINVAL),
+    }
+}
+
+/// `data` without one trailing newline.
+pub(crate) fn strip_nl(data: &[u8]) -> &[u8] {
+    data.strip_suffix(b"\n").unwrap_or(data)
+}
+
+/// A fixed-capacity string for identity fields (vendor, product, serial...).
+#[derive(Clone, Copy)]
+pub(crate) struct Field<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Field<N> {
+    pub(crate) const fn new(s: &[u8]) -> Self {
+        let mut buf = [0u8; N];
+        let mut i = 0;
+        while i < s.len() && i < N {
+            buf[i] = s[i];
+            i += 1;
+        }
+        Field { buf, len: i }
+    }
+    pub(crate) fn get(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+    /// Sets the value; EOVERFLOW if longer than `max`.
+    pub(crate) fn set(&mut self, s: &[u8], max: usize) -> Result {
+        if s.len() > max.min(N) {
+            return Err(EOVERFLOW);
+        }
+        *self = Field::new(s);
+        Ok(())
+    }
+}
+
+/// The `wwn/` group: T10 identity.
+#[derive(Clone, Copy)]
+pub(crate) struct Wwn {
+    pub(crate) vendor: Field<8>,
+    pub(crate) product: Field<16>,
+    pub(crate) revision: Field<4>,
+    pub(crate) unit_serial: Field<254>,
+    pub(crate) company_id: u32,
+    pub(crate) pd_text_id_info: Field<256>,
+}
+
+/// Configuration written through `control`, `alias` and `udev_path`.
+pub(crate) struct Config {
+    pub(crate) rd_pages: u64,
+    pub(crate) nullio: bool,
+    pub(crate) dummy: bool,
+    pub(crate) alias: Option<Field<512>>,
+    pub(crate) udev_path: Option<Field<512>>,
+}
+
+/// Storage behind an enabled device.
+pub(crate) enum Storage {
+    /// RAM pages.
+    Ram(RamBuf),
+    /// `rd_nullio=1`: nothing is stored; reads return zeroes.
+    Null,
+}
+
+/// A backstore device.
+#[pin_data]
+pub struct Device {
+    /// The device's directory name (e.g. `r0`).
+    pub(crate) name: CString,
+    /// The HBA directory name (e.g. `rd_mcp_0`).
+    pub(crate) hba_name: CString,
+    /// Global device index (statistics `indx`).
+    pub(crate) index: u32,
+    /// HBA index (statistics `inst`).
+    pub(crate) hba_index: u32,
+    attrib: [Atomic<u32>; 42],
+    /// What `info` prints as Max Queue Depth: set only by writes to `queue_depth`, as in LIO.
+    info_queue_depth: Atomic<u32>,
+    export_count: Atomic<u32>,
+    #[pin]
+    pub(crate) wwn: SpinLock<Wwn>,
+    #[pin]
+    pub(crate) config: Mutex<Config>,
+    storage: SetOnce<Storage>,
+    /// Bytes of storage, fixed at enable.
+    bytes: Atomic<u64>,
+}
+
+impl Device {
+    /// A fresh, disabled rd_mcp device.
+    pub(crate) fn new(name: &CStr, hba_name: &CStr, hba_index: u32, index: u32) -> Result<Arc<Device>> {
+        Arc::pin_init(
+            try_pin_init!(Device {
+                name: name.to_cstring()?,
+                hba_name: hba_name.to_cstring()?,
+                index,
+                hba_index,
+                attrib: core::array::from_fn(|i| Atomic::new(ATTRIBS[i].pre)),
+                info_queue_depth: Atomic::new(0),
+                export_count: Atomic::new(0),
+                wwn <- kernel::new_spinlock!(Wwn {
+                    vendor: Field::new(b"LIO-ORG"),
+                    product: Field::new(b"RAMDISK-MCP"),
+                    revision: Field::new(b"4.0"),
+                    unit_serial: Field::new(b""),
+                    company_id: LIO_COMPANY_ID,
+                    pd_text_id_info: Field::new(b""),
+                }),
+                config <- kernel::new_mutex!(Config { rd_pages: 0, nullio: false, dummy: false, alias: None, udev_path: None }),
+                storage: SetOnce::new(),
+                bytes: Atomic::new(0),
+            }? Error),
+            GFP_KERNEL,
+        )
+    }
+
+    pub(crate) fn attr(&self, at: At) -> u32 {
+        self.attrib[at as usize].load(Relaxed)
+    }
+
+    /// Value of `attrib/` file number `i`.
+    pub(crate) fn attrib(&self, i: usize) -> u32 {
+        self.attrib[i].load(Relaxed)
+    }
+
+    /// Whether a LUN exports this device.
+    pub(crate) fn exported(&self) -> bool {
+        self.export_count.load(Relaxed) > 0
+    }
+
+    pub(crate) fn export_count(&self) -> u32 {
+        self.export_count.load(Relaxed)
+    }
+
+    pub(crate) fn info_queue_depth(&self) -> u32 {
+        self.info_queue_depth.load(Relaxed)
+    }
+
+    /// Called with the configfs symlink lock: counts a LUN exporting this device.
+    pub(crate) fn export(&self) {
+        self.export_count.fetch_add(1, Relaxed);
+    }
+
+    /// Undoes [`Device::export`].
+    pub(crate) fn unexport(&self) {
+        self.export_count.fetch_sub(1, Relaxed);
+    }
+
+    /// Whether `enable` succeeded.
+    pub(crate) fn enabled(&self) -> bool {
+        self.storage.as_ref().is_some()
+    }
+
+    pub(crate) fn storage(&self) -> Option<&Storage> {
+        self.storage.as_ref()
+    }
+
+    /// Capacity in blocks of the current block size.
+    pub(crate) fn blocks(&self) -> u64 {
+        self.bytes.load(Relaxed).checked_div(u64::from(self.attr(At::BlockSize))).unwrap_or(0)
+    }
+
+    /// `enable`: allocates the storage and sets the post-enable attribute values.
+    pub(crate) fn enable(&self) -> Result {
+        if self.enabled() {
+            return Err(EEXIST);
+        }
+        let cfg = self.config.lock();
+        if cfg.rd_pages == 0 {
+            pr_warn!("{}: rd_pages must be set before enable\n", self.name.to_str().unwrap_or("?"));
+            return Err(EINVAL);
+        }
+        let bytes = cfg.rd_pages.checked_mul(RD_PAGE_SIZE).ok_or(EINVAL)?;
+        let storage = if cfg.nullio {
+            Storage::Null
+        } else {
+            Storage::Ram(RamBuf::new(usize::try_from(bytes).map_err(|_| ENOMEM)?)?)
+        };
+        for (i, spec) in ATTRIBS.iter().enumerate() {
+            if spec.pre != spec.post {
+                self.attrib[i].store(spec.post, Relaxed);
+            }
+        }
+        self.bytes.store(bytes, Relaxed);
+        if !self.storage.populate(storage) {
+            return Err(EEXIST);
+        }
+        Ok(())
+    }
+
+    /// A write to `attrib/` file number `i`, checked by LIO's rules.
+    pub(crate) fn store_attrib(&self, i: usize, data: &[u8]) -> Result {
+        let spec = ATTRIBS.get(i).ok_or(EINVAL)?;
+        let cur = self.attrib(i);
+        let exported = self.exported();
+        let v = match spec.rule {
+            Rule::Ro => return Err(EACCES),
+            Rule::Bool => u32::from(parse_bool(data)?),
+            Rule::BoolIdle => {
+                let v = u32::from(parse_bool(data)?);
+                if exported {
+                    return Err(EINVAL);
+                }
+                v
+            }
+            Rule::U32 => parse_u32(data)?,
+            Rule::Fixed | Rule::FixedIdle => {
+                let v = parse_u32(data)?;
+                if spec.rule == Rule::FixedIdle && exported {
+                    return Err(EINVAL);
+                }
+                if v != cur {
+                    return Err(ENOSYS);
+                }
+                v
+            }
+            Rule::UaIntlck => {
+                let v = parse_u32(data)?;
+                if v > 2 || exported {
+                    return Err(EINVAL);
+                }
+                v
+            }
+            Rule::BlockSize => {
+                let v = parse_u32(data)?;
+                if exported || !matches!(v, 512 | 1024 | 2048 | 4096) {
+                    return Err(EINVAL);
+                }
+                v
+            }
+            Rule::QueueDepth => {
+                let v = parse_u32(data)?;
+                if exported || v == 0 || v > cur.max(self.attr(At::HwQueueDepth)) {
+                    return Err(EINVAL);
+                }
+                self.info_queue_depth.store(v, Relaxed);
+                v
+            }
+            Rule::OptimalSectors => {
+                let v = parse_u32(data)?;
+                if exported || v > self.attr(At::HwMaxSectors) {
+                    return Err(EINVAL);
+                }
+                v
+            }
+            Rule::Type => {
+                let v = parse_u32(data)?;
+                if v > 2 {
+                    return Err(EINVAL);
+                }
+                v
+            }
+            Rule::PiType => match parse_u32(data)? {
+                0 => 0,
+                1..=3 => return Err(ENOSYS),
+                _ => return Err(EINVAL),
+            },
+        };
+        self.attrib[i].store(v, Relaxed);
+        if i == At::ModelAlias as usize {
+            self.apply_model_alias(v != 0);
+        }
+        Ok(())
+    }
+
+    /// `emulate_model_alias`: the product id becomes the device's name (first 16 bytes).
+    fn apply_model_alias(&self, on: bool) {
+        let mut wwn = self.wwn.lock();
+        let name = self.name.to_bytes();
+        wwn.product = Field::new(if on { &name[..name.len().min(16)] } else { b"RAMDISK-MCP" });
+    }
+}
