@@ -3,8 +3,9 @@
 #   make          build the modules (bootstraps the kernel build on first use)
 #   make check    host tests + selftests in a VM; ends with "N passed, N failed"
 #   make demo     boot a VM, load rtarget, show it working
+#   make bench    fio in one VM: rtarget vs C LIO vs scsi_debug vs brd (ratios, bench.json)
 #   make clippy   build with CLIPPY=1, warnings as errors
-.PHONY: all modules check demo clippy bootstrap host-test clean
+.PHONY: all modules check demo bench clippy bootstrap host-test clean
 
 all: modules
 
@@ -25,6 +26,9 @@ check:
 
 demo:
 	scripts/demo
+
+bench:
+	scripts/bench
 
 clean:
 	rm -f *.ko *.o *.mod *.mod.c *.mod.o modules.order Module.symvers .*.cmd

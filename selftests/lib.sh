@@ -24,11 +24,58 @@ refuse() {
 tap_done() { [ "$_tap_fail" -eq 0 ]; exit $?; }
 
 loaded() { [ -d "/sys/module/$1" ]; }
+
+# The default test LUN: a ramdisk exported through loopback, the same for rtarget and LIO.
+SERIAL=6f9a2b3c-1d2e-4f50-8a9b-0c1d2e3f4a5b
+WWN=naa.5001405a1b2c3d4e
+NEXUS=naa.5001405f00000001
+TPG=$CFG/loopback/$WWN/tpgt_1
+
+# setup_lun [SIZE_MB]: plain configfs writes, as LIO documents them.
+setup_lun() {
+    local dev=$CFG/core/rd_mcp_1/r0
+    mkdir -p "$dev" &&
+    echo "rd_pages=$(( ${1:-64} * 256 ))" > "$dev/control" &&
+    echo 1 > "$dev/enable" &&
+    echo "$SERIAL" > "$dev/wwn/vpd_unit_serial" &&
+    mkdir -p "$TPG/lun/lun_0" &&
+    echo "$NEXUS" > "$TPG/nexus" &&
+    ln -s "$dev" "$TPG/lun/lun_0/link0"
+}
+
+# teardown_lun: remove every LUN, target, fabric and backstore, whoever made them.
+teardown_lun() {
+    local f
+    [ -d "$CFG" ] || return 0
+    for f in "$CFG"/*/*/tpgt_*/lun/lun_*/*; do [ -L "$f" ] && rm -f "$f"; done
+    for f in "$CFG"/*/*/tpgt_*/lun/lun_* "$CFG"/*/*/tpgt_* "$CFG"/*/naa.* "$CFG"/*/iqn.* "$CFG"/*/fc.* \
+             "$CFG"/core/*_*/* "$CFG"/core/*_* "$CFG"/loopback "$CFG"/iscsi; do
+        [ -d "$f" ] && rmdir "$f" 2>/dev/null
+    done
+    true
+}
+
+# lun_dev PROC_NAME block|scsi_generic: /dev node of target 1, LUN 0 on the host whose
+# proc_name is PROC_NAME (rtarget_loop or tcm_loopback); waits up to 20 s for sd to attach.
+lun_dev() {
+    local i h d
+    for i in $(seq 1 100); do
+        for h in /sys/class/scsi_host/host*; do
+            [ "$(cat "$h/proc_name" 2>/dev/null)" = "$1" ] || continue
+            for d in /sys/bus/scsi/devices/"${h##*host}":0:1:0/"$2"/*; do
+                [ -e "$d" ] && [ -e "/dev/${d##*/}" ] && { echo "/dev/${d##*/}"; return 0; }
+            done
+        done
+        sleep 0.2
+    done
+    return 1
+}
 # Unload everything of ours and LIO's, quietly, so each test starts clean.
 unload_all() {
     local d
     for d in "$CFG"/loopback; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
-    for m in rtarget_loop rtarget_core tcm_loop target_core_mod; do
+    teardown_lun
+    for m in rtarget_loop rtarget_core tcm_loop target_core_rd target_core_mod; do
         loaded "$m" && rmmod "$m" 2>/dev/null
     done
     true

@@ -12,7 +12,7 @@ check "core read the fabric's version through its vtable" \
     sh -c "dmesg | grep -q 'rtarget_core: fabric loopback registered: TCM Loopback Fabric module'"
 check "mkdir target/loopback binds the fabric" mkdir "$CFG/loopback"
 refuse "rmmod rtarget_loop is refused while target/loopback exists" rmmod rtarget_loop
-refuse "mkdir of an unregistered fabric fails" mkdir "$CFG/iscsi"
+refuse "mkdir of an unregistered fabric fails" mkdir "$CFG/vhost"
 check "rmdir target/loopback, then rmmod rtarget_loop" sh -c "rmdir $CFG/loopback && rmmod rtarget_loop"
 check "mkdir target/loopback autoloads rtarget_loop" sh -c "mkdir $CFG/loopback && test -d /sys/module/rtarget_loop"
 rmdir "$CFG/loopback"; rmmod rtarget_loop; rmmod rtarget_core

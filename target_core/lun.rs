@@ -100,8 +100,8 @@ pub struct Lun {
     pub port: Arc<Port>,
 }
 
-/// Largest response any emulated command builds (VPD 83h with two 256-byte names).
-const RESPONSE_MAX: usize = 640;
+/// Largest response any emulated command builds.
+const RESPONSE_MAX: usize = spc::VPD_MAX;
 
 impl Lun {
     /// The checks' view of the device.

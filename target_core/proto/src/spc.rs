@@ -136,6 +136,9 @@ pub fn naa_6h(company_id: u32, serial: &[u8]) -> [u8; 16] {
     b
 }
 
+/// Largest VPD page: 83h with a 253-byte serial and a 255-byte port name.
+pub const VPD_MAX: usize = 1024;
+
 /// VPD pages served, in order.
 pub const VPD_PAGES: [u8; 8] = [0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2, 0xb3];
 
@@ -198,17 +201,18 @@ fn vpd_83(id: &Identity<'_>, buf: &mut [u8]) -> usize {
         at = put(buf, at, &[0x01, 0x03, 0x00, 0x10]);
         at = put(buf, at, &naa_6h(id.company_id, id.unit_serial));
     }
-    // T10 vendor identification: vendor, then "<product>:<serial>".
+    // T10 vendor identification: vendor, then "<product>:<serial>", within one length byte.
     let product = trim(id.product);
-    let t10_len = 8 + if id.unit_serial.is_empty() { 0 } else { product.len() + 1 + id.unit_serial.len() } + 1;
+    let serial = &id.unit_serial[..id.unit_serial.len().min(255 - 10 - product.len())];
+    let t10_len = 8 + if serial.is_empty() { 0 } else { product.len() + 1 + serial.len() } + 1;
     at = put(buf, at, &[0x02, 0x01, 0x00, t10_len as u8]);
     let mut vendor = [b' '; 8];
     put_padded(&mut vendor, id.vendor);
     at = put(buf, at, &vendor);
-    if !id.unit_serial.is_empty() {
+    if !serial.is_empty() {
         at = put(buf, at, product);
         at = put(buf, at, b":");
-        at = put(buf, at, id.unit_serial);
+        at = put(buf, at, serial);
     }
     at = put(buf, at, &[0]);
     // Relative target port, target port group, logical unit group.
@@ -517,6 +521,23 @@ mod tests {
         let mut b = [0u8; 8];
         let s = vpd(0x99, &id(b""), &geo(), &mut b).unwrap_err();
         assert_eq!((s.asc, s.field.unwrap().byte), (0x24, 2));
+    }
+
+    #[test]
+    fn longest_identity_fits_and_lengths_stay_consistent() {
+        let serial = [b'a'; 253];
+        let wwn = [b'n'; 255];
+        let big = Identity { unit_serial: &serial, port_wwn: &wwn, ..id(b"") };
+        let mut b = [0u8; VPD_MAX];
+        let n = vpd(0x83, &big, &geo(), &mut b).unwrap();
+        assert!(n <= VPD_MAX);
+        assert_eq!(usize::from(u16::from_be_bytes([b[2], b[3]])) + 4, n);
+        // Walk the designators: each length must land exactly on the next header.
+        let mut at = 4;
+        while at < n {
+            at += 4 + usize::from(b[at + 3]);
+        }
+        assert_eq!(at, n);
     }
 
     #[test]
