@@ -75,7 +75,7 @@ unload_all() {
     local d
     for d in "$CFG"/loopback; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
     teardown_lun
-    for m in rtarget_loop rtarget_core tcm_loop target_core_rd target_core_mod; do
+    for m in rtarget_loop rtarget_core tcm_loop target_core_pscsi target_core_file target_core_iblock target_core_mod; do
         loaded "$m" && rmmod "$m" 2>/dev/null
     done
     true

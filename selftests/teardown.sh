@@ -7,7 +7,7 @@ tap_plan 15
 unload_all; dmesg_mark
 host_count() { grep -lx rtarget_loop /sys/class/scsi_host/host*/proc_name 2>/dev/null | wc -l; }
 
-setup() { modprobe rtarget_core && setup_lun 64; }
+setup() { modprobe rtarget_core && loaded rtarget_core && ! loaded target_core_mod && setup_lun 64; }
 check "modprobe rtarget_core; set up a LUN" setup
 sd=$(lun_dev rtarget_loop block)
 refuse "rmdir of the exported backstore is refused" rmdir "$CFG/core/rd_mcp_1/r0"
@@ -15,7 +15,8 @@ refuse "rmdir of a LUN that holds a link is refused" rmdir "$TPG/lun/lun_0"
 refuse "rmdir of the loopback fabric with a target in it is refused" rmdir "$CFG/loopback"
 refuse "dropping the nexus while a LUN is linked is refused" sh -c "echo NULL > $TPG/nexus"
 check "unlinking the LUN removes the disk" sh -c "rm $TPG/lun/lun_0/link0 && sleep 1 && ! test -e $sd"
-check "rmdir lun, tpgt and target removes the SCSI host" sh -c "rmdir $TPG/lun/lun_0 $TPG $CFG/loopback/$WWN && [ \$(host_count) = 0 ]"
+remove_target() { rmdir "$TPG/lun/lun_0" "$TPG" "$CFG/loopback/$WWN" && [ "$(host_count)" = 0 ]; }
+check "rmdir lun, tpgt and target removes the SCSI host" remove_target
 check "rmdir backstore and HBA" rmdir "$CFG/core/rd_mcp_1/r0" "$CFG/core/rd_mcp_1"
 
 check "set up the LUN again" setup_lun 64
