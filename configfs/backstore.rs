@@ -4,8 +4,8 @@
 //! (`action/ attrib/ pr/ wwn/ alua/default_tg_pt_gp/ statistics/`).
 
 use super::{plain, show_fmt, show_u32, Fixed, Tree, TARGET_CORE_VERSION};
-use crate::device::{parse_u32, strip_nl, At, Device, Field, Storage, ATTRIBS};
-use crate::rt::configfs::{emit, Dir, NewNode};
+use crate::device::{parse_u32, At, Device, Field, Storage, ATTRIBS};
+use crate::rt::configfs::{emit, emit_line as show_line, strip_nl, Dir, NewNode};
 use core::any::Any;
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -203,11 +203,6 @@ impl Dir for DevDir {
     fn as_any(&self) -> &dyn Any {
         self
     }
-}
-
-fn show_line(page: &mut [u8], s: &[u8]) -> usize {
-    let n = emit(page, s);
-    n + emit(&mut page[n..], b"\n")
 }
 
 /// `<dev>/attrib`.

@@ -6,10 +6,10 @@
 
 use super::backstore::DevDir;
 use super::{autoload, plain, show_u32, Fixed, Kinds, Tree};
-use crate::device::{parse_u32, strip_nl};
+use crate::device::parse_u32;
 use crate::fabric::{self, Fabric, FabricTpg, FabricWwn};
 use crate::lun::{Lun, Port};
-use crate::rt::configfs::{emit, Attr, Dir, Kind, NewNode, Node};
+use crate::rt::configfs::{emit, emit_line, strip_nl, Attr, Dir, Kind, NewNode, Node};
 use crate::rt::module_ref::ModuleRef;
 use core::any::Any;
 use kernel::prelude::*;
@@ -71,10 +71,7 @@ struct FabricDir {
 impl Dir for FabricDir {
     fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
         match attr {
-            b"version" => {
-                let n = emit(page, self.fabric.version().to_bytes());
-                Ok(n + emit(&mut page[n..], b"\n"))
-            }
+            b"version" => Ok(emit_line(page, self.fabric.version().to_bytes())),
             _ => Err(EINVAL),
         }
     }
@@ -315,10 +312,7 @@ impl Dir for LunStat {
             b"indx" | b"port_index" => show_u32(page, self.0.index as u32),
             b"role" => Ok(emit(page, b"Device\n")),
             b"proto_id" => show_u32(page, u32::from(self.0.port.proto as u8)),
-            b"name" | b"dev_name" => {
-                let n = emit(page, self.0.port.wwn.to_bytes());
-                Ok(n + emit(&mut page[n..], b"\n"))
-            }
+            b"name" | b"dev_name" => Ok(emit_line(page, self.0.port.wwn.to_bytes())),
             _ => show_u32(page, 0),
         }
     }
@@ -365,9 +359,7 @@ impl DiscoveryAuth {
 impl Dir for DiscoveryAuth {
     fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
         if let Some(i) = DiscoveryAuth::slot(attr) {
-            let creds = self.creds.lock();
-            let n = emit(page, creds[i].get());
-            return Ok(n + emit(&mut page[n..], b"\n"));
+            return Ok(emit_line(page, self.creds.lock()[i].get()));
         }
         match attr {
             b"authenticate_target" | b"enforce_discovery_auth" => show_u32(page, 0),

@@ -296,7 +296,7 @@ impl Dir for Root {
         if attr != b"dbroot" {
             return Err(EINVAL);
         }
-        let path = crate::device::strip_nl(data);
+        let path = crate::rt::configfs::strip_nl(data);
         if self.tree.devices.load(Relaxed) > 0 || path.len() >= 4096 {
             return Err(EINVAL);
         }

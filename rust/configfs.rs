@@ -491,3 +491,14 @@ pub fn emit(page: &mut [u8], s: &[u8]) -> usize {
     page[..n].copy_from_slice(&s[..n]);
     n
 }
+
+/// [`emit`] followed by a newline.
+pub fn emit_line(page: &mut [u8], s: &[u8]) -> usize {
+    let n = emit(page, s);
+    n + emit(&mut page[n..], b"\n")
+}
+
+/// A configfs write without its one trailing newline.
+pub fn strip_nl(data: &[u8]) -> &[u8] {
+    data.strip_suffix(b"\n").unwrap_or(data)
+}

@@ -8,6 +8,7 @@
 //! because INQUIRY runs in `queuecommand` context, which must not sleep.
 
 use crate::proto::spc::LIO_COMPANY_ID;
+use crate::rt::configfs::strip_nl;
 use crate::rt::rambuf::RamBuf;
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -155,10 +156,6 @@ pub(crate) fn parse_bool(data: &[u8]) -> Result<bool> {
     }
 }
 
-/// `data` without one trailing newline.
-pub(crate) fn strip_nl(data: &[u8]) -> &[u8] {
-    data.strip_suffix(b"\n").unwrap_or(data)
-}
 
 /// A fixed-capacity string for identity fields (vendor, product, serial...).
 #[derive(Clone, Copy)]

@@ -13,7 +13,7 @@ use rtarget_core::fabric::{self, Fabric, FabricTpg, FabricWwn};
 use rtarget_core::lun::{Lun, Outcome, Port};
 use rtarget_core::proto::sense::FIXED_SENSE_LEN;
 use rtarget_core::proto::spc::Proto;
-use rtarget_core::rt::configfs::Attr;
+use rtarget_core::rt::configfs::{emit_line, strip_nl, Attr};
 use rtarget_core::rt::scsi_host::{self, Command, Host, HostOps};
 
 module! {
@@ -177,17 +177,6 @@ impl LoopTpg {
         self.has_nexus.store(true, Relaxed);
         Ok(())
     }
-}
-
-fn strip_nl(d: &[u8]) -> &[u8] {
-    d.strip_suffix(b"\n").unwrap_or(d)
-}
-
-fn emit_line(page: &mut [u8], s: &[u8]) -> usize {
-    let n = s.len().min(page.len().saturating_sub(1));
-    page[..n].copy_from_slice(&s[..n]);
-    page[n] = b'\n';
-    n + 1
 }
 
 impl FabricTpg for LoopTpg {
