@@ -3,7 +3,7 @@
 # A ramdisk LUN through the loop fabric: real tools read it; malformed CDBs get exact sense.
 . "$(dirname "$0")/lib.sh"
 SGIO="$(dirname "$0")/sgio.py"
-tap_plan 21
+tap_plan 24
 unload_all; dmesg_mark
 
 check "modprobe rtarget_core" modprobe rtarget_core
@@ -21,6 +21,23 @@ check "sg_readcap -l: 131072 blocks of 512 bytes" sh -c "sg_readcap -l $sg | gre
     sg_readcap -l $sg | grep -q 'Logical block length=512 bytes'"
 check "sg_luns: LUN 0" sh -c "sg_luns $sg | grep -q '0000000000000000'"
 check "the block layer sees 64 MiB" test "$(blockdev --getsize64 "$sd")" = 67108864
+
+# Malformed CDBs through sg_raw, as sg3_utils decodes them.
+sgraw() { # DESC EXPECTED_LINES... -- SG_RAW_ARGS
+    local desc=$1 out want=(); shift
+    while [ "$1" != -- ]; do want+=("$1"); shift; done; shift
+    out=$(sg_raw "$@" 2>&1)
+    for w in "${want[@]}"; do
+        grep -qF "$w" <<< "$out" || { tap_not_ok "$desc"; echo "$out" | tap_diag; return; }
+    done
+    tap_ok "$desc"
+}
+sgraw "sg_raw: unknown opcode" "Sense key: Illegal Request" "Invalid command operation code" \
+    "Error in Command: byte 0" -- "$sg" ff 00 00 00 00 00
+sgraw "sg_raw: READ(10) past the end" "Sense key: Illegal Request" "Logical block address out of range" \
+    -- -r 512 "$sg" 28 00 00 02 00 00 00 00 01 00
+sgraw "sg_raw: READ(10) larger than its buffer" "Invalid field in cdb" "Error in Command: byte 7" \
+    -- -r 512 "$sg" 28 00 00 00 00 00 00 00 10 00
 
 # Malformed CDBs: exact fixed-format sense, with SPC-4 sense-key-specific field pointers.
 # fixed_sense KEY ASC ASCQ [SKS]: the 18 bytes as hex.
