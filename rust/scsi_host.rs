@@ -35,6 +35,10 @@ pub trait HostOps: Send + Sync + Sized + 'static {
     const MAX_SECTORS: u32;
     /// Scatter-gather entries per command (`sg_tablesize`).
     const SG_TABLESIZE: u16;
+    /// Target ids a user-triggered scan probes (`max_id`).
+    const MAX_TARGETS: u32;
+    /// LUNs a scan accepts (`max_lun`).
+    const MAX_LUNS: u64;
 
     /// A `scsi_device` for `(channel, id, lun)` is being created; return its data, or an
     /// error (ENXIO) if nothing is there.
@@ -295,8 +299,8 @@ impl<T: HostOps> Host<T> {
         unsafe {
             bindings::rt_shost_priv(shost.as_ptr()).cast::<*const T>().write(raw);
             let s = &mut *shost.as_ptr();
-            s.max_id = 65536;
-            s.max_lun = 65536;
+            s.max_id = T::MAX_TARGETS;
+            s.max_lun = T::MAX_LUNS;
             s.max_channel = 0;
             s.max_cmd_len = 32;
             s.nr_hw_queues = bindings::rt_num_possible_cpus();

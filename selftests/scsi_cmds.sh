@@ -3,7 +3,7 @@
 # A ramdisk LUN through the loop fabric: real tools read it; malformed CDBs get exact sense.
 . "$(dirname "$0")/lib.sh"
 SGIO="$(dirname "$0")/sgio.py"
-tap_plan 24
+tap_plan 25
 unload_all; dmesg_mark
 
 check "modprobe rtarget_core" modprobe rtarget_core
@@ -21,6 +21,12 @@ check "sg_readcap -l: 131072 blocks of 512 bytes" sh -c "sg_readcap -l $sg | gre
     sg_readcap -l $sg | grep -q 'Logical block length=512 bytes'"
 check "sg_luns: LUN 0" sh -c "sg_luns $sg | grep -q '0000000000000000'"
 check "the block layer sees 64 MiB" test "$(blockdev --getsize64 "$sd")" = 67108864
+rescan() {
+    local h
+    h=$(grep -lx rtarget_loop /sys/class/scsi_host/host*/proc_name) || return 1
+    echo "- - -" > "${h%/proc_name}/scan" && [ "$(lsscsi | grep -c LIO-ORG)" = 1 ]
+}
+check "a user-triggered rescan returns and finds the same single disk" timeout 120 bash -c "$(declare -f rescan); rescan"
 
 # Malformed CDBs through sg_raw, as sg3_utils decodes them.
 sgraw() { # DESC EXPECTED_LINES... -- SG_RAW_ARGS

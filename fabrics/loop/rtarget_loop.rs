@@ -259,6 +259,8 @@ impl HostOps for LoopHost {
     const CAN_QUEUE: i32 = 1024;
     const MAX_SECTORS: u32 = 0xffff;
     const SG_TABLESIZE: u16 = 256;
+    const MAX_TARGETS: u32 = MAX_TPGS as u32;
+    const MAX_LUNS: u64 = 65536;
 
     fn sdev_init(&self, channel: u32, id: u32, lun: u64) -> Result<Arc<LoopLun>> {
         if channel != 0 {
