@@ -113,16 +113,7 @@ impl Dir for WwnDir {
         let tag: u16 = tag.parse().map_err(|_| EINVAL)?;
         let port = Port::new(self.wwn.proto(), self.wwn.port_name(), tag)?;
         let tpg = self.wwn.make_tpg(tag, port.clone())?;
-        let k: &Kinds = &self.tree.kinds;
-        let luns = LunGroup { tree: self.tree.clone(), port: port.clone(), tpg: tpg.clone() };
-        let dir = TpgDir { tpg: tpg.clone(), tag };
-        let mut node = NewNode::new(name, &self.kinds.tpg, Arc::new(dir, GFP_KERNEL)?)?
-            .with_default(c"lun", &k.empty, Arc::new(luns, GFP_KERNEL)?)?
-            .with_default(c"attrib", &self.kinds.tpg_attrib, Arc::new(TpgAttrib(tpg), GFP_KERNEL)?)?;
-        for n in [c"np", c"acls", c"auth", c"param"] {
-            node.add_default(plain(n, &k.empty)?);
-        }
-        Ok(node)
+        self.tpg_node(name, tag, port, tpg.clone()).inspect_err(|_| self.wwn.drop_tpg(tag))
     }
 
     fn drop_dir(&self, child: &Node) {
@@ -133,6 +124,22 @@ impl Dir for WwnDir {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+impl WwnDir {
+    /// The `tpgt_<N>` directory and its default groups.
+    fn tpg_node(&self, name: &CStr, tag: u16, port: Arc<Port>, tpg: Arc<dyn FabricTpg>) -> Result<NewNode> {
+        let k: &Kinds = &self.tree.kinds;
+        let luns = LunGroup { tree: self.tree.clone(), port: port.clone(), tpg: tpg.clone() };
+        let dir = TpgDir { tpg: tpg.clone(), tag };
+        let mut node = NewNode::new(name, &self.kinds.tpg, Arc::new(dir, GFP_KERNEL)?)?
+            .with_default(c"lun", &k.empty, Arc::new(luns, GFP_KERNEL)?)?
+            .with_default(c"attrib", &self.kinds.tpg_attrib, Arc::new(TpgAttrib(tpg), GFP_KERNEL)?)?;
+        for n in [c"np", c"acls", c"auth", c"param"] {
+            node.add_default(plain(n, &k.empty)?);
+        }
+        Ok(node)
     }
 }
 
@@ -275,11 +282,9 @@ impl Dir for LunDir {
             return Err(EEXIST);
         }
         let lun = Arc::new(Lun { index: self.index, device: dev.clone(), port: self.port.clone() }, GFP_KERNEL)?;
+        // `lun_0` and `lun_00` name the same LUN: only one of them may be linked.
+        self.port.add(lun.clone())?;
         dev.export();
-        if let Err(e) = self.port.add(lun.clone()) {
-            dev.unexport();
-            return Err(e);
-        }
         *linked = Some(lun.clone());
         drop(linked);
         self.tpg.lun_linked(&lun);
@@ -288,9 +293,10 @@ impl Dir for LunDir {
 
     fn drop_link(&self, _target: &Node) {
         let Some(lun) = self.linked.lock().take() else { return };
-        // The fabric removes its view of the LUN first, waiting for commands in flight.
+        // Out of the port first, so a concurrent scan cannot find it again; then the fabric
+        // removes its view, waiting for commands in flight.
+        self.port.remove(&lun);
         self.tpg.lun_unlinking(&lun);
-        self.port.remove(self.index);
         lun.device.unexport();
     }
 

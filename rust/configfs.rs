@@ -23,6 +23,9 @@ use kernel::types::Opaque;
 /// Most attributes one [`Kind`] may have (LIO's largest, `attrib/`, has 43).
 pub const MAX_ATTRS: usize = 64;
 
+/// configfs refuses a `show` of 4096 bytes or more, whatever the page size.
+const SHOW_MAX: usize = 4095;
+
 /// One attribute file: its name and its mode.
 #[derive(Clone, Copy)]
 pub struct Attr {
@@ -182,7 +185,13 @@ impl NewNode {
                 kind.item_type.get(),
             )
         };
-        Ok(NewNode(node))
+        let node = NewNode(node);
+        // SAFETY: the group was just initialised; a long name is copied to the heap, which
+        // can fail and leave no name.
+        if unsafe { (*Node::group_ptr(node.0.as_ptr())).cg_item.ci_name.is_null() } {
+            return Err(ENOMEM);
+        }
+        Ok(node)
     }
 
     /// Adds `child` as a default group: created and removed together with this directory.
@@ -230,6 +239,16 @@ impl Node {
     ///
     /// `item` must be a live config item, valid for `'a`.
     unsafe fn from_item<'a>(item: *mut bindings::config_item) -> Option<&'a Node> {
+        // SAFETY: by the function's requirements, and a `Node` is live while its item is.
+        unsafe { Node::ptr_from_item(item).map(|n| &*n) }
+    }
+
+    /// The node that embeds `item`, as a raw pointer (for `release`, which frees it).
+    ///
+    /// # Safety
+    ///
+    /// `item` must be a live config item.
+    unsafe fn ptr_from_item(item: *mut bindings::config_item) -> Option<*mut Node> {
         // SAFETY: by the function's requirements `item` is live.
         let ty = unsafe { (*item).ci_type };
         // SAFETY: a live item's type, if any, outlives it.
@@ -240,7 +259,7 @@ impl Node {
         unsafe {
             let group = kernel::container_of!(item, bindings::config_group, cg_item);
             let sub = kernel::container_of!(group, bindings::configfs_subsystem, su_group);
-            Some(&*kernel::container_of!(sub.cast::<Opaque<bindings::configfs_subsystem>>(), Node, sub))
+            Some(kernel::container_of!(sub.cast::<Opaque<bindings::configfs_subsystem>>(), Node, sub))
         }
     }
 
@@ -259,11 +278,6 @@ impl Node {
         unsafe { CStr::from_char_ptr((*self.kind.attrs[i].get()).ca_name).to_bytes() }
     }
 
-    /// The directory's name.
-    pub fn name(&self) -> &CStr {
-        // SAFETY: an initialised item always has a NUL-terminated name that lives with it.
-        unsafe { CStr::from_char_ptr((*Node::group_ptr(ptr::from_ref(self).cast_mut())).cg_item.ci_name) }
-    }
 }
 
 /// A registered configfs subsystem (a directory under `/sys/kernel/config`).
@@ -299,6 +313,8 @@ impl Subsystem {
         // SAFETY: the group is initialised and the mutex too; configfs takes over.
         let ret = unsafe { bindings::configfs_register_subsystem(sub) };
         if let Err(e) = to_result(ret) {
+            // SAFETY: the mutex was initialised above and the subsystem is not registered.
+            unsafe { bindings::mutex_destroy(&raw mut (*sub).su_mutex) };
             drop(NewNode(node));
             return Err(e);
         }
@@ -342,9 +358,9 @@ unsafe extern "C" fn show<const I: usize>(item: *mut bindings::config_item, page
     // SAFETY: configfs passes a live item and a zeroed buffer of PAGE_SIZE bytes.
     unsafe {
         with_node(item, EINVAL.to_errno() as isize, |n| {
-            let page = core::slice::from_raw_parts_mut(page, PAGE_SIZE);
+            let page = core::slice::from_raw_parts_mut(page, PAGE_SIZE.min(SHOW_MAX));
             match n.dir.show(n.attr_name(I), page) {
-                Ok(len) => len.min(PAGE_SIZE) as isize,
+                Ok(len) => len.min(SHOW_MAX) as isize,
                 Err(e) => e.to_errno() as isize,
             }
         })
@@ -393,8 +409,7 @@ static STORE: [StoreFn; MAX_ATTRS] = trampolines!(store, StoreFn,
 unsafe extern "C" fn release(item: *mut bindings::config_item) {
     // SAFETY: configfs releases each item once, when its last reference goes.
     unsafe {
-        if let Some(n) = Node::from_item(item) {
-            let node = ptr::from_ref(n).cast_mut();
+        if let Some(node) = Node::ptr_from_item(item) {
             bindings::configfs_remove_default_groups(Node::group_ptr(node));
             drop(KBox::from_raw(node));
         }

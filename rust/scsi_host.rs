@@ -29,6 +29,8 @@ pub trait HostOps: Send + Sync + Sized + 'static {
     type Lun: Send + Sync;
     /// `scsi_host_template.name` and `proc_name`.
     const NAME: &'static CStr;
+    /// The module implementing the driver: open disks pin it (`scsi_host_template.module`).
+    const MODULE: &'static ThisModule;
     /// Commands in flight per hardware queue (`can_queue`).
     const CAN_QUEUE: i32;
     /// Largest command, in 512-byte sectors (`max_sectors`).
@@ -193,6 +195,7 @@ struct Template<T>(PhantomData<T>);
 
 impl<T: HostOps> Template<T> {
     const TEMPLATE: bindings::scsi_host_template = bindings::scsi_host_template {
+        module: T::MODULE.as_ptr(),
         name: kernel::str::as_char_ptr_in_const_context(T::NAME),
         proc_name: kernel::str::as_char_ptr_in_const_context(T::NAME),
         queuecommand: Some(queuecommand::<T>),
@@ -249,10 +252,9 @@ unsafe extern "C" fn queuecommand<T: HostOps>(
 unsafe extern "C" fn sdev_init<T: HostOps>(sdev: *mut bindings::scsi_device) -> i32 {
     // SAFETY: the midlayer passes a device being created on a host of ours.
     unsafe {
-        let d = &mut *sdev;
-        match ops::<T>(d.host).sdev_init(d.channel, d.id, d.lun) {
+        match ops::<T>((*sdev).host).sdev_init((*sdev).channel, (*sdev).id, (*sdev).lun) {
             Ok(lun) => {
-                d.hostdata = Arc::into_raw(lun).cast_mut().cast();
+                (*sdev).hostdata = Arc::into_raw(lun).cast_mut().cast();
                 0
             }
             Err(e) => e.to_errno(),
@@ -268,10 +270,10 @@ unsafe extern "C" fn sdev_init<T: HostOps>(sdev: *mut bindings::scsi_device) -> 
 unsafe extern "C" fn sdev_destroy<T: HostOps>(sdev: *mut bindings::scsi_device) {
     // SAFETY: hostdata is null or the pointer `sdev_init::<T>` stored; no commands remain.
     unsafe {
-        let d = &mut *sdev;
-        if !d.hostdata.is_null() {
-            drop(Arc::from_raw(d.hostdata.cast::<T::Lun>()));
-            d.hostdata = core::ptr::null_mut();
+        let data = (*sdev).hostdata;
+        if !data.is_null() {
+            (*sdev).hostdata = core::ptr::null_mut();
+            drop(Arc::from_raw(data.cast::<T::Lun>()));
         }
     }
 }

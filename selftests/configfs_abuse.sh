@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 OP="python3 $(dirname "$0")/cfsop.py"
 DEV=$CFG/core/rd_mcp_1/r0
-tap_plan 27
+tap_plan 28
 unload_all; dmesg_mark
 is() { # ERRNO OP ARGS...: the operation answers ERRNO (or OK)
     local want=$1 got; shift
@@ -35,6 +35,7 @@ check "nexus read before set: ENODEV" is ENODEV read "$TPG/nexus"
 check "second nexus: EEXIST" sh -c "[ \$($OP write $TPG/nexus $NEXUS) = OK ] && [ \$($OP write $TPG/nexus $NEXUS) = EEXIST ]"
 check "symlink a LUN to a non-device: EPERM" sh -c "mkdir $TPG/lun/lun_0 && [ \$($OP symlink $TPG $TPG/lun/lun_0/x) = EPERM ]"
 check "second link in one LUN: EEXIST" sh -c "[ \$($OP symlink $DEV $TPG/lun/lun_0/a) = OK ] && [ \$($OP symlink $DEV $TPG/lun/lun_0/b) = EEXIST ]"
+check "lun_00 is LUN 0 too: linking it as well is EEXIST" sh -c "mkdir $TPG/lun/lun_00 && [ \$($OP symlink $DEV $TPG/lun/lun_00/c) = EEXIST ] && rmdir $TPG/lun/lun_00"
 check "block_size change while exported: EINVAL" is EINVAL write "$DEV/attrib/block_size" 4096
 
 # Garbage into every writable file (dbroot excepted: it may legally change), in one process.

@@ -3,7 +3,7 @@
 # Teardown: idle deletion in order is clean; removals that would orphan a LUN are refused;
 # unlinking a LUN under fio load waits for the I/O to drain, and nothing hangs or oopses.
 . "$(dirname "$0")/lib.sh"
-tap_plan 15
+tap_plan 18
 unload_all; dmesg_mark
 host_count() { grep -lx rtarget_loop /sys/class/scsi_host/host*/proc_name 2>/dev/null | wc -l; }
 
@@ -29,6 +29,13 @@ refuse "under load: rmdir of the backstore is refused at once" timeout 10 rmdir 
 check "under load: unlinking the LUN drains the I/O and returns" timeout 60 rm "$TPG/lun/lun_0/link0"
 check "fio ends (with I/O errors) instead of hanging" timeout 60 sh -c "while kill -0 $fio_pid 2>/dev/null; do sleep 0.5; done"
 check "full teardown after the load" sh -c "rmdir $TPG/lun/lun_0 $TPG $CFG/loopback/$WWN $CFG/core/rd_mcp_1/r0 $CFG/core/rd_mcp_1"
-check "unload in order" sh -c "rmdir $CFG/loopback; rmmod rtarget_loop && rmmod rtarget_core"
+# A disk held open across teardown pins the fabric module until it is closed.
+check "set up a LUN and hold its disk open" setup_lun 64
+sd=$(lun_dev rtarget_loop block)
+exec 3< "$sd"
+check "full teardown while the disk is open" sh -c "rm $TPG/lun/lun_0/link0 && rmdir $TPG/lun/lun_0 $TPG $CFG/loopback/$WWN $CFG/core/rd_mcp_1/r0 $CFG/core/rd_mcp_1 $CFG/loopback"
+refuse "rmmod rtarget_loop is refused while the removed disk is still open" rmmod rtarget_loop
+exec 3<&-
+check "unload in order once it is closed" sh -c "rmmod rtarget_loop && rmmod rtarget_core"
 check "no oops or warning in dmesg" dmesg_clean
 tap_done

@@ -77,14 +77,19 @@ impl Port {
         self.luns.lock().len()
     }
 
+    /// Adds a linked LUN; EEXIST if its index is taken.
     pub(crate) fn add(&self, lun: Arc<Lun>) -> Result {
-        self.luns.lock().push(lun, GFP_ATOMIC)?;
+        let mut luns = self.luns.lock();
+        if luns.iter().any(|l| l.index == lun.index) {
+            return Err(EEXIST);
+        }
+        luns.push(lun, GFP_ATOMIC)?;
         Ok(())
     }
 
-    pub(crate) fn remove(&self, index: u64) {
+    pub(crate) fn remove(&self, lun: &Arc<Lun>) {
         let mut luns = self.luns.lock();
-        if let Some(i) = luns.iter().position(|l| l.index == index) {
+        if let Some(i) = luns.iter().position(|l| Arc::ptr_eq(l, lun)) {
             let _ = luns.remove(i);
         }
     }
@@ -134,13 +139,15 @@ impl Lun {
     #[inline]
     pub fn execute<D: CmdData>(&self, cmd: &mut D) -> Outcome {
         let data_len = cmd.data_len();
-        let action = match command::parse(cmd.cdb(), &self.limits(), data_len) {
+        // One snapshot of the device per command: the checks and the transfer agree.
+        let limits = self.limits();
+        let action = match command::parse(cmd.cdb(), &limits, data_len) {
             Ok(a) => a,
             Err(s) => return Outcome::Check(s),
         };
         match action {
-            Action::Read { lba, blocks } => self.rw(cmd, lba, blocks, true),
-            Action::Write { lba, blocks } => self.rw(cmd, lba, blocks, false),
+            Action::Read { lba, blocks } => self.rw(cmd, &limits, lba, blocks, true),
+            Action::Write { lba, blocks } => self.rw(cmd, &limits, lba, blocks, false),
             Action::Good => Outcome::Good { resid: 0 },
             Action::RequestSense { alloc } => {
                 // LIO returns a zero-filled 96-byte sense buffer holding NO SENSE.
@@ -152,10 +159,10 @@ impl Lun {
         }
     }
 
-    fn rw<D: CmdData>(&self, cmd: &mut D, lba: u64, blocks: u32, read: bool) -> Outcome {
-        let bs = u64::from(self.device.attr(At::BlockSize));
+    fn rw<D: CmdData>(&self, cmd: &mut D, limits: &Limits, lba: u64, blocks: u32, read: bool) -> Outcome {
+        let bs = u64::from(limits.block_size);
         let len = u64::from(blocks) * bs;
-        let resid = u64::from(cmd.data_len()) - len;
+        let resid = u64::from(cmd.data_len()).saturating_sub(len);
         match self.device.storage() {
             Some(Storage::Ram(ram)) => {
                 if cmd.ram_io(ram, 0, (lba * bs) as usize, len as usize, read).is_err() {

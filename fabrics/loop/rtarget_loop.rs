@@ -113,8 +113,7 @@ impl FabricWwn for LoopWwn {
                 port,
                 host: self.host.clone(),
                 nexus <- kernel::new_mutex!(None),
-                has_nexus: Atomic::new(false),
-                offline: Atomic::new(false),
+                state: Arc::new(TpgState { has_nexus: Atomic::new(false), offline: Atomic::new(false) }, GFP_KERNEL)?,
             }? Error),
             GFP_KERNEL,
         )?;
@@ -142,6 +141,12 @@ struct LoopTpg {
     host: Arc<Host<LoopHost>>,
     #[pin]
     nexus: Mutex<Option<CString>>,
+    state: Arc<TpgState>,
+}
+
+/// What the I/O path checks of its TPG. Disks hold this, not the TPG, so a disk never keeps
+/// the SCSI host alive.
+struct TpgState {
     has_nexus: Atomic<bool>,
     offline: Atomic<bool>,
 }
@@ -156,7 +161,7 @@ impl LoopTpg {
             if self.port.lun_count() > 0 {
                 return Err(EPERM);
             }
-            self.has_nexus.store(false, Relaxed);
+            self.state.has_nexus.store(false, Relaxed);
             *nexus = None;
             return Ok(());
         }
@@ -174,7 +179,7 @@ impl LoopTpg {
             return Err(EEXIST);
         }
         *nexus = Some(CString::try_from_fmt(fmt!("{}", core::str::from_utf8(name).map_err(|_| EINVAL)?))?);
-        self.has_nexus.store(true, Relaxed);
+        self.state.has_nexus.store(true, Relaxed);
         Ok(())
     }
 }
@@ -187,7 +192,7 @@ impl FabricTpg for LoopTpg {
                 None => Err(ENODEV),
             },
             b"transport_status" => {
-                Ok(emit_line(page, if self.offline.load(Relaxed) { b"offline" } else { b"online" }))
+                Ok(emit_line(page, if self.state.offline.load(Relaxed) { b"offline" } else { b"online" }))
             }
             b"address" => {
                 let s = CString::try_from_fmt(fmt!("{}:0:{}", self.host.host_no(), self.tag))?;
@@ -202,11 +207,11 @@ impl FabricTpg for LoopTpg {
         match attr {
             b"nexus" => self.set_nexus(v),
             b"transport_status" if v.starts_with(b"online") => {
-                self.offline.store(false, Relaxed);
+                self.state.offline.store(false, Relaxed);
                 Ok(())
             }
             b"transport_status" if v.starts_with(b"offline") => {
-                self.offline.store(true, Relaxed);
+                self.state.offline.store(true, Relaxed);
                 Ok(())
             }
             _ => Err(EINVAL),
@@ -250,13 +255,15 @@ struct LoopHost {
 /// What a `scsi_device` of ours points at.
 struct LoopLun {
     lun: Arc<Lun>,
-    tpg: Arc<LoopTpg>,
+    tpg: Arc<TpgState>,
 }
 
 impl HostOps for LoopHost {
     type Lun = LoopLun;
     const NAME: &'static CStr = c"rtarget_loop";
-    const CAN_QUEUE: i32 = 1024;
+    const MODULE: &'static ThisModule = kernel::module::this_module::<crate::LocalModule>();
+    // Per hardware queue (one per CPU): far above what a CPU keeps in flight here.
+    const CAN_QUEUE: i32 = 256;
     const MAX_SECTORS: u32 = 0xffff;
     const SG_TABLESIZE: u16 = 256;
     const MAX_TARGETS: u32 = MAX_TPGS as u32;
@@ -268,7 +275,7 @@ impl HostOps for LoopHost {
         }
         let tpg = self.tpgs.lock().get(id as usize).and_then(|t| t.clone()).ok_or(ENXIO)?;
         let lun = tpg.port.lun(lun).ok_or(ENXIO)?;
-        Ok(Arc::new(LoopLun { lun, tpg }, GFP_KERNEL)?)
+        Ok(Arc::new(LoopLun { lun, tpg: tpg.state.clone() }, GFP_KERNEL)?)
     }
 
     fn queue_command(&self, l: &LoopLun, mut cmd: Command<'_>) {
