@@ -5,7 +5,8 @@
 #   make demo     boot a VM, load rtarget, show it working
 #   make bench    fio in one VM: rtarget vs C LIO vs scsi_debug vs brd (ratios, bench.json)
 #   make clippy   build with CLIPPY=1, warnings as errors
-.PHONY: all modules check demo bench clippy bootstrap host-test clean
+#   make fmt      rustfmt with the kernel's settings
+.PHONY: all modules check demo bench clippy fmt bootstrap host-test clean
 
 all: modules
 
@@ -14,6 +15,9 @@ bootstrap:
 
 modules:
 	scripts/build
+
+fmt:
+	scripts/fmt
 
 clippy:
 	scripts/build CLIPPY=1 KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror

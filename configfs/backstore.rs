@@ -21,7 +21,10 @@ pub(super) fn make_hba(tree: &Arc<Tree>, name: &CStr) -> Result<NewNode> {
     let (plugin, id) = s.rsplit_once('_').ok_or(EINVAL)?;
     parse_u32(id.as_bytes())?;
     if plugin != "rd_mcp" {
-        pr_warn!("backstore plugin '{}' is not supported (only rd_mcp so far)\n", plugin);
+        pr_warn!(
+            "backstore plugin '{}' is not supported (only rd_mcp so far)\n",
+            plugin
+        );
         return Err(EINVAL);
     }
     let hba = Hba {
@@ -44,7 +47,10 @@ impl Dir for Hba {
         match attr {
             b"hba_info" => show_fmt(
                 page,
-                format_args!("HBA Index: {} plugin: rd_mcp version: {}\n", self.index, TARGET_CORE_VERSION),
+                format_args!(
+                    "HBA Index: {} plugin: rd_mcp version: {}\n",
+                    self.index, TARGET_CORE_VERSION
+                ),
             ),
             b"hba_mode" => show_u32(page, 0),
             _ => Err(EINVAL),
@@ -61,19 +67,40 @@ impl Dir for Hba {
         let hba_name = CString::try_from_fmt(format_args!("rd_mcp_{}", self.index))?;
         let index = self.tree.next_dev_index.fetch_add(1, Relaxed);
         let dev = Device::new(name, &hba_name, self.index, index)?;
-        let dir = DevDir { dev: dev.clone(), rd_id: self.next_rd_id.fetch_add(1, Relaxed) };
+        let dir = DevDir {
+            dev: dev.clone(),
+            rd_id: self.next_rd_id.fetch_add(1, Relaxed),
+        };
         let mut stats = plain(c"statistics", &k.empty)?;
         for (n, kind, which) in [
             (c"scsi_dev", &k.stat_scsi_dev, Stat::Dev),
             (c"scsi_tgt_dev", &k.stat_tgt_dev, Stat::TgtDev),
             (c"scsi_lu", &k.stat_lu, Stat::Lu),
         ] {
-            stats.add_default(NewNode::new(n, kind, Arc::new(DevStat { dev: dev.clone(), which }, GFP_KERNEL)?)?);
+            stats.add_default(NewNode::new(
+                n,
+                kind,
+                Arc::new(
+                    DevStat {
+                        dev: dev.clone(),
+                        which,
+                    },
+                    GFP_KERNEL,
+                )?,
+            )?);
         }
-        let alua = plain(c"alua", &k.empty)?.with_default(c"default_tg_pt_gp", &k.tg_pt_gp, Arc::new(TgPtGp, GFP_KERNEL)?)?;
+        let alua = plain(c"alua", &k.empty)?.with_default(
+            c"default_tg_pt_gp",
+            &k.tg_pt_gp,
+            Arc::new(TgPtGp, GFP_KERNEL)?,
+        )?;
         let mut node = NewNode::new(name, &k.dev, Arc::new(dir, GFP_KERNEL)?)?
             .with_default(c"action", &k.empty, Arc::new(super::Plain, GFP_KERNEL)?)?
-            .with_default(c"attrib", &k.attrib, Arc::new(AttribDir { dev: dev.clone() }, GFP_KERNEL)?)?
+            .with_default(
+                c"attrib",
+                &k.attrib,
+                Arc::new(AttribDir { dev: dev.clone() }, GFP_KERNEL)?,
+            )?
             .with_default(c"pr", &k.pr, Arc::new(Fixed(PR_FILES), GFP_KERNEL)?)?
             .with_default(c"wwn", &k.wwn, Arc::new(WwnDir { dev }, GFP_KERNEL)?)?;
         node.add_default(alua);
@@ -102,7 +129,10 @@ pub(crate) struct DevDir {
 fn parse_control(dev: &Device, data: &[u8]) -> Result {
     let mut pages = None;
     let (mut nullio, mut dummy) = (None, None);
-    for tok in data.split(|&c| c == b',' || c == b'\n').filter(|t| !t.is_empty()) {
+    for tok in data
+        .split(|&c| c == b',' || c == b'\n')
+        .filter(|t| !t.is_empty())
+    {
         let eq = tok.iter().position(|&c| c == b'=').ok_or(EINVAL)?;
         let v = parse_u32(&tok[eq + 1..])?;
         match &tok[..eq] {
@@ -110,7 +140,10 @@ fn parse_control(dev: &Device, data: &[u8]) -> Result {
             b"rd_nullio" => nullio = Some(v == 1),
             b"rd_dummy" => dummy = Some(v == 1),
             key => {
-                pr_warn!("control: unknown parameter '{}'\n", core::str::from_utf8(key).unwrap_or("?"));
+                pr_warn!(
+                    "control: unknown parameter '{}'\n",
+                    core::str::from_utf8(key).unwrap_or("?")
+                );
                 return Err(EINVAL);
             }
         }
@@ -157,10 +190,21 @@ impl Dir for DevDir {
                     ),
                 )
             }
-            b"alias" => Ok(d.config.lock().alias.map_or(0, |a| show_line(page, a.get()))),
-            b"udev_path" => Ok(d.config.lock().udev_path.map_or(0, |a| show_line(page, a.get()))),
+            b"alias" => Ok(d
+                .config
+                .lock()
+                .alias
+                .map_or(0, |a| show_line(page, a.get()))),
+            b"udev_path" => Ok(d
+                .config
+                .lock()
+                .udev_path
+                .map_or(0, |a| show_line(page, a.get()))),
             b"enable" => show_u32(page, u32::from(d.enabled())),
-            b"alua_lu_gp" if d.enabled() => Ok(emit(page, b"LU Group Alias: default_lu_gp\nLU Group ID: 0\n")),
+            b"alua_lu_gp" if d.enabled() => Ok(emit(
+                page,
+                b"LU Group Alias: default_lu_gp\nLU Group ID: 0\n",
+            )),
             b"alua_lu_gp" | b"lba_map" => Ok(0),
             _ => Err(EINVAL),
         }
@@ -211,14 +255,24 @@ struct AttribDir {
 }
 
 fn attrib_index(attr: &[u8]) -> Result<usize> {
-    ATTRIBS.iter().position(|a| a.name.to_bytes() == attr).ok_or(EINVAL)
+    ATTRIBS
+        .iter()
+        .position(|a| a.name.to_bytes() == attr)
+        .ok_or(EINVAL)
 }
 
 impl Dir for AttribDir {
     fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
         let i = attrib_index(attr)?;
         // pi_prot_format always reads 0 in LIO.
-        show_u32(page, if attr == b"pi_prot_format" { 0 } else { self.dev.attrib(i) })
+        show_u32(
+            page,
+            if attr == b"pi_prot_format" {
+                0
+            } else {
+                self.dev.attrib(i)
+            },
+        )
     }
     fn store(&self, attr: &[u8], data: &[u8]) -> Result {
         self.dev.store_attrib(attrib_index(attr)?, data)
@@ -239,7 +293,10 @@ static PR_FILES: &[(&str, &str)] = &[
     ("res_pr_type", "No SPC-3 Reservation holder\n"),
     ("res_type", "SPC3_PERSISTENT_RESERVATIONS\n"),
     ("res_aptpl_active", "APTPL Bit Status: Disabled\n"),
-    ("res_aptpl_metadata", "Ready to process PR APTPL metadata..\n"),
+    (
+        "res_aptpl_metadata",
+        "Ready to process PR APTPL metadata..\n",
+    ),
 ];
 
 /// `<dev>/wwn`.
@@ -268,7 +325,9 @@ impl Dir for WwnDir {
                 n + show_line(&mut page[n..], w.unit_serial.get())
             }
             b"pd_text_id_info" => show_line(page, w.pd_text_id_info.get()),
-            b"vpd_protocol_identifier" | b"vpd_assoc_logical_unit" | b"vpd_assoc_target_port"
+            b"vpd_protocol_identifier"
+            | b"vpd_assoc_logical_unit"
+            | b"vpd_assoc_target_port"
             | b"vpd_assoc_scsi_target_device" => 0,
             _ => return Err(EINVAL),
         })
@@ -333,7 +392,10 @@ impl Dir for TgPtGp {
         Fixed(TG_PT_GP_FILES).show(attr, page)
     }
     fn store(&self, attr: &[u8], data: &[u8]) -> Result {
-        let (_, cur) = TG_PT_GP_FILES.iter().find(|(n, _)| n.as_bytes() == attr).ok_or(EINVAL)?;
+        let (_, cur) = TG_PT_GP_FILES
+            .iter()
+            .find(|(n, _)| n.as_bytes() == attr)
+            .ok_or(EINVAL)?;
         if strip_nl(data) == strip_nl(cur.as_bytes()) {
             Ok(())
         } else {
@@ -370,7 +432,10 @@ impl Dir for DevStat {
             (Stat::Dev, b"role") => Ok(emit(page, b"Target\n")),
             (Stat::Dev, b"ports") => show_u32(page, d.export_count()),
             (Stat::TgtDev, b"num_lus") => show_u32(page, 1),
-            (Stat::TgtDev, b"status") => Ok(emit(page, if on { b"activated\n" } else { b"deactivated\n" })),
+            (Stat::TgtDev, b"status") => Ok(emit(
+                page,
+                if on { b"activated\n" } else { b"deactivated\n" },
+            )),
             (Stat::TgtDev, b"non_access_lus") => show_u32(page, u32::from(!on)),
             (Stat::Lu, b"lu_name") => {
                 let w = *d.wwn.lock();
@@ -380,7 +445,14 @@ impl Dir for DevStat {
             (Stat::Lu, b"vend") => Ok(show_line(page, d.wwn.lock().vendor.get())),
             (Stat::Lu, b"prod") => Ok(show_line(page, d.wwn.lock().product.get())),
             (Stat::Lu, b"rev") => Ok(show_line(page, d.wwn.lock().revision.get())),
-            (Stat::Lu, b"status") => Ok(emit(page, if on { b"available\n" } else { b"notavailable\n" })),
+            (Stat::Lu, b"status") => Ok(emit(
+                page,
+                if on {
+                    b"available\n"
+                } else {
+                    b"notavailable\n"
+                },
+            )),
             (Stat::Lu, b"state_bit") => Ok(emit(page, b"exposed\n")),
             _ => show_u32(page, 0),
         }

@@ -51,7 +51,12 @@ pub(super) fn make_fabric_dir(tree: &Arc<Tree>, name: &CStr) -> Result<NewNode> 
         tpg: Kind::new2(k.module, fabric.tpg_attrs(), &[Attr::rw(c"rtpi")])?,
         tpg_attrib: Kind::new(k.module, fabric.tpg_attrib_attrs())?,
     };
-    let dir = FabricDir { tree: tree.clone(), fabric, kinds: Arc::new(kinds, GFP_KERNEL)?, _owner: owner };
+    let dir = FabricDir {
+        tree: tree.clone(),
+        fabric,
+        kinds: Arc::new(kinds, GFP_KERNEL)?,
+        _owner: owner,
+    };
     let fabric_kind = dir.kinds.fabric_dir.clone();
     NewNode::new(name, &fabric_kind, Arc::new(dir, GFP_KERNEL)?)?.with_default(
         c"discovery_auth",
@@ -79,10 +84,22 @@ impl Dir for FabricDir {
     fn make_dir(&self, name: &CStr) -> Result<NewNode> {
         let wwn = self.fabric.make_wwn(name)?;
         let k = &self.tree.kinds;
-        let dir = WwnDir { tree: self.tree.clone(), kinds: self.kinds.clone(), wwn };
+        let dir = WwnDir {
+            tree: self.tree.clone(),
+            kinds: self.kinds.clone(),
+            wwn,
+        };
         NewNode::new(name, &k.empty, Arc::new(dir, GFP_KERNEL)?)?
-            .with_default(c"fabric_statistics", &k.empty, Arc::new(super::Plain, GFP_KERNEL)?)?
-            .with_default(c"param", &k.wwn_param, Arc::new(Fixed(WWN_PARAM), GFP_KERNEL)?)
+            .with_default(
+                c"fabric_statistics",
+                &k.empty,
+                Arc::new(super::Plain, GFP_KERNEL)?,
+            )?
+            .with_default(
+                c"param",
+                &k.wwn_param,
+                Arc::new(Fixed(WWN_PARAM), GFP_KERNEL)?,
+            )
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -109,11 +126,16 @@ struct WwnDir {
 
 impl Dir for WwnDir {
     fn make_dir(&self, name: &CStr) -> Result<NewNode> {
-        let tag = name.to_str().ok().and_then(|s| s.strip_prefix("tpgt_")).ok_or(EINVAL)?;
+        let tag = name
+            .to_str()
+            .ok()
+            .and_then(|s| s.strip_prefix("tpgt_"))
+            .ok_or(EINVAL)?;
         let tag: u16 = tag.parse().map_err(|_| EINVAL)?;
         let port = Port::new(self.wwn.proto(), self.wwn.port_name(), tag)?;
         let tpg = self.wwn.make_tpg(tag, port.clone())?;
-        self.tpg_node(name, tag, port, tpg.clone()).inspect_err(|_| self.wwn.drop_tpg(tag))
+        self.tpg_node(name, tag, port, tpg.clone())
+            .inspect_err(|_| self.wwn.drop_tpg(tag))
     }
 
     fn drop_dir(&self, child: &Node) {
@@ -129,13 +151,30 @@ impl Dir for WwnDir {
 
 impl WwnDir {
     /// The `tpgt_<N>` directory and its default groups.
-    fn tpg_node(&self, name: &CStr, tag: u16, port: Arc<Port>, tpg: Arc<dyn FabricTpg>) -> Result<NewNode> {
+    fn tpg_node(
+        &self,
+        name: &CStr,
+        tag: u16,
+        port: Arc<Port>,
+        tpg: Arc<dyn FabricTpg>,
+    ) -> Result<NewNode> {
         let k: &Kinds = &self.tree.kinds;
-        let luns = LunGroup { tree: self.tree.clone(), port: port.clone(), tpg: tpg.clone() };
-        let dir = TpgDir { tpg: tpg.clone(), tag };
+        let luns = LunGroup {
+            tree: self.tree.clone(),
+            port: port.clone(),
+            tpg: tpg.clone(),
+        };
+        let dir = TpgDir {
+            tpg: tpg.clone(),
+            tag,
+        };
         let mut node = NewNode::new(name, &self.kinds.tpg, Arc::new(dir, GFP_KERNEL)?)?
             .with_default(c"lun", &k.empty, Arc::new(luns, GFP_KERNEL)?)?
-            .with_default(c"attrib", &self.kinds.tpg_attrib, Arc::new(TpgAttrib(tpg), GFP_KERNEL)?)?;
+            .with_default(
+                c"attrib",
+                &self.kinds.tpg_attrib,
+                Arc::new(TpgAttrib(tpg), GFP_KERNEL)?,
+            )?;
         for n in [c"np", c"acls", c"auth", c"param"] {
             node.add_default(plain(n, &k.empty)?);
         }
@@ -209,7 +248,11 @@ fn parse_u64_base0(s: &str) -> Result<u64> {
 
 impl Dir for LunGroup {
     fn make_dir(&self, name: &CStr) -> Result<NewNode> {
-        let index = name.to_str().ok().and_then(|s| s.strip_prefix("lun_")).ok_or(EINVAL)?;
+        let index = name
+            .to_str()
+            .ok()
+            .and_then(|s| s.strip_prefix("lun_"))
+            .ok_or(EINVAL)?;
         let index = parse_u64_base0(index)?;
         let k = &self.tree.kinds;
         let dir = Arc::pin_init(
@@ -222,8 +265,16 @@ impl Dir for LunGroup {
             GFP_KERNEL,
         )?;
         let mut stats = plain(c"statistics", &k.empty)?;
-        for (n, kind) in [(c"scsi_port", &k.stat_port), (c"scsi_tgt_port", &k.stat_tgt_port), (c"scsi_transport", &k.stat_transport)] {
-            stats.add_default(NewNode::new(n, kind, Arc::new(LunStat(dir.clone()), GFP_KERNEL)?)?);
+        for (n, kind) in [
+            (c"scsi_port", &k.stat_port),
+            (c"scsi_tgt_port", &k.stat_tgt_port),
+            (c"scsi_transport", &k.stat_transport),
+        ] {
+            stats.add_default(NewNode::new(
+                n,
+                kind,
+                Arc::new(LunStat(dir.clone()), GFP_KERNEL)?,
+            )?);
         }
         let mut node = NewNode::new(name, &k.lun, dir)?;
         node.add_default(stats);
@@ -281,7 +332,14 @@ impl Dir for LunDir {
         if linked.is_some() {
             return Err(EEXIST);
         }
-        let lun = Arc::new(Lun { index: self.index, device: dev.clone(), port: self.port.clone() }, GFP_KERNEL)?;
+        let lun = Arc::new(
+            Lun {
+                index: self.index,
+                device: dev.clone(),
+                port: self.port.clone(),
+            },
+            GFP_KERNEL,
+        )?;
         // `lun_0` and `lun_00` name the same LUN: only one of them may be linked.
         self.port.add(lun.clone())?;
         dev.export();
@@ -292,7 +350,9 @@ impl Dir for LunDir {
     }
 
     fn drop_link(&self, _target: &Node) {
-        let Some(lun) = self.linked.lock().take() else { return };
+        let Some(lun) = self.linked.lock().take() else {
+            return;
+        };
         // Out of the port first, so a concurrent scan cannot find it again; then the fabric
         // removes its view, waiting for commands in flight.
         self.port.remove(&lun);
@@ -358,7 +418,14 @@ impl DiscoveryAuth {
     }
 
     fn slot(attr: &[u8]) -> Option<usize> {
-        [&b"userid"[..], b"password", b"userid_mutual", b"password_mutual"].iter().position(|n| *n == attr)
+        [
+            &b"userid"[..],
+            b"password",
+            b"userid_mutual",
+            b"password_mutual",
+        ]
+        .iter()
+        .position(|n| *n == attr)
     }
 }
 

@@ -59,7 +59,11 @@ pub(crate) struct Fixed(pub(crate) &'static [(&'static str, &'static str)]);
 
 impl Dir for Fixed {
     fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
-        let (_, v) = self.0.iter().find(|(n, _)| n.as_bytes() == attr).ok_or(EINVAL)?;
+        let (_, v) = self
+            .0
+            .iter()
+            .find(|(n, _)| n.as_bytes() == attr)
+            .ok_or(EINVAL)?;
         Ok(emit(page, v.as_bytes()))
     }
     fn as_any(&self) -> &dyn Any {
@@ -169,7 +173,10 @@ impl Kinds {
                         ro(c"members"),
                     ],
                 )?,
-                stat_scsi_dev: Kind::new(m, &[ro(c"inst"), ro(c"indx"), ro(c"role"), ro(c"ports")])?,
+                stat_scsi_dev: Kind::new(
+                    m,
+                    &[ro(c"inst"), ro(c"indx"), ro(c"role"), ro(c"ports")],
+                )?,
                 stat_tgt_dev: Kind::new(
                     m,
                     &[
@@ -229,9 +236,23 @@ impl Kinds {
                 )?,
                 lun: Kind::new(
                     m,
-                    &[rw(c"alua_tg_pt_gp"), rw(c"alua_tg_pt_offline"), rw(c"alua_tg_pt_status"), rw(c"alua_tg_pt_write_md")],
+                    &[
+                        rw(c"alua_tg_pt_gp"),
+                        rw(c"alua_tg_pt_offline"),
+                        rw(c"alua_tg_pt_status"),
+                        rw(c"alua_tg_pt_write_md"),
+                    ],
                 )?,
-                stat_port: Kind::new(m, &[ro(c"inst"), ro(c"dev"), ro(c"indx"), ro(c"role"), ro(c"busy_count")])?,
+                stat_port: Kind::new(
+                    m,
+                    &[
+                        ro(c"inst"),
+                        ro(c"dev"),
+                        ro(c"indx"),
+                        ro(c"role"),
+                        ro(c"busy_count"),
+                    ],
+                )?,
                 stat_tgt_port: Kind::new(
                     m,
                     &[
@@ -248,7 +269,13 @@ impl Kinds {
                 )?,
                 stat_transport: Kind::new(
                     m,
-                    &[ro(c"inst"), ro(c"device"), ro(c"indx"), ro(c"dev_name"), ro(c"proto_id")],
+                    &[
+                        ro(c"inst"),
+                        ro(c"device"),
+                        ro(c"indx"),
+                        ro(c"dev_name"),
+                        ro(c"proto_id"),
+                    ],
                 )?,
             },
             GFP_KERNEL,
@@ -287,7 +314,10 @@ impl Dir for Root {
                     uts::release().to_str().unwrap_or("?"),
                 ),
             ),
-            b"dbroot" => show_fmt(page, format_args!("{}\n", self.tree.dbroot.lock().to_str().unwrap_or("?"))),
+            b"dbroot" => show_fmt(
+                page,
+                format_args!("{}\n", self.tree.dbroot.lock().to_str().unwrap_or("?")),
+            ),
             _ => Err(EINVAL),
         }
     }
@@ -300,7 +330,10 @@ impl Dir for Root {
         if self.tree.devices.load(Relaxed) > 0 || path.len() >= 4096 {
             return Err(EINVAL);
         }
-        let path = CString::try_from_fmt(format_args!("{}", core::str::from_utf8(path).map_err(|_| EINVAL)?))?;
+        let path = CString::try_from_fmt(format_args!(
+            "{}",
+            core::str::from_utf8(path).map_err(|_| EINVAL)?
+        ))?;
         vfs::check_dir(&path)?;
         *self.tree.dbroot.lock() = path;
         Ok(())
@@ -355,7 +388,11 @@ impl Dir for LuGp {
 /// Registers `target/` (with `core/` and its ALUA default groups).
 pub(crate) fn register(module: &'static ThisModule) -> Result<Subsystem> {
     let kinds = Kinds::new(module)?;
-    let dbroot = if vfs::check_dir(c"/etc/target").is_ok() { c"/etc/target" } else { c"/var/target" };
+    let dbroot = if vfs::check_dir(c"/etc/target").is_ok() {
+        c"/etc/target"
+    } else {
+        c"/var/target"
+    };
     let tree_kinds = kinds.clone();
     let tree = Arc::pin_init(
         try_pin_init!(Tree {
@@ -367,10 +404,18 @@ pub(crate) fn register(module: &'static ThisModule) -> Result<Subsystem> {
         }? Error),
         GFP_KERNEL,
     )?;
-    let lu_gps = plain(c"lu_gps", &kinds.empty)?.with_default(c"default_lu_gp", &kinds.lu_gp, Arc::new(LuGp, GFP_KERNEL)?)?;
+    let lu_gps = plain(c"lu_gps", &kinds.empty)?.with_default(
+        c"default_lu_gp",
+        &kinds.lu_gp,
+        Arc::new(LuGp, GFP_KERNEL)?,
+    )?;
     let mut alua = plain(c"alua", &kinds.empty)?;
     alua.add_default(lu_gps);
-    let mut core = NewNode::new(c"core", &kinds.empty, Arc::new(Core { tree: tree.clone() }, GFP_KERNEL)?)?;
+    let mut core = NewNode::new(
+        c"core",
+        &kinds.empty,
+        Arc::new(Core { tree: tree.clone() }, GFP_KERNEL)?,
+    )?;
     core.add_default(alua);
     let mut root = NewNode::new(c"target", &kinds.root, Arc::new(Root { tree }, GFP_KERNEL)?)?;
     root.add_default(core);

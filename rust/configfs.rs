@@ -48,7 +48,11 @@ impl Attr {
     }
     /// Read-only or read-write by `writable`.
     pub const fn new(name: &'static CStr, writable: bool) -> Self {
-        if writable { Self::rw(name) } else { Self::ro(name) }
+        if writable {
+            Self::rw(name)
+        } else {
+            Self::ro(name)
+        }
     }
 }
 
@@ -121,8 +125,16 @@ impl Kind {
                 ca_name: a.name.as_char_ptr(),
                 ca_owner: module.as_ptr(),
                 ca_mode: a.mode,
-                show: if a.mode & 0o444 != 0 { Some(SHOW[i]) } else { None },
-                store: if a.mode & 0o222 != 0 { Some(STORE[i]) } else { None },
+                show: if a.mode & 0o444 != 0 {
+                    Some(SHOW[i])
+                } else {
+                    None
+                },
+                store: if a.mode & 0o222 != 0 {
+                    Some(STORE[i])
+                } else {
+                    None
+                },
             };
             cattrs.push(Opaque::new(c), GFP_KERNEL)?;
         }
@@ -172,7 +184,11 @@ impl NewNode {
     /// Allocates a directory called `name` of `kind`, behaving as `dir`.
     pub fn new(name: &CStr, kind: &Arc<Kind>, dir: Arc<dyn Dir>) -> Result<NewNode> {
         let node = KBox::new(
-            Node { sub: Opaque::zeroed(), kind: kind.clone(), dir },
+            Node {
+                sub: Opaque::zeroed(),
+                kind: kind.clone(),
+                dir,
+            },
             GFP_KERNEL,
         )?;
         let node = NonNull::new(KBox::into_raw(node)).ok_or(ENOMEM)?;
@@ -188,7 +204,12 @@ impl NewNode {
         let node = NewNode(node);
         // SAFETY: the group was just initialised; a long name is copied to the heap, which
         // can fail and leave no name.
-        if unsafe { (*Node::group_ptr(node.0.as_ptr())).cg_item.ci_name.is_null() } {
+        if unsafe {
+            (*Node::group_ptr(node.0.as_ptr()))
+                .cg_item
+                .ci_name
+                .is_null()
+        } {
             return Err(ENOMEM);
         }
         Ok(node)
@@ -208,7 +229,12 @@ impl NewNode {
     }
 
     /// Adds a new default group named `name` of `kind` (builder form of [`NewNode::add_default`]).
-    pub fn with_default(mut self, name: &CStr, kind: &Arc<Kind>, dir: Arc<dyn Dir>) -> Result<Self> {
+    pub fn with_default(
+        mut self,
+        name: &CStr,
+        kind: &Arc<Kind>,
+        dir: Arc<dyn Dir>,
+    ) -> Result<Self> {
         self.add_default(NewNode::new(name, kind, dir)?);
         Ok(self)
     }
@@ -259,7 +285,11 @@ impl Node {
         unsafe {
             let group = kernel::container_of!(item, bindings::config_group, cg_item);
             let sub = kernel::container_of!(group, bindings::configfs_subsystem, su_group);
-            Some(kernel::container_of!(sub.cast::<Opaque<bindings::configfs_subsystem>>(), Node, sub))
+            Some(kernel::container_of!(
+                sub.cast::<Opaque<bindings::configfs_subsystem>>(),
+                Node,
+                sub
+            ))
         }
     }
 
@@ -277,7 +307,6 @@ impl Node {
         // SAFETY: `attrs[i]` was initialised in `Kind::new` with a `'static` name.
         unsafe { CStr::from_char_ptr((*self.kind.attrs[i].get()).ca_name).to_bytes() }
     }
-
 }
 
 /// A registered configfs subsystem (a directory under `/sys/kernel/config`).
@@ -354,7 +383,10 @@ unsafe fn with_node<R>(item: *mut bindings::config_item, err: R, f: impl FnOnce(
 /// # Safety
 ///
 /// `item` is a live config item and `page` a PAGE_SIZE buffer, as configfs guarantees.
-unsafe extern "C" fn show<const I: usize>(item: *mut bindings::config_item, page: *mut u8) -> isize {
+unsafe extern "C" fn show<const I: usize>(
+    item: *mut bindings::config_item,
+    page: *mut u8,
+) -> isize {
     // SAFETY: configfs passes a live item and a zeroed buffer of PAGE_SIZE bytes.
     unsafe {
         with_node(item, EINVAL.to_errno() as isize, |n| {
@@ -421,7 +453,10 @@ unsafe extern "C" fn release(item: *mut bindings::config_item) {
 /// # Safety
 ///
 /// Both items are live for the call, as configfs guarantees.
-unsafe extern "C" fn allow_link(src: *mut bindings::config_item, target: *mut bindings::config_item) -> i32 {
+unsafe extern "C" fn allow_link(
+    src: *mut bindings::config_item,
+    target: *mut bindings::config_item,
+) -> i32 {
     // SAFETY: configfs holds both items for the call.
     unsafe {
         with_node(src, EPERM.to_errno(), |s| match Node::from_item(target) {
@@ -436,7 +471,10 @@ unsafe extern "C" fn allow_link(src: *mut bindings::config_item, target: *mut bi
 /// # Safety
 ///
 /// Both items are live for the call, as configfs guarantees.
-unsafe extern "C" fn drop_link(src: *mut bindings::config_item, target: *mut bindings::config_item) {
+unsafe extern "C" fn drop_link(
+    src: *mut bindings::config_item,
+    target: *mut bindings::config_item,
+) {
     // SAFETY: configfs holds both items for the call.
     unsafe {
         with_node(src, (), |s| {
@@ -472,7 +510,10 @@ unsafe extern "C" fn make_group(
 /// # Safety
 ///
 /// Both are live and the caller hands us the child's reference, as configfs guarantees.
-unsafe extern "C" fn drop_item(group: *mut bindings::config_group, item: *mut bindings::config_item) {
+unsafe extern "C" fn drop_item(
+    group: *mut bindings::config_group,
+    item: *mut bindings::config_item,
+) {
     // SAFETY: configfs passes a live parent and child; we then put the child's reference, as
     // the C contract of drop_item requires.
     unsafe {

@@ -45,5 +45,10 @@ impl Drop for ModuleRef {
 pub fn request_module(name: &CStr) -> Result {
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
     let ret = unsafe { bindings::rt_request_module(name.as_char_ptr()) };
-    if ret == 0 { Ok(()) } else { Err(Error::from_errno(if ret < 0 { ret } else { -(bindings::ENOENT as i32) })) }
+    match ret {
+        0 => Ok(()),
+        r if r < 0 => Err(Error::from_errno(r)),
+        // modprobe ran and failed.
+        _ => Err(ENOENT),
+    }
 }

@@ -32,7 +32,11 @@ impl RamBuf {
         // SAFETY: the capacity is `len` and `__GFP_ZERO` initialised every byte.
         unsafe { mem.inc_len(len) };
         let ptr = mem.as_mut_ptr();
-        Ok(RamBuf { _mem: mem, ptr, len })
+        Ok(RamBuf {
+            _mem: mem,
+            ptr,
+            len,
+        })
     }
 
     /// Size in bytes.
@@ -47,7 +51,14 @@ impl RamBuf {
 
     /// Copies `len` bytes between `cmd`'s data buffer at `data_off` and this buffer at `off`:
     /// into the command if `to_cmd` (a READ), else from it (a WRITE). Returns the bytes copied.
-    pub fn transfer(&self, cmd: &mut Command<'_>, data_off: usize, off: usize, len: usize, to_cmd: bool) -> Result<usize> {
+    pub fn transfer(
+        &self,
+        cmd: &mut Command<'_>,
+        data_off: usize,
+        off: usize,
+        len: usize,
+        to_cmd: bool,
+    ) -> Result<usize> {
         let end = off.checked_add(len).ok_or(EINVAL)?;
         if end > self.len {
             return Err(EINVAL);

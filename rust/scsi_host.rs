@@ -95,7 +95,9 @@ impl Command<'_> {
     /// Copies from the data buffer at `offset` into `buf` (data out); returns the bytes copied.
     pub fn copy_from_data(&mut self, offset: usize, buf: &mut [u8]) -> usize {
         // SAFETY: the command is live and `buf` is valid for writes of its length.
-        unsafe { bindings::rt_scsi_copy_from_sg(self.raw(), offset, buf.as_mut_ptr().cast(), buf.len()) }
+        unsafe {
+            bindings::rt_scsi_copy_from_sg(self.raw(), offset, buf.as_mut_ptr().cast(), buf.len())
+        }
     }
 
     /// Copies `len` bytes between the data buffer at `offset` and `mem`.
@@ -104,7 +106,13 @@ impl Command<'_> {
     ///
     /// `mem` must be valid for reads (`to_data`) or writes (not `to_data`) of `len` bytes for
     /// the call, and no Rust reference may cover those bytes.
-    pub(crate) unsafe fn copy_raw(&mut self, offset: usize, mem: *mut u8, len: usize, to_data: bool) -> usize {
+    pub(crate) unsafe fn copy_raw(
+        &mut self,
+        offset: usize,
+        mem: *mut u8,
+        len: usize,
+        to_data: bool,
+    ) -> usize {
         // SAFETY: by the function's requirements.
         unsafe {
             if to_data {
@@ -154,7 +162,10 @@ impl Command<'_> {
 
 impl Drop for Command<'_> {
     fn drop(&mut self) {
-        let cmd = Command { cmd: self.cmd, _p: PhantomData };
+        let cmd = Command {
+            cmd: self.cmd,
+            _p: PhantomData,
+        };
         cmd.done_host(DID_ERROR);
     }
 }
@@ -169,7 +180,14 @@ impl crate::lun::CmdData for Command<'_> {
     fn put(&mut self, offset: usize, buf: &[u8]) -> usize {
         self.copy_to_data(offset, buf)
     }
-    fn ram_io(&mut self, ram: &super::rambuf::RamBuf, data_off: usize, off: usize, len: usize, to_cmd: bool) -> Result<usize> {
+    fn ram_io(
+        &mut self,
+        ram: &super::rambuf::RamBuf,
+        data_off: usize,
+        off: usize,
+        len: usize,
+        to_cmd: bool,
+    ) -> Result<usize> {
         ram.transfer(self, data_off, off, len, to_cmd)
     }
 }
@@ -234,7 +252,10 @@ unsafe extern "C" fn queuecommand<T: HostOps>(
     // hostdata was set by `sdev_init::<T>` to an `Arc<T::Lun>` pointer (or is null).
     unsafe {
         let lun = (*(*cmd).device).hostdata.cast::<T::Lun>();
-        let c = Command { cmd: NonNull::new_unchecked(cmd), _p: PhantomData };
+        let c = Command {
+            cmd: NonNull::new_unchecked(cmd),
+            _p: PhantomData,
+        };
         if lun.is_null() {
             c.done_host(DID_NO_CONNECT);
         } else {
@@ -292,14 +313,15 @@ impl<T: HostOps> Host<T> {
     pub fn new(ops: Arc<T>) -> Result<Self> {
         let tmpl: &'static bindings::scsi_host_template = &Template::<T>::TEMPLATE;
         // SAFETY: the template is static; the private area holds one pointer.
-        let shost = unsafe {
-            bindings::scsi_host_alloc(tmpl, core::mem::size_of::<*const T>() as i32)
-        };
+        let shost =
+            unsafe { bindings::scsi_host_alloc(tmpl, core::mem::size_of::<*const T>() as i32) };
         let shost = NonNull::new(shost).ok_or(ENOMEM)?;
         let raw = Arc::into_raw(ops.clone());
         // SAFETY: the private area is ours and sized for a pointer; the host is not live yet.
         unsafe {
-            bindings::rt_shost_priv(shost.as_ptr()).cast::<*const T>().write(raw);
+            bindings::rt_shost_priv(shost.as_ptr())
+                .cast::<*const T>()
+                .write(raw);
             let s = &mut *shost.as_ptr();
             s.max_id = T::MAX_TARGETS;
             s.max_lun = T::MAX_LUNS;
@@ -356,7 +378,9 @@ impl<T: HostOps> Drop for Host<T> {
         // SAFETY: by the invariant, the host was added. Removing it drains and destroys its
         // devices, after which nothing reads the hostdata pointer, which we then reclaim.
         unsafe {
-            let raw = bindings::rt_shost_priv(self.shost.as_ptr()).cast::<*const T>().read();
+            let raw = bindings::rt_shost_priv(self.shost.as_ptr())
+                .cast::<*const T>()
+                .read();
             bindings::scsi_remove_host(self.shost.as_ptr());
             bindings::scsi_host_put(self.shost.as_ptr());
             drop(Arc::from_raw(raw));

@@ -67,7 +67,12 @@ impl AttribSpec {
 }
 
 const fn a(name: &'static CStr, pre: u32, post: u32, rule: Rule) -> AttribSpec {
-    AttribSpec { name, pre, post, rule }
+    AttribSpec {
+        name,
+        pre,
+        post,
+        rule,
+    }
 }
 
 /// LIO's `sbc_attrib_attrs`, in LIO's order, with rd_mcp's values.
@@ -95,7 +100,12 @@ pub(crate) static ATTRIBS: [AttribSpec; 42] = [
     a(c"hw_block_size", 0, 512, Rule::Ro),
     a(c"block_size", 0, 512, Rule::BlockSize),
     a(c"hw_max_sectors", 0, RD_HW_MAX_SECTORS, Rule::Ro),
-    a(c"optimal_sectors", 0, RD_HW_MAX_SECTORS, Rule::OptimalSectors),
+    a(
+        c"optimal_sectors",
+        0,
+        RD_HW_MAX_SECTORS,
+        Rule::OptimalSectors,
+    ),
     a(c"hw_queue_depth", 0, RD_HW_QUEUE_DEPTH, Rule::Ro),
     a(c"queue_depth", 0, RD_HW_QUEUE_DEPTH, Rule::QueueDepth),
     a(c"max_unmap_lba_count", 0, 0, Rule::U32),
@@ -155,7 +165,6 @@ pub(crate) fn parse_bool(data: &[u8]) -> Result<bool> {
         _ => Err(EINVAL),
     }
 }
-
 
 /// A fixed-capacity string for identity fields (vendor, product, serial...).
 #[derive(Clone, Copy)]
@@ -241,7 +250,12 @@ pub struct Device {
 
 impl Device {
     /// A fresh, disabled rd_mcp device.
-    pub(crate) fn new(name: &CStr, hba_name: &CStr, hba_index: u32, index: u32) -> Result<Arc<Device>> {
+    pub(crate) fn new(
+        name: &CStr,
+        hba_name: &CStr,
+        hba_index: u32,
+        index: u32,
+    ) -> Result<Arc<Device>> {
         Arc::pin_init(
             try_pin_init!(Device {
                 name: name.to_cstring()?,
@@ -310,7 +324,10 @@ impl Device {
 
     /// Capacity in blocks of the current block size.
     pub(crate) fn blocks(&self) -> u64 {
-        self.bytes.load(Relaxed).checked_div(u64::from(self.attr(At::BlockSize))).unwrap_or(0)
+        self.bytes
+            .load(Relaxed)
+            .checked_div(u64::from(self.attr(At::BlockSize)))
+            .unwrap_or(0)
     }
 
     /// `enable`: allocates the storage and sets the post-enable attribute values.
@@ -320,7 +337,10 @@ impl Device {
         }
         let cfg = self.config.lock();
         if cfg.rd_pages == 0 {
-            pr_warn!("{}: rd_pages must be set before enable\n", self.name.to_str().unwrap_or("?"));
+            pr_warn!(
+                "{}: rd_pages must be set before enable\n",
+                self.name.to_str().unwrap_or("?")
+            );
             return Err(EINVAL);
         }
         let bytes = cfg.rd_pages.checked_mul(RD_PAGE_SIZE).ok_or(EINVAL)?;
@@ -420,6 +440,10 @@ impl Device {
     fn apply_model_alias(&self, on: bool) {
         let mut wwn = self.wwn.lock();
         let name = self.name.to_bytes();
-        wwn.product = Field::new(if on { &name[..name.len().min(16)] } else { b"RAMDISK-MCP" });
+        wwn.product = Field::new(if on {
+            &name[..name.len().min(16)]
+        } else {
+            b"RAMDISK-MCP"
+        });
     }
 }

@@ -108,14 +108,21 @@ impl Drop for Registration {
 /// The version line of the registered fabric `name`, read through its [`Fabric`] vtable.
 #[inline(never)]
 pub fn version_of(name: &CStr) -> Option<&'static CStr> {
-    FABRICS.lock().iter().find(|e| e.fabric.name() == name).map(|e| e.fabric.version())
+    FABRICS
+        .lock()
+        .iter()
+        .find(|e| e.fabric.name() == name)
+        .map(|e| e.fabric.version())
 }
 
 /// Finds fabric `name` and pins its module, so its vtable stays valid while the returned
 /// reference lives (LIO holds the same reference while `target/<fabric>` exists).
 pub(crate) fn get(name: &CStr) -> Result<(&'static dyn Fabric, ModuleRef)> {
     let table = FABRICS.lock();
-    let e = table.iter().find(|e| e.fabric.name() == name).ok_or(ENOENT)?;
+    let e = table
+        .iter()
+        .find(|e| e.fabric.name() == name)
+        .ok_or(ENOENT)?;
     Ok((e.fabric, ModuleRef::get(e.owner)?))
 }
 
@@ -137,9 +144,12 @@ mod tests {
     #[test]
     fn register_lookup_unregister() {
         assert!(version_of(c"rtarget_kunit_dummy").is_none());
-        let reg = register(&DUMMY, kernel::module::this_module::<crate::LocalModule>()).expect("register");
+        let reg = register(&DUMMY, kernel::module::this_module::<crate::LocalModule>())
+            .expect("register");
         assert_eq!(version_of(c"rtarget_kunit_dummy"), Some(c"dummy v0"));
-        assert!(matches!(register(&DUMMY, kernel::module::this_module::<crate::LocalModule>()), Err(e) if e == EEXIST));
+        assert!(
+            matches!(register(&DUMMY, kernel::module::this_module::<crate::LocalModule>()), Err(e) if e == EEXIST)
+        );
         drop(reg);
         assert!(version_of(c"rtarget_kunit_dummy").is_none());
     }

@@ -23,7 +23,14 @@ pub trait CmdData {
     fn put(&mut self, offset: usize, buf: &[u8]) -> usize;
     /// Moves `len` bytes between the data buffer at `data_off` and `ram` at `off`: into the
     /// command if `to_cmd`.
-    fn ram_io(&mut self, ram: &RamBuf, data_off: usize, off: usize, len: usize, to_cmd: bool) -> Result<usize>;
+    fn ram_io(
+        &mut self,
+        ram: &RamBuf,
+        data_off: usize,
+        off: usize,
+        len: usize,
+        to_cmd: bool,
+    ) -> Result<usize>;
 }
 
 /// How a command ends.
@@ -159,20 +166,32 @@ impl Lun {
         }
     }
 
-    fn rw<D: CmdData>(&self, cmd: &mut D, limits: &Limits, lba: u64, blocks: u32, read: bool) -> Outcome {
+    fn rw<D: CmdData>(
+        &self,
+        cmd: &mut D,
+        limits: &Limits,
+        lba: u64,
+        blocks: u32,
+        read: bool,
+    ) -> Outcome {
         let bs = u64::from(limits.block_size);
         let len = u64::from(blocks) * bs;
         let resid = u64::from(cmd.data_len()).saturating_sub(len);
         match self.device.storage() {
             Some(Storage::Ram(ram)) => {
-                if cmd.ram_io(ram, 0, (lba * bs) as usize, len as usize, read).is_err() {
+                if cmd
+                    .ram_io(ram, 0, (lba * bs) as usize, len as usize, read)
+                    .is_err()
+                {
                     return Outcome::Check(Sense::lba_out_of_range());
                 }
             }
             Some(Storage::Null) => {}
             None => return Outcome::Check(Sense::lun_not_supported()),
         }
-        Outcome::Good { resid: resid as u32 }
+        Outcome::Good {
+            resid: resid as u32,
+        }
     }
 
     /// Builds an emulated response on the stack and copies it out.
@@ -246,7 +265,9 @@ impl Lun {
         }
         drop(luns);
         let full = 8 + count * 8;
-        Outcome::Good { resid: cmd.data_len().saturating_sub(full.min(limit) as u32) }
+        Outcome::Good {
+            resid: cmd.data_len().saturating_sub(full.min(limit) as u32),
+        }
     }
 }
 
@@ -263,5 +284,7 @@ fn put_limited<D: CmdData>(cmd: &mut D, at: usize, src: &[u8], limit: usize) -> 
 fn respond<D: CmdData>(cmd: &mut D, data: &[u8], alloc: u32, resid: bool) -> Outcome {
     let n = data.len().min(alloc as usize).min(cmd.data_len() as usize);
     cmd.put(0, &data[..n]);
-    Outcome::Good { resid: if resid { cmd.data_len() - n as u32 } else { 0 } }
+    Outcome::Good {
+        resid: if resid { cmd.data_len() - n as u32 } else { 0 },
+    }
 }

@@ -48,7 +48,9 @@ impl kernel::Module for RtargetCore {
         rt::globals::init();
         let configfs = cfs::register(module)?;
         pr_info!("rtarget core {} loaded\n", cfs::TARGET_CORE_VERSION);
-        Ok(RtargetCore { _configfs: configfs })
+        Ok(RtargetCore {
+            _configfs: configfs,
+        })
     }
 }
 
@@ -59,7 +61,9 @@ mod tests {
 
     #[test]
     fn read10_decodes_in_kernel() {
-        let c = RwCdb::decode(&[READ_10, 0, 0, 0, 0, 8, 0, 0, 4, 0]).unwrap().unwrap();
+        let c = RwCdb::decode(&[READ_10, 0, 0, 0, 0, 8, 0, 0, 4, 0])
+            .unwrap()
+            .unwrap();
         assert_eq!((c.dir, c.lba, c.blocks), (Dir::Read, 8, 4));
         assert_eq!(c.check(12, 128, false), Ok(()));
         assert_eq!(c.check(11, 128, false), Err(Sense::lba_out_of_range()));

@@ -31,7 +31,11 @@ struct Loopback;
 
 static LOOPBACK: Loopback = Loopback;
 
-static TPG_ATTRS: [Attr; 3] = [Attr::rw(c"nexus"), Attr::rw(c"transport_status"), Attr::ro(c"address")];
+static TPG_ATTRS: [Attr; 3] = [
+    Attr::rw(c"nexus"),
+    Attr::rw(c"transport_status"),
+    Attr::ro(c"address"),
+];
 static TPG_ATTRIB_ATTRS: [Attr; 1] = [Attr::rw(c"fabric_prot_type")];
 
 impl Fabric for Loopback {
@@ -64,8 +68,18 @@ impl Fabric for Loopback {
             GFP_KERNEL,
         )?;
         let host = Arc::new(Host::new(ops)?, GFP_KERNEL)?;
-        let port_name = CString::try_from_fmt(fmt!("{}", core::str::from_utf8(port_name).map_err(|_| EINVAL)?))?;
-        Ok(Arc::new(LoopWwn { proto, port_name, host }, GFP_KERNEL)?)
+        let port_name = CString::try_from_fmt(fmt!(
+            "{}",
+            core::str::from_utf8(port_name).map_err(|_| EINVAL)?
+        ))?;
+        Ok(Arc::new(
+            LoopWwn {
+                proto,
+                port_name,
+                host,
+            },
+            GFP_KERNEL,
+        )?)
     }
 
     fn tpg_attrs(&self) -> &'static [Attr] {
@@ -178,7 +192,10 @@ impl LoopTpg {
         if nexus.is_some() {
             return Err(EEXIST);
         }
-        *nexus = Some(CString::try_from_fmt(fmt!("{}", core::str::from_utf8(name).map_err(|_| EINVAL)?))?);
+        *nexus = Some(CString::try_from_fmt(fmt!(
+            "{}",
+            core::str::from_utf8(name).map_err(|_| EINVAL)?
+        ))?);
         self.state.has_nexus.store(true, Relaxed);
         Ok(())
     }
@@ -191,9 +208,14 @@ impl FabricTpg for LoopTpg {
                 Some(n) => Ok(emit_line(page, n.to_bytes())),
                 None => Err(ENODEV),
             },
-            b"transport_status" => {
-                Ok(emit_line(page, if self.state.offline.load(Relaxed) { b"offline" } else { b"online" }))
-            }
+            b"transport_status" => Ok(emit_line(
+                page,
+                if self.state.offline.load(Relaxed) {
+                    b"offline"
+                } else {
+                    b"online"
+                },
+            )),
             b"address" => {
                 let s = CString::try_from_fmt(fmt!("{}:0:{}", self.host.host_no(), self.tag))?;
                 Ok(emit_line(page, s.to_bytes()))
@@ -236,7 +258,13 @@ impl FabricTpg for LoopTpg {
 
     fn lun_linked(&self, lun: &Arc<Lun>) {
         if let Err(e) = self.host.add_device(u32::from(self.tag), lun.index) {
-            pr_warn!("adding SCSI device {}:0:{}:{} failed: {:?}\n", self.host.host_no(), self.tag, lun.index, e);
+            pr_warn!(
+                "adding SCSI device {}:0:{}:{} failed: {:?}\n",
+                self.host.host_no(),
+                self.tag,
+                lun.index,
+                e
+            );
         }
     }
 
@@ -273,9 +301,20 @@ impl HostOps for LoopHost {
         if channel != 0 {
             return Err(ENXIO);
         }
-        let tpg = self.tpgs.lock().get(id as usize).and_then(|t| t.clone()).ok_or(ENXIO)?;
+        let tpg = self
+            .tpgs
+            .lock()
+            .get(id as usize)
+            .and_then(|t| t.clone())
+            .ok_or(ENXIO)?;
         let lun = tpg.port.lun(lun).ok_or(ENXIO)?;
-        Ok(Arc::new(LoopLun { lun, tpg: tpg.state.clone() }, GFP_KERNEL)?)
+        Ok(Arc::new(
+            LoopLun {
+                lun,
+                tpg: tpg.state.clone(),
+            },
+            GFP_KERNEL,
+        )?)
     }
 
     fn queue_command(&self, l: &LoopLun, mut cmd: Command<'_>) {
@@ -305,7 +344,9 @@ struct RtargetLoop {
 
 impl kernel::Module for RtargetLoop {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(RtargetLoop { _registration: fabric::register(&LOOPBACK, module)? })
+        Ok(RtargetLoop {
+            _registration: fabric::register(&LOOPBACK, module)?,
+        })
     }
 }
 
@@ -322,6 +363,8 @@ mod tests {
     #[test]
     fn wwn_prefix_picks_the_protocol() {
         assert!(LOOPBACK.make_wwn(c"bogus").is_err());
-        assert!(matches!(LOOPBACK.make_wwn(c"fc.500140512345678"), Ok(w) if w.proto() == Proto::Fcp && w.port_name() == c"500140512345678"));
+        assert!(
+            matches!(LOOPBACK.make_wwn(c"fc.500140512345678"), Ok(w) if w.proto() == Proto::Fcp && w.port_name() == c"500140512345678")
+        );
     }
 }

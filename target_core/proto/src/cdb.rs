@@ -135,8 +135,8 @@ impl RwCdb {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::sense::SenseKey;
+    use super::*;
 
     fn rw(cdb: &[u8]) -> RwCdb {
         RwCdb::decode(cdb).unwrap().unwrap()
@@ -156,14 +156,20 @@ mod tests {
     #[test]
     fn read6_masks_lba_and_zero_means_256() {
         let c = rw(&[READ_6, 0xff, 0x12, 0x34, 0, 0]);
-        assert_eq!((c.dir, c.lba, c.blocks, c.fua), (Dir::Read, 0x1f1234, 256, false));
+        assert_eq!(
+            (c.dir, c.lba, c.blocks, c.fua),
+            (Dir::Read, 0x1f1234, 256, false)
+        );
         assert_eq!(rw(&[WRITE_6, 0, 0, 1, 8, 0]).blocks, 8);
     }
 
     #[test]
     fn read10_fields() {
         let c = rw(&[READ_10, 0x18, 0x01, 0x02, 0x03, 0x04, 0, 0x00, 0x10, 0]);
-        assert_eq!((c.lba, c.blocks, c.fua, c.dpo, c.protect), (0x01020304, 16, true, true, 0));
+        assert_eq!(
+            (c.lba, c.blocks, c.fua, c.dpo, c.protect),
+            (0x01020304, 16, true, true, 0)
+        );
         assert_eq!(c.length_field(), 7);
     }
 
@@ -181,7 +187,10 @@ mod tests {
         w[2..10].copy_from_slice(&0x0102_0304_0506_0708u64.to_be_bytes());
         w[10..14].copy_from_slice(&0xdead_beefu32.to_be_bytes());
         let c = rw(&w);
-        assert_eq!((c.dir, c.lba, c.blocks), (Dir::Write, 0x0102_0304_0506_0708, 0xdead_beef));
+        assert_eq!(
+            (c.dir, c.lba, c.blocks),
+            (Dir::Write, 0x0102_0304_0506_0708, 0xdead_beef)
+        );
         assert_eq!(c.length_field(), 10);
     }
 
@@ -193,7 +202,11 @@ mod tests {
 
     #[test]
     fn truncated_cdbs_are_rejected() {
-        for (cdb, at) in [(&[READ_10, 0, 0][..], 3u16), (&[WRITE_16; 15][..], 15), (&[READ_6][..], 1)] {
+        for (cdb, at) in [
+            (&[READ_10, 0, 0][..], 3u16),
+            (&[WRITE_16; 15][..], 15),
+            (&[READ_6][..], 1),
+        ] {
             let s = RwCdb::decode(cdb).unwrap_err();
             assert_eq!((s.key, s.asc), (SenseKey::IllegalRequest, 0x24));
             assert_eq!(s.field.unwrap().byte, at);
@@ -215,20 +228,32 @@ mod tests {
         let mut c = [0xffu8; 16];
         c[0] = READ_16;
         c[1] = 0;
-        assert_eq!(rw(&c).check(u64::MAX, u32::MAX, false).unwrap_err().asc, 0x21);
+        assert_eq!(
+            rw(&c).check(u64::MAX, u32::MAX, false).unwrap_err().asc,
+            0x21
+        );
     }
 
     #[test]
     fn protect_without_pi_is_invalid_field() {
         let c = rw(&[WRITE_10, 0x20, 0, 0, 0, 0, 0, 0, 1, 0]);
         let s = c.check(10, 10, false).unwrap_err();
-        assert_eq!(s.field.unwrap(), super::super::sense::FieldPointer { in_cdb: true, byte: 1, bit: Some(7) });
+        assert_eq!(
+            s.field.unwrap(),
+            super::super::sense::FieldPointer {
+                in_cdb: true,
+                byte: 1,
+                bit: Some(7)
+            }
+        );
         assert_eq!(c.check(10, 10, true), Ok(()));
     }
 
     #[test]
     fn every_short_prefix_of_every_rw_cdb_is_handled() {
-        for op in [READ_6, WRITE_6, READ_10, WRITE_10, READ_12, WRITE_12, READ_16, WRITE_16] {
+        for op in [
+            READ_6, WRITE_6, READ_10, WRITE_10, READ_12, WRITE_12, READ_16, WRITE_16,
+        ] {
             let full = [op; 16];
             let need = cdb_len(op).unwrap();
             for n in 1..=16 {

@@ -107,7 +107,12 @@ pub struct Limits {
 /// INVALID FIELD IN COMMAND INFORMATION UNIT (0Eh/03h): the data buffer does not match the
 /// transfer length of a WRITE.
 pub const fn invalid_field_in_iu() -> Sense {
-    Sense { key: SenseKey::IllegalRequest, asc: 0x0e, ascq: 0x03, field: None }
+    Sense {
+        key: SenseKey::IllegalRequest,
+        asc: 0x0e,
+        ascq: 0x03,
+        field: None,
+    }
 }
 
 fn be16(b: &[u8]) -> u32 {
@@ -134,7 +139,10 @@ pub fn parse(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
         op::INQUIRY => {
             let alloc = be16(&cdb[3..5]);
             if cdb[1] & 0x01 != 0 {
-                Action::Vpd { page: cdb[2], alloc }
+                Action::Vpd {
+                    page: cdb[2],
+                    alloc,
+                }
             } else if cdb[2] != 0 {
                 return Err(Sense::invalid_cdb_field(2, None));
             } else {
@@ -148,17 +156,29 @@ pub fn parse(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
             Action::ReadCapacity10
         }
         op::SERVICE_ACTION_IN_16 => match cdb[1] & 0x1f {
-            op::SAI_READ_CAPACITY_16 => Action::ReadCapacity16 { alloc: be32(&cdb[10..14]) },
+            op::SAI_READ_CAPACITY_16 => Action::ReadCapacity16 {
+                alloc: be32(&cdb[10..14]),
+            },
             _ => return Err(Sense::invalid_cdb_field(1, Some(4))),
         },
-        op::MODE_SENSE_6 => Action::ModeSense { ms: ModeSense::decode(cdb), alloc: u32::from(cdb[4]) },
-        op::MODE_SENSE_10 => Action::ModeSense { ms: ModeSense::decode(cdb), alloc: be16(&cdb[7..9]) },
-        op::REPORT_LUNS => Action::ReportLuns { alloc: be32(&cdb[6..10]) },
+        op::MODE_SENSE_6 => Action::ModeSense {
+            ms: ModeSense::decode(cdb),
+            alloc: u32::from(cdb[4]),
+        },
+        op::MODE_SENSE_10 => Action::ModeSense {
+            ms: ModeSense::decode(cdb),
+            alloc: be16(&cdb[7..9]),
+        },
+        op::REPORT_LUNS => Action::ReportLuns {
+            alloc: be32(&cdb[6..10]),
+        },
         op::REQUEST_SENSE => {
             if cdb[1] & 0x01 != 0 {
                 return Err(Sense::invalid_cdb_field(1, Some(0)));
             }
-            Action::RequestSense { alloc: u32::from(cdb[4]) }
+            Action::RequestSense {
+                alloc: u32::from(cdb[4]),
+            }
         }
         op::SYNCHRONIZE_CACHE_10 | op::SYNCHRONIZE_CACHE_16 => Action::Good,
         _ => return Err(Sense::invalid_opcode()),
@@ -174,10 +194,18 @@ fn parse_rw(rw: &RwCdb, dev: &Limits, data_len: u32) -> Result<Action, Sense> {
     let need = u64::from(rw.blocks) * u64::from(dev.block_size);
     match rw.dir {
         // More data asked for than the buffer holds; a shorter request leaves a residual.
-        Dir::Read if need > u64::from(data_len) => Err(Sense::invalid_cdb_field(rw.length_field(), None)),
-        Dir::Read => Ok(Action::Read { lba: rw.lba, blocks: rw.blocks }),
+        Dir::Read if need > u64::from(data_len) => {
+            Err(Sense::invalid_cdb_field(rw.length_field(), None))
+        }
+        Dir::Read => Ok(Action::Read {
+            lba: rw.lba,
+            blocks: rw.blocks,
+        }),
         Dir::Write if need != u64::from(data_len) => Err(invalid_field_in_iu()),
-        Dir::Write => Ok(Action::Write { lba: rw.lba, blocks: rw.blocks }),
+        Dir::Write => Ok(Action::Write {
+            lba: rw.lba,
+            blocks: rw.blocks,
+        }),
     }
 }
 
@@ -190,69 +218,158 @@ mod tests {
     use crate::cdb::{READ_10, READ_16, WRITE_10};
     use crate::sense::FieldPointer;
 
-    const DEV: Limits = Limits { blocks: 1024, block_size: 512, max_transfer: 0xffff_fff8, write_cache: false, pi: false };
+    const DEV: Limits = Limits {
+        blocks: 1024,
+        block_size: 512,
+        max_transfer: 0xffff_fff8,
+        write_cache: false,
+        pi: false,
+    };
 
     #[test]
     fn reads_and_writes() {
-        assert_eq!(parse(&[READ_10, 0, 0, 0, 0, 8, 0, 0, 2, 0], &DEV, 1024), Ok(Action::Read { lba: 8, blocks: 2 }));
-        assert_eq!(parse(&[WRITE_10, 0, 0, 0, 3, 0xff, 0, 0, 1, 0], &DEV, 512), Ok(Action::Write { lba: 1023, blocks: 1 }));
+        assert_eq!(
+            parse(&[READ_10, 0, 0, 0, 0, 8, 0, 0, 2, 0], &DEV, 1024),
+            Ok(Action::Read { lba: 8, blocks: 2 })
+        );
+        assert_eq!(
+            parse(&[WRITE_10, 0, 0, 0, 3, 0xff, 0, 0, 1, 0], &DEV, 512),
+            Ok(Action::Write {
+                lba: 1023,
+                blocks: 1
+            })
+        );
         // A shorter read than the buffer is fine (the rest is residual).
         assert!(parse(&[READ_10, 0, 0, 0, 0, 0, 0, 0, 1, 0], &DEV, 4096).is_ok());
     }
 
     #[test]
     fn out_of_range_and_oversized() {
-        assert_eq!(parse(&[READ_10, 0, 0, 0, 4, 0, 0, 0, 1, 0], &DEV, 512).unwrap_err(), Sense::lba_out_of_range());
+        assert_eq!(
+            parse(&[READ_10, 0, 0, 0, 4, 0, 0, 0, 1, 0], &DEV, 512).unwrap_err(),
+            Sense::lba_out_of_range()
+        );
         let s = parse(&[READ_10, 0, 0, 0, 0, 0, 0, 0, 8, 0], &DEV, 512).unwrap_err();
         assert_eq!((s.asc, s.field.unwrap().byte), (0x24, 7));
         let mut c16 = [0u8; 16];
         c16[0] = READ_16;
         c16[10..14].copy_from_slice(&0x1000u32.to_be_bytes());
-        let s = parse(&c16, &Limits { max_transfer: 0x800, blocks: 1 << 20, ..DEV }, u32::MAX).unwrap_err();
+        let s = parse(
+            &c16,
+            &Limits {
+                max_transfer: 0x800,
+                blocks: 1 << 20,
+                ..DEV
+            },
+            u32::MAX,
+        )
+        .unwrap_err();
         assert_eq!(s.field.unwrap().byte, 10);
-        assert_eq!(parse(&[WRITE_10, 0, 0, 0, 0, 0, 0, 0, 2, 0], &DEV, 512).unwrap_err(), invalid_field_in_iu());
+        assert_eq!(
+            parse(&[WRITE_10, 0, 0, 0, 0, 0, 0, 0, 2, 0], &DEV, 512).unwrap_err(),
+            invalid_field_in_iu()
+        );
     }
 
     #[test]
     fn fua_needs_write_cache() {
         let s = parse(&[WRITE_10, 0x08, 0, 0, 0, 0, 0, 0, 1, 0], &DEV, 512).unwrap_err();
-        assert_eq!(s.field.unwrap(), FieldPointer { in_cdb: true, byte: 1, bit: Some(3) });
-        let wc = Limits { write_cache: true, ..DEV };
+        assert_eq!(
+            s.field.unwrap(),
+            FieldPointer {
+                in_cdb: true,
+                byte: 1,
+                bit: Some(3)
+            }
+        );
+        let wc = Limits {
+            write_cache: true,
+            ..DEV
+        };
         assert!(parse(&[WRITE_10, 0x18, 0, 0, 0, 0, 0, 0, 1, 0], &wc, 512).is_ok());
     }
 
     #[test]
     fn inquiry_and_vpd() {
-        assert_eq!(parse(&[0x12, 0, 0, 0, 96, 0], &DEV, 96), Ok(Action::Inquiry { alloc: 96 }));
-        assert_eq!(parse(&[0x12, 1, 0x83, 1, 0, 0], &DEV, 256), Ok(Action::Vpd { page: 0x83, alloc: 256 }));
-        assert_eq!(parse(&[0x12, 0, 0x83, 0, 96, 0], &DEV, 96).unwrap_err().field.unwrap().byte, 2);
+        assert_eq!(
+            parse(&[0x12, 0, 0, 0, 96, 0], &DEV, 96),
+            Ok(Action::Inquiry { alloc: 96 })
+        );
+        assert_eq!(
+            parse(&[0x12, 1, 0x83, 1, 0, 0], &DEV, 256),
+            Ok(Action::Vpd {
+                page: 0x83,
+                alloc: 256
+            })
+        );
+        assert_eq!(
+            parse(&[0x12, 0, 0x83, 0, 96, 0], &DEV, 96)
+                .unwrap_err()
+                .field
+                .unwrap()
+                .byte,
+            2
+        );
     }
 
     #[test]
     fn capacity_and_service_actions() {
-        assert_eq!(parse(&[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0], &DEV, 8), Ok(Action::ReadCapacity10));
-        assert_eq!(parse(&[0x25, 0, 0, 0, 0, 1, 0, 0, 0, 0], &DEV, 8).unwrap_err().asc, 0x24);
+        assert_eq!(
+            parse(&[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0], &DEV, 8),
+            Ok(Action::ReadCapacity10)
+        );
+        assert_eq!(
+            parse(&[0x25, 0, 0, 0, 0, 1, 0, 0, 0, 0], &DEV, 8)
+                .unwrap_err()
+                .asc,
+            0x24
+        );
         let mut c = [0u8; 16];
         c[0] = 0x9e;
         c[1] = 0x10;
         c[13] = 32;
-        assert_eq!(parse(&c, &DEV, 32), Ok(Action::ReadCapacity16 { alloc: 32 }));
+        assert_eq!(
+            parse(&c, &DEV, 32),
+            Ok(Action::ReadCapacity16 { alloc: 32 })
+        );
         c[1] = 0x12;
-        assert_eq!(parse(&c, &DEV, 32).unwrap_err().field.unwrap(), FieldPointer { in_cdb: true, byte: 1, bit: Some(4) });
+        assert_eq!(
+            parse(&c, &DEV, 32).unwrap_err().field.unwrap(),
+            FieldPointer {
+                in_cdb: true,
+                byte: 1,
+                bit: Some(4)
+            }
+        );
     }
 
     #[test]
     fn misc_commands() {
         assert_eq!(parse(&[0; 6], &DEV, 0), Ok(Action::Good));
-        assert_eq!(parse(&[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0], &DEV, 0), Ok(Action::Good));
-        assert_eq!(parse(&[0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], &DEV, 256), Ok(Action::ReportLuns { alloc: 256 }));
-        assert_eq!(parse(&[0x03, 0, 0, 0, 18, 0], &DEV, 18), Ok(Action::RequestSense { alloc: 18 }));
-        assert_eq!(parse(&[0x03, 1, 0, 0, 18, 0], &DEV, 18).unwrap_err().asc, 0x24);
+        assert_eq!(
+            parse(&[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0], &DEV, 0),
+            Ok(Action::Good)
+        );
+        assert_eq!(
+            parse(&[0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], &DEV, 256),
+            Ok(Action::ReportLuns { alloc: 256 })
+        );
+        assert_eq!(
+            parse(&[0x03, 0, 0, 0, 18, 0], &DEV, 18),
+            Ok(Action::RequestSense { alloc: 18 })
+        );
+        assert_eq!(
+            parse(&[0x03, 1, 0, 0, 18, 0], &DEV, 18).unwrap_err().asc,
+            0x24
+        );
     }
 
     #[test]
     fn unknown_and_truncated() {
-        assert_eq!(parse(&[0xff, 0, 0, 0, 0, 0], &DEV, 0), Err(Sense::invalid_opcode()));
+        assert_eq!(
+            parse(&[0xff, 0, 0, 0, 0, 0], &DEV, 0),
+            Err(Sense::invalid_opcode())
+        );
         assert_eq!(parse(&[0x5a, 0, 0x3f], &DEV, 0).unwrap_err().asc, 0x24);
         assert_eq!(parse(&[], &DEV, 0), Err(Sense::invalid_opcode()));
     }

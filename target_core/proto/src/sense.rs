@@ -54,12 +54,25 @@ pub const FIXED_SENSE_LEN: usize = 18;
 
 impl Sense {
     const fn illegal(asc: u8, ascq: u8, field: Option<FieldPointer>) -> Self {
-        Sense { key: SenseKey::IllegalRequest, asc, ascq, field }
+        Sense {
+            key: SenseKey::IllegalRequest,
+            asc,
+            ascq,
+            field,
+        }
     }
 
     /// INVALID COMMAND OPERATION CODE (20h/00h), pointing at the opcode.
     pub const fn invalid_opcode() -> Self {
-        Self::illegal(0x20, 0x00, Some(FieldPointer { in_cdb: true, byte: 0, bit: None }))
+        Self::illegal(
+            0x20,
+            0x00,
+            Some(FieldPointer {
+                in_cdb: true,
+                byte: 0,
+                bit: None,
+            }),
+        )
     }
 
     /// LOGICAL BLOCK ADDRESS OUT OF RANGE (21h/00h).
@@ -69,12 +82,28 @@ impl Sense {
 
     /// INVALID FIELD IN CDB (24h/00h) at `byte`, optionally at `bit` within it.
     pub const fn invalid_cdb_field(byte: u16, bit: Option<u8>) -> Self {
-        Self::illegal(0x24, 0x00, Some(FieldPointer { in_cdb: true, byte, bit }))
+        Self::illegal(
+            0x24,
+            0x00,
+            Some(FieldPointer {
+                in_cdb: true,
+                byte,
+                bit,
+            }),
+        )
     }
 
     /// INVALID FIELD IN PARAMETER LIST (26h/00h) at `byte`.
     pub const fn invalid_param_field(byte: u16, bit: Option<u8>) -> Self {
-        Self::illegal(0x26, 0x00, Some(FieldPointer { in_cdb: false, byte, bit }))
+        Self::illegal(
+            0x26,
+            0x00,
+            Some(FieldPointer {
+                in_cdb: false,
+                byte,
+                bit,
+            }),
+        )
     }
 
     /// LOGICAL UNIT NOT SUPPORTED (25h/00h).
@@ -118,7 +147,10 @@ mod tests {
         let mut b = [0u8; 32];
         let n = Sense::invalid_cdb_field(7, Some(3)).write_fixed(&mut b);
         assert_eq!(n, 18);
-        assert_eq!(&b[..18], &[0x70, 0, 5, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0xcb, 0, 7]);
+        assert_eq!(
+            &b[..18],
+            &[0x70, 0, 5, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0xcb, 0, 7]
+        );
     }
 
     #[test]

@@ -106,7 +106,10 @@ pub fn inquiry_std(id: &Identity<'_>, buf: &mut [u8; STD_INQUIRY_LEN]) {
     put_padded(&mut buf[8..16], id.vendor);
     put_padded(&mut buf[16..32], id.product);
     put_padded(&mut buf[32..36], id.revision);
-    for (i, d) in [0x00a0, id.proto.version_descriptor(), 0x0460, 0x04c0].iter().enumerate() {
+    for (i, d) in [0x00a0, id.proto.version_descriptor(), 0x0460, 0x04c0]
+        .iter()
+        .enumerate()
+    {
         buf[58 + 2 * i..60 + 2 * i].copy_from_slice(&u16::to_be_bytes(*d));
     }
 }
@@ -204,7 +207,12 @@ fn vpd_83(id: &Identity<'_>, buf: &mut [u8]) -> usize {
     // T10 vendor identification: vendor, then "<product>:<serial>", within one length byte.
     let product = trim(id.product);
     let serial = &id.unit_serial[..id.unit_serial.len().min(255 - 10 - product.len())];
-    let t10_len = 8 + if serial.is_empty() { 0 } else { product.len() + 1 + serial.len() } + 1;
+    let t10_len =
+        8 + if serial.is_empty() {
+            0
+        } else {
+            product.len() + 1 + serial.len()
+        } + 1;
     at = put(buf, at, &[0x02, 0x01, 0x00, t10_len as u8]);
     let mut vendor = [b' '; 8];
     put_padded(&mut vendor, id.vendor);
@@ -228,7 +236,10 @@ fn vpd_83(id: &Identity<'_>, buf: &mut [u8]) -> usize {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let end = s.iter().rposition(|&c| c != b' ' && c != 0).map_or(0, |i| i + 1);
+    let end = s
+        .iter()
+        .rposition(|&c| c != b' ' && c != 0)
+        .map_or(0, |i| i + 1);
     &s[..end]
 }
 
@@ -330,7 +341,12 @@ fn mode_page(page: u8, geo: &Geometry, changeable: bool) -> Option<([u8; 20], us
 
 /// Builds MODE SENSE data into `buf`; returns the full length. Unsupported page or subpage:
 /// INVALID FIELD IN CDB at byte 2 (page) or 3 (subpage).
-pub fn mode_sense(ms: &ModeSense, geo: &Geometry, write_protect: bool, buf: &mut [u8]) -> Result<usize, Sense> {
+pub fn mode_sense(
+    ms: &ModeSense,
+    geo: &Geometry,
+    write_protect: bool,
+    buf: &mut [u8],
+) -> Result<usize, Sense> {
     let pages: &[u8] = match (ms.page, ms.subpage) {
         (0x3f, 0x00 | 0xff) => &[0x01, 0x08, 0x0a, 0x1c],
         (0x3f, _) => return Err(Sense::invalid_cdb_field(3, None)),
@@ -412,7 +428,9 @@ pub fn scsilun(lun: u64) -> [u8; 8] {
 
 /// `scsilun_to_int`, the inverse of [`scsilun`].
 pub fn scsilun_to_int(b: &[u8; 8]) -> u64 {
-    (0..4).fold(0u64, |v, i| v | (u64::from(u16::from_be_bytes([b[2 * i], b[2 * i + 1]])) << (16 * i)))
+    (0..4).fold(0u64, |v, i| {
+        v | (u64::from(u16::from_be_bytes([b[2 * i], b[2 * i + 1]])) << (16 * i))
+    })
 }
 
 #[cfg(test)]
@@ -455,33 +473,44 @@ mod tests {
         inquiry_std(&id(b""), &mut b);
         assert_eq!(&b[..8], &[0, 0, 6, 2, 91, 0xb8, 0, 2]);
         assert_eq!(&b[8..36], b"LIO-ORG RAMDISK-MCP     4.0 ");
-        assert_eq!(&b[58..66], &[0x00, 0xa0, 0x0c, 0x60, 0x04, 0x60, 0x04, 0xc0]);
+        assert_eq!(
+            &b[58..66],
+            &[0x00, 0xa0, 0x0c, 0x60, 0x04, 0x60, 0x04, 0xc0]
+        );
     }
 
     #[test]
     fn naa_from_serial() {
         assert_eq!(
             naa_6h(LIO_COMPANY_ID, SERIAL),
-            [0x60, 0x01, 0x40, 0x56, 0xf9, 0xa2, 0xb3, 0xc1, 0xd2, 0xe4, 0xf5, 0x08, 0xa9, 0xb0, 0xc1, 0xd2]
+            [
+                0x60, 0x01, 0x40, 0x56, 0xf9, 0xa2, 0xb3, 0xc1, 0xd2, 0xe4, 0xf5, 0x08, 0xa9, 0xb0,
+                0xc1, 0xd2
+            ]
         );
-        assert_eq!(&naa_6h(LIO_COMPANY_ID, b"abc")[..6], &[0x60, 0x01, 0x40, 0x5a, 0xbc, 0]);
+        assert_eq!(
+            &naa_6h(LIO_COMPANY_ID, b"abc")[..6],
+            &[0x60, 0x01, 0x40, 0x5a, 0xbc, 0]
+        );
     }
 
     /// The full page LIO returns for this device (from the 7.3 source, 173 bytes).
     #[test]
     fn vpd_83_matches_lio_byte_for_byte() {
         let expect: [u8; 173] = [
-            0x00, 0x83, 0x00, 0xa9, 0x01, 0x03, 0x00, 0x10, 0x60, 0x01, 0x40, 0x56, 0xf9, 0xa2, 0xb3, 0xc1,
-            0xd2, 0xe4, 0xf5, 0x08, 0xa9, 0xb0, 0xc1, 0xd2, 0x02, 0x01, 0x00, 0x39, 0x4c, 0x49, 0x4f, 0x2d,
-            0x4f, 0x52, 0x47, 0x20, 0x52, 0x41, 0x4d, 0x44, 0x49, 0x53, 0x4b, 0x2d, 0x4d, 0x43, 0x50, 0x3a,
-            0x36, 0x66, 0x39, 0x61, 0x32, 0x62, 0x33, 0x63, 0x2d, 0x31, 0x64, 0x32, 0x65, 0x2d, 0x34, 0x66,
-            0x35, 0x30, 0x2d, 0x38, 0x61, 0x39, 0x62, 0x2d, 0x30, 0x63, 0x31, 0x64, 0x32, 0x65, 0x33, 0x66,
-            0x34, 0x61, 0x35, 0x62, 0x00, 0x61, 0x94, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x61, 0x95, 0x00,
-            0x04, 0x00, 0x00, 0x00, 0x00, 0x01, 0x06, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x63, 0x98, 0x00,
-            0x20, 0x6e, 0x61, 0x61, 0x2e, 0x35, 0x30, 0x30, 0x31, 0x34, 0x30, 0x35, 0x61, 0x31, 0x62, 0x32,
-            0x63, 0x33, 0x64, 0x34, 0x65, 0x2c, 0x74, 0x2c, 0x30, 0x78, 0x30, 0x30, 0x30, 0x31, 0x00, 0x00,
-            0x00, 0x63, 0xa8, 0x00, 0x18, 0x6e, 0x61, 0x61, 0x2e, 0x35, 0x30, 0x30, 0x31, 0x34, 0x30, 0x35,
-            0x61, 0x31, 0x62, 0x32, 0x63, 0x33, 0x64, 0x34, 0x65, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x83, 0x00, 0xa9, 0x01, 0x03, 0x00, 0x10, 0x60, 0x01, 0x40, 0x56, 0xf9, 0xa2,
+            0xb3, 0xc1, 0xd2, 0xe4, 0xf5, 0x08, 0xa9, 0xb0, 0xc1, 0xd2, 0x02, 0x01, 0x00, 0x39,
+            0x4c, 0x49, 0x4f, 0x2d, 0x4f, 0x52, 0x47, 0x20, 0x52, 0x41, 0x4d, 0x44, 0x49, 0x53,
+            0x4b, 0x2d, 0x4d, 0x43, 0x50, 0x3a, 0x36, 0x66, 0x39, 0x61, 0x32, 0x62, 0x33, 0x63,
+            0x2d, 0x31, 0x64, 0x32, 0x65, 0x2d, 0x34, 0x66, 0x35, 0x30, 0x2d, 0x38, 0x61, 0x39,
+            0x62, 0x2d, 0x30, 0x63, 0x31, 0x64, 0x32, 0x65, 0x33, 0x66, 0x34, 0x61, 0x35, 0x62,
+            0x00, 0x61, 0x94, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x61, 0x95, 0x00, 0x04, 0x00,
+            0x00, 0x00, 0x00, 0x01, 0x06, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x63, 0x98, 0x00,
+            0x20, 0x6e, 0x61, 0x61, 0x2e, 0x35, 0x30, 0x30, 0x31, 0x34, 0x30, 0x35, 0x61, 0x31,
+            0x62, 0x32, 0x63, 0x33, 0x64, 0x34, 0x65, 0x2c, 0x74, 0x2c, 0x30, 0x78, 0x30, 0x30,
+            0x30, 0x31, 0x00, 0x00, 0x00, 0x63, 0xa8, 0x00, 0x18, 0x6e, 0x61, 0x61, 0x2e, 0x35,
+            0x30, 0x30, 0x31, 0x34, 0x30, 0x35, 0x61, 0x31, 0x62, 0x32, 0x63, 0x33, 0x64, 0x34,
+            0x65, 0x00, 0x00, 0x00, 0x00,
         ];
         let mut b = [0u8; 512];
         let n = vpd(0x83, &id(SERIAL), &geo(), &mut b).unwrap();
@@ -493,7 +522,10 @@ mod tests {
     fn vpd_83_without_serial() {
         let mut b = [0u8; 512];
         let n = vpd(0x83, &id(b""), &geo(), &mut b).unwrap();
-        assert_eq!(&b[..16], &[0, 0x83, 0, 0x65, 2, 1, 0, 9, b'L', b'I', b'O', b'-', b'O', b'R', b'G', b' ']);
+        assert_eq!(
+            &b[..16],
+            &[0, 0x83, 0, 0x65, 2, 1, 0, 9, b'L', b'I', b'O', b'-', b'O', b'R', b'G', b' ']
+        );
         assert_eq!((b[16], b[17], b[18]), (0, 0x61, 0x94));
         assert_eq!(n, 0x65 + 4);
     }
@@ -502,13 +534,19 @@ mod tests {
     fn vpd_00_80_b0_b1_b2() {
         let mut b = [0u8; 64];
         assert_eq!(vpd(0, &id(SERIAL), &geo(), &mut b), Ok(12));
-        assert_eq!(&b[..12], &[0, 0, 0, 8, 0, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2, 0xb3]);
+        assert_eq!(
+            &b[..12],
+            &[0, 0, 0, 8, 0, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2, 0xb3]
+        );
         assert_eq!(vpd(0, &id(b""), &geo(), &mut b), Ok(4));
         assert_eq!(&b[..4], &[0, 0, 0, 0]);
         assert_eq!(vpd(0x80, &id(b"abc"), &geo(), &mut b), Ok(8));
         assert_eq!(&b[..8], &[0, 0x80, 0, 4, b'a', b'b', b'c', 0]);
         assert_eq!(vpd(0xb0, &id(b""), &geo(), &mut b), Ok(16));
-        assert_eq!(&b[..16], &[0, 0xb0, 0, 0x0c, 1, 1, 0, 1, 0xff, 0xff, 0xff, 0xf8, 0xff, 0xff, 0xff, 0xf8]);
+        assert_eq!(
+            &b[..16],
+            &[0, 0xb0, 0, 0x0c, 1, 1, 0, 1, 0xff, 0xff, 0xff, 0xf8, 0xff, 0xff, 0xff, 0xf8]
+        );
         assert_eq!(vpd(0xb1, &id(b""), &geo(), &mut b), Ok(64));
         assert_eq!(&b[..6], &[0, 0xb1, 0, 0x3c, 0, 1]);
         assert_eq!(vpd(0xb2, &id(b""), &geo(), &mut b), Ok(8));
@@ -527,7 +565,11 @@ mod tests {
     fn longest_identity_fits_and_lengths_stay_consistent() {
         let serial = [b'a'; 253];
         let wwn = [b'n'; 255];
-        let big = Identity { unit_serial: &serial, port_wwn: &wwn, ..id(b"") };
+        let big = Identity {
+            unit_serial: &serial,
+            port_wwn: &wwn,
+            ..id(b"")
+        };
         let mut b = [0u8; VPD_MAX];
         let n = vpd(0x83, &big, &geo(), &mut b).unwrap();
         assert!(n <= VPD_MAX);
@@ -550,7 +592,10 @@ mod tests {
     #[test]
     fn read_capacity() {
         assert_eq!(read_capacity10(&geo()), [0, 0x1f, 0xff, 0xff, 0, 0, 2, 0]);
-        let big = Geometry { last_lba: 0x1_0000_0000, ..geo() };
+        let big = Geometry {
+            last_lba: 0x1_0000_0000,
+            ..geo()
+        };
         assert_eq!(&read_capacity10(&big)[..4], &[0xff; 4]);
         let r = read_capacity16(&big);
         assert_eq!(&r[..12], &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 2, 0]);
@@ -567,7 +612,10 @@ mod tests {
         assert_eq!(&b[12..14], &[0x01, 0x0a]);
         assert_eq!(&b[24..26], &[0x08, 0x12]);
         assert_eq!(b[36], 0x20);
-        assert_eq!(&b[44..56], &[0x0a, 0x0a, 0x02, 0x10, 0, 0x40, 0, 0, 0xff, 0xff, 0, 0x1e]);
+        assert_eq!(
+            &b[44..56],
+            &[0x0a, 0x0a, 0x02, 0x10, 0, 0x40, 0, 0, 0xff, 0xff, 0, 0x1e]
+        );
         assert_eq!(&b[56..58], &[0x1c, 0x0a]);
         let ms10 = ModeSense::decode(&[0x5a, 0, 0x3f, 0, 0, 0, 0, 1, 0, 0]);
         let n = mode_sense(&ms10, &geo(), false, &mut b).unwrap();
@@ -584,9 +632,19 @@ mod tests {
         assert_eq!(&b[4..6], &[0x08, 0x12]);
         assert!(b[6..24].iter().all(|&x| x == 0));
         let bad = ModeSense::decode(&[0x1a, 0, 0x03, 0, 64, 0]);
-        assert_eq!(mode_sense(&bad, &geo(), false, &mut b).unwrap_err().asc, 0x24);
+        assert_eq!(
+            mode_sense(&bad, &geo(), false, &mut b).unwrap_err().asc,
+            0x24
+        );
         let sub = ModeSense::decode(&[0x1a, 0, 0x08, 1, 64, 0]);
-        assert_eq!(mode_sense(&sub, &geo(), false, &mut b).unwrap_err().field.unwrap().byte, 3);
+        assert_eq!(
+            mode_sense(&sub, &geo(), false, &mut b)
+                .unwrap_err()
+                .field
+                .unwrap()
+                .byte,
+            3
+        );
     }
 
     #[test]
