@@ -8,7 +8,6 @@ use crate::device::{parse_u32, At, Device, Field, Storage, ATTRIBS};
 use crate::rt::configfs::{emit, emit_line as show_line, strip_nl, Dir, NewNode};
 use core::any::Any;
 use kernel::prelude::*;
-use kernel::str::CString;
 use kernel::sync::atomic::{ordering::Relaxed, Atomic};
 use kernel::sync::Arc;
 
@@ -64,9 +63,8 @@ impl Dir for Hba {
 
     fn make_dir(&self, name: &CStr) -> Result<NewNode> {
         let k = &self.tree.kinds;
-        let hba_name = CString::try_from_fmt(format_args!("rd_mcp_{}", self.index))?;
         let index = self.tree.next_dev_index.fetch_add(1, Relaxed);
-        let dev = Device::new(name, &hba_name, self.index, index)?;
+        let dev = Device::new(name, self.index, index)?;
         let dir = DevDir {
             dev: dev.clone(),
             rd_id: self.next_rd_id.fetch_add(1, Relaxed),

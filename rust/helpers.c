@@ -9,7 +9,6 @@
 #include <linux/namei.h>
 #include <linux/path.h>
 #include <linux/utsname.h>
-#include <linux/blk-mq.h>
 #include <linux/scatterlist.h>
 #include <scsi/scsi_cmnd.h>
 #include <scsi/scsi_host.h>
@@ -65,12 +64,6 @@ unsigned int rt_num_possible_cpus(void)
 	return num_possible_cpus();
 }
 EXPORT_SYMBOL_GPL(rt_num_possible_cpus);
-
-u32 rt_scsi_cmd_tag(struct scsi_cmnd *cmd)
-{
-	return blk_mq_unique_tag(scsi_cmd_to_rq(cmd));
-}
-EXPORT_SYMBOL_GPL(rt_scsi_cmd_tag);
 
 u32 rt_scsi_bufflen(struct scsi_cmnd *cmd)
 {

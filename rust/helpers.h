@@ -23,7 +23,6 @@ void rt_configfs_add_default_group(struct config_group *new_group, struct config
 void *rt_shost_priv(struct Scsi_Host *shost);
 int rt_scsi_add_host(struct Scsi_Host *shost);
 unsigned int rt_num_possible_cpus(void);
-u32 rt_scsi_cmd_tag(struct scsi_cmnd *cmd);
 u32 rt_scsi_bufflen(struct scsi_cmnd *cmd);
 void rt_scsi_set_resid(struct scsi_cmnd *cmd, u32 resid);
 size_t rt_scsi_copy_to_sg(struct scsi_cmnd *cmd, size_t skip, const void *buf, size_t len);

@@ -39,16 +39,6 @@ impl RamBuf {
         })
     }
 
-    /// Size in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the buffer is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Copies `len` bytes between `cmd`'s data buffer at `data_off` and this buffer at `off`:
     /// into the command if `to_cmd` (a READ), else from it (a WRITE). Returns the bytes copied.
     pub fn transfer(

@@ -74,12 +74,6 @@ impl Command<'_> {
         }
     }
 
-    /// The task tag the block layer gave this command.
-    pub fn tag(&self) -> u32 {
-        // SAFETY: the command is live; the helper only reads its request.
-        unsafe { bindings::rt_scsi_cmd_tag(self.raw()) }
-    }
-
     /// Length of the data buffer.
     pub fn data_len(&self) -> u32 {
         // SAFETY: the command is live.
@@ -90,14 +84,6 @@ impl Command<'_> {
     pub fn copy_to_data(&mut self, offset: usize, buf: &[u8]) -> usize {
         // SAFETY: the command is live and `buf` is valid for reads of its length.
         unsafe { bindings::rt_scsi_copy_to_sg(self.raw(), offset, buf.as_ptr().cast(), buf.len()) }
-    }
-
-    /// Copies from the data buffer at `offset` into `buf` (data out); returns the bytes copied.
-    pub fn copy_from_data(&mut self, offset: usize, buf: &mut [u8]) -> usize {
-        // SAFETY: the command is live and `buf` is valid for writes of its length.
-        unsafe {
-            bindings::rt_scsi_copy_from_sg(self.raw(), offset, buf.as_mut_ptr().cast(), buf.len())
-        }
     }
 
     /// Copies `len` bytes between the data buffer at `offset` and `mem`.

@@ -229,8 +229,6 @@ pub(crate) enum Storage {
 pub struct Device {
     /// The device's directory name (e.g. `r0`).
     pub(crate) name: CString,
-    /// The HBA directory name (e.g. `rd_mcp_0`).
-    pub(crate) hba_name: CString,
     /// Global device index (statistics `indx`).
     pub(crate) index: u32,
     /// HBA index (statistics `inst`).
@@ -250,16 +248,10 @@ pub struct Device {
 
 impl Device {
     /// A fresh, disabled rd_mcp device.
-    pub(crate) fn new(
-        name: &CStr,
-        hba_name: &CStr,
-        hba_index: u32,
-        index: u32,
-    ) -> Result<Arc<Device>> {
+    pub(crate) fn new(name: &CStr, hba_index: u32, index: u32) -> Result<Arc<Device>> {
         Arc::pin_init(
             try_pin_init!(Device {
                 name: name.to_cstring()?,
-                hba_name: hba_name.to_cstring()?,
                 index,
                 hba_index,
                 attrib: core::array::from_fn(|i| Atomic::new(ATTRIBS[i].pre)),

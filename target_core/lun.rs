@@ -252,30 +252,16 @@ impl Lun {
     fn report_luns<D: CmdData>(&self, cmd: &mut D, alloc: u32) -> Outcome {
         let limit = alloc.min(cmd.data_len()) as usize;
         let luns = self.port.luns.lock();
-        let count = luns.len().max(1);
-        let mut at = 8;
-        let mut hdr = [0u8; 8];
-        hdr[..4].copy_from_slice(&((count * 8) as u32).to_be_bytes());
-        put_limited(cmd, 0, &hdr, limit);
-        if luns.is_empty() {
-            at += put_limited(cmd, at, &spc::scsilun(0), limit);
-        }
-        for l in luns.iter() {
-            at += put_limited(cmd, at, &spc::scsilun(l.index), limit);
-        }
+        let full = spc::report_luns(luns.iter().map(|l| l.index), |at, bytes| {
+            if at < limit {
+                cmd.put(at, &bytes[..bytes.len().min(limit - at)]);
+            }
+        });
         drop(luns);
-        let full = 8 + count * 8;
         Outcome::Good {
             resid: cmd.data_len().saturating_sub(full.min(limit) as u32),
         }
     }
-}
-
-fn put_limited<D: CmdData>(cmd: &mut D, at: usize, src: &[u8], limit: usize) -> usize {
-    if at < limit {
-        cmd.put(at, &src[..src.len().min(limit - at)]);
-    }
-    src.len()
 }
 
 /// Copies a response of which the initiator asked for `alloc` bytes. With `resid`, a

@@ -397,22 +397,22 @@ pub fn mode_sense(
     Ok(at)
 }
 
-/// REPORT LUNS data for `luns` into `buf`; returns the full length. An empty list reports
-/// LUN 0, as LIO does.
-pub fn report_luns(luns: impl Iterator<Item = u64>, buf: &mut [u8]) -> usize {
+/// REPORT LUNS data for `luns`, handed to `out(offset, bytes)` piece by piece (the list has
+/// no fixed bound, so callers write it where it goes); returns the full length. An empty list
+/// reports LUN 0, as LIO does.
+pub fn report_luns(luns: impl Iterator<Item = u64>, mut out: impl FnMut(usize, &[u8])) -> usize {
     let mut at = 8;
-    let mut count = 0u32;
     for lun in luns {
-        at = put(buf, at, &scsilun(lun));
-        count += 1;
+        out(at, &scsilun(lun));
+        at += 8;
     }
-    if count == 0 {
-        at = put(buf, at, &scsilun(0));
-        count = 1;
+    if at == 8 {
+        out(at, &scsilun(0));
+        at += 8;
     }
     let mut hdr = [0u8; 8];
-    hdr[..4].copy_from_slice(&(count * 8).to_be_bytes());
-    put(buf, 0, &hdr);
+    hdr[..4].copy_from_slice(&((at - 8) as u32).to_be_bytes());
+    out(0, &hdr);
     at
 }
 
@@ -649,12 +649,20 @@ mod tests {
 
     #[test]
     fn report_luns_layout() {
-        let mut b = [0u8; 64];
-        assert_eq!(report_luns([0u64, 5, 300].into_iter(), &mut b), 32);
+        fn build(luns: &[u64]) -> (usize, [u8; 64]) {
+            let mut b = [0u8; 64];
+            let n = report_luns(luns.iter().copied(), |at, bytes| {
+                put(&mut b, at, bytes);
+            });
+            (n, b)
+        }
+        let (n, b) = build(&[0, 5, 300]);
+        assert_eq!(n, 32);
         assert_eq!(&b[..8], &[0, 0, 0, 24, 0, 0, 0, 0]);
         assert_eq!(&b[16..24], &[0, 5, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&b[24..26], &[1, 44]);
-        assert_eq!(report_luns(core::iter::empty(), &mut b), 16);
+        let (n, b) = build(&[]);
+        assert_eq!(n, 16);
         assert_eq!(&b[..4], &[0, 0, 0, 8]);
         for l in [0u64, 1, 255, 256, 16383, 0x1234_5678] {
             assert_eq!(scsilun_to_int(&scsilun(l)), l);
