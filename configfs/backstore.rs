@@ -4,9 +4,11 @@
 //! (`action/ attrib/ pr/ wwn/ alua/default_tg_pt_gp/ statistics/`).
 
 use super::{plain, show_fmt, show_u32, Fixed, Tree, TARGET_CORE_VERSION};
-use crate::device::{parse_u32, At, Device, Field, Storage, ATTRIBS};
+use crate::backend::{Applied, Plugin};
+use crate::device::{parse_u32, At, Device, Field, ATTRIBS};
 use crate::rt::configfs::{emit, emit_line as show_line, strip_nl, Dir, NewNode};
 use core::any::Any;
+use core::fmt::Write;
 use kernel::prelude::*;
 use kernel::sync::atomic::{ordering::Relaxed, Atomic};
 use kernel::sync::Arc;
@@ -19,26 +21,25 @@ pub(super) fn make_hba(tree: &Arc<Tree>, name: &CStr) -> Result<NewNode> {
     }
     let (plugin, id) = s.rsplit_once('_').ok_or(EINVAL)?;
     parse_u32(id.as_bytes())?;
-    if plugin != "rd_mcp" {
-        pr_warn!(
-            "backstore plugin '{}' is not supported (only rd_mcp so far)\n",
-            plugin
-        );
+    let Some(plugin) = Plugin::from_name(plugin) else {
+        pr_warn!("backstore plugin '{}' is not supported\n", plugin);
         return Err(EINVAL);
-    }
+    };
     let hba = Hba {
         tree: tree.clone(),
+        plugin,
         index: tree.next_hba_index.fetch_add(1, Relaxed),
-        next_rd_id: Atomic::new(0),
+        next_dev_id: Atomic::new(0),
     };
     NewNode::new(name, &tree.kinds.hba, Arc::new(hba, GFP_KERNEL)?)
 }
 
-/// `core/rd_mcp_<N>`.
+/// `core/<plugin>_<N>`.
 struct Hba {
     tree: Arc<Tree>,
+    plugin: Plugin,
     index: u32,
-    next_rd_id: Atomic<u32>,
+    next_dev_id: Atomic<u32>,
 }
 
 impl Dir for Hba {
@@ -47,8 +48,10 @@ impl Dir for Hba {
             b"hba_info" => show_fmt(
                 page,
                 format_args!(
-                    "HBA Index: {} plugin: rd_mcp version: {}\n",
-                    self.index, TARGET_CORE_VERSION
+                    "HBA Index: {} plugin: {} version: {}\n",
+                    self.index,
+                    self.plugin.name(),
+                    TARGET_CORE_VERSION
                 ),
             ),
             b"hba_mode" => show_u32(page, 0),
@@ -64,11 +67,9 @@ impl Dir for Hba {
     fn make_dir(&self, name: &CStr) -> Result<NewNode> {
         let k = &self.tree.kinds;
         let index = self.tree.next_dev_index.fetch_add(1, Relaxed);
-        let dev = Device::new(name, self.index, index)?;
-        let dir = DevDir {
-            dev: dev.clone(),
-            rd_id: self.next_rd_id.fetch_add(1, Relaxed),
-        };
+        let id = self.next_dev_id.fetch_add(1, Relaxed);
+        let dev = Device::new(name, self.plugin, self.index, index, id)?;
+        let dir = DevDir { dev: dev.clone() };
         let mut stats = plain(c"statistics", &k.empty)?;
         for (n, kind, which) in [
             (c"scsi_dev", &k.stat_scsi_dev, Stat::Dev),
@@ -116,46 +117,34 @@ impl Dir for Hba {
     }
 }
 
-/// `core/rd_mcp_<N>/<dev>`; also the target of LUN symlinks.
+/// `core/<plugin>_<N>/<dev>`; also the target of LUN symlinks.
 pub(crate) struct DevDir {
     pub(crate) dev: Arc<Device>,
-    rd_id: u32,
 }
 
-/// What `control` accepts for rd_mcp: `rd_pages=N`, `rd_nullio=N`, `rd_dummy=N`, separated by
-/// commas or newlines. Unlike LIO, unknown keys and malformed numbers are refused (EINVAL).
+/// `control`: `key=value` pairs separated by commas or newlines, each handed to the backend
+/// in order. Unlike LIO, an unknown key or a malformed value is refused (EINVAL).
 fn parse_control(dev: &Device, data: &[u8]) -> Result {
-    let mut pages = None;
-    let (mut nullio, mut dummy) = (None, None);
+    let mut cfg = dev.config.lock();
+    let enabled = dev.enabled();
     for tok in data
         .split(|&c| c == b',' || c == b'\n')
         .filter(|t| !t.is_empty())
     {
         let eq = tok.iter().position(|&c| c == b'=').ok_or(EINVAL)?;
-        let v = parse_u32(&tok[eq + 1..])?;
-        match &tok[..eq] {
-            b"rd_pages" => pages = Some(v),
-            b"rd_nullio" => nullio = Some(v == 1),
-            b"rd_dummy" => dummy = Some(v == 1),
-            key => {
+        let (key, value) = (&tok[..eq], &tok[eq + 1..]);
+        match cfg.backend.control(key, value, enabled)? {
+            Applied::Unknown => {
                 pr_warn!(
                     "control: unknown parameter '{}'\n",
                     core::str::from_utf8(key).unwrap_or("?")
                 );
                 return Err(EINVAL);
             }
+            Applied::Done => {}
+            Applied::Resize(bytes) => dev.resize(bytes)?,
         }
     }
-    let mut cfg = dev.config.lock();
-    if dev.enabled() && (pages.is_some() || nullio.is_some()) {
-        return Err(EBUSY);
-    }
-    if let Some(p) = pages {
-        cfg.rd_pages = u64::from(p);
-    }
-    // As in LIO, only the value 1 sets these; nothing clears them.
-    cfg.nullio |= nullio.unwrap_or(false);
-    cfg.dummy |= dummy.unwrap_or(false);
     Ok(())
 }
 
@@ -165,39 +154,36 @@ impl Dir for DevDir {
         match attr {
             b"info" => {
                 let cfg = d.config.lock();
-                let sg_tables = match d.storage() {
-                    Some(Storage::Ram(_)) => cfg.rd_pages / 2048 + 1,
-                    _ => 0,
-                };
-                show_fmt(
-                    page,
-                    format_args!(
-                        "Status: {}  Max Queue Depth: {}  SectorSize: {}  HwMaxSectors: {}\n        \
-                         TCM RamDisk ID: {}  RamDisk Makeup: rd_mcp\n        \
-                         PAGES/PAGE_SIZE: {}*{}  SG_table_count: {}  nullio: {} dummy: {}\n",
-                        if d.exported() { "ACTIVATED" } else { "DEACTIVATED" },
-                        d.info_queue_depth(),
-                        d.attr(At::BlockSize),
-                        d.attr(At::HwMaxSectors),
-                        self.rd_id,
-                        cfg.rd_pages,
-                        crate::device::RD_PAGE_SIZE,
-                        sg_tables,
-                        u8::from(cfg.nullio),
-                        u8::from(cfg.dummy),
-                    ),
+                let mut f = kernel::str::Formatter::new(page);
+                write!(
+                    f,
+                    "Status: {}  Max Queue Depth: {}  SectorSize: {}  HwMaxSectors: {}\n        ",
+                    if d.exported() {
+                        "ACTIVATED"
+                    } else {
+                        "DEACTIVATED"
+                    },
+                    d.info_queue_depth(),
+                    d.attr(At::BlockSize),
+                    d.attr(At::HwMaxSectors),
                 )
+                .and_then(|()| cfg.backend.info(d.enabled(), &mut f))
+                .map_err(|_| EOVERFLOW)?;
+                Ok(f.bytes_written())
             }
             b"alias" => Ok(d
                 .config
                 .lock()
                 .alias
                 .map_or(0, |a| show_line(page, a.get()))),
-            b"udev_path" => Ok(d
-                .config
-                .lock()
-                .udev_path
-                .map_or(0, |a| show_line(page, a.get()))),
+            b"udev_path" => {
+                let cfg = d.config.lock();
+                Ok(match (&cfg.udev_path, cfg.backend.udev_path()) {
+                    (Some(p), _) => show_line(page, p.get()),
+                    (None, Some(p)) => show_line(page, p),
+                    (None, None) => 0,
+                })
+            }
             b"enable" => show_u32(page, u32::from(d.enabled())),
             b"alua_lu_gp" if d.enabled() => Ok(emit(
                 page,

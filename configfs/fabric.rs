@@ -341,8 +341,11 @@ impl Dir for LunDir {
             GFP_KERNEL,
         )?;
         // `lun_0` and `lun_00` name the same LUN: only one of them may be linked.
-        self.port.add(lun.clone())?;
-        dev.export();
+        dev.export(&self.port, self.index)?;
+        if let Err(e) = self.port.add(lun.clone()) {
+            dev.unexport(&self.port, self.index);
+            return Err(e);
+        }
         *linked = Some(lun.clone());
         drop(linked);
         self.tpg.lun_linked(&lun);
@@ -357,7 +360,7 @@ impl Dir for LunDir {
         // removes its view, waiting for commands in flight.
         self.port.remove(&lun);
         self.tpg.lun_unlinking(&lun);
-        lun.device.unexport();
+        lun.device.unexport(&self.port, lun.index);
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -6,3 +6,4 @@
 #include <scsi/scsi_host.h>
 #include <scsi/scsi_proto.h>
 #include "helpers.h"
+#include "io_helpers.h"

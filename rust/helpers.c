@@ -10,6 +10,7 @@
 #include <linux/path.h>
 #include <linux/utsname.h>
 #include <linux/scatterlist.h>
+#include <linux/blk-mq.h>
 #include <scsi/scsi_cmnd.h>
 #include <scsi/scsi_host.h>
 #include "helpers.h"
@@ -88,6 +89,37 @@ size_t rt_scsi_copy_from_sg(struct scsi_cmnd *cmd, size_t skip, void *buf, size_
 	return sg_pcopy_to_buffer(scsi_sglist(cmd), scsi_sg_count(cmd), buf, len, skip);
 }
 EXPORT_SYMBOL_GPL(rt_scsi_copy_from_sg);
+
+struct scatterlist *rt_scsi_sglist(struct scsi_cmnd *cmd)
+{
+	return scsi_sglist(cmd);
+}
+EXPORT_SYMBOL_GPL(rt_scsi_sglist);
+
+unsigned int rt_scsi_sg_count(struct scsi_cmnd *cmd)
+{
+	return scsi_sg_count(cmd);
+}
+EXPORT_SYMBOL_GPL(rt_scsi_sg_count);
+
+u32 rt_scsi_unique_tag(struct scsi_cmnd *cmd)
+{
+	return blk_mq_unique_tag(scsi_cmd_to_rq(cmd));
+}
+EXPORT_SYMBOL_GPL(rt_scsi_unique_tag);
+
+void rt_shost_set_may_block(struct Scsi_Host *shost)
+{
+	shost->queuecommand_may_block = 1;
+}
+EXPORT_SYMBOL_GPL(rt_shost_set_may_block);
+
+/* The midlayer timed the command out (its error handler owns it; scsi_done is a no-op). */
+bool rt_scsi_cmd_timed_out(struct scsi_cmnd *cmd)
+{
+	return test_bit(SCMD_STATE_COMPLETE, &cmd->state);
+}
+EXPORT_SYMBOL_GPL(rt_scsi_cmd_timed_out);
 
 int rt_path_is_dir(const char *path)
 {

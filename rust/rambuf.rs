@@ -4,7 +4,8 @@
 //! scatter-gather lists. Concurrent commands may touch the same bytes (as on a real disk);
 //! only C copies ever access them, so no Rust reference aliases a concurrent write.
 
-use super::scsi_host::Command;
+use super::bindings;
+use super::io::Sgl;
 use kernel::alloc::flags::__GFP_ZERO;
 use kernel::prelude::*;
 
@@ -39,22 +40,28 @@ impl RamBuf {
         })
     }
 
-    /// Copies `len` bytes between `cmd`'s data buffer at `data_off` and this buffer at `off`:
-    /// into the command if `to_cmd` (a READ), else from it (a WRITE). Returns the bytes copied.
-    pub fn transfer(
-        &self,
-        cmd: &mut Command<'_>,
-        data_off: usize,
-        off: usize,
-        len: usize,
-        to_cmd: bool,
-    ) -> Result<usize> {
+    /// Copies `len` bytes between the start of `sgl` and this buffer at `pos`: into the
+    /// scatterlist if `to_sgl` (a READ), else from it (a WRITE). EINVAL if the range does not
+    /// lie inside the buffer or the scatterlist.
+    pub fn transfer(&self, sgl: &Sgl, pos: u64, len: u64, to_sgl: bool) -> Result {
+        let off = usize::try_from(pos).map_err(|_| EINVAL)?;
+        let len = usize::try_from(len).map_err(|_| EINVAL)?;
         let end = off.checked_add(len).ok_or(EINVAL)?;
-        if end > self.len {
+        if end > self.len || len > sgl.len() as usize {
             return Err(EINVAL);
         }
-        // SAFETY: `off..end` lies inside the allocation, which lives as long as `self`; the
-        // bytes are only accessed by C copies.
-        Ok(unsafe { cmd.copy_raw(data_off, self.ptr.add(off), len, to_cmd) })
+        let (sg, nents, _) = sgl.to_raw_parts();
+        // SAFETY: `off..end` lies inside the allocation, which lives as long as `self`, and its
+        // bytes are only accessed by C copies; `sgl` is valid (its invariant) and holds at
+        // least `len` bytes.
+        unsafe {
+            let mem = self.ptr.add(off);
+            if to_sgl {
+                bindings::rt_io_sg_copy_from_buf(sg, nents, 0, mem.cast(), len);
+            } else {
+                bindings::rt_io_sg_copy_to_buf(sg, nents, 0, mem.cast(), len);
+            }
+        }
+        Ok(())
     }
 }

@@ -29,8 +29,10 @@ pub mod bindings {
     include!("bindings_generated.rs");
 }
 
+pub mod cmd_ref;
 pub mod configfs;
 pub(crate) mod globals;
+pub mod io;
 pub mod module_ref;
 pub mod rambuf;
 pub mod scsi_host;

@@ -6,6 +6,11 @@
 //! C header: [`include/scsi/scsi_host.h`](srctree/include/scsi/scsi_host.h)
 
 use super::bindings;
+use super::cmd_ref::{CmdRef, CmdSetup};
+use super::io::Sgl;
+use crate::cmd::{Cmd, DataDir, FabricOps};
+use crate::lun::Lun;
+use crate::session::Session;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use kernel::prelude::*;
@@ -21,6 +26,8 @@ pub const DID_NO_CONNECT: u8 = 0x01;
 pub const DID_TRANSPORT_DISRUPTED: u8 = 0x0e;
 /// `DID_ERROR`.
 pub const DID_ERROR: u8 = 0x07;
+/// `DID_RESET`: the command was aborted by a reset; the midlayer retries it.
+pub const DID_RESET: u8 = 0x08;
 
 /// What a low-level driver does with commands. Commands arrive in `queuecommand` context:
 /// it must not sleep.
@@ -46,9 +53,75 @@ pub trait HostOps: Send + Sync + Sized + 'static {
     /// error (ENXIO) if nothing is there.
     fn sdev_init(&self, channel: u32, id: u32, lun: u64) -> Result<Arc<Self::Lun>>;
     /// Executes `cmd`, which must be completed with [`Command::done`] (dropping it completes it
-    /// with `DID_ERROR`).
+    /// with `DID_ERROR`) or handed to the core with [`Command::start`]. Runs in process
+    /// context (`queuecommand_may_block`): it may sleep.
     fn queue_command(&self, lun: &Self::Lun, cmd: Command<'_>);
+
+    /// The midlayer's error handler asks to abort `cmd` (a command of `lun` that timed out).
+    /// Returns true when the driver no longer holds it.
+    fn abort(&self, _lun: &Self::Lun, _cmd: &Cmd, _host: HostRef<'_>) -> bool {
+        true
+    }
+    /// LOGICAL UNIT RESET of `lun`; true when its commands are gone.
+    fn device_reset(&self, _lun: &Self::Lun, _host: HostRef<'_>) -> bool {
+        true
+    }
+    /// Reset of the target (`lun`'s SCSI target id); true when its commands are gone.
+    fn target_reset(&self, _lun: &Self::Lun, _host: HostRef<'_>) -> bool {
+        true
+    }
+    /// Reset of the whole host; true when no command is held any more.
+    fn host_reset(&self, _host: HostRef<'_>) -> bool {
+        true
+    }
 }
+
+/// The host a callback runs for, to walk its commands.
+#[derive(Clone, Copy)]
+pub struct HostRef<'a> {
+    shost: NonNull<bindings::Scsi_Host>,
+    _p: PhantomData<&'a bindings::Scsi_Host>,
+}
+
+impl HostRef<'_> {
+    /// Calls `f` with the command slot of every command the midlayer has started on the host
+    /// (a `scsi_host_busy_iter` walk; process context).
+    pub fn for_each_cmd(&self, f: &mut dyn FnMut(&Cmd)) {
+        /// # Safety
+        ///
+        /// Called by `scsi_host_busy_iter` with a started command of the host and the `data`
+        /// passed below.
+        unsafe extern "C" fn visit(cmd: *mut bindings::scsi_cmnd, data: *mut ffi::c_void) -> bool {
+            // SAFETY: `data` is the `&mut &mut dyn FnMut` below, live for the walk; `cmd` is a
+            // started command of a host whose private areas hold initialised `Cmd` slots.
+            unsafe {
+                let f = &mut *data.cast::<&mut dyn FnMut(&Cmd)>();
+                f(&*cmd_slot(cmd));
+            }
+            true
+        }
+        let mut f = f;
+        // SAFETY: the host is live for the callback this `HostRef` was made for.
+        unsafe {
+            bindings::scsi_host_busy_iter(
+                self.shost.as_ptr(),
+                Some(visit),
+                core::ptr::from_mut(&mut f).cast(),
+            )
+        }
+    }
+}
+
+use kernel::ffi;
+
+/// The core's command slot in a command's private area.
+fn cmd_slot(cmd: *mut bindings::scsi_cmnd) -> *mut Cmd {
+    // `scsi_cmd_priv`: the private area follows the `scsi_cmnd`.
+    cmd.wrapping_add(1).cast::<Cmd>()
+}
+
+const _: () =
+    assert!(core::mem::size_of::<bindings::scsi_cmnd>() % core::mem::align_of::<Cmd>() == 0);
 
 /// A command handed to [`HostOps::queue_command`].
 ///
@@ -84,29 +157,6 @@ impl Command<'_> {
     pub fn copy_to_data(&mut self, offset: usize, buf: &[u8]) -> usize {
         // SAFETY: the command is live and `buf` is valid for reads of its length.
         unsafe { bindings::rt_scsi_copy_to_sg(self.raw(), offset, buf.as_ptr().cast(), buf.len()) }
-    }
-
-    /// Copies `len` bytes between the data buffer at `offset` and `mem`.
-    ///
-    /// # Safety
-    ///
-    /// `mem` must be valid for reads (`to_data`) or writes (not `to_data`) of `len` bytes for
-    /// the call, and no Rust reference may cover those bytes.
-    pub(crate) unsafe fn copy_raw(
-        &mut self,
-        offset: usize,
-        mem: *mut u8,
-        len: usize,
-        to_data: bool,
-    ) -> usize {
-        // SAFETY: by the function's requirements.
-        unsafe {
-            if to_data {
-                bindings::rt_scsi_copy_to_sg(self.raw(), offset, mem.cast(), len)
-            } else {
-                bindings::rt_scsi_copy_from_sg(self.raw(), offset, mem.cast(), len)
-            }
-        }
     }
 
     /// Sets the residual count (bytes of the data buffer not transferred).
@@ -146,6 +196,102 @@ impl Command<'_> {
     }
 }
 
+impl Command<'_> {
+    /// Hands the command to the core: its slot (in the private area) is set up from the
+    /// `scsi_cmnd` and the core executes it, calling back through `fabric`. The data buffer is
+    /// the midlayer's scatterlist, used in place.
+    pub fn start<T: HostOps>(
+        self,
+        session: Arc<Session>,
+        lun: Arc<Lun>,
+        fabric: &'static dyn FabricOps,
+    ) -> CmdRef {
+        let me = core::mem::ManuallyDrop::new(self);
+        let raw = me.raw();
+        // SAFETY: the command is live and ours; its private area holds a `Cmd` slot that
+        // `init_cmd_priv::<T>` initialised and that is free (the midlayer gives us each
+        // request once until we complete it).
+        unsafe {
+            let d = (*raw).sc_data_direction;
+            let dir = if d == bindings::dma_data_direction::DMA_TO_DEVICE {
+                DataDir::ToDevice
+            } else if d == bindings::dma_data_direction::DMA_FROM_DEVICE {
+                DataDir::FromDevice
+            } else {
+                DataDir::None
+            };
+            let sgl = Sgl::from_raw(
+                bindings::rt_scsi_sglist(raw),
+                bindings::rt_scsi_sg_count(raw),
+                bindings::rt_scsi_bufflen(raw),
+            );
+            CmdRef::start(
+                NonNull::new_unchecked(cmd_slot(raw)),
+                CmdSetup {
+                    cdb: me.cdb(),
+                    dir,
+                    sgl,
+                    data_ready: true,
+                    tag: u64::from(bindings::rt_scsi_unique_tag(raw)),
+                    session,
+                    lun,
+                    fabric,
+                    origin: origin::<T>(),
+                },
+            )
+        }
+    }
+
+    /// Takes back a command that [`Command::start`] handed to the core, releasing the core's
+    /// hold on it. `None` if `cmd` did not come from a host driven by `T`.
+    pub fn from_cmd<T: HostOps>(cmd: CmdRef) -> core::result::Result<Self, CmdRef> {
+        if cmd.origin() != origin::<T>() {
+            return Err(cmd);
+        }
+        // The slot lies in the private area of a live `scsi_cmnd` of a host driven by `T`
+        // (checked through the origin), right after the `scsi_cmnd`.
+        let raw = cmd_of_slot(cmd.release());
+        Ok(Command {
+            // SAFETY: derived from a non-null slot pointer.
+            cmd: unsafe { NonNull::new_unchecked(raw) },
+            _p: PhantomData,
+        })
+    }
+
+    /// Takes back a command that task management aborted. If the midlayer had timed it out,
+    /// its error handler owns it and the command is released silently (`None`); otherwise
+    /// (a reset the initiator asked for through an ioctl) it is returned, to be completed with
+    /// [`DID_RESET`] so the midlayer retries it.
+    pub fn from_aborted<T: HostOps>(cmd: CmdRef) -> core::result::Result<Option<Self>, CmdRef> {
+        if cmd.origin() != origin::<T>() {
+            return Err(cmd);
+        }
+        let raw = cmd_of_slot(cmd.slot());
+        // Read before the release: afterwards the error handler may reuse the command.
+        // SAFETY: the command is live and still ours (not released).
+        let timed_out = unsafe { bindings::rt_scsi_cmd_timed_out(raw) };
+        let _ = Self::from_cmd::<T>(cmd);
+        if timed_out {
+            return Ok(None);
+        }
+        Ok(Some(Command {
+            // SAFETY: derived from a non-null slot pointer.
+            cmd: unsafe { NonNull::new_unchecked(raw) },
+            _p: PhantomData,
+        }))
+    }
+}
+
+/// The `scsi_cmnd` whose private area holds `slot`.
+fn cmd_of_slot(slot: NonNull<Cmd>) -> *mut bindings::scsi_cmnd {
+    slot.as_ptr().cast::<bindings::scsi_cmnd>().wrapping_sub(1)
+}
+
+/// The identity of hosts driven by `T`, stored in their commands' slots.
+fn origin<T: HostOps>() -> usize {
+    core::ptr::from_ref(&Template::<T>::TEMPLATE) as usize
+}
+
 impl Drop for Command<'_> {
     fn drop(&mut self) {
         let cmd = Command {
@@ -153,28 +299,6 @@ impl Drop for Command<'_> {
             _p: PhantomData,
         };
         cmd.done_host(DID_ERROR);
-    }
-}
-
-impl crate::lun::CmdData for Command<'_> {
-    fn cdb(&self) -> &[u8] {
-        Command::cdb(self)
-    }
-    fn data_len(&self) -> u32 {
-        Command::data_len(self)
-    }
-    fn put(&mut self, offset: usize, buf: &[u8]) -> usize {
-        self.copy_to_data(offset, buf)
-    }
-    fn ram_io(
-        &mut self,
-        ram: &super::rambuf::RamBuf,
-        data_off: usize,
-        off: usize,
-        len: usize,
-        to_cmd: bool,
-    ) -> Result<usize> {
-        ram.transfer(self, data_off, off, len, to_cmd)
     }
 }
 
@@ -205,9 +329,12 @@ impl<T: HostOps> Template<T> {
         queuecommand: Some(queuecommand::<T>),
         sdev_init: Some(sdev_init::<T>),
         sdev_destroy: Some(sdev_destroy::<T>),
-        eh_abort_handler: Some(eh_success),
-        eh_device_reset_handler: Some(eh_success),
-        eh_host_reset_handler: Some(eh_success),
+        eh_abort_handler: Some(eh_abort::<T>),
+        eh_device_reset_handler: Some(eh_device_reset::<T>),
+        eh_target_reset_handler: Some(eh_target_reset::<T>),
+        eh_host_reset_handler: Some(eh_host_reset::<T>),
+        init_cmd_priv: Some(init_cmd_priv),
+        cmd_size: core::mem::size_of::<Cmd>() as u32,
         can_queue: T::CAN_QUEUE,
         this_id: -1,
         sg_tablesize: T::SG_TABLESIZE,
@@ -285,13 +412,103 @@ unsafe extern "C" fn sdev_destroy<T: HostOps>(sdev: *mut bindings::scsi_device) 
     }
 }
 
-/// Commands complete synchronously in `queuecommand`, so there is never one to abort or reset.
+/// `init_cmd_priv`: each request's private area becomes a free command slot, once.
 ///
 /// # Safety
 ///
-/// Called by the midlayer's error handler; the command is not touched.
-unsafe extern "C" fn eh_success(_cmd: *mut bindings::scsi_cmnd) -> i32 {
-    bindings::scsi_disposition_SUCCESS as i32
+/// Called by the midlayer for each request of a host of ours, before its first use.
+unsafe extern "C" fn init_cmd_priv(
+    _shost: *mut bindings::Scsi_Host,
+    cmd: *mut bindings::scsi_cmnd,
+) -> i32 {
+    // SAFETY: the private area is `cmd_size` bytes, suitably aligned (see the assertion on
+    // `cmd_slot`), owned by the request, and not in use yet.
+    unsafe { pin_init::raw_init(cmd_slot(cmd), Cmd::new_slot()) };
+    0
+}
+
+fn eh_result(ok: bool) -> i32 {
+    if ok {
+        bindings::scsi_disposition_SUCCESS as i32
+    } else {
+        bindings::scsi_disposition_FAILED as i32
+    }
+}
+
+/// Runs `f` for an error handler's command: its host, driver and LUN data.
+///
+/// # Safety
+///
+/// `cmd` is a command the midlayer's error handler passed us, on a live device of a host of
+/// ours.
+unsafe fn with_eh<T: HostOps>(
+    cmd: *mut bindings::scsi_cmnd,
+    f: impl FnOnce(&T, Option<&T::Lun>, HostRef<'_>) -> bool,
+) -> i32 {
+    // SAFETY: by the requirements; hostdata is null or set by `sdev_init::<T>`.
+    unsafe {
+        let sdev = (*cmd).device;
+        let shost = (*sdev).host;
+        let lun = (*sdev).hostdata.cast::<T::Lun>();
+        let host = HostRef {
+            shost: NonNull::new_unchecked(shost),
+            _p: PhantomData,
+        };
+        eh_result(f(ops::<T>(shost), lun.as_ref(), host))
+    }
+}
+
+/// `eh_abort_handler`.
+///
+/// # Safety
+///
+/// Called by the midlayer's error handler with a timed-out command of ours.
+unsafe extern "C" fn eh_abort<T: HostOps>(cmd: *mut bindings::scsi_cmnd) -> i32 {
+    // SAFETY: by the requirements; the slot was initialised by `init_cmd_priv::<T>`.
+    unsafe {
+        let slot = &*cmd_slot(cmd);
+        with_eh::<T>(cmd, |ops, lun, host| {
+            lun.is_none_or(|l| ops.abort(l, slot, host))
+        })
+    }
+}
+
+/// `eh_device_reset_handler`.
+///
+/// # Safety
+///
+/// Called by the midlayer's error handler with a command of the device to reset.
+unsafe extern "C" fn eh_device_reset<T: HostOps>(cmd: *mut bindings::scsi_cmnd) -> i32 {
+    // SAFETY: by the requirements.
+    unsafe {
+        with_eh::<T>(cmd, |ops, lun, host| {
+            lun.is_none_or(|l| ops.device_reset(l, host))
+        })
+    }
+}
+
+/// `eh_target_reset_handler`.
+///
+/// # Safety
+///
+/// Called by the midlayer's error handler with a command of the target to reset.
+unsafe extern "C" fn eh_target_reset<T: HostOps>(cmd: *mut bindings::scsi_cmnd) -> i32 {
+    // SAFETY: by the requirements.
+    unsafe {
+        with_eh::<T>(cmd, |ops, lun, host| {
+            lun.is_none_or(|l| ops.target_reset(l, host))
+        })
+    }
+}
+
+/// `eh_host_reset_handler`.
+///
+/// # Safety
+///
+/// Called by the midlayer's error handler with a command of the host to reset.
+unsafe extern "C" fn eh_host_reset<T: HostOps>(cmd: *mut bindings::scsi_cmnd) -> i32 {
+    // SAFETY: by the requirements.
+    unsafe { with_eh::<T>(cmd, |ops, _lun, host| ops.host_reset(host)) }
 }
 
 impl<T: HostOps> Host<T> {
@@ -314,6 +531,9 @@ impl<T: HostOps> Host<T> {
             s.max_channel = 0;
             s.max_cmd_len = 32;
             s.nr_hw_queues = bindings::rt_num_possible_cpus();
+            // queuecommand runs where it may sleep (BLK_MQ_F_BLOCKING): backends submit file
+            // and block I/O from it directly.
+            bindings::rt_shost_set_may_block(shost.as_ptr());
         }
         // SAFETY: the host is allocated; a null parent puts it under the platform bus.
         let ret = unsafe { bindings::rt_scsi_add_host(shost.as_ptr()) };

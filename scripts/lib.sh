@@ -7,6 +7,9 @@ KERNEL_SERIES=7.3
 BINDGEN_VERSION=0.72.1
 VNG_VERSION=1.42
 LLVM_SUFFIX=-19
+# Test kernel flavour: debug (lockdep, KASAN, kmemleak...: make check, make demo) or release
+# (make bench). Modules built against one do not load into the other.
+RTARGET_FLAVOUR=${RTARGET_FLAVOUR:-debug}
 
 export LIBCLANG_PATH=/usr/lib/llvm${LLVM_SUFFIX}/lib
 export PATH="$RTARGET_CACHE/cargo/bin:$RTARGET_CACHE/vng/bin:$PATH"
@@ -24,15 +27,23 @@ kernel_src() {
     echo "$d"
 }
 
-# Cache key of a kernel build: what it depends on.
-kernel_key() {
-    local src ver frag rustc clang
-    src=$(kernel_src) || die "kernel source missing: run scripts/bootstrap"
-    ver=$(make -s -C "$src" kernelversion 2>/dev/null)
-    frag=$(cat "$RTARGET_ROOT/selftests/config" | sha256sum | cut -c1-12)
-    rustc=$(rustc --version | awk '{print $2}')
-    clang=$(clang$LLVM_SUFFIX --version 2>/dev/null | head -1 | grep -o '[0-9][0-9.]*' | head -1)
-    echo "linux-$ver-cfg-$frag-rustc-$rustc-clang-$clang"
+# The config fragments of a flavour, in merge order.
+kernel_fragments() {
+    echo "$RTARGET_ROOT/selftests/config"
+    [ "${1:-$RTARGET_FLAVOUR}" = debug ] && echo "$RTARGET_ROOT/selftests/config.debug"
+    true
 }
 
-kernel_build_dir() { echo "$RTARGET_CACHE/kbuild/$(kernel_key)"; }
+# Cache key of a kernel build: what it depends on.
+kernel_key() {
+    local flavour=${1:-$RTARGET_FLAVOUR} src ver frag rustc clang
+    src=$(kernel_src) || die "kernel source missing: run scripts/bootstrap"
+    ver=$(make -s -C "$src" kernelversion 2>/dev/null)
+    # shellcheck disable=SC2046
+    frag=$(cat $(kernel_fragments "$flavour") | sha256sum | cut -c1-12)
+    rustc=$(rustc --version | awk '{print $2}')
+    clang=$(clang$LLVM_SUFFIX --version 2>/dev/null | head -1 | grep -o '[0-9][0-9.]*' | head -1)
+    echo "linux-$ver-$flavour-cfg-$frag-rustc-$rustc-clang-$clang"
+}
+
+kernel_build_dir() { echo "$RTARGET_CACHE/kbuild/$(kernel_key "$@")"; }

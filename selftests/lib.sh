@@ -43,6 +43,22 @@ setup_lun() {
     ln -s "$dev" "$TPG/lun/lun_0/link0"
 }
 
+# setup_dev PLUGIN NAME CONTROL: backstore core/PLUGIN_1/NAME, configured with CONTROL, enabled,
+# with the test serial. Prints its configfs directory.
+setup_dev() {
+    local dev=$CFG/core/${1}_1/$2
+    mkdir -p "$dev" && echo "$3" > "$dev/control" && echo 1 > "$dev/enable" &&
+    echo "$SERIAL" > "$dev/wwn/vpd_unit_serial" && echo "$dev"
+}
+
+# link_dev DEVDIR [LUN]: export DEVDIR as LUN (default 0) of the test TPG, creating the nexus.
+link_dev() {
+    local lun=${2:-0}
+    mkdir -p "$TPG/lun/lun_$lun" &&
+    { [ -n "$(cat "$TPG/nexus" 2>/dev/null)" ] || echo "$NEXUS" > "$TPG/nexus"; } &&
+    ln -s "$1" "$TPG/lun/lun_$lun/link$lun"
+}
+
 # teardown_lun: remove every LUN, target, fabric and backstore, whoever made them.
 teardown_lun() {
     local f
@@ -55,14 +71,14 @@ teardown_lun() {
     true
 }
 
-# lun_dev PROC_NAME block|scsi_generic: /dev node of target 1, LUN 0 on the host whose
-# proc_name is PROC_NAME (rtarget_loop or tcm_loopback); waits up to 20 s for sd to attach.
+# lun_dev PROC_NAME block|scsi_generic [LUN]: /dev node of target 1, LUN (default 0) on the
+# host whose proc_name is PROC_NAME (rtarget_loop or tcm_loopback); waits up to 20 s for sd.
 lun_dev() {
     local i h d
     for i in $(seq 1 100); do
         for h in /sys/class/scsi_host/host*; do
             [ "$(cat "$h/proc_name" 2>/dev/null)" = "$1" ] || continue
-            for d in /sys/bus/scsi/devices/"${h##*host}":0:1:0/"$2"/*; do
+            for d in /sys/bus/scsi/devices/"${h##*host}":0:1:"${3:-0}"/"$2"/*; do
                 [ -e "$d" ] && [ -e "/dev/${d##*/}" ] && { echo "/dev/${d##*/}"; return 0; }
             done
         done
@@ -75,7 +91,7 @@ unload_all() {
     local d
     for d in "$CFG"/loopback; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
     teardown_lun
-    for m in rtarget_loop rtarget_core tcm_loop target_core_pscsi target_core_file target_core_iblock target_core_mod; do
+    for m in rtarget_loop rtarget_core tcm_loop target_core_pscsi target_core_file target_core_iblock target_core_user target_core_mod; do
         loaded "$m" && rmmod "$m" 2>/dev/null
     done
     true
@@ -83,4 +99,22 @@ unload_all() {
 # Kernel log since the test started, for oops/warning checks.
 dmesg_mark() { _dmesg_mark=$(dmesg | wc -l); }
 dmesg_new() { dmesg | tail -n +"$((${_dmesg_mark:-0} + 1))"; }
-dmesg_clean() { ! dmesg_new | grep -E 'BUG:|WARNING:|Oops|general protection|refcount_t:|UBSAN|KASAN|list_(add|del) corruption'; }
+dmesg_clean() { ! dmesg_new | grep -E 'BUG:|WARNING:|Oops|general protection|refcount_t:|UBSAN|KASAN|KFENCE|list_(add|del) corruption|circular locking|blocked for more than|sleeping function called'; }
+
+# Scratch storage for file and block backends: a tmpfs, an ext4 image on a loop device in it,
+# brd (/dev/ram0, 64 MiB) and null_blk (/dev/nullb0, memory backed, 1 GiB).
+BK=/tmp/rtarget-bk
+scratch_up() {
+    mkdir -p $BK && { mountpoint -q $BK || mount -t tmpfs -o size=1200m rtarget-bk $BK; } &&
+    { [ -f $BK/ext4.img ] || { truncate -s 512M $BK/ext4.img && mkfs.ext4 -q -F $BK/ext4.img; }; } &&
+    mkdir -p $BK/ext4 && { mountpoint -q $BK/ext4 || mount -o loop $BK/ext4.img $BK/ext4; } &&
+    { [ -b /dev/ram0 ] || modprobe brd rd_nr=1 rd_size=65536; } &&
+    { [ -b /dev/nullb0 ] || modprobe null_blk nr_devices=1 memory_backed=1 gb=1; } &&
+    udevadm settle 2>/dev/null; [ -b /dev/ram0 ] && [ -b /dev/nullb0 ]
+}
+scratch_down() {
+    mountpoint -q $BK/ext4 && umount $BK/ext4
+    mountpoint -q $BK && umount $BK
+    rmmod brd null_blk 2>/dev/null
+    true
+}

@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Side by side with C LIO in the same boot: the same LUN (same serial, WWN, size), set up with
-# the same configfs writes, must answer the same commands with the same bytes. Allowed
-# differences are listed in ALLOWED with their reason.
+# Side by side with C LIO in the same boot: the same LUN (same serial, WWN, size) on each
+# backend (rd_mcp, fileio on tmpfs, iblock on brd), set up with the same configfs writes, must
+# answer the same commands with the same bytes. Allowed differences are listed in ALLOWED_*
+# with their reason.
 . "$(dirname "$0")/lib.sh"
 SGIO="$(dirname "$0")/sgio.py"
 
@@ -57,38 +58,49 @@ capture() { # OUTDIR PROC_NAME
 }
 
 n=$(echo "$CMDS" | wc -l)
-tap_plan $((n + 5))
+# NAME|PLUGIN|CONTROL: the same backstore on both sides.
+BACKENDS="rd_mcp|rd_mcp|rd_pages=16384
+fileio|fileio|fd_dev_name=$BK/cmp.img,fd_dev_size=67108864
+iblock|iblock|udev_path=/dev/ram0"
+nb=$(echo "$BACKENDS" | wc -l)
+tap_plan $((nb * (n + 3) + 3))
 unload_all; dmesg_mark
 rm -rf /tmp/cmp
-rtarget_side() { modprobe rtarget_core && setup_lun 64 && capture /tmp/cmp/rtarget rtarget_loop; }
-lio_side() { modprobe target_core_mod && setup_lun 64 && capture /tmp/cmp/lio tcm_loopback; }
-check "rtarget: set up the LUN and capture $n answers" rtarget_side
-unload_all
-check "C LIO: the same LUN and the same $n commands" lio_side
-unload_all
-check "both sides answered every command" sh -c "[ \$(ls /tmp/cmp/rtarget | wc -l) = $n ] && [ \$(ls /tmp/cmp/lio | wc -l) = $n ] && ! grep -l 'ioctl failed' /tmp/cmp/*/*"
-
-while IFS='|' read -r name _; do
-    r=$(cat /tmp/cmp/rtarget/$name 2>/dev/null); l=$(cat /tmp/cmp/lio/$name 2>/dev/null)
-    if [[ " $ALLOWED_SENSE_SKS " == *" $name "* ]]; then
-        # status, host, resid and sense bytes 0-14 (30 hex digits) must match
-        strip() { sed -E 's/sense=([0-9a-f]{30})[0-9a-f]*/sense=\1/'; }
-        r=$(echo "$r" | strip); l=$(echo "$l" | strip)
-        why=" (sense-key-specific bytes allowed to differ)"
-    else
+check "scratch storage" scratch_up
+side() { # CORE_MODULE PROC_NAME OUTDIR PLUGIN CONTROL
+    local dev
+    rm -f $BK/cmp.img
+    modprobe "$1" && dev=$(setup_dev "$4" cmp "$5") && link_dev "$dev" && capture "$3" "$2"
+}
+while IFS='|' read -r bname plugin control; do
+    check "$bname: rtarget: set up the LUN and capture $n answers" side rtarget_core rtarget_loop /tmp/cmp/$bname/rtarget "$plugin" "$control"
+    unload_all
+    check "$bname: C LIO: the same LUN and the same $n commands" side target_core_mod tcm_loopback /tmp/cmp/$bname/lio "$plugin" "$control"
+    unload_all
+    check "$bname: both sides answered every command" sh -c "[ \$(ls /tmp/cmp/$bname/rtarget | wc -l) = $n ] &&
+        [ \$(ls /tmp/cmp/$bname/lio | wc -l) = $n ] && ! grep -l 'ioctl failed' /tmp/cmp/$bname/*/*"
+    while IFS='|' read -r name _; do
+        r=$(cat /tmp/cmp/$bname/rtarget/$name 2>/dev/null); l=$(cat /tmp/cmp/$bname/lio/$name 2>/dev/null)
         why=""
-    fi
-    if [[ " $ALLOWED_RESID " == *" $name "* ]]; then
-        r=$(echo "$r" | sed -E 's/resid=[0-9-]+ //; s/data=.*//'); l=$(echo "$l" | sed -E 's/resid=[0-9-]+ //; s/data=.*//')
-        why="$why (residual allowed to differ)"
-    fi
-    if [ -n "$r" ] && [ "$r" = "$l" ]; then
-        tap_ok "$name: identical$why"
-    else
-        tap_not_ok "$name differs"
-        { echo "rtarget: $r"; echo "lio:     $l"; } | tap_diag
-    fi
-done <<< "$CMDS"
-check "C LIO really answered (INQUIRY from LIO-ORG, 96 bytes)" grep -q 'data=000006025bb8' /tmp/cmp/lio/inquiry
+        if [[ " $ALLOWED_SENSE_SKS " == *" $name "* ]]; then
+            # status, host, resid and sense bytes 0-14 (30 hex digits) must match
+            strip() { sed -E 's/sense=([0-9a-f]{30})[0-9a-f]*/sense=\1/'; }
+            r=$(echo "$r" | strip); l=$(echo "$l" | strip)
+            why=" (sense-key-specific bytes allowed to differ)"
+        fi
+        if [[ " $ALLOWED_RESID " == *" $name "* ]]; then
+            r=$(echo "$r" | sed -E 's/resid=[0-9-]+ //; s/data=.*//'); l=$(echo "$l" | sed -E 's/resid=[0-9-]+ //; s/data=.*//')
+            why="$why (residual allowed to differ)"
+        fi
+        if [ -n "$r" ] && [ "$r" = "$l" ]; then
+            tap_ok "$bname: $name: identical$why"
+        else
+            tap_not_ok "$bname: $name differs"
+            { echo "rtarget: $r"; echo "lio:     $l"; } | tap_diag
+        fi
+    done <<< "$CMDS"
+done <<< "$BACKENDS"
+check "C LIO really answered (INQUIRY from LIO-ORG, 96 bytes)" grep -q 'data=000006025bb8' /tmp/cmp/rd_mcp/lio/inquiry
+scratch_down
 check "no oops or warning in dmesg" dmesg_clean
 tap_done

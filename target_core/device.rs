@@ -1,26 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A backstore device (LIO's `se_device`): its attributes, its T10 identity and, once enabled,
-//! its storage. Only rd_mcp (RAM) storage exists so far.
+//! A backstore device (LIO's `se_device`): its attributes, its T10 identity, its backend's
+//! configuration and, once enabled, its backend.
 //!
 //! The I/O path reads what it needs (block size, capacity, write cache) from atomics and the
-//! storage from a `SetOnce`: no lock. Identity strings (for INQUIRY) sit under a spinlock,
-//! because INQUIRY runs in `queuecommand` context, which must not sleep.
+//! backend from a `SetOnce`: no lock. Identity strings (for INQUIRY) sit under a spinlock,
+//! because INQUIRY may run in `queuecommand` context, which must not sleep.
 
+use crate::backend::rd::{RD_HW_MAX_SECTORS, RD_HW_QUEUE_DEPTH};
+use crate::backend::{Backend, BackendConfig, Geometry, Plugin};
+use crate::lun::Port;
 use crate::proto::spc::LIO_COMPANY_ID;
 use crate::rt::configfs::strip_nl;
-use crate::rt::rambuf::RamBuf;
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::atomic::{ordering::Relaxed, Atomic};
 use kernel::sync::{Arc, Mutex, SetOnce, SpinLock};
-
-/// rd_mcp's memory unit: `rd_pages` counts these.
-pub const RD_PAGE_SIZE: u64 = 4096;
-/// `hw_max_sectors` LIO computes for rd_mcp (UINT_MAX rounded down to whole pages).
-pub const RD_HW_MAX_SECTORS: u32 = 0xffff_fff8;
-/// `hw_queue_depth` of rd_mcp.
-pub const RD_HW_QUEUE_DEPTH: u32 = 128;
 
 /// How a write to an `attrib/` file is checked (LIO's rules for rd_mcp).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -75,7 +70,8 @@ const fn a(name: &'static CStr, pre: u32, post: u32, rule: Rule) -> AttribSpec {
     }
 }
 
-/// LIO's `sbc_attrib_attrs`, in LIO's order, with rd_mcp's values.
+/// LIO's `sbc_attrib_attrs`, in LIO's order, with rd_mcp's values; [`Device::enable`] sets
+/// the hardware ones from the backend's [`Geometry`].
 pub(crate) static ATTRIBS: [AttribSpec; 42] = [
     a(c"emulate_model_alias", 0, 0, Rule::BoolIdle),
     a(c"emulate_dpo", 1, 1, Rule::Bool),
@@ -131,12 +127,25 @@ pub(crate) static ATTRIBS: [AttribSpec; 42] = [
 pub(crate) enum At {
     ModelAlias = 0,
     WriteCache = 4,
+    UaIntlck = 5,
     IsNonrot = 17,
     BlockSize = 21,
     HwMaxSectors = 22,
     OptimalSectors = 23,
     HwQueueDepth = 24,
     Caw = 9,
+}
+
+/// An attribute's value after `enable`: the backend's geometry for the hardware ones.
+fn post_enable_value(spec: &AttribSpec, geo: &Geometry) -> u32 {
+    match spec.name.to_bytes() {
+        b"hw_block_size" | b"block_size" => geo.block_size,
+        b"hw_max_sectors" | b"optimal_sectors" => geo.max_sectors,
+        b"hw_queue_depth" | b"queue_depth" => geo.queue_depth,
+        b"is_nonrot" => u32::from(geo.nonrot),
+        b"emulate_write_cache" => u32::from(geo.write_cache),
+        _ => spec.post,
+    }
 }
 
 /// Parses a configfs write as LIO's `kstrtou32`/`kstrtobool` do: one trailing newline allowed.
@@ -209,19 +218,9 @@ pub(crate) struct Wwn {
 
 /// Configuration written through `control`, `alias` and `udev_path`.
 pub(crate) struct Config {
-    pub(crate) rd_pages: u64,
-    pub(crate) nullio: bool,
-    pub(crate) dummy: bool,
+    pub(crate) backend: KBox<dyn BackendConfig>,
     pub(crate) alias: Option<Field<512>>,
     pub(crate) udev_path: Option<Field<512>>,
-}
-
-/// Storage behind an enabled device.
-pub(crate) enum Storage {
-    /// RAM pages.
-    Ram(RamBuf),
-    /// `rd_nullio=1`: nothing is stored; reads return zeroes.
-    Null,
 }
 
 /// A backstore device.
@@ -233,6 +232,8 @@ pub struct Device {
     pub(crate) index: u32,
     /// HBA index (statistics `inst`).
     pub(crate) hba_index: u32,
+    /// The backend plugin (`rd_mcp`, `fileio`, `iblock`).
+    pub(crate) plugin: Plugin,
     attrib: [Atomic<u32>; 42],
     /// What `info` prints as Max Queue Depth: set only by writes to `queue_depth`, as in LIO.
     info_queue_depth: Atomic<u32>,
@@ -241,33 +242,46 @@ pub struct Device {
     pub(crate) wwn: SpinLock<Wwn>,
     #[pin]
     pub(crate) config: Mutex<Config>,
-    storage: SetOnce<Storage>,
-    /// Bytes of storage, fixed at enable.
+    backend: SetOnce<Arc<dyn Backend>>,
+    /// Bytes of storage, set at enable (and by a fileio resize).
     bytes: Atomic<u64>,
+    /// The ports and LUN numbers exporting the device, for device-wide unit attentions.
+    #[pin]
+    exports: SpinLock<KVec<(Arc<Port>, u64)>>,
 }
 
 impl Device {
-    /// A fresh, disabled rd_mcp device.
-    pub(crate) fn new(name: &CStr, hba_index: u32, index: u32) -> Result<Arc<Device>> {
+    /// A fresh, disabled device of `plugin`, its backend's device number `id`.
+    pub(crate) fn new(
+        name: &CStr,
+        plugin: Plugin,
+        hba_index: u32,
+        index: u32,
+        id: u32,
+    ) -> Result<Arc<Device>> {
+        let backend = plugin.new_config(id)?;
+        let product = backend.product();
         Arc::pin_init(
             try_pin_init!(Device {
                 name: name.to_cstring()?,
                 index,
                 hba_index,
+                plugin,
                 attrib: core::array::from_fn(|i| Atomic::new(ATTRIBS[i].pre)),
                 info_queue_depth: Atomic::new(0),
                 export_count: Atomic::new(0),
                 wwn <- kernel::new_spinlock!(Wwn {
                     vendor: Field::new(b"LIO-ORG"),
-                    product: Field::new(b"RAMDISK-MCP"),
+                    product: Field::new(product),
                     revision: Field::new(b"4.0"),
                     unit_serial: Field::new(b""),
                     company_id: LIO_COMPANY_ID,
                     pd_text_id_info: Field::new(b""),
                 }),
-                config <- kernel::new_mutex!(Config { rd_pages: 0, nullio: false, dummy: false, alias: None, udev_path: None }),
-                storage: SetOnce::new(),
+                config <- kernel::new_mutex!(Config { backend, alias: None, udev_path: None }),
+                backend: SetOnce::new(),
                 bytes: Atomic::new(0),
+                exports <- kernel::new_spinlock!(KVec::new()),
             }? Error),
             GFP_KERNEL,
         )
@@ -295,23 +309,52 @@ impl Device {
         self.info_queue_depth.load(Relaxed)
     }
 
-    /// Called with the configfs symlink lock: counts a LUN exporting this device.
-    pub(crate) fn export(&self) {
+    /// Called with the configfs symlink lock: LUN `index` of `port` exports this device.
+    pub(crate) fn export(&self, port: &Arc<Port>, index: u64) -> Result {
+        self.exports
+            .lock()
+            .push((port.clone(), index), GFP_KERNEL)?;
         self.export_count.fetch_add(1, Relaxed);
+        Ok(())
     }
 
     /// Undoes [`Device::export`].
-    pub(crate) fn unexport(&self) {
+    pub(crate) fn unexport(&self, port: &Port, index: u64) {
+        let mut exports = self.exports.lock();
+        if let Some(i) = exports
+            .iter()
+            .position(|(p, l)| core::ptr::eq(&**p, port) && *l == index)
+        {
+            let _ = exports.remove(i);
+        }
         self.export_count.fetch_sub(1, Relaxed);
+    }
+
+    /// Raises a unit attention on every nexus that reaches the device, through every LUN.
+    pub(crate) fn raise_ua(&self, code: (u8, u8)) {
+        for (port, lun) in self.exports.lock().iter() {
+            port.for_each_session(|s| s.raise_ua(*lun, code));
+        }
+    }
+
+    /// A new capacity of `bytes` for an enabled device: the backend makes room, then every
+    /// nexus gets CAPACITY DATA HAS CHANGED.
+    pub(crate) fn resize(&self, bytes: u64) -> Result {
+        let be = self.backend().ok_or(EINVAL)?;
+        be.resize(bytes)?;
+        self.bytes.store(bytes, Relaxed);
+        self.raise_ua(crate::ua::CAPACITY_CHANGED);
+        Ok(())
     }
 
     /// Whether `enable` succeeded.
     pub(crate) fn enabled(&self) -> bool {
-        self.storage.as_ref().is_some()
+        self.backend.as_ref().is_some()
     }
 
-    pub(crate) fn storage(&self) -> Option<&Storage> {
-        self.storage.as_ref()
+    /// The backend, once enabled.
+    pub(crate) fn backend(&self) -> Option<&Arc<dyn Backend>> {
+        self.backend.as_ref()
     }
 
     /// Capacity in blocks of the current block size.
@@ -322,32 +365,22 @@ impl Device {
             .unwrap_or(0)
     }
 
-    /// `enable`: allocates the storage and sets the post-enable attribute values.
+    /// `enable`: opens or allocates the backend's storage and takes the hardware attributes
+    /// from it.
     pub(crate) fn enable(&self) -> Result {
+        let mut cfg = self.config.lock();
         if self.enabled() {
             return Err(EEXIST);
         }
-        let cfg = self.config.lock();
-        if cfg.rd_pages == 0 {
-            pr_warn!(
-                "{}: rd_pages must be set before enable\n",
-                self.name.to_str().unwrap_or("?")
-            );
-            return Err(EINVAL);
-        }
-        let bytes = cfg.rd_pages.checked_mul(RD_PAGE_SIZE).ok_or(EINVAL)?;
-        let storage = if cfg.nullio {
-            Storage::Null
-        } else {
-            Storage::Ram(RamBuf::new(usize::try_from(bytes).map_err(|_| ENOMEM)?)?)
-        };
+        let (backend, geo) = cfg.backend.enable()?;
         for (i, spec) in ATTRIBS.iter().enumerate() {
-            if spec.pre != spec.post {
-                self.attrib[i].store(spec.post, Relaxed);
+            let v = post_enable_value(spec, &geo);
+            if v != self.attrib[i].load(Relaxed) {
+                self.attrib[i].store(v, Relaxed);
             }
         }
-        self.bytes.store(bytes, Relaxed);
-        if !self.storage.populate(storage) {
+        self.bytes.store(geo.bytes, Relaxed);
+        if !self.backend.populate(backend) {
             return Err(EEXIST);
         }
         Ok(())
@@ -430,12 +463,13 @@ impl Device {
 
     /// `emulate_model_alias`: the product id becomes the device's name (first 16 bytes).
     fn apply_model_alias(&self, on: bool) {
+        let product = self.config.lock().backend.product();
         let mut wwn = self.wwn.lock();
         let name = self.name.to_bytes();
         wwn.product = Field::new(if on {
             &name[..name.len().min(16)]
         } else {
-            b"RAMDISK-MCP"
+            product
         });
     }
 }

@@ -22,12 +22,18 @@ pub mod proto {
     pub mod spc;
 }
 
+pub mod backend;
 /// The LIO-compatible configfs tree.
 #[path = "../configfs/mod.rs"]
 mod cfs;
+pub mod cmd;
 pub mod device;
+mod dispatch;
 pub mod fabric;
 pub mod lun;
+pub mod session;
+pub mod tmf;
+pub mod ua;
 
 use kernel::prelude::*;
 
@@ -40,16 +46,20 @@ module! {
 }
 
 struct RtargetCore {
+    // Dropped in declaration order: configfs (and every device) first, then the workqueue.
     _configfs: rt::configfs::Subsystem,
+    _io_wq: rt::io::IoWorkqueue,
 }
 
 impl kernel::Module for RtargetCore {
     fn init(module: &'static ThisModule) -> Result<Self> {
         rt::globals::init();
+        let io_wq = rt::io::io_workqueue()?;
         let configfs = cfs::register(module)?;
         pr_info!("rtarget core {} loaded\n", cfs::TARGET_CORE_VERSION);
         Ok(RtargetCore {
             _configfs: configfs,
+            _io_wq: io_wq,
         })
     }
 }

@@ -2,19 +2,25 @@
 
 //! rtarget_loop: the loopback fabric (LIO's `tcm_loop`). Each `loopback/<wwn>` is a local
 //! SCSI host; `tpgt_<N>` is SCSI target N on it, and each linked `lun_<M>` appears as a disk
-//! (`/dev/sdX`). Commands run to completion in `queuecommand`, on the submitting CPU: no
-//! queueing, no allocation, no lock on the READ/WRITE path.
+//! (`/dev/sdX`). Writing `nexus` creates the TPG's one session. Each `scsi_cmnd` carries the
+//! core's command slot in its private area; `queuecommand` hands it to the core on the
+//! submitting CPU, and the core's completion (inline for rd_mcp, from the backend's
+//! completion otherwise) ends in `scsi_done`. The midlayer's error handlers run the core's
+//! task management.
 
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::atomic::{ordering::Relaxed, Atomic};
 use kernel::sync::{Arc, Mutex, SpinLock};
+use rtarget_core::cmd::{self, Cmd, CmdRef, FabricOps};
 use rtarget_core::fabric::{self, Fabric, FabricTpg, FabricWwn};
-use rtarget_core::lun::{Lun, Outcome, Port};
+use rtarget_core::lun::{Lun, Port};
 use rtarget_core::proto::sense::FIXED_SENSE_LEN;
 use rtarget_core::proto::spc::Proto;
 use rtarget_core::rt::configfs::{emit_line, strip_nl, Attr};
-use rtarget_core::rt::scsi_host::{self, Command, Host, HostOps};
+use rtarget_core::rt::scsi_host::{self, Command, Host, HostOps, HostRef};
+use rtarget_core::session::Session;
+use rtarget_core::tmf::{self, TmfResponse, TMF_WAIT};
 
 module! {
     type: RtargetLoop,
@@ -126,8 +132,8 @@ impl FabricWwn for LoopWwn {
                 proto: self.proto,
                 port,
                 host: self.host.clone(),
-                nexus <- kernel::new_mutex!(None),
-                state: Arc::new(TpgState { has_nexus: Atomic::new(false), offline: Atomic::new(false) }, GFP_KERNEL)?,
+                session <- kernel::new_mutex!(None),
+                state: Arc::new(TpgState { offline: Atomic::new(false) }, GFP_KERNEL)?,
             }? Error),
             GFP_KERNEL,
         )?;
@@ -147,27 +153,30 @@ impl FabricWwn for LoopWwn {
 }
 
 /// `tpgt_<N>`: SCSI target N of its WWN's host.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 struct LoopTpg {
     tag: u16,
     proto: Proto,
     port: Arc<Port>,
     host: Arc<Host<LoopHost>>,
+    /// The I_T nexus, once `nexus` is written.
     #[pin]
-    nexus: Mutex<Option<CString>>,
+    session: Mutex<Option<Arc<Session>>>,
     state: Arc<TpgState>,
 }
 
 /// What the I/O path checks of its TPG. Disks hold this, not the TPG, so a disk never keeps
 /// the SCSI host alive.
 struct TpgState {
-    has_nexus: Atomic<bool>,
     offline: Atomic<bool>,
 }
 
+/// How long dropping a nexus waits for its commands.
+const NEXUS_DRAIN: kernel::time::Delta = kernel::time::Delta::from_secs(8);
+
 impl LoopTpg {
     fn set_nexus(&self, value: &[u8]) -> Result {
-        let mut nexus = self.nexus.lock();
+        let mut nexus = self.session.lock();
         if value.starts_with(b"NULL") {
             if nexus.is_none() {
                 return Err(ENODEV);
@@ -175,8 +184,9 @@ impl LoopTpg {
             if self.port.lun_count() > 0 {
                 return Err(EPERM);
             }
-            self.state.has_nexus.store(false, Relaxed);
-            *nexus = None;
+            if let Some(s) = nexus.take() {
+                s.close(NEXUS_DRAIN);
+            }
             return Ok(());
         }
         if value.len() >= 256 {
@@ -192,20 +202,27 @@ impl LoopTpg {
         if nexus.is_some() {
             return Err(EEXIST);
         }
-        *nexus = Some(CString::try_from_fmt(fmt!(
-            "{}",
-            core::str::from_utf8(name).map_err(|_| EINVAL)?
-        ))?);
-        self.state.has_nexus.store(true, Relaxed);
+        let name =
+            CString::try_from_fmt(fmt!("{}", core::str::from_utf8(name).map_err(|_| EINVAL)?))?;
+        *nexus = Some(Session::new(&self.port, &name)?);
         Ok(())
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for LoopTpg {
+    fn drop(self: Pin<&mut Self>) {
+        if let Some(s) = self.session.lock().take() {
+            s.close(NEXUS_DRAIN);
+        }
     }
 }
 
 impl FabricTpg for LoopTpg {
     fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
         match attr {
-            b"nexus" => match &*self.nexus.lock() {
-                Some(n) => Ok(emit_line(page, n.to_bytes())),
+            b"nexus" => match &*self.session.lock() {
+                Some(s) => Ok(emit_line(page, s.initiator.to_bytes())),
                 None => Err(ENODEV),
             },
             b"transport_status" => Ok(emit_line(
@@ -280,10 +297,74 @@ struct LoopHost {
     tpgs: SpinLock<[Option<Arc<LoopTpg>>; MAX_TPGS]>,
 }
 
-/// What a `scsi_device` of ours points at.
+/// What a `scsi_device` of ours points at: its LUN, and the nexus it was found through
+/// (`None`: no nexus when the disk was scanned, so it answers nothing, as in tcm_loop).
 struct LoopLun {
     lun: Arc<Lun>,
+    session: Option<Arc<Session>>,
     tpg: Arc<TpgState>,
+}
+
+/// The loopback fabric's side of the command lifecycle: responses go to `scsi_done`.
+struct LoopOps;
+
+static LOOP_OPS: LoopOps = LoopOps;
+
+impl FabricOps for LoopOps {
+    fn queue_status(&self, cmd: CmdRef) {
+        let (status, sense, resid) = (cmd.status(), cmd.sense(), cmd.resid());
+        let mut c = match Command::from_cmd::<LoopHost>(cmd) {
+            Ok(c) => c,
+            Err(other) => {
+                pr_err!("rtarget_loop: a command of another fabric came back\n");
+                other.release();
+                return;
+            }
+        };
+        c.set_resid(resid);
+        match (status, sense) {
+            (cmd::CHECK_CONDITION, Some(sense)) => {
+                let mut buf = [0u8; FIXED_SENSE_LEN];
+                let n = sense.write_fixed(&mut buf);
+                c.done_sense(&buf[..n]);
+            }
+            (status, _) => c.done(status),
+        }
+    }
+
+    fn aborted(&self, cmd: CmdRef) {
+        match Command::from_aborted::<LoopHost>(cmd) {
+            // Timed out: the error handler that aborted it owns the `scsi_cmnd`.
+            Ok(None) => {}
+            // Aborted by a reset the initiator asked for: the midlayer retries it.
+            Ok(Some(c)) => c.done_host(scsi_host::DID_RESET),
+            Err(other) => {
+                other.release();
+            }
+        }
+    }
+}
+
+impl LoopHost {
+    fn sessions(&self, mut f: impl FnMut(&Arc<Session>)) {
+        let tpgs = self.tpgs.lock();
+        let mut found: [Option<Arc<Session>>; MAX_TPGS] = core::array::from_fn(|_| None);
+        for (slot, tpg) in found.iter_mut().zip(tpgs.iter()) {
+            if let Some(t) = tpg {
+                *slot = t.session_now();
+            }
+        }
+        drop(tpgs);
+        for s in found.iter().flatten() {
+            f(s);
+        }
+    }
+}
+
+impl LoopTpg {
+    fn session_now(&self) -> Option<Arc<Session>> {
+        self.session.try_lock().and_then(|s| s.clone())
+    }
 }
 
 impl HostOps for LoopHost {
@@ -308,33 +389,48 @@ impl HostOps for LoopHost {
             .and_then(|t| t.clone())
             .ok_or(ENXIO)?;
         let lun = tpg.port.lun(lun).ok_or(ENXIO)?;
+        let session = tpg.session.lock().clone();
         Ok(Arc::new(
             LoopLun {
                 lun,
+                session,
                 tpg: tpg.state.clone(),
             },
             GFP_KERNEL,
         )?)
     }
 
-    fn queue_command(&self, l: &LoopLun, mut cmd: Command<'_>) {
-        if !l.tpg.has_nexus.load(Relaxed) {
-            return cmd.done_host(scsi_host::DID_ERROR);
-        }
+    fn queue_command(&self, l: &LoopLun, cmd: Command<'_>) {
+        let Some(session) = &l.session else {
+            return cmd.done_host(scsi_host::DID_NO_CONNECT);
+        };
         if l.tpg.offline.load(Relaxed) {
             return cmd.done_host(scsi_host::DID_TRANSPORT_DISRUPTED);
         }
-        match l.lun.execute(&mut cmd) {
-            Outcome::Good { resid } => {
-                cmd.set_resid(resid);
-                cmd.done(scsi_host::STATUS_GOOD);
-            }
-            Outcome::Check(sense) => {
-                let mut buf = [0u8; FIXED_SENSE_LEN];
-                let n = sense.write_fixed(&mut buf);
-                cmd.done_sense(&buf[..n]);
-            }
-        }
+        let c = cmd.start::<LoopHost>(session.clone(), l.lun.clone(), &LOOP_OPS);
+        cmd::submit(c)
+    }
+
+    fn abort(&self, _l: &LoopLun, c: &Cmd, _host: HostRef<'_>) -> bool {
+        tmf::abort_task(c, TMF_WAIT) != TmfResponse::Failed
+    }
+
+    fn device_reset(&self, l: &LoopLun, host: HostRef<'_>) -> bool {
+        let Some(s) = &l.session else { return true };
+        tmf::lun_reset(s, l.lun.index, &|f| host.for_each_cmd(f), TMF_WAIT) == TmfResponse::Complete
+    }
+
+    fn target_reset(&self, l: &LoopLun, host: HostRef<'_>) -> bool {
+        let Some(s) = &l.session else { return true };
+        tmf::nexus_reset(s, &|f| host.for_each_cmd(f), TMF_WAIT) == TmfResponse::Complete
+    }
+
+    fn host_reset(&self, host: HostRef<'_>) -> bool {
+        let mut ok = true;
+        self.sessions(|s| {
+            ok &= tmf::nexus_reset(s, &|f| host.for_each_cmd(f), TMF_WAIT) == TmfResponse::Complete
+        });
+        ok
     }
 }
 

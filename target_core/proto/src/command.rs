@@ -41,12 +41,23 @@ pub enum Action {
         lba: u64,
         /// Block count.
         blocks: u32,
+        /// FUA: read from the medium, not a volatile cache.
+        fua: bool,
     },
     /// Transfer `blocks` blocks at `lba` to the backend (data out).
     Write {
         /// First block.
         lba: u64,
         /// Block count.
+        blocks: u32,
+        /// FUA: the data is on stable storage before GOOD.
+        fua: bool,
+    },
+    /// SYNCHRONIZE CACHE(10/16): `blocks` blocks from `lba`; 0 blocks means to the end.
+    SyncCache {
+        /// First block.
+        lba: u64,
+        /// Block count (0: to the end of the medium).
         blocks: u32,
     },
     /// Standard INQUIRY.
@@ -85,7 +96,7 @@ pub enum Action {
         /// Allocation length.
         alloc: u32,
     },
-    /// Nothing to do but answer GOOD (TEST UNIT READY, SYNCHRONIZE CACHE on a RAM disk).
+    /// Nothing to do but answer GOOD (TEST UNIT READY).
     Good,
 }
 
@@ -180,7 +191,16 @@ pub fn parse(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
                 alloc: u32::from(cdb[4]),
             }
         }
-        op::SYNCHRONIZE_CACHE_10 | op::SYNCHRONIZE_CACHE_16 => Action::Good,
+        op::SYNCHRONIZE_CACHE_10 => Action::SyncCache {
+            lba: u64::from(be32(&cdb[2..6])),
+            blocks: be16(&cdb[7..9]),
+        },
+        op::SYNCHRONIZE_CACHE_16 => Action::SyncCache {
+            lba: u64::from_be_bytes([
+                cdb[2], cdb[3], cdb[4], cdb[5], cdb[6], cdb[7], cdb[8], cdb[9],
+            ]),
+            blocks: be32(&cdb[10..14]),
+        },
         _ => return Err(Sense::invalid_opcode()),
     })
 }
@@ -200,13 +220,21 @@ fn parse_rw(rw: &RwCdb, dev: &Limits, data_len: u32) -> Result<Action, Sense> {
         Dir::Read => Ok(Action::Read {
             lba: rw.lba,
             blocks: rw.blocks,
+            fua: rw.fua,
         }),
         Dir::Write if need != u64::from(data_len) => Err(invalid_field_in_iu()),
         Dir::Write => Ok(Action::Write {
             lba: rw.lba,
             blocks: rw.blocks,
+            fua: rw.fua,
         }),
     }
+}
+
+/// Whether a command is executed even though a unit attention is pending for its nexus
+/// (SPC-4 5.14: INQUIRY, REPORT LUNS and REQUEST SENSE).
+pub fn passes_unit_attention(opcode: u8) -> bool {
+    matches!(opcode, op::INQUIRY | op::REPORT_LUNS | op::REQUEST_SENSE)
 }
 
 /// Fixed-format NO SENSE, what REQUEST SENSE returns when nothing is pending.
@@ -230,13 +258,18 @@ mod tests {
     fn reads_and_writes() {
         assert_eq!(
             parse(&[READ_10, 0, 0, 0, 0, 8, 0, 0, 2, 0], &DEV, 1024),
-            Ok(Action::Read { lba: 8, blocks: 2 })
+            Ok(Action::Read {
+                lba: 8,
+                blocks: 2,
+                fua: false
+            })
         );
         assert_eq!(
             parse(&[WRITE_10, 0, 0, 0, 3, 0xff, 0, 0, 1, 0], &DEV, 512),
             Ok(Action::Write {
                 lba: 1023,
-                blocks: 1
+                blocks: 1,
+                fua: false
             })
         );
         // A shorter read than the buffer is fine (the rest is residual).
@@ -344,11 +377,28 @@ mod tests {
     }
 
     #[test]
+    fn unit_attention_pass_through() {
+        assert!(passes_unit_attention(op::INQUIRY));
+        assert!(passes_unit_attention(op::REPORT_LUNS));
+        assert!(passes_unit_attention(op::REQUEST_SENSE));
+        assert!(!passes_unit_attention(op::TEST_UNIT_READY));
+        assert!(!passes_unit_attention(READ_10));
+    }
+
+    #[test]
     fn misc_commands() {
         assert_eq!(parse(&[0; 6], &DEV, 0), Ok(Action::Good));
         assert_eq!(
             parse(&[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0], &DEV, 0),
-            Ok(Action::Good)
+            Ok(Action::SyncCache { lba: 0, blocks: 0 })
+        );
+        let mut c = [0u8; 16];
+        c[0] = 0x91;
+        c[9] = 7;
+        c[13] = 3;
+        assert_eq!(
+            parse(&c, &DEV, 0),
+            Ok(Action::SyncCache { lba: 7, blocks: 3 })
         );
         assert_eq!(
             parse(&[0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], &DEV, 256),

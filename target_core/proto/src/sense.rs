@@ -111,6 +111,47 @@ impl Sense {
         Self::illegal(0x25, 0x00, None)
     }
 
+    /// NOT READY, LOGICAL UNIT COMMUNICATION FAILURE (08h/00h): a backend I/O error, as LIO
+    /// reports it (initiators retry NOT READY a finite number of times).
+    pub const fn backend_io_failure() -> Self {
+        Sense {
+            key: SenseKey::NotReady,
+            asc: 0x08,
+            ascq: 0x00,
+            field: None,
+        }
+    }
+
+    /// HARDWARE ERROR, INTERNAL TARGET FAILURE (44h/00h).
+    pub const fn internal_target_failure() -> Self {
+        Sense {
+            key: SenseKey::HardwareError,
+            asc: 0x44,
+            ascq: 0x00,
+            field: None,
+        }
+    }
+
+    /// DATA PROTECT, WRITE PROTECTED (27h/00h).
+    pub const fn write_protected() -> Self {
+        Sense {
+            key: SenseKey::DataProtect,
+            asc: 0x27,
+            ascq: 0x00,
+            field: None,
+        }
+    }
+
+    /// A UNIT ATTENTION condition with this additional sense code and qualifier.
+    pub const fn unit_attention(asc: u8, ascq: u8) -> Self {
+        Sense {
+            key: SenseKey::UnitAttention,
+            asc,
+            ascq,
+            field: None,
+        }
+    }
+
     /// PARAMETER LIST LENGTH ERROR (1Ah/00h).
     pub const fn param_list_length() -> Self {
         Self::illegal(0x1a, 0x00, None)

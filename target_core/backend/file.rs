@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! fileio: a regular file or a block device node behind a device (LIO's `target_core_file.c`),
+//! with LIO's `control` keys and `info` text.
+//!
+//! - Write-through (the default, LIO's `O_DSYNC` mode, WCE=0): `O_DIRECT` I/O submitted
+//!   asynchronously through the command's kiocb and completed from the file system's
+//!   completion, every write durable (`IOCB_DSYNC`) before GOOD. A file system without
+//!   `O_DIRECT` (some tmpfs) falls back to the buffered path with every write synced.
+//! - `fd_buffered_io=1` (LIO's "Buffered-WCE", WCE=1): page-cache I/O run from a workqueue;
+//!   SYNCHRONIZE CACHE syncs the range and FUA writes sync theirs.
+
+use super::{Applied, Backend, BackendConfig, Geometry, Rw};
+use crate::cmd::{self, CmdRef};
+use crate::proto::sense::Sense;
+use crate::rt::io::BackingFile;
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::Arc;
+
+/// LIO's `FD_MAX_BYTES`: the largest single transfer.
+const FD_MAX_BYTES: u32 = 8 * 1024 * 1024;
+/// LIO's `FD_MAX_DEVICE_QUEUE_DEPTH`.
+const FD_QUEUE_DEPTH: u32 = 128;
+/// LIO's `FD_BLOCKSIZE` for regular files.
+const FD_BLOCK_SIZE: u32 = 512;
+/// LIO's `FD_MAX_DEV_NAME`.
+const FD_MAX_DEV_NAME: usize = 256;
+
+/// `control` settings of a fileio device.
+pub struct FileConfig {
+    id: u32,
+    name: Option<CString>,
+    size: Option<u64>,
+    buffered: bool,
+    aio: bool,
+}
+
+impl FileConfig {
+    pub(crate) fn new(id: u32) -> Self {
+        FileConfig {
+            id,
+            name: None,
+            size: None,
+            buffered: false,
+            aio: false,
+        }
+    }
+}
+
+/// `kstrtoull(s, 0)`: decimal, `0x` hex or leading-zero octal.
+fn parse_u64(v: &[u8]) -> Result<u64> {
+    let s = core::str::from_utf8(v).map_err(|_| EINVAL)?;
+    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (h, 16)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (&s[1..], 8)
+    } else {
+        (s, 10)
+    };
+    if digits.is_empty() {
+        return Err(EINVAL);
+    }
+    u64::from_str_radix(digits, radix).map_err(|e| match e.kind() {
+        core::num::IntErrorKind::PosOverflow => ERANGE,
+        _ => EINVAL,
+    })
+}
+
+impl BackendConfig for FileConfig {
+    fn control(&mut self, key: &[u8], value: &[u8], enabled: bool) -> Result<Applied> {
+        match key {
+            // As in LIO, the size of an enabled device may change (growing its file); rtarget
+            // also raises CAPACITY DATA HAS CHANGED.
+            b"fd_dev_size" if enabled => {
+                let size = parse_u64(value)?;
+                if size < u64::from(FD_BLOCK_SIZE) {
+                    return Err(EINVAL);
+                }
+                self.size = Some(size);
+                Ok(Applied::Resize(size))
+            }
+            b"fd_dev_name" | b"fd_buffered_io" | b"fd_async_io" if enabled => Err(EBUSY),
+            b"fd_dev_name" => {
+                if value.is_empty() || value.len() >= FD_MAX_DEV_NAME || value.contains(&0) {
+                    return Err(EINVAL);
+                }
+                let s = core::str::from_utf8(value).map_err(|_| EINVAL)?;
+                self.name = Some(CString::try_from_fmt(fmt!("{s}"))?);
+                Ok(Applied::Done)
+            }
+            b"fd_dev_size" => {
+                self.size = Some(parse_u64(value)?);
+                Ok(Applied::Done)
+            }
+            // As LIO: only 1 is valid ("bogus fd_buffered_io=0 value").
+            b"fd_buffered_io" | b"fd_async_io" => {
+                if value != b"1" {
+                    pr_err!(
+                        "bogus {}={} value\n",
+                        core::str::from_utf8(key).unwrap_or("?"),
+                        core::str::from_utf8(value).unwrap_or("?")
+                    );
+                    return Err(EINVAL);
+                }
+                if key == b"fd_buffered_io" {
+                    self.buffered = true;
+                } else {
+                    self.aio = true;
+                }
+                Ok(Applied::Done)
+            }
+            _ => Ok(Applied::Unknown),
+        }
+    }
+
+    fn info(&self, _enabled: bool, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        let name = self
+            .name
+            .as_ref()
+            .and_then(|n| n.to_str().ok())
+            .unwrap_or("");
+        writeln!(
+            out,
+            "TCM FILEIO ID: {}        File: {}  Size: {}  Mode: {} Async: {}",
+            self.id,
+            name,
+            self.size.unwrap_or(0),
+            if self.buffered {
+                "Buffered-WCE"
+            } else {
+                "O_DSYNC"
+            },
+            u8::from(self.aio)
+        )
+    }
+
+    fn enable(&mut self) -> Result<(Arc<dyn Backend>, Geometry)> {
+        let Some(name) = &self.name else {
+            pr_err!("Missing fd_dev_name=\n");
+            return Err(EINVAL);
+        };
+        // Write-through wants O_DIRECT; probe whether the file system can, as loop.c does.
+        let mut file = BackingFile::open(name, false, self.size)?;
+        let direct = !self.buffered && file.can_direct();
+        if direct {
+            file = BackingFile::open(name, true, None)?;
+        }
+        let (bytes, block_size) = if file.is_blockdev() {
+            (
+                file.size(),
+                file.logical_block_size().unwrap_or(FD_BLOCK_SIZE),
+            )
+        } else {
+            let Some(size) = self.size else {
+                pr_err!(
+                    "FILEIO: Missing fd_dev_size= parameter, and no backing struct block_device\n"
+                );
+                return Err(EINVAL);
+            };
+            (size, FD_BLOCK_SIZE)
+        };
+        if bytes < u64::from(block_size) {
+            pr_err!("FILEIO: fd_dev_size={} is less than one block\n", bytes);
+            return Err(EINVAL);
+        }
+        let be: Arc<dyn Backend> = Arc::new(
+            File {
+                file,
+                direct,
+                buffered: self.buffered,
+            },
+            GFP_KERNEL,
+        )?;
+        Ok((
+            be,
+            Geometry {
+                bytes,
+                block_size,
+                max_sectors: FD_MAX_BYTES / block_size,
+                queue_depth: FD_QUEUE_DEPTH,
+                write_cache: self.buffered,
+                nonrot: false,
+            },
+        ))
+    }
+
+    fn product(&self) -> &'static [u8] {
+        b"FILEIO"
+    }
+}
+
+/// An enabled fileio device.
+struct File {
+    file: BackingFile,
+    /// Opened `O_DIRECT`: I/O is submitted asynchronously.
+    direct: bool,
+    /// `fd_buffered_io=1`: WCE, writes reach the page cache only.
+    buffered: bool,
+}
+
+impl File {
+    /// The synchronous path (buffered files), in process context.
+    fn rw_now(&self, cmd: &CmdRef, rw: Rw, write: bool) -> Result<(), Sense> {
+        // Write-through without O_DIRECT: every write is synced.
+        let fua = rw.fua || (write && !self.buffered);
+        let sgl = cmd.sgl().prefix(rw.len as u32);
+        self.file
+            .rw_sync(write, rw.pos, &sgl, fua)
+            .map(|_| ())
+            .map_err(|_| Sense::backend_io_failure())
+    }
+}
+
+impl Backend for File {
+    fn rw(&self, cmd: CmdRef, rw: Rw, write: bool) {
+        if rw.len > u64::from(FD_MAX_BYTES) {
+            return cmd::complete(cmd, Err(Sense::backend_io_failure()));
+        }
+        if rw.len == 0 {
+            let resid = cmd.resid();
+            return cmd::complete(cmd, Ok(resid));
+        }
+        if self.direct {
+            // Write-through: every write is durable before GOOD.
+            let fua = rw.fua || write;
+            if let Err((cmd, _)) = cmd.submit_file(&self.file, write, rw.pos, rw.len, fua) {
+                cmd::complete(cmd, Err(Sense::backend_io_failure()));
+            }
+            return;
+        }
+        cmd.defer();
+    }
+
+    fn deferred(&self, cmd: CmdRef) {
+        let result = match cmd.data().op {
+            crate::backend::Op::Read(rw) => self.rw_now(&cmd, rw, false),
+            crate::backend::Op::Write(rw) => self.rw_now(&cmd, rw, true),
+            crate::backend::Op::Flush { pos, len } => self.sync(pos, len),
+            crate::backend::Op::None => Ok(()),
+        };
+        let resid = cmd.resid();
+        cmd::complete(cmd, result.map(|()| resid))
+    }
+
+    fn flush(&self, cmd: CmdRef, _pos: u64, _len: u64) {
+        // fsync sleeps: run it from the workqueue like buffered I/O.
+        cmd.defer();
+    }
+
+    fn resize(&self, bytes: u64) -> Result {
+        if self.file.is_blockdev() {
+            return Err(EINVAL);
+        }
+        self.file.extend(bytes)
+    }
+}
+
+impl File {
+    /// SYNCHRONIZE CACHE: datasync of `len` bytes from `pos` (`len` 0: to the end).
+    fn sync(&self, pos: u64, len: u64) -> Result<(), Sense> {
+        let end = if len == 0 {
+            u64::MAX
+        } else {
+            pos.saturating_add(len - 1)
+        };
+        self.file.fsync_range(pos, end).map_err(|e| {
+            pr_err!("FILEIO: vfs_fsync_range() failed: {:?}\n", e);
+            Sense::backend_io_failure()
+        })
+    }
+}

@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The backend boundary (LIO's `target_backend_ops` + `sbc_ops`, nvmet's io-cmd layer): what
+//! a device's storage does with a command. Every method takes the command's unique handle and
+//! must end it with [`complete`](crate::cmd::complete), inline or later from any context.
+//!
+//! Backends: [`rd`] (RAM, run to completion inline), [`file`] (fileio: async O_DIRECT through
+//! a kiocb, buffered I/O from a workqueue) and [`iblock`] (bios completed in `bi_end_io`).
+
+pub mod file;
+pub mod iblock;
+pub mod rd;
+
+use crate::cmd::{self, CmdRef};
+use crate::proto::sense::Sense;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// A data transfer, already checked against the device's capacity and the command's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rw {
+    /// Byte offset on the device.
+    pub pos: u64,
+    /// Bytes to move.
+    pub len: u64,
+    /// Force unit access.
+    pub fua: bool,
+}
+
+/// The request a command is executing, kept in the command for backends that finish it in
+/// several steps or from a workqueue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Nothing (an emulated command).
+    None,
+    /// Read into the command's buffer.
+    Read(Rw),
+    /// Write from the command's buffer.
+    Write(Rw),
+    /// Make `len` bytes from `pos` durable (`len` 0: everything).
+    Flush {
+        /// Byte offset.
+        pos: u64,
+        /// Bytes (0: to the end).
+        len: u64,
+    },
+}
+
+/// What an enabled backend reports about itself; feeds `attrib/`, VPD B0h and READ CAPACITY.
+#[derive(Clone, Copy, Debug)]
+pub struct Geometry {
+    /// Capacity in bytes.
+    pub bytes: u64,
+    /// `hw_block_size`.
+    pub block_size: u32,
+    /// `hw_max_sectors`.
+    pub max_sectors: u32,
+    /// `hw_queue_depth`.
+    pub queue_depth: u32,
+    /// A volatile write cache that SYNCHRONIZE CACHE flushes (`emulate_write_cache`'s default).
+    pub write_cache: bool,
+    /// Non-rotational medium.
+    pub nonrot: bool,
+}
+
+/// A device's storage once enabled.
+pub trait Backend: Send + Sync {
+    /// Moves `rw` between the command's buffer and the medium (`write`: to the medium).
+    fn rw(&self, cmd: CmdRef, rw: Rw, write: bool);
+    /// SYNCHRONIZE CACHE of `len` bytes from `pos` (`len` 0: to the end).
+    fn flush(&self, cmd: CmdRef, _pos: u64, _len: u64) {
+        cmd::complete(cmd, Ok(0))
+    }
+    /// Continues a command queued to a workqueue by this backend (process context).
+    fn deferred(&self, cmd: CmdRef) {
+        cmd::complete(cmd, Err(Sense::internal_target_failure()))
+    }
+    /// The medium's own write cache state, when the backend knows it (LIO's
+    /// `get_write_cache`); `None`: `emulate_write_cache` says.
+    fn write_cache(&self) -> Option<bool> {
+        None
+    }
+    /// Whether the storage was opened read-only: writes fail with WRITE PROTECTED.
+    fn read_only(&self) -> bool {
+        false
+    }
+    /// Makes room for a new capacity of `bytes` (`fd_dev_size=` on an enabled fileio device).
+    fn resize(&self, _bytes: u64) -> Result {
+        Err(EINVAL)
+    }
+}
+
+/// What a `control` pair did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The key is not the backend's.
+    Unknown,
+    /// Recorded.
+    Done,
+    /// The capacity of the enabled device changes to this many bytes.
+    Resize(u64),
+}
+
+/// A backend's configuration before and after `enable` (LIO's `set_configfs_dev_params`,
+/// `show_configfs_dev_params` and `configure_device`).
+pub trait BackendConfig: Send {
+    /// One `key=value` pair written to `control`. `enabled` says whether the device is
+    /// enabled (most keys are refused then).
+    fn control(&mut self, key: &[u8], value: &[u8], enabled: bool) -> Result<Applied>;
+    /// The backend's lines of `info`, after the common status line.
+    fn info(&self, enabled: bool, out: &mut dyn core::fmt::Write) -> core::fmt::Result;
+    /// `enable`: opens or allocates the storage.
+    fn enable(&mut self) -> Result<(Arc<dyn Backend>, Geometry)>;
+    /// The INQUIRY product identification LIO reports for the backend.
+    fn product(&self) -> &'static [u8];
+    /// What `udev_path` shows when the user has not written it.
+    fn udev_path(&self) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// The plugins of `core/<plugin>_<N>`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Plugin {
+    /// `rd_mcp`.
+    Rd,
+    /// `fileio`.
+    File,
+    /// `iblock`.
+    Block,
+}
+
+impl Plugin {
+    /// The plugin named by an HBA directory (`rd_mcp_0` → rd_mcp).
+    pub fn from_name(name: &str) -> Option<Plugin> {
+        match name {
+            "rd_mcp" => Some(Plugin::Rd),
+            "fileio" => Some(Plugin::File),
+            "iblock" => Some(Plugin::Block),
+            _ => None,
+        }
+    }
+
+    /// The configfs name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Plugin::Rd => "rd_mcp",
+            Plugin::File => "fileio",
+            Plugin::Block => "iblock",
+        }
+    }
+
+    /// A fresh configuration for device number `id` of an HBA of this plugin.
+    pub fn new_config(self, id: u32) -> Result<KBox<dyn BackendConfig>> {
+        Ok(match self {
+            Plugin::Rd => KBox::new(rd::RdConfig::new(id), GFP_KERNEL)?,
+            Plugin::File => KBox::new(file::FileConfig::new(id), GFP_KERNEL)?,
+            Plugin::Block => KBox::new(iblock::IblockConfig::new(id), GFP_KERNEL)?,
+        })
+    }
+}
+
+/// The end of an I/O submitted through a command's `IoSlot` (any context): GOOD with the
+/// residual set at submission, or a backend I/O failure.
+pub(crate) fn io_done(cmd: CmdRef, err: i32) {
+    let result = if err == 0 {
+        Ok(cmd.resid())
+    } else {
+        Err(Sense::backend_io_failure())
+    };
+    cmd::complete(cmd, result)
+}
+
+/// A command its backend queued to a workqueue runs here (process context).
+pub(crate) fn run_deferred(cmd: CmdRef) {
+    let Some(be) = cmd.lun().and_then(|l| l.device.backend()) else {
+        return cmd::complete(cmd, Err(Sense::lun_not_supported()));
+    };
+    let be = be.clone();
+    be.deferred(cmd)
+}

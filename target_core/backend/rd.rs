@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! rd_mcp: a RAM disk (LIO's `target_core_rd.c`), or with `rd_nullio=1` a sink that stores
+//! nothing and reads zeroes. Runs every command to completion in the submitter's context: no
+//! lock, no allocation, no queueing.
+
+use super::{Applied, Backend, BackendConfig, Geometry, Rw};
+use crate::cmd::{self, CmdRef};
+use crate::device::parse_u32;
+use crate::proto::sense::Sense;
+use crate::rt::rambuf::RamBuf;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// rd_mcp's memory unit: `rd_pages` counts these.
+pub const RD_PAGE_SIZE: u64 = 4096;
+/// `hw_max_sectors` LIO computes for rd_mcp (UINT_MAX rounded down to whole pages).
+pub const RD_HW_MAX_SECTORS: u32 = 0xffff_fff8;
+/// `hw_queue_depth` of rd_mcp.
+pub const RD_HW_QUEUE_DEPTH: u32 = 128;
+
+/// `control` settings of an rd_mcp device.
+pub struct RdConfig {
+    id: u32,
+    pages: u64,
+    nullio: bool,
+    dummy: bool,
+    enabled: bool,
+}
+
+impl RdConfig {
+    pub(crate) fn new(id: u32) -> Self {
+        RdConfig {
+            id,
+            pages: 0,
+            nullio: false,
+            dummy: false,
+            enabled: false,
+        }
+    }
+}
+
+impl BackendConfig for RdConfig {
+    fn control(&mut self, key: &[u8], value: &[u8], enabled: bool) -> Result<Applied> {
+        let v = parse_u32(value)?;
+        match key {
+            b"rd_pages" | b"rd_nullio" if enabled => return Err(EBUSY),
+            b"rd_pages" => self.pages = u64::from(v),
+            // As in LIO, only the value 1 sets these; nothing clears them.
+            b"rd_nullio" => self.nullio |= v == 1,
+            b"rd_dummy" => self.dummy |= v == 1,
+            _ => return Ok(Applied::Unknown),
+        }
+        Ok(Applied::Done)
+    }
+
+    fn info(&self, _enabled: bool, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        let sg_tables = if self.enabled && !self.nullio {
+            self.pages / 2048 + 1
+        } else {
+            0
+        };
+        write!(
+            out,
+            "TCM RamDisk ID: {}  RamDisk Makeup: rd_mcp\n        \
+             PAGES/PAGE_SIZE: {}*{}  SG_table_count: {}  nullio: {} dummy: {}\n",
+            self.id,
+            self.pages,
+            RD_PAGE_SIZE,
+            sg_tables,
+            u8::from(self.nullio),
+            u8::from(self.dummy)
+        )
+    }
+
+    fn enable(&mut self) -> Result<(Arc<dyn Backend>, Geometry)> {
+        if self.pages == 0 {
+            pr_warn!("rd_mcp: rd_pages must be set before enable\n");
+            return Err(EINVAL);
+        }
+        let bytes = self.pages.checked_mul(RD_PAGE_SIZE).ok_or(EINVAL)?;
+        let ram = if self.nullio {
+            None
+        } else {
+            Some(RamBuf::new(usize::try_from(bytes).map_err(|_| ENOMEM)?)?)
+        };
+        let be: Arc<dyn Backend> = Arc::new(Rd { ram }, GFP_KERNEL)?;
+        self.enabled = true;
+        Ok((
+            be,
+            Geometry {
+                bytes,
+                block_size: 512,
+                max_sectors: RD_HW_MAX_SECTORS,
+                queue_depth: RD_HW_QUEUE_DEPTH,
+                write_cache: false,
+                nonrot: true,
+            },
+        ))
+    }
+
+    fn product(&self) -> &'static [u8] {
+        b"RAMDISK-MCP"
+    }
+}
+
+/// An enabled rd_mcp device.
+struct Rd {
+    /// `None` with `rd_nullio`.
+    ram: Option<RamBuf>,
+}
+
+impl Backend for Rd {
+    fn rw(&self, cmd: CmdRef, rw: Rw, write: bool) {
+        // rd_nullio: writes vanish and reads leave the buffer as it is, as in LIO.
+        let result = match &self.ram {
+            Some(ram) => ram.transfer(cmd.sgl(), rw.pos, rw.len, !write),
+            None => Ok(()),
+        };
+        let resid = cmd.resid();
+        cmd::complete(
+            cmd,
+            result
+                .map(|()| resid)
+                .map_err(|_| Sense::lba_out_of_range()),
+        )
+    }
+}

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The SCSI dispatch: what the core does with a submitted command. Unit attentions first,
+//! then `proto::command::parse` classifies the CDB; data transfers go to the device's
+//! [`Backend`](crate::backend::Backend), everything else is emulated here from the pure
+//! builders of `proto::spc`.
+
+use crate::backend::{Op, Rw};
+use crate::cmd::{self, CmdRef, DataDir};
+use crate::device::{At, Device};
+use crate::lun::Lun;
+use crate::proto::command::{self, Action, Limits, NO_SENSE};
+use crate::proto::sense::Sense;
+use crate::proto::spc::{self, Geometry, Identity};
+
+/// Largest response any emulated command builds.
+const RESPONSE_MAX: usize = spc::VPD_MAX;
+
+/// WCE as initiators see it: the medium's cache if the backend knows it, else
+/// `emulate_write_cache` (LIO's `target_check_wce`).
+fn write_cache(d: &Device) -> bool {
+    d.backend()
+        .and_then(|b| b.write_cache())
+        .unwrap_or(d.attr(At::WriteCache) != 0)
+}
+
+/// The checks' view of the device. One snapshot per command: the checks and the transfer agree.
+fn limits(d: &Device) -> Limits {
+    Limits {
+        blocks: d.blocks(),
+        block_size: d.attr(At::BlockSize),
+        max_transfer: d.attr(At::HwMaxSectors),
+        write_cache: write_cache(d),
+        pi: false,
+    }
+}
+
+fn geometry(d: &Device) -> Geometry {
+    Geometry {
+        block_size: d.attr(At::BlockSize),
+        last_lba: d.blocks().saturating_sub(1),
+        max_transfer: d.attr(At::HwMaxSectors),
+        optimal_transfer: d.attr(At::OptimalSectors),
+        nonrot: d.attr(At::IsNonrot) != 0,
+        write_cache: write_cache(d),
+        caw: d.attr(At::Caw) != 0,
+    }
+}
+
+/// What the dispatch decided, computed while the command's LUN is borrowed.
+enum Next {
+    Done(Result<u32, Sense>),
+    Backend(Op),
+}
+
+/// A submitted command. Takes no lock and allocates nothing on the READ/WRITE path.
+pub(crate) fn execute(mut cmd: CmdRef) {
+    let next = decide(&mut cmd);
+    if let Next::Backend(op @ Op::Write(rw)) = next {
+        let d = cmd.data();
+        if rw.len > 0 && d.dir == DataDir::ToDevice && !d.data_ready {
+            if let Some(fabric) = d.fabric {
+                cmd.data_mut().op = op;
+                return fabric.write_pending(cmd);
+            }
+        }
+    }
+    run(cmd, next)
+}
+
+/// The WRITE data the fabric fetched ([`cmd::FabricOps::write_pending`]) has arrived.
+pub(crate) fn resume(mut cmd: CmdRef) {
+    cmd.data_mut().data_ready = true;
+    let op = cmd.data().op;
+    run(cmd, Next::Backend(op))
+}
+
+fn run(mut cmd: CmdRef, next: Next) {
+    match next {
+        Next::Done(result) => cmd::complete(cmd, result),
+        Next::Backend(Op::None) => cmd::complete(cmd, Ok(0)),
+        Next::Backend(op) => {
+            let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
+                return cmd::complete(cmd, Err(Sense::lun_not_supported()));
+            };
+            cmd.data_mut().op = op;
+            match op {
+                Op::Read(rw) => be.rw(cmd, rw, false),
+                Op::Write(rw) => be.rw(cmd, rw, true),
+                Op::Flush { pos, len } => be.flush(cmd, pos, len),
+                Op::None => cmd::complete(cmd, Ok(0)),
+            }
+        }
+    }
+}
+
+fn decide(cmd: &mut CmdRef) -> Next {
+    let Some(lun) = cmd.lun().cloned() else {
+        return Next::Done(Err(Sense::lun_not_supported()));
+    };
+    let dev = &lun.device;
+    let data_len = cmd.sgl().len();
+    let limits = limits(dev);
+    let action = match command::parse(cmd.cdb(), &limits, data_len) {
+        Ok(a) => a,
+        Err(s) => return Next::Done(Err(s)),
+    };
+    // As in LIO, a malformed CDB is reported before a pending unit attention.
+    let opcode = cmd.cdb().first().copied().unwrap_or(0);
+    if let Some(s) = cmd.session() {
+        if let Some(ua) = s.ua_check(lun.index, opcode, dev.attr(At::UaIntlck)) {
+            return Next::Done(Err(ua));
+        }
+    }
+    let bs = u64::from(limits.block_size);
+    match action {
+        Action::Read { lba, blocks, fua } | Action::Write { lba, blocks, fua } => {
+            let len = u64::from(blocks) * bs;
+            cmd.data_mut().resid = data_len.saturating_sub(len as u32);
+            let rw = Rw {
+                pos: lba * bs,
+                len,
+                fua,
+            };
+            if matches!(action, Action::Read { .. }) {
+                Next::Backend(Op::Read(rw))
+            } else if dev.backend().is_some_and(|b| b.read_only()) {
+                Next::Done(Err(Sense::write_protected()))
+            } else {
+                Next::Backend(Op::Write(rw))
+            }
+        }
+        Action::SyncCache { lba, blocks } => {
+            if blocks > 0 && lba.saturating_add(u64::from(blocks)) > limits.blocks {
+                return Next::Done(Err(Sense::lba_out_of_range()));
+            }
+            Next::Backend(Op::Flush {
+                pos: lba * bs,
+                len: u64::from(blocks) * bs,
+            })
+        }
+        Action::Good => Next::Done(Ok(0)),
+        Action::RequestSense { alloc } => {
+            // A pending unit attention is reported (and cleared); otherwise LIO returns a
+            // zero-filled 96-byte buffer holding NO SENSE.
+            let mut sense = [0u8; 96];
+            match cmd.session().and_then(|s| s.ua_take(lun.index)) {
+                Some(ua) => {
+                    ua.write_fixed(&mut sense);
+                }
+                None => sense[..NO_SENSE.len()].copy_from_slice(&NO_SENSE),
+            }
+            Next::Done(respond(cmd, &sense, alloc, false))
+        }
+        other => Next::Done(emulate(cmd, &lun, other)),
+    }
+}
+
+/// Builds an emulated response on the stack and copies it out.
+#[inline(never)]
+fn emulate(cmd: &mut CmdRef, lun: &Lun, action: Action) -> Result<u32, Sense> {
+    let mut buf = [0u8; RESPONSE_MAX];
+    let dev = &lun.device;
+    let geo = geometry(dev);
+    let (len, alloc) = match action {
+        Action::Inquiry { alloc } | Action::Vpd { alloc, .. } => {
+            let wwn = *dev.wwn.lock();
+            let id = Identity {
+                vendor: wwn.vendor.get(),
+                product: wwn.product.get(),
+                revision: wwn.revision.get(),
+                unit_serial: wwn.unit_serial.get(),
+                company_id: wwn.company_id,
+                proto: lun.port.proto,
+                port_wwn: lun.port.wwn.to_bytes(),
+                tpgt: lun.port.tpgt,
+                rtpi: 0,
+                tg_pt_gp_id: 0,
+                lu_gp_id: 0,
+            };
+            match action {
+                Action::Vpd { page, .. } => (spc::vpd(page, &id, &geo, &mut buf)?, alloc),
+                _ => {
+                    let mut std = [0u8; spc::STD_INQUIRY_LEN];
+                    spc::inquiry_std(&id, &mut std);
+                    buf[..std.len()].copy_from_slice(&std);
+                    (std.len(), alloc)
+                }
+            }
+        }
+        Action::ReadCapacity10 => {
+            let r = spc::read_capacity10(&geo);
+            buf[..r.len()].copy_from_slice(&r);
+            (r.len(), r.len() as u32)
+        }
+        Action::ReadCapacity16 { alloc } => {
+            let r = spc::read_capacity16(&geo);
+            buf[..r.len()].copy_from_slice(&r);
+            (r.len(), alloc)
+        }
+        Action::ModeSense { ms, alloc } => (spc::mode_sense(&ms, &geo, false, &mut buf)?, alloc),
+        Action::ReportLuns { alloc } => return Ok(report_luns(cmd, lun, alloc)),
+        _ => (0, 0),
+    };
+    respond(cmd, &buf[..len.min(RESPONSE_MAX)], alloc, true)
+}
+
+/// REPORT LUNS, written straight into the data buffer (the list has no fixed bound).
+fn report_luns(cmd: &mut CmdRef, lun: &Lun, alloc: u32) -> u32 {
+    let data_len = cmd.sgl().len();
+    let limit = alloc.min(data_len) as usize;
+    let sgl = *cmd.sgl();
+    let full = lun.port.with_luns(|luns| {
+        spc::report_luns(luns.iter().map(|l| l.index), |at, bytes| {
+            if at < limit {
+                sgl.copy_to(at, &bytes[..bytes.len().min(limit - at)]);
+            }
+        })
+    });
+    data_len.saturating_sub(full.min(limit) as u32)
+}
+
+/// Copies a response of which the initiator asked for `alloc` bytes. With `resid`, a
+/// response shorter than the buffer reports the rest as residual (LIO does so for all but
+/// REQUEST SENSE).
+fn respond(cmd: &mut CmdRef, data: &[u8], alloc: u32, resid: bool) -> Result<u32, Sense> {
+    let data_len = cmd.sgl().len();
+    let n = data.len().min(alloc as usize).min(data_len as usize);
+    cmd.sgl().copy_to(0, &data[..n]);
+    Ok(if resid { data_len - n as u32 } else { 0 })
+}

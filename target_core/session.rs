@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Sessions: one I_T nexus each (LIO's `se_session`). A fabric creates one when an initiator
+//! port logs in (the loopback fabric, when `nexus` is written) and closes it when the
+//! initiator goes away. A session names the initiator port, counts its commands in flight
+//! and queues its unit attentions. Node ACLs, mapped LUNs and reservations hang off it next.
+
+use crate::lun::Port;
+use crate::proto::sense::Sense;
+use crate::ua::{self, UaAction, UaQueue};
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::atomic::{ordering::Relaxed, Atomic};
+use kernel::sync::{Arc, SpinLock};
+use kernel::time::{delay::fsleep, Delta};
+
+/// An I_T nexus.
+#[pin_data]
+pub struct Session {
+    /// The initiator port's name (its SCSI transport ID name: WWN, IQN...).
+    pub initiator: CString,
+    /// The target port it logged in to.
+    pub port: Arc<Port>,
+    inflight: Atomic<u32>,
+    /// Unit attentions pending, mirrored from `ua` so the I/O path can skip the lock.
+    ua_pending: Atomic<u32>,
+    #[pin]
+    ua: SpinLock<UaQueue>,
+}
+
+impl Session {
+    /// Creates the nexus of `initiator` to `port` and registers it with the port. Every LUN the
+    /// port exports gets a POWER ON, RESET, OR BUS DEVICE RESET OCCURRED unit attention.
+    pub fn new(port: &Arc<Port>, initiator: &CStr) -> Result<Arc<Session>> {
+        let s = Arc::pin_init(
+            try_pin_init!(Session {
+                initiator: initiator.to_cstring()?,
+                port: port.clone(),
+                inflight: Atomic::new(0),
+                ua_pending: Atomic::new(0),
+                ua <- kernel::new_spinlock!(UaQueue::new()),
+            }? Error),
+            GFP_KERNEL,
+        )?;
+        port.add_session(&s)?;
+        port.for_each_lun(|lun| s.raise_ua(lun, ua::POWER_ON_RESET));
+        Ok(s)
+    }
+
+    /// Ends the nexus: unregisters it, then waits up to `bound` for its commands in flight.
+    /// Returns how many are still in flight (0 when drained).
+    pub fn close(&self, bound: Delta) -> u32 {
+        self.port.remove_session(self);
+        wait_until(bound, || self.inflight() == 0);
+        self.inflight()
+    }
+
+    /// An identity for task management's comparisons.
+    pub fn id(&self) -> usize {
+        core::ptr::from_ref(self) as usize
+    }
+
+    /// Commands between submission and release.
+    pub fn inflight(&self) -> u32 {
+        self.inflight.load(Relaxed)
+    }
+
+    pub(crate) fn cmd_started(&self) {
+        self.inflight.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn cmd_released(&self) {
+        self.inflight.fetch_sub(1, Relaxed);
+    }
+
+    /// Queues a unit attention for `lun` (any context).
+    pub(crate) fn raise_ua(&self, lun: u64, code: (u8, u8)) {
+        let mut q = self.ua.lock();
+        if q.raise(lun, code) {
+            self.ua_pending.store(q.len() as u32, Relaxed);
+        }
+    }
+
+    /// Drops the unit attentions of a LUN that is gone.
+    pub(crate) fn forget_lun(&self, lun: u64) {
+        let mut q = self.ua.lock();
+        if q.forget_lun(lun) > 0 {
+            self.ua_pending.store(q.len() as u32, Relaxed);
+        }
+    }
+
+    /// The unit attention a command must fail with, if any. Lock-free unless one is pending.
+    pub(crate) fn ua_check(&self, lun: u64, opcode: u8, intlck: u32) -> Option<Sense> {
+        if self.ua_pending.load(Relaxed) == 0 {
+            return None;
+        }
+        let mut q = self.ua.lock();
+        let r = q.check(lun, opcode, intlck);
+        self.ua_pending.store(q.len() as u32, Relaxed);
+        match r {
+            UaAction::Pass => None,
+            UaAction::Report(s) => Some(s),
+        }
+    }
+
+    /// REQUEST SENSE: the oldest unit attention of `lun`, cleared.
+    pub(crate) fn ua_take(&self, lun: u64) -> Option<Sense> {
+        if self.ua_pending.load(Relaxed) == 0 {
+            return None;
+        }
+        let mut q = self.ua.lock();
+        let r = q.take(lun);
+        self.ua_pending.store(q.len() as u32, Relaxed);
+        r
+    }
+}
+
+/// Polls `done` every 10 ms for up to `bound` (process context). Sleeping in short steps keeps
+/// the hung-task detector quiet and the wait bounded.
+pub(crate) fn wait_until(bound: Delta, mut done: impl FnMut() -> bool) -> bool {
+    let step = Delta::from_millis(10);
+    let mut waited = Delta::ZERO;
+    while !done() {
+        if waited >= bound {
+            return false;
+        }
+        fsleep(step);
+        waited += step;
+    }
+    true
+}
