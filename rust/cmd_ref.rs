@@ -55,9 +55,9 @@ pub struct CmdSetup<'a> {
     pub lun: Arc<Lun>,
     /// Where the command goes back to.
     pub fabric: &'static dyn FabricOps,
-    /// An identity of the slot's owner, so that only it can take the slot back
+    /// The type of the slot's owner, so that only it can take the slot back
     /// ([`CmdRef::origin`]).
-    pub origin: usize,
+    pub origin: core::any::TypeId,
 }
 
 impl CmdRef {
@@ -74,6 +74,12 @@ impl CmdRef {
         // SAFETY: by the requirements nothing else touches the slot; it is not in flight, so
         // its `data` holds no references (released, or never used) and is overwritten whole.
         let c = unsafe { ptr.as_ref() };
+        let prev = c.state.load(ordering::Relaxed);
+        if prev & state::ACTIVE != 0 {
+            // The fabric reused a slot the core still holds: a fabric bug, and memory the
+            // backend may still be using. Say so loudly.
+            kernel::warn_on!(true);
+        }
         c.lun_index.store(s.lun.index, ordering::Relaxed);
         c.tag.store(s.tag, ordering::Relaxed);
         c.nexus.store(s.session.id(), ordering::Relaxed);
@@ -90,14 +96,13 @@ impl CmdRef {
                 session: Some(s.session),
                 lun: Some(s.lun),
                 fabric: Some(s.fabric),
-                origin: s.origin,
+                origin: Some(s.origin),
                 status: crate::cmd::GOOD,
                 sense: None,
                 resid: 0,
                 op: crate::backend::Op::None,
             })
         };
-        let prev = c.state.load(ordering::Relaxed);
         c.state.store(state::next_start(prev), ordering::Release);
         CmdRef { ptr }
     }
@@ -155,9 +160,14 @@ impl CmdRef {
         self.data().lun.as_ref()
     }
 
-    /// The identity its fabric gave at [`CmdRef::start`].
-    pub fn origin(&self) -> usize {
+    /// The owner type its fabric gave at [`CmdRef::start`].
+    pub fn origin(&self) -> Option<core::any::TypeId> {
         self.data().origin
+    }
+
+    /// Whether the initiator side timed the command out ([`crate::cmd::timed_out`]).
+    pub fn was_timed_out(&self) -> bool {
+        self.state.load(ordering::Acquire) & state::TIMED_OUT != 0
     }
 
     /// The slot's address, for its fabric to find its own structure around it.

@@ -77,7 +77,7 @@ struct rt_bdev_limits {
 void rt_io_init(struct rt_io *io, void (*done)(struct rt_io *io, int err));
 /* Calls io->done(io, RT_IO_DEFERRED) from the I/O workqueue (process context). */
 void rt_io_defer(struct rt_io *io);
-/* The I/O workqueue (WQ_MEM_RECLAIM, unbound): created at module load, destroyed at unload. */
+/* The I/O workqueue (per CPU, WQ_MEM_RECLAIM): created at module load, destroyed at unload. */
 int rt_io_wq_init(void);
 void rt_io_wq_exit(void);
 

@@ -236,7 +236,7 @@ impl Command<'_> {
                     session,
                     lun,
                     fabric,
-                    origin: origin::<T>(),
+                    origin: core::any::TypeId::of::<T>(),
                 },
             )
         }
@@ -245,7 +245,7 @@ impl Command<'_> {
     /// Takes back a command that [`Command::start`] handed to the core, releasing the core's
     /// hold on it. `None` if `cmd` did not come from a host driven by `T`.
     pub fn from_cmd<T: HostOps>(cmd: CmdRef) -> core::result::Result<Self, CmdRef> {
-        if cmd.origin() != origin::<T>() {
+        if cmd.origin() != Some(core::any::TypeId::of::<T>()) {
             return Err(cmd);
         }
         // The slot lies in the private area of a live `scsi_cmnd` of a host driven by `T`
@@ -258,38 +258,25 @@ impl Command<'_> {
         })
     }
 
-    /// Takes back a command that task management aborted. If the midlayer had timed it out,
-    /// its error handler owns it and the command is released silently (`None`); otherwise
-    /// (a reset the initiator asked for through an ioctl) it is returned, to be completed with
-    /// [`DID_RESET`] so the midlayer retries it.
+    /// Takes back a command that task management aborted or the midlayer timed out. A timed
+    /// out command belongs to the midlayer's error handler: it is released and `None` is
+    /// returned. Otherwise (aborted by a reset the initiator asked for, through an ioctl) it is
+    /// returned, to be completed with [`DID_RESET`] so that the midlayer retries it.
     pub fn from_aborted<T: HostOps>(cmd: CmdRef) -> core::result::Result<Option<Self>, CmdRef> {
-        if cmd.origin() != origin::<T>() {
+        if cmd.origin() != Some(core::any::TypeId::of::<T>()) {
             return Err(cmd);
         }
-        let raw = cmd_of_slot(cmd.slot());
-        // Read before the release: afterwards the error handler may reuse the command.
-        // SAFETY: the command is live and still ours (not released).
-        let timed_out = unsafe { bindings::rt_scsi_cmd_timed_out(raw) };
-        let _ = Self::from_cmd::<T>(cmd);
-        if timed_out {
+        if cmd.was_timed_out() {
+            cmd.release();
             return Ok(None);
         }
-        Ok(Some(Command {
-            // SAFETY: derived from a non-null slot pointer.
-            cmd: unsafe { NonNull::new_unchecked(raw) },
-            _p: PhantomData,
-        }))
+        Self::from_cmd::<T>(cmd).map(Some)
     }
 }
 
 /// The `scsi_cmnd` whose private area holds `slot`.
 fn cmd_of_slot(slot: NonNull<Cmd>) -> *mut bindings::scsi_cmnd {
     slot.as_ptr().cast::<bindings::scsi_cmnd>().wrapping_sub(1)
-}
-
-/// The identity of hosts driven by `T`, stored in their commands' slots.
-fn origin<T: HostOps>() -> usize {
-    core::ptr::from_ref(&Template::<T>::TEMPLATE) as usize
 }
 
 impl Drop for Command<'_> {
@@ -334,6 +321,7 @@ impl<T: HostOps> Template<T> {
         eh_target_reset_handler: Some(eh_target_reset::<T>),
         eh_host_reset_handler: Some(eh_host_reset::<T>),
         init_cmd_priv: Some(init_cmd_priv),
+        eh_timed_out: Some(eh_timed_out),
         cmd_size: core::mem::size_of::<Cmd>() as u32,
         can_queue: T::CAN_QUEUE,
         this_id: -1,
@@ -425,6 +413,21 @@ unsafe extern "C" fn init_cmd_priv(
     // `cmd_slot`), owned by the request, and not in use yet.
     unsafe { pin_init::raw_init(cmd_slot(cmd), Cmd::new_slot()) };
     0
+}
+
+/// `eh_timed_out`: the core decides, with one compare-and-swap against the command's
+/// completion, whether the midlayer's error handler takes the command over.
+///
+/// # Safety
+///
+/// Called by the midlayer's timeout handler with a command of a host of ours.
+unsafe extern "C" fn eh_timed_out(cmd: *mut bindings::scsi_cmnd) -> bindings::scsi_timeout_action {
+    // SAFETY: the slot was initialised by `init_cmd_priv`.
+    let slot = unsafe { &*cmd_slot(cmd) };
+    match crate::cmd::timed_out(slot) {
+        crate::cmd::Timeout::Handled => bindings::scsi_timeout_action_SCSI_EH_NOT_HANDLED,
+        crate::cmd::Timeout::Completing => bindings::scsi_timeout_action_SCSI_EH_RESET_TIMER,
+    }
 }
 
 fn eh_result(ok: bool) -> i32 {

@@ -87,6 +87,9 @@ pub(crate) mod state {
     pub(crate) const ABORTED: u32 = 1 << 1;
     /// Execution finished; its response belongs to the fabric.
     pub(crate) const COMPLETE: u32 = 1 << 2;
+    /// The initiator side gave up waiting for it (the SCSI midlayer's timeout): its answer
+    /// must not be delivered, the initiator's error handling owns it.
+    pub(crate) const TIMED_OUT: u32 = 1 << 3;
     /// Each start of a slot bumps the generation (the bits above the flags), so task
     /// management never mistakes a slot's next command for the one it aborted.
     pub(crate) const GENERATION_SHIFT: u32 = 8;
@@ -119,7 +122,7 @@ pub struct CmdData {
     pub(crate) session: Option<Arc<Session>>,
     pub(crate) lun: Option<Arc<Lun>>,
     pub(crate) fabric: Option<&'static dyn FabricOps>,
-    pub(crate) origin: usize,
+    pub(crate) origin: Option<core::any::TypeId>,
     pub(crate) status: u8,
     pub(crate) sense: Option<Sense>,
     pub(crate) resid: u32,
@@ -138,7 +141,7 @@ impl CmdData {
         session: None,
         lun: None,
         fabric: None,
-        origin: 0,
+        origin: None,
         status: GOOD,
         sense: None,
         resid: 0,
@@ -163,6 +166,35 @@ pub struct Cmd {
     /// The backend's I/O state (kiocb or bio and inline bio_vecs).
     #[pin]
     pub(crate) io: IoSlot,
+}
+
+/// What the initiator side should do with a command whose time ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timeout {
+    /// It was still executing: it is marked timed out and will never be answered; the
+    /// initiator's error handling owns it (and aborts it through task management).
+    Handled,
+    /// Its answer is already on the way: keep waiting.
+    Completing,
+}
+
+/// The initiator side's timer for `cmd` expired (the SCSI midlayer's `eh_timed_out`). One
+/// compare-and-swap decides between the timeout and the completion: exactly one of them
+/// delivers the command back.
+pub fn timed_out(cmd: &Cmd) -> Timeout {
+    let mut old = cmd.state.load(ordering::Relaxed);
+    loop {
+        if old & state::ACTIVE == 0 || old & state::COMPLETE != 0 {
+            return Timeout::Completing;
+        }
+        match cmd
+            .state
+            .cmpxchg(old, old | state::TIMED_OUT, ordering::Full)
+        {
+            Ok(_) => return Timeout::Handled,
+            Err(cur) => old = cur,
+        }
+    }
 }
 
 /// Sets `bits` in `a` and returns the previous value (a full barrier, like `atomic_fetch_or`).
@@ -210,6 +242,7 @@ pub fn submit(cmd: CmdRef) {
 }
 
 /// The data of a WRITE the core asked for with [`FabricOps::write_pending`] has arrived.
+/// Process context: backends may sleep when they submit it.
 #[inline(never)]
 pub fn data_ready(cmd: CmdRef) {
     crate::dispatch::resume(cmd)
@@ -252,7 +285,7 @@ fn finish(cmd: CmdRef) {
         return cmd.release_unowned();
     };
     let old = set_bits(&cmd.state, state::COMPLETE);
-    if old & state::ABORTED != 0 {
+    if old & (state::ABORTED | state::TIMED_OUT) != 0 {
         fabric.aborted(cmd)
     } else if cmd.data().status == GOOD && cmd.data().dir == DataDir::FromDevice {
         fabric.queue_data_in(cmd)

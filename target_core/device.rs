@@ -136,14 +136,16 @@ pub(crate) enum At {
     Caw = 9,
 }
 
-/// An attribute's value after `enable`: the backend's geometry for the hardware ones.
-fn post_enable_value(spec: &AttribSpec, geo: &Geometry) -> u32 {
+/// An attribute's value after `enable` (`cur` before): the backend's geometry for the
+/// hardware ones; a write cache the backend forces on (buffered fileio) is added to the user's
+/// setting, as in LIO.
+fn post_enable_value(spec: &AttribSpec, cur: u32, geo: &Geometry) -> u32 {
     match spec.name.to_bytes() {
         b"hw_block_size" | b"block_size" => geo.block_size,
         b"hw_max_sectors" | b"optimal_sectors" => geo.max_sectors,
         b"hw_queue_depth" | b"queue_depth" => geo.queue_depth,
         b"is_nonrot" => u32::from(geo.nonrot),
-        b"emulate_write_cache" => u32::from(geo.write_cache),
+        b"emulate_write_cache" => cur | u32::from(geo.write_cache),
         _ => spec.post,
     }
 }
@@ -247,7 +249,7 @@ pub struct Device {
     bytes: Atomic<u64>,
     /// The ports and LUN numbers exporting the device, for device-wide unit attentions.
     #[pin]
-    exports: SpinLock<KVec<(Arc<Port>, u64)>>,
+    exports: Mutex<KVec<(Arc<Port>, u64)>>,
 }
 
 impl Device {
@@ -281,7 +283,7 @@ impl Device {
                 config <- kernel::new_mutex!(Config { backend, alias: None, udev_path: None }),
                 backend: SetOnce::new(),
                 bytes: Atomic::new(0),
-                exports <- kernel::new_spinlock!(KVec::new()),
+                exports <- kernel::new_mutex!(KVec::new()),
             }? Error),
             GFP_KERNEL,
         )
@@ -374,8 +376,9 @@ impl Device {
         }
         let (backend, geo) = cfg.backend.enable()?;
         for (i, spec) in ATTRIBS.iter().enumerate() {
-            let v = post_enable_value(spec, &geo);
-            if v != self.attrib[i].load(Relaxed) {
+            let cur = self.attrib[i].load(Relaxed);
+            let v = post_enable_value(spec, cur, &geo);
+            if v != cur {
                 self.attrib[i].store(v, Relaxed);
             }
         }
@@ -393,7 +396,18 @@ impl Device {
         let exported = self.exported();
         let v = match spec.rule {
             Rule::Ro => return Err(EACCES),
-            Rule::Bool => u32::from(parse_bool(data)?),
+            Rule::Bool => {
+                let v = u32::from(parse_bool(data)?);
+                // As LIO: a backend that reports its medium's cache (iblock) cannot emulate one.
+                if i == At::WriteCache as usize
+                    && v == 1
+                    && self.backend().is_some_and(|b| b.write_cache().is_some())
+                {
+                    pr_err!("emulate_write_cache not supported for this device\n");
+                    return Err(EINVAL);
+                }
+                v
+            }
             Rule::BoolIdle => {
                 let v = u32::from(parse_bool(data)?);
                 if exported {

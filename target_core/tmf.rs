@@ -137,6 +137,16 @@ pub fn nexus_reset(session: &Arc<Session>, walk: Walker<'_>, bound: Delta) -> Tm
     }
 }
 
+/// Waits up to `bound` for every command `walk` finds to be released. Returns whether none
+/// is held any more.
+pub fn wait_for(bound: Delta, walk: Walker<'_>) -> bool {
+    wait_until(bound, || {
+        let mut busy = false;
+        walk(&mut |c: &Cmd| busy |= c.in_flight());
+        !busy
+    })
+}
+
 /// A task management function, as fabrics receive them (SAM-5 7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TmfFunction {

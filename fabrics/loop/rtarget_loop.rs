@@ -346,26 +346,21 @@ impl FabricOps for LoopOps {
 }
 
 impl LoopHost {
+    /// Calls `f` with the session of every TPG of the host that has one.
     fn sessions(&self, mut f: impl FnMut(&Arc<Session>)) {
-        let tpgs = self.tpgs.lock();
-        let mut found: [Option<Arc<Session>>; MAX_TPGS] = core::array::from_fn(|_| None);
-        for (slot, tpg) in found.iter_mut().zip(tpgs.iter()) {
-            if let Some(t) = tpg {
-                *slot = t.session_now();
+        // The TPGs under the spinlock, their sessions (a mutex) after it.
+        let tpgs: [Option<Arc<LoopTpg>>; MAX_TPGS] = self.tpgs.lock().clone();
+        for tpg in tpgs.iter().flatten() {
+            let session = tpg.session.lock().clone();
+            if let Some(s) = session {
+                f(&s);
             }
-        }
-        drop(tpgs);
-        for s in found.iter().flatten() {
-            f(s);
         }
     }
 }
 
-impl LoopTpg {
-    fn session_now(&self) -> Option<Arc<Session>> {
-        self.session.try_lock().and_then(|s| s.clone())
-    }
-}
+/// How often the host reset, which waits for every command, says what it is waiting for.
+const HOST_RESET_WARN: kernel::time::Delta = kernel::time::Delta::from_secs(10);
 
 impl HostOps for LoopHost {
     type Lun = LoopLun;
@@ -425,12 +420,25 @@ impl HostOps for LoopHost {
         tmf::nexus_reset(s, &|f| host.for_each_cmd(f), TMF_WAIT) == TmfResponse::Complete
     }
 
+    /// The last escalation: after it the midlayer may finish and reuse every command, so it
+    /// returns only when the core holds none of them, however long the backend takes (as LIO
+    /// does), sleeping in short steps and saying what it waits for.
     fn host_reset(&self, host: HostRef<'_>) -> bool {
-        let mut ok = true;
         self.sessions(|s| {
-            ok &= tmf::nexus_reset(s, &|f| host.for_each_cmd(f), TMF_WAIT) == TmfResponse::Complete
+            tmf::nexus_reset(s, &|f| host.for_each_cmd(f), TMF_WAIT);
         });
-        ok
+        loop {
+            let mut held = 0;
+            host.for_each_cmd(&mut |c| held += u32::from(c.in_flight()));
+            if held == 0 {
+                return true;
+            }
+            pr_warn!(
+                "rtarget_loop: host reset waits for {} commands held by backends\n",
+                held
+            );
+            tmf::wait_for(HOST_RESET_WARN, &|f| host.for_each_cmd(f));
+        }
     }
 }
 

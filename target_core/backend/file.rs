@@ -213,7 +213,7 @@ impl File {
 }
 
 impl Backend for File {
-    fn rw(&self, cmd: CmdRef, rw: Rw, write: bool) {
+    fn rw(&self, cmd: CmdRef, rw: Rw, _write: bool) {
         if rw.len > u64::from(FD_MAX_BYTES) {
             return cmd::complete(cmd, Err(Sense::backend_io_failure()));
         }
@@ -221,19 +221,24 @@ impl Backend for File {
             let resid = cmd.resid();
             return cmd::complete(cmd, Ok(resid));
         }
-        if self.direct {
-            // Write-through: every write is durable before GOOD.
-            let fua = rw.fua || write;
-            if let Err((cmd, _)) = cmd.submit_file(&self.file, write, rw.pos, rw.len, fua) {
-                cmd::complete(cmd, Err(Sense::backend_io_failure()));
-            }
-            return;
-        }
+        // Never from the submitter's context: `queuecommand` often runs inside `submit_bio`,
+        // where bios the file system submits are parked until it returns, and a file system
+        // that waits for its own I/O (ext4 and XFS, for sub-block writes into unwritten
+        // extents) would wait forever. The workqueue submits (O_DIRECT) or does (buffered).
         cmd.defer();
     }
 
     fn deferred(&self, cmd: CmdRef) {
         let result = match cmd.data().op {
+            crate::backend::Op::Read(rw) | crate::backend::Op::Write(rw) if self.direct => {
+                let write = matches!(cmd.data().op, crate::backend::Op::Write(_));
+                // Write-through: every write is durable before GOOD.
+                let fua = rw.fua || write;
+                if let Err((cmd, _)) = cmd.submit_file(&self.file, write, rw.pos, rw.len, fua) {
+                    cmd::complete(cmd, Err(Sense::backend_io_failure()));
+                }
+                return;
+            }
             crate::backend::Op::Read(rw) => self.rw_now(&cmd, rw, false),
             crate::backend::Op::Write(rw) => self.rw_now(&cmd, rw, true),
             crate::backend::Op::Flush { pos, len } => self.sync(pos, len),
