@@ -34,6 +34,14 @@ use kernel::types::Opaque;
 /// Scatterlist entries an I/O maps without allocating.
 pub const INLINE_BVECS: u32 = bindings::RT_IO_INLINE_BVECS;
 
+// The C and Rust views of `struct rt_io` agree (the bindings have no layout tests).
+const _: () = {
+    assert!(core::mem::size_of::<bindings::rt_io>() == bindings::rt_io_layout_RT_IO_SIZE as usize);
+    assert!(
+        core::mem::align_of::<bindings::rt_io>() == bindings::rt_io_layout_RT_IO_ALIGN as usize
+    );
+};
+
 /// A command's completion callback: `(io, err)`, where `err` is 0 or a negative errno.
 ///
 /// The engine recovers its command from `io` (the address of its [`IoSlot`]) with

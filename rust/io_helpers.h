@@ -43,6 +43,12 @@ struct rt_io {
 	bool write;		/* fileio: a write, holding freeze protection (kiocb_start_write) */
 };
 
+/* Checked against the Rust layout at compile time (we run bindgen without layout tests). */
+enum rt_io_layout {
+	RT_IO_SIZE = sizeof(struct rt_io),
+	RT_IO_ALIGN = __alignof__(struct rt_io),
+};
+
 /* Flags of rt_bdev_submit() (the block layer's REQ_FUA and REQ_PREFLUSH). */
 enum rt_bdev_flag {
 	RT_BDEV_FUA = REQ_FUA,
