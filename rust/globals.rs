@@ -16,3 +16,9 @@ pub(crate) fn init() {
     // SAFETY: called once from module init, before anything can reach `FABRICS`.
     unsafe { FABRICS.init() };
 }
+
+/// Frees what the globals hold. Call once, at module exit, when no fabric is registered.
+pub(crate) fn exit() {
+    // A static is never dropped: give back the registry's buffer (kmemleak would report it).
+    *FABRICS.lock() = KVec::new();
+}

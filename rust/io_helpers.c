@@ -54,7 +54,7 @@ EXPORT_SYMBOL_GPL(rt_io_defer);
 
 int rt_io_wq_init(void)
 {
-	rt_io_wq = alloc_workqueue("rtarget_io", WQ_MEM_RECLAIM, 0);
+	rt_io_wq = alloc_workqueue("rtarget_io", WQ_PERCPU | WQ_MEM_RECLAIM, 0);
 	return rt_io_wq ? 0 : -ENOMEM;
 }
 

@@ -51,6 +51,12 @@ struct RtargetCore {
     _io_wq: rt::io::IoWorkqueue,
 }
 
+impl Drop for RtargetCore {
+    fn drop(&mut self) {
+        rt::globals::exit();
+    }
+}
+
 impl kernel::Module for RtargetCore {
     fn init(module: &'static ThisModule) -> Result<Self> {
         rt::globals::init();
