@@ -234,18 +234,6 @@ struct LunGroup {
     tpg: Arc<dyn FabricTpg>,
 }
 
-/// `kstrtoull(.., 0)`: decimal, `0x` hex or `0` octal.
-fn parse_u64_base0(s: &str) -> Result<u64> {
-    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        (h, 16)
-    } else if s.len() > 1 && s.starts_with('0') {
-        (&s[1..], 8)
-    } else {
-        (s, 10)
-    };
-    u64::from_str_radix(digits, radix).map_err(|_| EINVAL)
-}
-
 impl Dir for LunGroup {
     fn make_dir(&self, name: &CStr) -> Result<NewNode> {
         let index = name
@@ -253,7 +241,7 @@ impl Dir for LunGroup {
             .ok()
             .and_then(|s| s.strip_prefix("lun_"))
             .ok_or(EINVAL)?;
-        let index = parse_u64_base0(index)?;
+        let index = crate::device::parse_u64(index.as_bytes()).map_err(|_| EINVAL)?;
         let k = &self.tree.kinds;
         let dir = Arc::pin_init(
             try_pin_init!(LunDir {

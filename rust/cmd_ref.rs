@@ -279,13 +279,26 @@ impl CmdRef {
         len: u64,
         fua: bool,
     ) -> core::result::Result<(), (CmdRef, Error)> {
+        // SAFETY: the file outlives the I/O (the caller's contract, above).
+        self.submit_io(len, |io, sgl| unsafe {
+            file.submit(io, write, pos, sgl, fua)
+        })
+    }
+
+    /// Gives up the handle and starts an I/O on the command's `IoSlot` and the first `len`
+    /// bytes of its buffer with `start`; takes the handle back if `start` fails (then its
+    /// completion will not run).
+    fn submit_io(
+        self,
+        len: u64,
+        start: impl FnOnce(&IoSlot, &Sgl) -> Result,
+    ) -> core::result::Result<(), (CmdRef, Error)> {
         let sgl = self.sgl().prefix(u32::try_from(len).unwrap_or(u32::MAX));
         let ptr = self.ptr;
         let io = self.into_io();
         // SAFETY: the handle was given up (`into_io`), so the slot carries this submission
-        // only, and stays valid and pinned until `io_done` takes it back; the file outlives the
-        // I/O (the caller's contract, above).
-        match unsafe { file.submit(IoSlot::from_raw(io), write, pos, &sgl, fua) } {
+        // only, and stays valid and pinned until `io_done` takes it back.
+        match start(unsafe { IoSlot::from_raw(io) }, &sgl) {
             Ok(()) => Ok(()),
             Err(e) => Err((CmdRef { ptr }, e)),
         }
@@ -304,14 +317,10 @@ impl CmdRef {
         len: u64,
         fua: bool,
     ) -> core::result::Result<(), (CmdRef, Error)> {
-        let sgl = self.sgl().prefix(u32::try_from(len).unwrap_or(u32::MAX));
-        let ptr = self.ptr;
-        let io = self.into_io();
-        // SAFETY: as in `submit_file`.
-        match unsafe { bdev.submit(IoSlot::from_raw(io), write, sector, &sgl, fua, false) } {
-            Ok(()) => Ok(()),
-            Err(e) => Err((CmdRef { ptr }, e)),
-        }
+        // SAFETY: the device outlives the I/O (the caller's contract, as for `submit_file`).
+        self.submit_io(len, |io, sgl| unsafe {
+            bdev.submit(io, write, sector, sgl, fua, false)
+        })
     }
 
     /// Flushes `bdev`'s write cache; the end comes to [`crate::backend::io_done`].

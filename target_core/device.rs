@@ -166,6 +166,25 @@ pub(crate) fn parse_u32(data: &[u8]) -> Result<u32> {
     })
 }
 
+/// `kstrtoull(s, 0)`: decimal, `0x` hex or leading-zero octal; ERANGE on overflow.
+pub(crate) fn parse_u64(v: &[u8]) -> Result<u64> {
+    let s = core::str::from_utf8(v).map_err(|_| EINVAL)?;
+    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (h, 16)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (&s[1..], 8)
+    } else {
+        (s, 10)
+    };
+    if digits.is_empty() {
+        return Err(EINVAL);
+    }
+    u64::from_str_radix(digits, radix).map_err(|e| match e.kind() {
+        core::num::IntErrorKind::PosOverflow => ERANGE,
+        _ => EINVAL,
+    })
+}
+
 /// `kstrtobool`: 1/y/Y/t/T/on → true, 0/n/N/f/F/off → false.
 pub(crate) fn parse_bool(data: &[u8]) -> Result<bool> {
     match strip_nl(data) {

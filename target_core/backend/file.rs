@@ -12,6 +12,7 @@
 
 use super::{Applied, Backend, BackendConfig, Geometry, Rw};
 use crate::cmd::{self, CmdRef};
+use crate::device::parse_u64;
 use crate::proto::sense::Sense;
 use crate::rt::io::BackingFile;
 use kernel::prelude::*;
@@ -46,25 +47,6 @@ impl FileConfig {
             aio: false,
         }
     }
-}
-
-/// `kstrtoull(s, 0)`: decimal, `0x` hex or leading-zero octal.
-fn parse_u64(v: &[u8]) -> Result<u64> {
-    let s = core::str::from_utf8(v).map_err(|_| EINVAL)?;
-    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        (h, 16)
-    } else if s.len() > 1 && s.starts_with('0') {
-        (&s[1..], 8)
-    } else {
-        (s, 10)
-    };
-    if digits.is_empty() {
-        return Err(EINVAL);
-    }
-    u64::from_str_radix(digits, radix).map_err(|e| match e.kind() {
-        core::num::IntErrorKind::PosOverflow => ERANGE,
-        _ => EINVAL,
-    })
 }
 
 impl BackendConfig for FileConfig {
