@@ -26,7 +26,7 @@ check "pi_prot_type 5: EINVAL" is EINVAL write "$DEV/attrib/pi_prot_type" 5
 check "rd_pages=16 and enable" sh -c "[ \$($OP write $DEV/control rd_pages=16) = OK ] && [ \$($OP write $DEV/enable 1) = OK ]"
 check "enable twice: EEXIST" is EEXIST write "$DEV/enable" 1
 check "mkdir core/nothba: EINVAL" is EINVAL mkdir "$CFG/core/nothba"
-check "mkdir core/fileio_0 (no fileio yet): EINVAL" is EINVAL mkdir "$CFG/core/fileio_0"
+check "mkdir core/pscsi_0 (no pscsi plugin): EINVAL" is EINVAL mkdir "$CFG/core/pscsi_0"
 check "mkdir loopback/bogus (no naa./fc./iqn.): EINVAL" sh -c "mkdir -p $CFG/loopback && [ \$($OP mkdir $CFG/loopback/bogus) = EINVAL ]"
 check "mkdir tpgt_32 (tcm_loop allows 0-31): EINVAL" sh -c "mkdir $CFG/loopback/$WWN && [ \$($OP mkdir $CFG/loopback/$WWN/tpgt_32) = EINVAL ]"
 check "mkdir lun/lun_x: EINVAL" sh -c "mkdir $TPG && [ \$($OP mkdir $TPG/lun/lun_x) = EINVAL ]"
