@@ -167,7 +167,7 @@ impl Dir for DevDir {
                     d.attr(At::BlockSize),
                     d.attr(At::HwMaxSectors),
                 )
-                .and_then(|()| cfg.backend.info(d.enabled(), &mut f))
+                .and_then(|()| cfg.backend.info(&mut f))
                 .map_err(|_| EOVERFLOW)?;
                 Ok(f.bytes_written())
             }
@@ -178,11 +178,7 @@ impl Dir for DevDir {
                 .map_or(0, |a| show_line(page, a.get()))),
             b"udev_path" => {
                 let cfg = d.config.lock();
-                Ok(match (&cfg.udev_path, cfg.backend.udev_path()) {
-                    (Some(p), _) => show_line(page, p.get()),
-                    (None, Some(p)) => show_line(page, p),
-                    (None, None) => 0,
-                })
+                Ok(cfg.udev_path.map_or(0, |p| show_line(page, p.get())))
             }
             b"enable" => show_u32(page, u32::from(d.enabled())),
             b"alua_lu_gp" if d.enabled() => Ok(emit(

@@ -196,11 +196,6 @@ impl CmdRef {
         ptr
     }
 
-    /// Releases a command that has no fabric to go back to.
-    pub(crate) fn release_unowned(self) {
-        self.release();
-    }
-
     /// Recovers the handle the backend gave up when it submitted the command's `IoSlot`.
     ///
     /// # Safety

@@ -78,18 +78,6 @@ void rt_scsi_set_resid(struct scsi_cmnd *cmd, u32 resid)
 }
 EXPORT_SYMBOL_GPL(rt_scsi_set_resid);
 
-size_t rt_scsi_copy_to_sg(struct scsi_cmnd *cmd, size_t skip, const void *buf, size_t len)
-{
-	return sg_pcopy_from_buffer(scsi_sglist(cmd), scsi_sg_count(cmd), buf, len, skip);
-}
-EXPORT_SYMBOL_GPL(rt_scsi_copy_to_sg);
-
-size_t rt_scsi_copy_from_sg(struct scsi_cmnd *cmd, size_t skip, void *buf, size_t len)
-{
-	return sg_pcopy_to_buffer(scsi_sglist(cmd), scsi_sg_count(cmd), buf, len, skip);
-}
-EXPORT_SYMBOL_GPL(rt_scsi_copy_from_sg);
-
 struct scatterlist *rt_scsi_sglist(struct scsi_cmnd *cmd)
 {
 	return scsi_sglist(cmd);

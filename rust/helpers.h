@@ -25,8 +25,6 @@ int rt_scsi_add_host(struct Scsi_Host *shost);
 unsigned int rt_num_possible_cpus(void);
 u32 rt_scsi_bufflen(struct scsi_cmnd *cmd);
 void rt_scsi_set_resid(struct scsi_cmnd *cmd, u32 resid);
-size_t rt_scsi_copy_to_sg(struct scsi_cmnd *cmd, size_t skip, const void *buf, size_t len);
-size_t rt_scsi_copy_from_sg(struct scsi_cmnd *cmd, size_t skip, void *buf, size_t len);
 struct scatterlist *rt_scsi_sglist(struct scsi_cmnd *cmd);
 unsigned int rt_scsi_sg_count(struct scsi_cmnd *cmd);
 u32 rt_scsi_unique_tag(struct scsi_cmnd *cmd);

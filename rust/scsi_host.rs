@@ -153,12 +153,6 @@ impl Command<'_> {
         unsafe { bindings::rt_scsi_bufflen(self.raw()) }
     }
 
-    /// Copies `buf` into the data buffer at `offset` (data in); returns the bytes copied.
-    pub fn copy_to_data(&mut self, offset: usize, buf: &[u8]) -> usize {
-        // SAFETY: the command is live and `buf` is valid for reads of its length.
-        unsafe { bindings::rt_scsi_copy_to_sg(self.raw(), offset, buf.as_ptr().cast(), buf.len()) }
-    }
-
     /// Sets the residual count (bytes of the data buffer not transferred).
     pub fn set_resid(&mut self, resid: u32) {
         // SAFETY: the command is live and ours.

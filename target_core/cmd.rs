@@ -282,7 +282,8 @@ fn finish(cmd: CmdRef) {
     let fabric = cmd.data().fabric;
     let Some(fabric) = fabric else {
         // Only a command the core never accepted has no fabric; `CmdRef` forbids that.
-        return cmd.release_unowned();
+        cmd.release();
+        return;
     };
     let old = set_bits(&cmd.state, state::COMPLETE);
     if old & (state::ABORTED | state::TIMED_OUT) != 0 {

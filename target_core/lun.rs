@@ -60,7 +60,7 @@ impl Port {
         }
     }
 
-    /// Indexes of the linked LUNs, in link order, into `out` (REPORT LUNS).
+    /// Runs `f` on the linked LUNs, in link order, under the port's LUN lock (REPORT LUNS).
     pub(crate) fn with_luns<R>(&self, f: impl FnOnce(&[Arc<Lun>]) -> R) -> R {
         f(&self.luns.lock())
     }

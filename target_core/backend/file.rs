@@ -96,7 +96,7 @@ impl BackendConfig for FileConfig {
         }
     }
 
-    fn info(&self, _enabled: bool, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    fn info(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
         let name = self
             .name
             .as_ref()

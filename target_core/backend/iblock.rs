@@ -69,7 +69,7 @@ impl BackendConfig for IblockConfig {
         Ok(Applied::Done)
     }
 
-    fn info(&self, _enabled: bool, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    fn info(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
         if let Some((name, _, _)) = &self.opened {
             write!(out, "iBlock device: {}", name.to_str().unwrap_or("?"))?;
         }
@@ -108,6 +108,7 @@ impl BackendConfig for IblockConfig {
             Iblock {
                 bdev,
                 readonly: self.readonly,
+                write_cache: l.write_cache,
             },
             GFP_KERNEL,
         )?;
@@ -134,6 +135,8 @@ impl BackendConfig for IblockConfig {
 struct Iblock {
     bdev: BlockDev,
     readonly: bool,
+    /// The device's volatile write cache, read at enable (every command's checks use it).
+    write_cache: bool,
 }
 
 impl Backend for Iblock {
@@ -153,7 +156,7 @@ impl Backend for Iblock {
     }
 
     fn write_cache(&self) -> Option<bool> {
-        Some(self.bdev.limits().write_cache)
+        Some(self.write_cache)
     }
 
     fn read_only(&self) -> bool {

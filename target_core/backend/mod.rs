@@ -108,15 +108,11 @@ pub trait BackendConfig: Send {
     /// enabled (most keys are refused then).
     fn control(&mut self, key: &[u8], value: &[u8], enabled: bool) -> Result<Applied>;
     /// The backend's lines of `info`, after the common status line.
-    fn info(&self, enabled: bool, out: &mut dyn core::fmt::Write) -> core::fmt::Result;
+    fn info(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result;
     /// `enable`: opens or allocates the storage.
     fn enable(&mut self) -> Result<(Arc<dyn Backend>, Geometry)>;
     /// The INQUIRY product identification LIO reports for the backend.
     fn product(&self) -> &'static [u8];
-    /// What `udev_path` shows when the user has not written it.
-    fn udev_path(&self) -> Option<&[u8]> {
-        None
-    }
 }
 
 /// The plugins of `core/<plugin>_<N>`.

@@ -54,7 +54,7 @@ impl BackendConfig for RdConfig {
         Ok(Applied::Done)
     }
 
-    fn info(&self, _enabled: bool, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    fn info(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
         let sg_tables = if self.enabled && !self.nullio {
             self.pages / 2048 + 1
         } else {
