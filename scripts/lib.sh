@@ -30,8 +30,10 @@ kernel_src() {
 # The config fragments of a flavour, in merge order.
 kernel_fragments() {
     echo "$RTARGET_ROOT/selftests/config"
-    [ "${1:-$RTARGET_FLAVOUR}" = debug ] && echo "$RTARGET_ROOT/selftests/config.debug"
-    true
+    case "${1:-$RTARGET_FLAVOUR}" in
+        debug) echo "$RTARGET_ROOT/selftests/config.debug" ;;
+        kasan) echo "$RTARGET_ROOT/selftests/config.debug"; echo "$RTARGET_ROOT/selftests/config.kasan" ;;
+    esac
 }
 
 # Cache key of a kernel build: what it depends on.

@@ -18,7 +18,7 @@ fd_ext4_wb|fileio|fd_dev_name=$BK/ext4/f4.img,fd_dev_size=67108864,fd_buffered_i
 ib_brd|iblock|udev_path=/dev/ram0|iBlock device: ram0  UDEV PATH: /dev/ram0  readonly: 0|hw_block_size=512 emulate_write_cache=0
 ib_null|iblock|udev_path=/dev/nullb0|iBlock device: nullb0  UDEV PATH: /dev/nullb0  readonly: 0|hw_block_size=512"
 
-FIO="--direct=1 --ioengine=libaio --bs=4k --iodepth=16 --numjobs=1 --size=32M --verify=crc32c
+FIO="--direct=1 --ioengine=libaio --bs=4k --iodepth=16 --numjobs=1 --size=12M --verify=crc32c
      --verify_state_save=0 --verify_fatal=1 --randrepeat=1 --output-format=terse --terse-version=3"
 attrs_are() { # DEV ATTRS...
     local dev=$1 a; shift
@@ -37,7 +37,7 @@ while IFS='|' read -r name plugin control info attrs; do
     check "$name: fio random writes then verify" fio --name=v --filename="$sd" --rw=randwrite $FIO
     # With WCE=1 the disk does FUA: O_DSYNC direct writes go out as WRITE with FUA.
     # shellcheck disable=SC2086
-    check "$name: fio sync (FUA) writes then verify" fio --name=f --filename="$sd" --rw=randwrite --sync=1 --offset=32M $FIO --size=8M
+    check "$name: fio sync (FUA) writes then verify" fio --name=f --filename="$sd" --rw=randwrite --sync=1 --offset=16M $FIO --size=3M
     teardown_lun
 done <<< "$CASES"
 
@@ -47,7 +47,8 @@ check "iblock readonly=1: info says so" grep -q 'readonly: 1' "$dev/info"
 link_dev "$dev" && sg=$(lun_dev rtarget_loop scsi_generic)
 check "iblock readonly=1: a READ works" sg_raw -r 512 "$sg" 28 00 00 00 00 00 00 00 01 00
 check "iblock readonly=1: a WRITE gets DATA PROTECT, WRITE PROTECTED" sh -c \
-    "sg_raw -s 512 -i /dev/zero $sg 2a 00 00 00 00 00 00 00 01 00 2>&1 | grep -q 'Data protect.*[Ww]rite protected'"
+    "out=\$(sg_raw -s 512 -i /dev/zero $sg 2a 00 00 00 00 00 00 00 01 00 2>&1); echo \"\$out\";
+     echo \"\$out\" | tr '\\n' ' ' | grep -qi 'Sense key: Data protect.*Write protected'"
 teardown_lun
 
 # Exclusive open (O_EXCL on a block device): refused while rtarget claims it, unless

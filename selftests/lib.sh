@@ -96,6 +96,18 @@ unload_all() {
     done
     true
 }
+# rmmod_wait MODULE...: unload, retrying for up to 10 s while the module is busy (an opener of
+# a disk that is going away, such as udev's blkid, holds the fabric module until it closes).
+rmmod_wait() {
+    local m i
+    for m in "$@"; do
+        for i in $(seq 50); do
+            rmmod "$m" 2>/dev/null && continue 2
+            sleep 0.2
+        done
+        rmmod "$m" || return 1
+    done
+}
 # Kernel log since the test started, for oops/warning checks.
 dmesg_mark() { _dmesg_mark=$(dmesg | wc -l); }
 dmesg_new() { dmesg | tail -n +"$((${_dmesg_mark:-0} + 1))"; }

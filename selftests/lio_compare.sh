@@ -46,15 +46,9 @@ ALLOWED_SENSE_SKS='bad_opcode bad_vpd bad_modepage bad_rc16_sa bad_fua_write bad
 ALLOWED_RESID='bad_long_read'
 
 capture() { # OUTDIR PROC_NAME
-    local sg name cdb args
+    local sg
     sg=$(lun_dev "$2" scsi_generic) || return 1
-    mkdir -p "$1"
-    while IFS='|' read -r name cdb args; do
-        cdb=${cdb// /}
-        args=${args/ZERO512/$(printf '00%.0s' $(seq 512))}
-        # shellcheck disable=SC2086
-        python3 "$SGIO" "$sg" "$cdb" $args > "$1/$name" || echo "ioctl failed" > "$1/$name"
-    done <<< "$CMDS"
+    echo "${CMDS//ZERO512/$(printf '00%.0s' $(seq 512))}" | python3 "$SGIO" "$sg" --batch "$1"
 }
 
 n=$(echo "$CMDS" | wc -l)

@@ -3,9 +3,11 @@
 """Send one CDB with SG_IO and print what came back, exactly.
 
     sgio.py DEV CDB_HEX [--in N] [--out HEX]
+    sgio.py DEV --batch OUTDIR < LINES      (each line: NAME|CDB_HEX|[--in N] [--out HEX])
 
 Prints one line: status=XX host=XX resid=N sense=HEX data=HEX (data-in bytes actually
-transferred). Exit status 0 unless the ioctl itself fails.
+transferred). Exit status 0 unless the ioctl itself fails. In batch mode each command's line
+goes to OUTDIR/NAME, or "ioctl failed: ..." if the ioctl failed; one process sends them all.
 """
 import ctypes, fcntl, os, sys
 
@@ -53,17 +55,33 @@ def sgio(dev, cdb, din=0, dout=b""):
     }
 
 
-def main():
-    args = sys.argv[1:]
-    dev, cdb = args[0], bytes.fromhex(args[1])
+def run(dev, cdb_hex, args):
     din, dout = 0, b""
     if "--in" in args:
         din = int(args[args.index("--in") + 1])
     if "--out" in args:
         dout = bytes.fromhex(args[args.index("--out") + 1])
-    r = sgio(dev, cdb, din, dout)
-    print("status=%02x host=%02x resid=%d sense=%s data=%s"
-          % (r["status"], r["host"], r["resid"], r["sense"].hex(), r["data"].hex()))
+    r = sgio(dev, bytes.fromhex(cdb_hex.replace(" ", "")), din, dout)
+    return ("status=%02x host=%02x resid=%d sense=%s data=%s"
+            % (r["status"], r["host"], r["resid"], r["sense"].hex(), r["data"].hex()))
+
+
+def main():
+    args = sys.argv[1:]
+    if len(args) == 3 and args[1] == "--batch":
+        os.makedirs(args[2], exist_ok=True)
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            name, cdb_hex, rest = (line.rstrip("\n").split("|") + [""])[:3]
+            try:
+                out = run(args[0], cdb_hex, rest.split())
+            except OSError as e:
+                out = "ioctl failed: %s" % e
+            with open(os.path.join(args[2], name), "w") as f:
+                f.write(out + "\n")
+        return
+    print(run(args[0], args[1], args[2:]))
 
 
 if __name__ == "__main__":

@@ -22,16 +22,23 @@ check "scratch storage; dm-delay over brd (100 ms per I/O)" slow_up
 check "an iblock LUN on it" slow_lun
 sd=$(lun_dev rtarget_loop block); sg=$(lun_dev rtarget_loop scsi_generic); sdname=${sd#/dev/}
 
-FIO="fio --name=t --filename=$sd --direct=1 --ioengine=libaio --bs=4k --iodepth=16 --size=4M --rw=randwrite
-     --verify=crc32c --verify_state_save=0 --verify_fatal=1 --do_verify=1 --randrepeat=1 --output-format=terse"
-$FIO > /tmp/tmf-fio1.txt 2>&1 & fio_pid=$!
+FIO=(fio --name=t --filename="$sd" --direct=1 --ioengine=libaio --bs=4k --iodepth=16 --rw=randwrite
+     --verify=crc32c --verify_state_save=0 --verify_fatal=1 --do_verify=1 --randrepeat=1 --output-format=terse)
+# ended PID: the background job has exited (waits up to 60 s); its status is in $ended_rc.
+ended() {
+    local i
+    for i in $(seq 600); do kill -0 "$1" 2>/dev/null || { wait "$1"; ended_rc=$?; return 0; }; sleep 0.1; done
+    return 1
+}
+"${FIO[@]}" --size=4M > /tmp/tmf-fio1.txt 2>&1 & fio_pid=$!
 sleep 2
 check "sg_reset -d (LUN reset) during fio returns" timeout 30 sg_reset -d "$sg"
 sleep 1
 check "sg_reset -t (target reset) during fio returns" timeout 30 sg_reset -t "$sg"
 sleep 1
 check "sg_reset -H (host reset) during fio returns" timeout 30 sg_reset -H "$sg"
-check "fio survives the resets and its data verifies" sh -c "wait $fio_pid; rc=\$?; cat /tmp/tmf-fio1.txt | tail -3; exit \$rc"
+ended "$fio_pid"; fio_rc=${ended_rc:-timeout}
+check "fio survives the resets and its data verifies" sh -c "tail -3 /tmp/tmf-fio1.txt; [ '$fio_rc' = 0 ]"
 check "the LUN answers TEST UNIT READY" sg_turs "$sg"
 
 # Timeouts: commands take 2.5 s, the midlayer gives them 1 s. Its error handler aborts them
@@ -42,22 +49,22 @@ echo 1 > /sys/block/$sdname/device/timeout
 dd if="$sd" of=/dev/null bs=4k count=8 iflag=direct 2>/dev/null & dd_pid=$!
 sleep 5
 slow 0
-check "I/O that timed out ends once the device is fast again" timeout 90 sh -c "wait $dd_pid; true"
+check "I/O that timed out ends once the device is fast again" ended "$dd_pid"
 echo 30 > /sys/block/$sdname/device/timeout
 after=$(cat /sys/block/$sdname/device/iotmo_cnt)
 check "the midlayer did time commands out ($before -> $after)" test $((after)) -gt $((before))
 check "the LUN answers TEST UNIT READY after the timeouts" sg_turs "$sg"
-check "fio write + verify after the error handling" sh -c "${FIO/--size=4M/--size=2M} > /tmp/tmf-fio2.txt 2>&1 || { tail -5 /tmp/tmf-fio2.txt; false; }"
+check "fio write + verify after the error handling" "${FIO[@]}" --size=2M
 
 # LUN removal and rmmod attempts under slow I/O.
 slow 100
-$FIO --time_based --runtime=60 > /tmp/tmf-fio3.txt 2>&1 & fio_pid=$!
+"${FIO[@]}" --size=4M --time_based --runtime=60 > /tmp/tmf-fio3.txt 2>&1 & fio_pid=$!
 sleep 2
 refuse "rmmod rtarget_core during I/O is refused" rmmod rtarget_core
 refuse "rmmod rtarget_loop during I/O is refused" rmmod rtarget_loop
 check "unlinking the LUN during slow I/O returns" timeout 60 rm "$TPG/lun/lun_0/link0"
-check "fio ends instead of hanging" timeout 60 sh -c "while kill -0 $fio_pid 2>/dev/null; do sleep 0.5; done"
-unload_rt() { teardown_lun; rmmod rtarget_loop && rmmod rtarget_core; }
+check "fio ends instead of hanging" ended "$fio_pid"
+unload_rt() { teardown_lun; rmmod_wait rtarget_loop rtarget_core; }
 check "teardown and unload" unload_rt
 dmsetup remove rtslow 2>/dev/null; scratch_down
 check "no oops, warning or hung task in dmesg" dmesg_clean

@@ -8,7 +8,7 @@
 # through them; REQUEST SENSE reports and clears; emulate_ua_intlck_ctrl=1 keeps them.
 . "$(dirname "$0")/lib.sh"
 SGIO="$(dirname "$0")/sgio.py"
-tap_plan 25
+tap_plan 27
 unload_all; dmesg_mark
 AUTOPROBE=/sys/bus/scsi/drivers_autoprobe
 old_autoprobe=$(cat $AUTOPROBE)
@@ -41,7 +41,7 @@ expect "$sg0" "the unit attention was cleared by being reported" $TUR 00
 check "LUN 1 linked (a second ramdisk)" lun_rd r1 1
 sg1=$(lun_dev rtarget_loop scsi_generic 1)
 expect "$sg1" "the LUN added to the nexus reports POWER ON, RESET (29h/00h)" $TUR 02 29 00
-expect "$sg0" "LUN add: REPORT LUNS passes through on LUN 0" a0000000000000000100 00
+expect "$sg0" "LUN add: REPORT LUNS passes through on LUN 0" a00000000000000001000000 00
 check "LUN add: REQUEST SENSE on LUN 0 reports REPORTED LUNS DATA HAS CHANGED (3Fh/0Eh)" sh -c \
     "python3 $SGIO $sg0 030000001200 --in 18 | grep -q 'data=700006000000000a000000003f0e'"
 expect "$sg0" "REQUEST SENSE cleared it" $TUR 00

@@ -36,11 +36,24 @@ fn limits(d: &Device) -> Limits {
 }
 
 fn geometry(d: &Device) -> Geometry {
+    let layout = d.backend().map(|b| b.layout()).unwrap_or_default();
+    let block_size = d.attr(At::BlockSize);
+    // As LIO: the medium's hints in blocks when it has them, else 1 and `optimal_sectors`.
+    let in_blocks = |bytes: u32| bytes.checked_div(block_size).unwrap_or(0);
     Geometry {
-        block_size: d.attr(At::BlockSize),
+        block_size,
         last_lba: d.blocks().saturating_sub(1),
         max_transfer: d.attr(At::HwMaxSectors),
-        optimal_transfer: d.attr(At::OptimalSectors),
+        optimal_transfer: match layout.io_opt {
+            0 => d.attr(At::OptimalSectors),
+            opt => in_blocks(opt),
+        },
+        granularity: match layout.io_min {
+            0 => 1,
+            min => in_blocks(min) as u16,
+        },
+        lbppbe: layout.lbppbe,
+        lowest_aligned: layout.lowest_aligned,
         nonrot: d.attr(At::IsNonrot) != 0,
         write_cache: write_cache(d),
         caw: d.attr(At::Caw) != 0,

@@ -5,7 +5,7 @@
 //! bios built on the command's scatterlist (the first one inline in the command), completed
 //! from `bi_end_io`; the limits are read from the queue as LIO reads them.
 
-use super::{Applied, Backend, BackendConfig, Geometry, Rw};
+use super::{Applied, Backend, BackendConfig, Geometry, Layout, Rw};
 use crate::cmd::{self, CmdRef};
 use crate::device::parse_u32;
 use crate::proto::sense::Sense;
@@ -109,6 +109,12 @@ impl BackendConfig for IblockConfig {
                 bdev,
                 readonly: self.readonly,
                 write_cache: l.write_cache,
+                layout: Layout {
+                    io_min: l.io_min,
+                    io_opt: l.io_opt,
+                    lbppbe: (l.physical_block_size / lbs).max(1).ilog2() as u8,
+                    lowest_aligned: (l.alignment_offset / lbs) as u16,
+                },
             },
             GFP_KERNEL,
         )?;
@@ -137,6 +143,7 @@ struct Iblock {
     readonly: bool,
     /// The device's volatile write cache, read at enable (every command's checks use it).
     write_cache: bool,
+    layout: Layout,
 }
 
 impl Backend for Iblock {
@@ -161,5 +168,9 @@ impl Backend for Iblock {
 
     fn read_only(&self) -> bool {
         self.readonly
+    }
+
+    fn layout(&self) -> Layout {
+        self.layout
     }
 }

@@ -63,6 +63,20 @@ pub struct Geometry {
     pub nonrot: bool,
 }
 
+/// The medium's layout hints (LIO's `get_io_min`, `get_io_opt`, `get_lbppbe` and
+/// `get_alignment_offset_lbas`); feed VPD B0h and READ CAPACITY(16).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Minimum I/O size in bytes (0: unknown).
+    pub io_min: u32,
+    /// Optimal I/O size in bytes (0: unknown).
+    pub io_opt: u32,
+    /// Logical blocks per physical block, as a power of two.
+    pub lbppbe: u8,
+    /// The first logical block aligned to a physical block.
+    pub lowest_aligned: u16,
+}
+
 /// A device's storage once enabled.
 pub trait Backend: Send + Sync {
     /// Moves `rw` between the command's buffer and the medium (`write`: to the medium).
@@ -83,6 +97,10 @@ pub trait Backend: Send + Sync {
     /// Whether the storage was opened read-only: writes fail with WRITE PROTECTED.
     fn read_only(&self) -> bool {
         false
+    }
+    /// The medium's layout hints; none by default.
+    fn layout(&self) -> Layout {
+        Layout::default()
     }
     /// Makes room for a new capacity of `bytes` (`fd_dev_size=` on an enabled fileio device).
     fn resize(&self, _bytes: u64) -> Result {

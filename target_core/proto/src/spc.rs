@@ -68,6 +68,12 @@ pub struct Geometry {
     pub max_transfer: u32,
     /// OPTIMAL TRANSFER LENGTH in blocks.
     pub optimal_transfer: u32,
+    /// OPTIMAL TRANSFER LENGTH GRANULARITY in blocks (B0h bytes 6-7).
+    pub granularity: u16,
+    /// Logical blocks per physical block exponent (READ CAPACITY(16) byte 13).
+    pub lbppbe: u8,
+    /// Lowest aligned logical block address (READ CAPACITY(16) bytes 14-15).
+    pub lowest_aligned: u16,
     /// Non-rotating medium (B1h rotation rate 1).
     pub nonrot: bool,
     /// Write cache enabled (WCE); also gates DPO/FUA.
@@ -177,7 +183,7 @@ pub fn vpd(page: u8, id: &Identity<'_>, geo: &Geometry, buf: &mut [u8]) -> Resul
             let mut b = [0u8; 12];
             b[0] = 0x01; // WSNZ
             b[1] = u8::from(geo.caw);
-            b[2..4].copy_from_slice(&1u16.to_be_bytes());
+            b[2..4].copy_from_slice(&geo.granularity.to_be_bytes());
             b[4..8].copy_from_slice(&geo.max_transfer.to_be_bytes());
             b[8..12].copy_from_slice(&geo.optimal_transfer.to_be_bytes());
             put(buf, body_start, &b)
@@ -274,6 +280,8 @@ pub fn read_capacity16(geo: &Geometry) -> [u8; 32] {
     let mut b = [0u8; 32];
     b[..8].copy_from_slice(&geo.last_lba.to_be_bytes());
     b[8..12].copy_from_slice(&geo.block_size.to_be_bytes());
+    b[13] = geo.lbppbe & 0x0f;
+    b[14..16].copy_from_slice(&(geo.lowest_aligned & 0x3fff).to_be_bytes());
     b
 }
 
@@ -459,6 +467,9 @@ mod tests {
             last_lba: 0x1f_ffff,
             max_transfer: 0xffff_fff8,
             optimal_transfer: 0xffff_fff8,
+            granularity: 1,
+            lbppbe: 0,
+            lowest_aligned: 0,
             nonrot: true,
             write_cache: false,
             caw: true,
@@ -600,6 +611,13 @@ mod tests {
         let r = read_capacity16(&big);
         assert_eq!(&r[..12], &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 2, 0]);
         assert!(r[12..].iter().all(|&x| x == 0));
+        // A 512e disk with 4 KiB physical blocks, as brd reports it to LIO.
+        let e512 = Geometry {
+            lbppbe: 3,
+            lowest_aligned: 7,
+            ..geo()
+        };
+        assert_eq!(&read_capacity16(&e512)[12..16], &[0, 3, 0, 7]);
     }
 
     #[test]
