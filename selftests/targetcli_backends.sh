@@ -23,9 +23,9 @@ said() { # LOG TEXT: the session printed TEXT
     grep -qF -- "$2" "$1" || { grep -iE 'error|fail|exception' "$1" | head -10; false; }
 }
 
-# clearconfig leaves target/loopback (rtslib never removes fabric directories), and the fabric
-# module stays pinned while it exists, as in LIO: remove it before unloading.
-unload_rt() { rmdir "$CFG/loopback" 2>/dev/null; rmmod_wait rtarget_loop rtarget_core; }
+# clearconfig leaves the fabric directories (target/loopback, and target/iscsi that rtslib
+# creates when it lists fabrics), which pin their modules as in LIO: remove them first.
+unload_rt() { rmdir "$CFG/loopback" "$CFG/iscsi" 2>/dev/null; rmmod_wait rtarget_loop rtarget_core; }
 reload_core() { unload_rt && modprobe rtarget_core; }
 clear_and_unload() { $1 clearconfig confirm=True && unload_rt; }
 
