@@ -96,8 +96,8 @@ unload_all() {
     done
     true
 }
-# rmmod_wait MODULE...: unload, retrying for up to 10 s while the module is busy (an opener of
-# a disk that is going away, such as udev's blkid, holds the fabric module until it closes).
+# rmmod_wait MODULE...: unload, retrying for up to 10 s while the module is busy (a disk's
+# last opener may still be closing it). A module still pinned after that fails.
 rmmod_wait() {
     local m i
     for m in "$@"; do
