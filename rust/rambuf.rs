@@ -2,7 +2,8 @@
 
 //! Zeroed, virtually contiguous memory for the rd_mcp backend, copied to and from commands'
 //! scatter-gather lists. Concurrent commands may touch the same bytes (as on a real disk);
-//! only C copies ever access them, so no Rust reference aliases a concurrent write.
+//! only C copies and raw-pointer writes ever access them, so no Rust reference aliases a
+//! concurrent write.
 
 use super::bindings;
 use super::io::Sgl;
@@ -40,18 +41,35 @@ impl RamBuf {
         })
     }
 
+    /// Zeroes `len` bytes at `pos`. EINVAL if the range does not lie inside the buffer.
+    pub fn zero(&self, pos: u64, len: u64) -> Result {
+        let (off, len) = self.range(pos, len)?;
+        // SAFETY: `off..off + len` lies inside the allocation, which lives as long as `self`;
+        // no Rust reference to its bytes exists (type invariant).
+        unsafe { core::ptr::write_bytes(self.ptr.add(off), 0, len) };
+        Ok(())
+    }
+
+    /// `pos..pos + len` as an in-bounds offset and length.
+    fn range(&self, pos: u64, len: u64) -> Result<(usize, usize)> {
+        let off = usize::try_from(pos).map_err(|_| EINVAL)?;
+        let len = usize::try_from(len).map_err(|_| EINVAL)?;
+        match off.checked_add(len) {
+            Some(end) if end <= self.len => Ok((off, len)),
+            _ => Err(EINVAL),
+        }
+    }
+
     /// Copies `len` bytes between the start of `sgl` and this buffer at `pos`: into the
     /// scatterlist if `to_sgl` (a READ), else from it (a WRITE). EINVAL if the range does not
     /// lie inside the buffer or the scatterlist.
     pub fn transfer(&self, sgl: &Sgl, pos: u64, len: u64, to_sgl: bool) -> Result {
-        let off = usize::try_from(pos).map_err(|_| EINVAL)?;
-        let len = usize::try_from(len).map_err(|_| EINVAL)?;
-        let end = off.checked_add(len).ok_or(EINVAL)?;
-        if end > self.len || len > sgl.len() as usize {
+        let (off, len) = self.range(pos, len)?;
+        if len > sgl.len() as usize {
             return Err(EINVAL);
         }
         let (sg, nents, _) = sgl.to_raw_parts();
-        // SAFETY: `off..end` lies inside the allocation, which lives as long as `self`, and its
+        // SAFETY: `off..off + len` lies inside the allocation, which lives as long as `self`, and its
         // bytes are only accessed by C copies; `sgl` is valid (its invariant) and holds at
         // least `len` bytes.
         unsafe {

@@ -101,6 +101,8 @@ fn run(mut cmd: CmdRef, next: Next) {
                 Op::Read(rw) => be.rw(cmd, rw, false),
                 Op::Write(rw) => be.rw(cmd, rw, true),
                 Op::Flush { pos, len } => be.flush(cmd, pos, len),
+                Op::Discard { pos, len } => be.discard(cmd, pos, len),
+                Op::WriteZeroes { pos, len } => be.write_zeroes(cmd, pos, len),
                 Op::None => cmd::complete(cmd, Ok(0)),
             }
         }

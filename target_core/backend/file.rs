@@ -224,6 +224,8 @@ impl Backend for File {
             crate::backend::Op::Read(rw) => self.rw_now(&cmd, rw, false),
             crate::backend::Op::Write(rw) => self.rw_now(&cmd, rw, true),
             crate::backend::Op::Flush { pos, len } => self.sync(pos, len),
+            crate::backend::Op::Discard { pos, len } => self.deallocate(pos, len, false),
+            crate::backend::Op::WriteZeroes { pos, len } => self.deallocate(pos, len, true),
             crate::backend::Op::None => Ok(()),
         };
         let resid = cmd.resid();
@@ -232,6 +234,16 @@ impl Backend for File {
 
     fn flush(&self, cmd: CmdRef, _pos: u64, _len: u64) {
         // fsync sleeps: run it from the workqueue like buffered I/O.
+        cmd.defer();
+    }
+
+    /// UNMAP = punch a hole (LIO's `fd_execute_unmap`); on a block device file the block
+    /// layer turns it into a discard. From the workqueue: fallocate sleeps.
+    fn discard(&self, cmd: CmdRef, _pos: u64, _len: u64) {
+        cmd.defer();
+    }
+
+    fn write_zeroes(&self, cmd: CmdRef, _pos: u64, _len: u64) {
         cmd.defer();
     }
 
@@ -244,6 +256,23 @@ impl Backend for File {
 }
 
 impl File {
+    /// Punches a hole (`zeroes`: zeroes the range instead, keeping it allocated where the
+    /// file system can, else punching, which reads back as zeroes too).
+    fn deallocate(&self, pos: u64, len: u64, zeroes: bool) -> Result<(), Sense> {
+        let r = if zeroes {
+            match self.file.zero_range(pos, len) {
+                Err(e) if e == EOPNOTSUPP => self.file.punch_hole(pos, len),
+                r => r,
+            }
+        } else {
+            self.file.punch_hole(pos, len)
+        };
+        r.map_err(|e| {
+            pr_err!("FILEIO: fallocate() failed: {:?}\n", e);
+            Sense::backend_io_failure()
+        })
+    }
+
     /// SYNCHRONIZE CACHE: datasync of `len` bytes from `pos` (`len` 0: to the end).
     fn sync(&self, pos: u64, len: u64) -> Result<(), Sense> {
         let end = if len == 0 {

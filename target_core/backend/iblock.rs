@@ -5,7 +5,7 @@
 //! bios built on the command's scatterlist (the first one inline in the command), completed
 //! from `bi_end_io`; the limits are read from the queue as LIO reads them.
 
-use super::{Applied, Backend, BackendConfig, Geometry, Layout, Rw};
+use super::{Applied, Backend, BackendConfig, Geometry, Layout, Op, Rw};
 use crate::cmd::{self, CmdRef};
 use crate::device::parse_u32;
 use crate::proto::sense::Sense;
@@ -160,6 +160,30 @@ impl Backend for Iblock {
     fn flush(&self, cmd: CmdRef, _pos: u64, _len: u64) {
         // The block layer flushes whole devices.
         cmd.submit_flush(&self.bdev);
+    }
+
+    /// `blkdev_issue_discard` and `blkdev_issue_zeroout` sleep: from the workqueue.
+    fn discard(&self, cmd: CmdRef, _pos: u64, _len: u64) {
+        cmd.defer();
+    }
+
+    fn write_zeroes(&self, cmd: CmdRef, _pos: u64, _len: u64) {
+        cmd.defer();
+    }
+
+    fn deferred(&self, cmd: CmdRef) {
+        let result = match cmd.data().op {
+            Op::Discard { pos, len } => self.bdev.discard(pos / 512, len / 512),
+            Op::WriteZeroes { pos, len } => self.bdev.write_zeroes(pos / 512, len / 512),
+            _ => Err(EINVAL),
+        };
+        cmd::complete(
+            cmd,
+            result.map(|()| 0).map_err(|e| {
+                pr_err!("IBLOCK: discard or zeroout failed: {:?}\n", e);
+                Sense::backend_io_failure()
+            }),
+        )
     }
 
     fn write_cache(&self) -> Option<bool> {

@@ -44,6 +44,20 @@ pub enum Op {
         /// Bytes (0: to the end).
         len: u64,
     },
+    /// Deallocate `len` bytes from `pos`.
+    Discard {
+        /// Byte offset.
+        pos: u64,
+        /// Bytes.
+        len: u64,
+    },
+    /// Write zeroes to `len` bytes from `pos`.
+    WriteZeroes {
+        /// Byte offset.
+        pos: u64,
+        /// Bytes.
+        len: u64,
+    },
 }
 
 /// What an enabled backend reports about itself; feeds `attrib/`, VPD B0h and READ CAPACITY.
@@ -84,6 +98,16 @@ pub trait Backend: Send + Sync {
     /// SYNCHRONIZE CACHE of `len` bytes from `pos` (`len` 0: to the end).
     fn flush(&self, cmd: CmdRef, _pos: u64, _len: u64) {
         cmd::complete(cmd, Ok(0))
+    }
+    /// Deallocates `len` bytes from `pos` (UNMAP, WRITE SAME with UNMAP); they read back as
+    /// zeroes afterwards where the medium guarantees it. By default the medium cannot.
+    fn discard(&self, cmd: CmdRef, _pos: u64, _len: u64) {
+        cmd::complete(cmd, Err(Sense::invalid_opcode()))
+    }
+    /// Writes zeroes to `len` bytes from `pos` (WRITE SAME of a zero block), offloaded where
+    /// the medium can. By default the medium cannot.
+    fn write_zeroes(&self, cmd: CmdRef, _pos: u64, _len: u64) {
+        cmd::complete(cmd, Err(Sense::invalid_opcode()))
     }
     /// Continues a command queued to a workqueue by this backend (process context).
     fn deferred(&self, cmd: CmdRef) {

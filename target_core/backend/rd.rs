@@ -125,4 +125,17 @@ impl Backend for Rd {
                 .map_err(|_| Sense::lba_out_of_range()),
         )
     }
+
+    /// RAM is never deallocated before the device goes: the range reads back as zeroes.
+    fn discard(&self, cmd: CmdRef, pos: u64, len: u64) {
+        self.write_zeroes(cmd, pos, len)
+    }
+
+    fn write_zeroes(&self, cmd: CmdRef, pos: u64, len: u64) {
+        let result = match &self.ram {
+            Some(ram) => ram.zero(pos, len),
+            None => Ok(()),
+        };
+        cmd::complete(cmd, result.map(|()| 0).map_err(|_| Sense::lba_out_of_range()))
+    }
 }
