@@ -136,6 +136,9 @@ impl Backend for Rd {
             Some(ram) => ram.zero(pos, len),
             None => Ok(()),
         };
-        cmd::complete(cmd, result.map(|()| 0).map_err(|_| Sense::lba_out_of_range()))
+        cmd::complete(
+            cmd,
+            result.map(|()| 0).map_err(|_| Sense::lba_out_of_range()),
+        )
     }
 }
