@@ -101,6 +101,7 @@ impl CmdRef {
                 sense: None,
                 resid: 0,
                 op: crate::backend::Op::None,
+                step: None,
             })
         };
         c.state.store(state::next_start(prev), ordering::Release);
@@ -181,6 +182,7 @@ impl CmdRef {
         let d = self.data_mut();
         d.lun = None;
         d.fabric = None;
+        d.step = None;
         let session = d.session.take();
         let ptr = self.ptr;
         core::mem::forget(self);

@@ -172,6 +172,58 @@ impl Sgl {
     }
 }
 
+/// Zeroed pages the core owns, as a scatterlist (`sgl_alloc`): the buffer of a command that
+/// runs in several steps (VERIFY with BYTCHK, COMPARE AND WRITE). Freed when dropped.
+///
+/// # Invariants
+///
+/// `sgl` views a list from `sgl_alloc` covering its whole length, freed only in `drop`.
+pub struct ScratchSgl {
+    sgl: Sgl,
+}
+
+impl ScratchSgl {
+    /// Allocates `len` zeroed bytes (process context: may sleep).
+    pub fn new(len: u32) -> Result<Self> {
+        if len == 0 {
+            return Err(EINVAL);
+        }
+        let mut nents = 0u32;
+        // SAFETY: a plain allocation; `nents` is valid for writes.
+        let sg = unsafe {
+            bindings::sgl_alloc(
+                u64::from(len),
+                bindings::GFP_KERNEL | bindings::__GFP_ZERO,
+                &mut nents,
+            )
+        };
+        if sg.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `sg` has `nents` entries covering `len` bytes until `sgl_free` in `drop`;
+        // its pages are only touched through `Sgl`'s C copies and I/O.
+        let sgl = unsafe { Sgl::from_raw(sg, nents, len) };
+        // INVARIANT: as above.
+        Ok(Self { sgl })
+    }
+
+    /// A view of the buffer. It is valid while this value lives: the engine keeps the scratch
+    /// buffer in its command until the command's last step is done with it.
+    pub fn sgl(&self) -> Sgl {
+        self.sgl
+    }
+}
+
+impl Drop for ScratchSgl {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant the list came from `sgl_alloc` and is freed once.
+        unsafe { bindings::sgl_free(self.sgl.sg) }
+    }
+}
+
+// SAFETY: the buffer is plain memory owned by this value.
+unsafe impl Send for ScratchSgl {}
+
 /// Creates the I/O workqueue that [`IoSlot`] deferrals run on; the returned guard destroys
 /// it (after draining it) when dropped, at module unload.
 pub fn io_workqueue() -> Result<IoWorkqueue> {

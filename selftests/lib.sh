@@ -71,14 +71,14 @@ teardown_lun() {
     true
 }
 
-# lun_dev PROC_NAME block|scsi_generic [LUN]: /dev node of target 1, LUN (default 0) on the
+# lun_dev PROC_NAME block|scsi_generic [LUN [TARGET]]: /dev node of TARGET (default 1: tpgt_1), LUN (default 0) on the
 # host whose proc_name is PROC_NAME (rtarget_loop or tcm_loopback); waits up to 20 s for sd.
 lun_dev() {
     local i h d
     for i in $(seq 1 100); do
         for h in /sys/class/scsi_host/host*; do
             [ "$(cat "$h/proc_name" 2>/dev/null)" = "$1" ] || continue
-            for d in /sys/bus/scsi/devices/"${h##*host}":0:1:"${3:-0}"/"$2"/*; do
+            for d in /sys/bus/scsi/devices/"${h##*host}":0:"${4:-1}":"${3:-0}"/"$2"/*; do
                 [ -e "$d" ] && [ -e "/dev/${d##*/}" ] && { echo "/dev/${d##*/}"; return 0; }
             done
         done

@@ -128,6 +128,8 @@ pub struct CmdData {
     pub(crate) resid: u32,
     /// The decoded request, kept for a backend that continues it later (fileio's workqueue).
     pub(crate) op: crate::backend::Op,
+    /// A command run in several steps: its current step (`sbc`).
+    pub(crate) step: Option<KBox<crate::sbc::Step>>,
 }
 
 impl CmdData {
@@ -146,6 +148,7 @@ impl CmdData {
         sense: None,
         resid: 0,
         op: crate::backend::Op::None,
+        step: None,
     };
 }
 
@@ -249,8 +252,11 @@ pub fn data_ready(cmd: CmdRef) {
 }
 
 /// Ends a command's execution: GOOD with `resid` bytes not transferred, or CHECK CONDITION.
-/// Callable from any context.
+/// Callable from any context. For a command run in several steps, ends the current step.
 pub fn complete(mut cmd: CmdRef, result: core::result::Result<u32, Sense>) {
+    if cmd.data().step.is_some() {
+        return crate::sbc::step_done(cmd, result);
+    }
     match result {
         Ok(resid) => {
             let d = cmd.data_mut();

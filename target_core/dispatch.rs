@@ -64,14 +64,28 @@ fn geometry(d: &Device) -> Geometry {
 enum Next {
     Done(Result<u32, Sense>),
     Backend(Op),
+    /// VERIFY comparing `len` bytes at `pos` with the data-out buffer.
+    Verify {
+        pos: u64,
+        len: u64,
+        bytchk: u8,
+        block_size: u32,
+    },
 }
 
 /// A submitted command. Takes no lock and allocates nothing on the READ/WRITE path.
 pub(crate) fn execute(mut cmd: CmdRef) {
     let next = decide(&mut cmd);
-    if let Next::Backend(op @ Op::Write(rw)) = next {
+    // Data-out still on the wire: fetch it first. A WRITE resumes with its decided request;
+    // the other commands are decided again once their data is in.
+    let fetch = match next {
+        Next::Backend(op @ Op::Write(rw)) if rw.len > 0 => Some(op),
+        Next::Verify { .. } => Some(Op::None),
+        _ => None,
+    };
+    if let Some(op) = fetch {
         let d = cmd.data();
-        if rw.len > 0 && d.dir == DataDir::ToDevice && !d.data_ready {
+        if d.dir == DataDir::ToDevice && !d.data_ready && !d.sgl.is_empty() {
             if let Some(fabric) = d.fabric {
                 cmd.data_mut().op = op;
                 return fabric.write_pending(cmd);
@@ -81,16 +95,24 @@ pub(crate) fn execute(mut cmd: CmdRef) {
     run(cmd, next)
 }
 
-/// The WRITE data the fabric fetched ([`cmd::FabricOps::write_pending`]) has arrived.
+/// The data-out the fabric fetched ([`cmd::FabricOps::write_pending`]) has arrived.
 pub(crate) fn resume(mut cmd: CmdRef) {
     cmd.data_mut().data_ready = true;
-    let op = cmd.data().op;
-    run(cmd, Next::Backend(op))
+    match cmd.data().op {
+        op @ Op::Write(_) => run(cmd, Next::Backend(op)),
+        _ => execute(cmd),
+    }
 }
 
 fn run(mut cmd: CmdRef, next: Next) {
     match next {
         Next::Done(result) => cmd::complete(cmd, result),
+        Next::Verify {
+            pos,
+            len,
+            bytchk,
+            block_size,
+        } => crate::sbc::verify(cmd, pos, len, bytchk, block_size),
         Next::Backend(Op::None) => cmd::complete(cmd, Ok(0)),
         Next::Backend(op) => {
             let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
@@ -155,6 +177,17 @@ fn decide(cmd: &mut CmdRef) -> Next {
             })
         }
         Action::Good => Next::Done(Ok(0)),
+        Action::Verify { blocks: 0, .. } | Action::Verify { bytchk: 0, .. } => Next::Done(Ok(0)),
+        Action::Verify {
+            lba,
+            blocks,
+            bytchk,
+        } => Next::Verify {
+            pos: lba * bs,
+            len: u64::from(blocks) * bs,
+            bytchk,
+            block_size: limits.block_size,
+        },
         Action::RequestSense { alloc } => {
             // A pending unit attention is reported (and cleared); otherwise LIO returns a
             // zero-filled 96-byte buffer holding NO SENSE.
@@ -215,6 +248,14 @@ fn emulate(cmd: &mut CmdRef, lun: &Lun, action: Action) -> Result<u32, Sense> {
         }
         Action::ModeSense { ms, alloc } => (spc::mode_sense(&ms, &geo, false, &mut buf)?, alloc),
         Action::ReportLuns { alloc } => return Ok(report_luns(cmd, lun, alloc)),
+        Action::ReportOpcodes { query, alloc } => {
+            (command::report_opcodes_data(&query, &mut buf)?, alloc)
+        }
+        Action::ReportTmfs { repd, alloc } => {
+            let (data, len) = command::report_tmfs_data(repd);
+            buf[..len].copy_from_slice(&data[..len]);
+            (len, alloc)
+        }
         _ => (0, 0),
     };
     respond(cmd, &buf[..len.min(RESPONSE_MAX)], alloc, true)

@@ -31,6 +31,7 @@ pub mod device;
 mod dispatch;
 pub mod fabric;
 pub mod lun;
+pub(crate) mod sbc;
 pub mod session;
 pub mod tmf;
 pub mod ua;

@@ -209,8 +209,12 @@ pub(crate) fn io_done(cmd: CmdRef, err: i32) {
     cmd::complete(cmd, result)
 }
 
-/// A command its backend queued to a workqueue runs here (process context).
+/// A command its backend queued to a workqueue runs here (process context), and so does the
+/// next step of a command run in several steps.
 pub(crate) fn run_deferred(cmd: CmdRef) {
+    if crate::sbc::step_finished(&cmd) {
+        return crate::sbc::resume(cmd);
+    }
     let Some(be) = cmd.lun().and_then(|l| l.device.backend()) else {
         return cmd::complete(cmd, Err(Sense::lun_not_supported()));
     };

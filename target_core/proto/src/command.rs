@@ -3,7 +3,7 @@
 
 use super::cdb::{cdb_len, Dir, RwCdb};
 use super::sense::{Sense, SenseKey};
-use super::spc::ModeSense;
+use super::spc::{put, ModeSense};
 
 /// Opcodes handled besides READ/WRITE.
 pub mod op {
@@ -29,6 +29,26 @@ pub mod op {
     pub const REPORT_LUNS: u8 = 0xa0;
     /// READ CAPACITY(16), a SERVICE ACTION IN(16) service action.
     pub const SAI_READ_CAPACITY_16: u8 = 0x10;
+    /// START STOP UNIT.
+    pub const START_STOP_UNIT: u8 = 0x1b;
+    /// PREVENT ALLOW MEDIUM REMOVAL.
+    pub const PREVENT_ALLOW: u8 = 0x1e;
+    /// VERIFY(10).
+    pub const VERIFY_10: u8 = 0x2f;
+    /// VERIFY(12).
+    pub const VERIFY_12: u8 = 0xaf;
+    /// VERIFY(16).
+    pub const VERIFY_16: u8 = 0x8f;
+    /// PRE-FETCH(10).
+    pub const PRE_FETCH_10: u8 = 0x34;
+    /// PRE-FETCH(16).
+    pub const PRE_FETCH_16: u8 = 0x90;
+    /// MAINTENANCE IN.
+    pub const MAINTENANCE_IN: u8 = 0xa3;
+    /// REPORT SUPPORTED OPERATION CODES, a MAINTENANCE IN service action.
+    pub const MI_REPORT_OPCODES: u8 = 0x0c;
+    /// REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS, a MAINTENANCE IN service action.
+    pub const MI_REPORT_TMFS: u8 = 0x0d;
 }
 
 /// What the device must do for a command. Response-building actions carry the CDB's
@@ -96,8 +116,46 @@ pub enum Action {
         /// Allocation length.
         alloc: u32,
     },
-    /// Nothing to do but answer GOOD (TEST UNIT READY).
+    /// VERIFY(10/12/16) of `blocks` blocks at `lba`. `bytchk` 0: the medium only; 1: compare
+    /// with the data-out buffer; 3: compare every block with the buffer's one block.
+    Verify {
+        /// First block.
+        lba: u64,
+        /// Block count.
+        blocks: u32,
+        /// BYTCHK.
+        bytchk: u8,
+    },
+    /// REPORT SUPPORTED OPERATION CODES.
+    ReportOpcodes {
+        /// REPORTING OPTIONS, RCTD, REQUESTED OPERATION CODE and SERVICE ACTION.
+        query: OpcodeQuery,
+        /// Allocation length.
+        alloc: u32,
+    },
+    /// REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS.
+    ReportTmfs {
+        /// REPD: the extended 16-byte format.
+        repd: bool,
+        /// Allocation length.
+        alloc: u32,
+    },
+    /// Nothing to do but answer GOOD (TEST UNIT READY, PRE-FETCH, START STOP UNIT with
+    /// START, PREVENT ALLOW MEDIUM REMOVAL).
     Good,
+}
+
+/// REPORT SUPPORTED OPERATION CODES' request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpcodeQuery {
+    /// REPORTING OPTIONS (0: all; 1: one opcode; 2: one opcode and service action; 3: either).
+    pub options: u8,
+    /// RCTD: add command timeouts descriptors.
+    pub rctd: bool,
+    /// REQUESTED OPERATION CODE.
+    pub opcode: u8,
+    /// REQUESTED SERVICE ACTION.
+    pub sa: u16,
 }
 
 /// What the checks need to know about the device and the command's data buffer.
@@ -123,6 +181,7 @@ pub const fn invalid_field_in_iu() -> Sense {
         asc: 0x0e,
         ascq: 0x03,
         field: None,
+        info: None,
     }
 }
 
@@ -134,75 +193,355 @@ fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
+/// A command the device server implements: the single table that [`parse`] dispatches from
+/// and REPORT SUPPORTED OPERATION CODES reports, so the two cannot disagree.
+#[derive(Debug)]
+pub struct OpInfo {
+    /// OPERATION CODE.
+    pub opcode: u8,
+    /// SERVICE ACTION, for opcodes that have them (in CDB byte 1, bits 4-0).
+    pub sa: Option<u8>,
+    /// CDB USAGE DATA (SPC-4 6.35.3): the CDB with a one in every bit the command looks at.
+    /// Its length is the CDB's.
+    pub usage: &'static [u8],
+    /// Decodes and checks the CDB.
+    pub decode: fn(&[u8], &Limits, u32) -> Result<Action, Sense>,
+}
+
+const fn info(
+    opcode: u8,
+    sa: Option<u8>,
+    usage: &'static [u8],
+    decode: fn(&[u8], &Limits, u32) -> Result<Action, Sense>,
+) -> OpInfo {
+    OpInfo {
+        opcode,
+        sa,
+        usage,
+        decode,
+    }
+}
+
+use super::cdb::{READ_10, READ_12, READ_16, READ_6, WRITE_10, WRITE_12, WRITE_16, WRITE_6};
+
+/// Every implemented command, by opcode and service action. CDB usage data as LIO reports it
+/// where LIO implements the command.
+#[rustfmt::skip]
+pub static COMMANDS: &[OpInfo] = &[
+    info(op::TEST_UNIT_READY, None, &[0x00, 0, 0, 0, 0, 0x07], good),
+    info(op::REQUEST_SENSE, None, &[0x03, 0x01, 0, 0, 0xff, 0x07], request_sense),
+    info(READ_6, None, &[READ_6, 0x1f, 0xff, 0xff, 0xff, 0x07], read_write),
+    info(WRITE_6, None, &[WRITE_6, 0x1f, 0xff, 0xff, 0xff, 0x07], read_write),
+    info(op::INQUIRY, None, &[0x12, 0x01, 0xff, 0xff, 0xff, 0x07], inquiry),
+    info(op::MODE_SENSE_6, None, &[0x1a, 0x08, 0xff, 0xff, 0xff, 0x07], mode_sense),
+    info(op::START_STOP_UNIT, None, &[0x1b, 0x01, 0x00, 0x0f, 0xf7, 0x07], start_stop),
+    info(op::PREVENT_ALLOW, None, &[0x1e, 0x00, 0x00, 0x00, 0x03, 0x07], prevent_allow),
+    info(op::READ_CAPACITY_10, None, &[0x25, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x01, 0x07], read_capacity10),
+    info(READ_10, None, &[READ_10, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], read_write),
+    info(WRITE_10, None, &[WRITE_10, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], read_write),
+    info(op::VERIFY_10, None, &[0x2f, 0xf6, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], verify),
+    info(op::PRE_FETCH_10, None, &[0x34, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], pre_fetch),
+    info(op::SYNCHRONIZE_CACHE_10, None, &[0x35, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], sync_cache),
+    info(op::MODE_SENSE_10, None, &[0x5a, 0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, 0x07], mode_sense),
+    info(READ_16, None, &[READ_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], read_write),
+    info(WRITE_16, None, &[WRITE_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], read_write),
+    info(op::VERIFY_16, None, &[0x8f, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], verify),
+    info(op::PRE_FETCH_16, None, &[0x90, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], pre_fetch),
+    info(op::SYNCHRONIZE_CACHE_16, None, &[0x91, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], sync_cache),
+    info(op::SERVICE_ACTION_IN_16, Some(op::SAI_READ_CAPACITY_16), &[0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], read_capacity16),
+    info(op::REPORT_LUNS, None, &[0xa0, 0, 0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_luns),
+    info(op::MAINTENANCE_IN, Some(op::MI_REPORT_OPCODES), &[0xa3, 0x0c, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_opcodes),
+    info(op::MAINTENANCE_IN, Some(op::MI_REPORT_TMFS), &[0xa3, 0x0d, 0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_tmfs),
+    info(READ_12, None, &[READ_12, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], read_write),
+    info(WRITE_12, None, &[WRITE_12, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], read_write),
+    info(op::VERIFY_12, None, &[0xaf, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], verify),
+];
+
+/// The table entry for `cdb`: `Err` with INVALID COMMAND OPERATION CODE, or INVALID FIELD IN
+/// CDB at the service action when the opcode has service actions but not this one.
+pub fn lookup(cdb: &[u8]) -> Result<&'static OpInfo, Sense> {
+    let &opcode = cdb.first().ok_or(Sense::invalid_opcode())?;
+    let sa = cdb.get(1).map(|b| b & 0x1f);
+    let mut has_sa = false;
+    for d in COMMANDS.iter().filter(|d| d.opcode == opcode) {
+        match d.sa {
+            None => return Ok(d),
+            Some(s) if Some(s) == sa => return Ok(d),
+            Some(_) => has_sa = true,
+        }
+    }
+    Err(if has_sa {
+        Sense::invalid_cdb_field(1, Some(4))
+    } else {
+        Sense::invalid_opcode()
+    })
+}
+
 /// Classifies `cdb`, whose data buffer holds `data_len` bytes.
 pub fn parse(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
-    let &opcode = cdb.first().ok_or(Sense::invalid_opcode())?;
+    // READ and WRITE first: the I/O path does not walk the table.
     if let Some(rw) = RwCdb::decode(cdb)? {
         return parse_rw(&rw, dev, data_len);
     }
-    if let Some(need) = cdb_len(opcode) {
-        if cdb.len() < need {
-            return Err(Sense::invalid_cdb_field(cdb.len() as u16, None));
+    let d = lookup(cdb)?;
+    if cdb.len() < d.usage.len() {
+        return Err(Sense::invalid_cdb_field(cdb.len() as u16, None));
+    }
+    (d.decode)(cdb, dev, data_len)
+}
+
+fn be64(b: &[u8]) -> u64 {
+    b[..8].iter().fold(0, |v, &x| (v << 8) | u64::from(x))
+}
+
+fn good(_: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    Ok(Action::Good)
+}
+
+fn read_write(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
+    match RwCdb::decode(cdb)? {
+        Some(rw) => parse_rw(&rw, dev, data_len),
+        None => Err(Sense::invalid_opcode()),
+    }
+}
+
+fn inquiry(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    let alloc = be16(&cdb[3..5]);
+    if cdb[1] & 0x01 != 0 {
+        Ok(Action::Vpd {
+            page: cdb[2],
+            alloc,
+        })
+    } else if cdb[2] != 0 {
+        Err(Sense::invalid_cdb_field(2, None))
+    } else {
+        Ok(Action::Inquiry { alloc })
+    }
+}
+
+fn read_capacity10(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    if cdb[8] & 0x01 == 0 && cdb[2..6] != [0; 4] {
+        return Err(Sense::invalid_cdb_field(2, None));
+    }
+    Ok(Action::ReadCapacity10)
+}
+
+fn read_capacity16(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    Ok(Action::ReadCapacity16 {
+        alloc: be32(&cdb[10..14]),
+    })
+}
+
+fn mode_sense(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    let alloc = if cdb[0] == op::MODE_SENSE_6 {
+        u32::from(cdb[4])
+    } else {
+        be16(&cdb[7..9])
+    };
+    Ok(Action::ModeSense {
+        ms: ModeSense::decode(cdb),
+        alloc,
+    })
+}
+
+fn report_luns(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    Ok(Action::ReportLuns {
+        alloc: be32(&cdb[6..10]),
+    })
+}
+
+fn request_sense(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    if cdb[1] & 0x01 != 0 {
+        return Err(Sense::invalid_cdb_field(1, Some(0)));
+    }
+    Ok(Action::RequestSense {
+        alloc: u32::from(cdb[4]),
+    })
+}
+
+/// LBA and block count of a 10-, 12- or 16-byte CDB laid out like READ's.
+fn lba_and_count(cdb: &[u8]) -> (u64, u32) {
+    match cdb.len() {
+        10 => (u64::from(be32(&cdb[2..6])), be16(&cdb[7..9])),
+        12 => (u64::from(be32(&cdb[2..6])), be32(&cdb[6..10])),
+        _ => (be64(&cdb[2..10]), be32(&cdb[10..14])),
+    }
+}
+
+fn check_range(lba: u64, blocks: u32, dev: &Limits) -> Result<(), Sense> {
+    match lba.checked_add(u64::from(blocks)) {
+        Some(end) if end <= dev.blocks => Ok(()),
+        _ => Err(Sense::lba_out_of_range()),
+    }
+}
+
+fn sync_cache(cdb: &[u8], dev: &Limits, _: u32) -> Result<Action, Sense> {
+    let (lba, blocks) = lba_and_count(&cdb[..cdb_len(cdb[0]).unwrap_or(10)]);
+    if blocks > 0 {
+        check_range(lba, blocks, dev)?;
+    }
+    Ok(Action::SyncCache { lba, blocks })
+}
+
+/// PRE-FETCH(10/16): nothing to stage in advance; the range must exist. GOOD, not CONDITION
+/// MET: SBC-4 asks for CONDITION MET only when the cache will hold the whole range.
+fn pre_fetch(cdb: &[u8], dev: &Limits, _: u32) -> Result<Action, Sense> {
+    let (lba, blocks) = lba_and_count(&cdb[..cdb_len(cdb[0]).unwrap_or(10)]);
+    check_range(lba, blocks, dev)?;
+    Ok(Action::Good)
+}
+
+fn verify(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
+    let (lba, blocks) = lba_and_count(&cdb[..cdb_len(cdb[0]).unwrap_or(10)]);
+    let vrprotect = cdb[1] >> 5;
+    if vrprotect != 0 && !dev.pi {
+        return Err(Sense::invalid_cdb_field(1, Some(7)));
+    }
+    let bytchk = (cdb[1] >> 1) & 0x03;
+    if bytchk == 2 {
+        return Err(Sense::invalid_cdb_field(1, Some(2)));
+    }
+    check_range(lba, blocks, dev)?;
+    if blocks > dev.max_transfer && bytchk != 0 {
+        return Err(Sense::invalid_cdb_field(
+            if cdb.len() == 16 { 10 } else { 7 },
+            None,
+        ));
+    }
+    let need = match bytchk {
+        0 => 0,
+        1 => u64::from(blocks) * u64::from(dev.block_size),
+        _ => u64::from(dev.block_size),
+    };
+    if bytchk != 0 && blocks > 0 && need != u64::from(data_len) {
+        return Err(invalid_field_in_iu());
+    }
+    Ok(Action::Verify {
+        lba,
+        blocks,
+        bytchk,
+    })
+}
+
+/// START STOP UNIT on a disk that is always ready: START=1 (with or without IMMED) and the
+/// power conditions are accepted; stopping (START=0) and loading or ejecting (LOEJ) are not
+/// supported, as in LIO.
+fn start_stop(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    let power_condition = cdb[4] >> 4;
+    if !matches!(power_condition, 0 | 1 | 2 | 3 | 7 | 0xa | 0xb) {
+        return Err(Sense::invalid_cdb_field(4, Some(7)));
+    }
+    if power_condition == 0 {
+        if cdb[4] & 0x02 != 0 {
+            return Err(Sense::invalid_cdb_field(4, Some(1)));
+        }
+        if cdb[4] & 0x01 == 0 {
+            return Err(Sense::invalid_cdb_field(4, Some(0)));
         }
     }
-    Ok(match opcode {
-        op::TEST_UNIT_READY => Action::Good,
-        op::INQUIRY => {
-            let alloc = be16(&cdb[3..5]);
-            if cdb[1] & 0x01 != 0 {
-                Action::Vpd {
-                    page: cdb[2],
-                    alloc,
-                }
-            } else if cdb[2] != 0 {
-                return Err(Sense::invalid_cdb_field(2, None));
-            } else {
-                Action::Inquiry { alloc }
-            }
-        }
-        op::READ_CAPACITY_10 => {
-            if cdb[8] & 0x01 == 0 && cdb[2..6] != [0; 4] {
-                return Err(Sense::invalid_cdb_field(2, None));
-            }
-            Action::ReadCapacity10
-        }
-        op::SERVICE_ACTION_IN_16 => match cdb[1] & 0x1f {
-            op::SAI_READ_CAPACITY_16 => Action::ReadCapacity16 {
-                alloc: be32(&cdb[10..14]),
-            },
-            _ => return Err(Sense::invalid_cdb_field(1, Some(4))),
-        },
-        op::MODE_SENSE_6 => Action::ModeSense {
-            ms: ModeSense::decode(cdb),
-            alloc: u32::from(cdb[4]),
-        },
-        op::MODE_SENSE_10 => Action::ModeSense {
-            ms: ModeSense::decode(cdb),
-            alloc: be16(&cdb[7..9]),
-        },
-        op::REPORT_LUNS => Action::ReportLuns {
-            alloc: be32(&cdb[6..10]),
-        },
-        op::REQUEST_SENSE => {
-            if cdb[1] & 0x01 != 0 {
-                return Err(Sense::invalid_cdb_field(1, Some(0)));
-            }
-            Action::RequestSense {
-                alloc: u32::from(cdb[4]),
-            }
-        }
-        op::SYNCHRONIZE_CACHE_10 => Action::SyncCache {
-            lba: u64::from(be32(&cdb[2..6])),
-            blocks: be16(&cdb[7..9]),
-        },
-        op::SYNCHRONIZE_CACHE_16 => Action::SyncCache {
-            lba: u64::from_be_bytes([
-                cdb[2], cdb[3], cdb[4], cdb[5], cdb[6], cdb[7], cdb[8], cdb[9],
-            ]),
-            blocks: be32(&cdb[10..14]),
-        },
-        _ => return Err(Sense::invalid_opcode()),
+    Ok(Action::Good)
+}
+
+/// PREVENT ALLOW MEDIUM REMOVAL: the medium is not removable, so there is nothing to lock;
+/// PREVENT 0 and 1 are accepted (SBC-4 5.15), the reserved values 2 and 3 are not.
+fn prevent_allow(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    if cdb[4] & 0x03 > 1 {
+        return Err(Sense::invalid_cdb_field(4, Some(1)));
+    }
+    Ok(Action::Good)
+}
+
+fn report_opcodes(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    let query = OpcodeQuery {
+        options: cdb[2] & 0x07,
+        rctd: cdb[2] & 0x80 != 0,
+        opcode: cdb[3],
+        sa: be16(&cdb[4..6]) as u16,
+    };
+    if query.options > 3 {
+        return Err(Sense::invalid_cdb_field(2, Some(2)));
+    }
+    Ok(Action::ReportOpcodes {
+        query,
+        alloc: be32(&cdb[6..10]),
     })
+}
+
+fn report_tmfs(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    Ok(Action::ReportTmfs {
+        repd: cdb[2] & 0x80 != 0,
+        alloc: be32(&cdb[6..10]),
+    })
+}
+
+/// Nominal and recommended command timeouts reported with RCTD, in seconds (0: none given).
+const TIMEOUTS_DESCRIPTOR: [u8; 12] = [0x00, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// REPORT SUPPORTED OPERATION CODES' parameter data, built from [`COMMANDS`] into `buf`;
+/// returns the full length (which may exceed `buf.len()`). `Err`: the query names an opcode
+/// with service actions without one (option 1) or without service actions with one (2).
+pub fn report_opcodes_data(q: &OpcodeQuery, buf: &mut [u8]) -> Result<usize, Sense> {
+    if q.options == 0 {
+        let mut at = 4;
+        for d in COMMANDS {
+            let sa = u16::from(d.sa.unwrap_or(0)).to_be_bytes();
+            let flags = (u8::from(q.rctd) << 1) | u8::from(d.sa.is_some());
+            let len = (d.usage.len() as u16).to_be_bytes();
+            at = put(
+                buf,
+                at,
+                &[d.opcode, 0, sa[0], sa[1], 0, flags, len[0], len[1]],
+            );
+            if q.rctd {
+                at = put(buf, at, &TIMEOUTS_DESCRIPTOR);
+            }
+        }
+        put(buf, 0, &((at - 4) as u32).to_be_bytes());
+        return Ok(at);
+    }
+    let mut found = None;
+    for d in COMMANDS.iter().filter(|d| d.opcode == q.opcode) {
+        match (q.options, d.sa) {
+            (1, Some(_)) | (2, None) => return Err(Sense::invalid_cdb_field(2, Some(2))),
+            (1, None) => found = Some(d),
+            (_, sa) if u16::from(sa.unwrap_or(0)) == q.sa => found = Some(d),
+            _ => {}
+        }
+        if found.is_some() {
+            break;
+        }
+    }
+    let ctdp = u8::from(q.rctd) << 7;
+    Ok(match found {
+        // SUPPORT 001b: not supported.
+        None => put(buf, 0, &[0, ctdp | 0x01, 0, 0]),
+        Some(d) => {
+            let len = (d.usage.len() as u16).to_be_bytes();
+            // SUPPORT 011b: supported as the standard says.
+            let at = put(buf, 0, &[0, ctdp | 0x03, len[0], len[1]]);
+            let at = put(buf, at, d.usage);
+            if q.rctd {
+                put(buf, at, &TIMEOUTS_DESCRIPTOR)
+            } else {
+                at
+            }
+        }
+    })
+}
+
+/// REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS' parameter data (SPC-4 6.36): ABORT TASK, ABORT
+/// TASK SET, CLEAR TASK SET, LOGICAL UNIT RESET, I_T NEXUS RESET; QUERY TASK and the other
+/// SAM-5 queries are not implemented. Four bytes, or sixteen with REPD.
+pub fn report_tmfs_data(repd: bool) -> ([u8; 16], usize) {
+    let mut b = [0u8; 16];
+    b[0] = 0x80 | 0x40 | 0x10 | 0x08; // ATS, ATSS, CTSS, LURS
+    b[1] = 0x01; // ITNRS
+    if repd {
+        b[3] = 0x0c; // ADDITIONAL DATA LENGTH
+        (b, 16)
+    } else {
+        (b, 4)
+    }
 }
 
 fn parse_rw(rw: &RwCdb, dev: &Limits, data_len: u32) -> Result<Action, Sense> {
@@ -244,7 +583,10 @@ pub const NO_SENSE: [u8; 18] = [0x70, 0, 0, 0, 0, 0, 0, 0x0a, 0, 0, 0, 0, 0, 0, 
 mod tests {
     use super::*;
     use crate::cdb::{READ_10, READ_16, WRITE_10};
+    extern crate std;
     use crate::sense::FieldPointer;
+    use std::vec;
+    use std::vec::Vec;
 
     const DEV: Limits = Limits {
         blocks: 1024,
@@ -422,6 +764,133 @@ mod tests {
         );
         assert_eq!(parse(&[0x5a, 0, 0x3f], &DEV, 0).unwrap_err().asc, 0x24);
         assert_eq!(parse(&[], &DEV, 0), Err(Sense::invalid_opcode()));
+    }
+
+    #[test]
+    fn table_is_consistent() {
+        for d in COMMANDS {
+            assert_eq!(d.usage[0], d.opcode);
+            assert_eq!(Some(d.usage.len()), cdb_len(d.opcode), "{:#x}", d.opcode);
+            if let Some(sa) = d.sa {
+                assert_eq!(d.usage[1] & 0x1f, sa);
+            }
+            let mut cdb = [0u8; 16];
+            cdb[0] = d.opcode;
+            cdb[1] = d.sa.unwrap_or(0);
+            assert!(core::ptr::eq(lookup(&cdb).unwrap(), d));
+        }
+        // An opcode with service actions, but not this one: the pointer names the SA field.
+        assert_eq!(
+            lookup(&[0xa3, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap_err(),
+            Sense::invalid_cdb_field(1, Some(4))
+        );
+        assert_eq!(lookup(&[0xee]).unwrap_err(), Sense::invalid_opcode());
+    }
+
+    fn rsoc(options: u8, rctd: bool, opcode: u8, sa: u16) -> Result<Vec<u8>, Sense> {
+        let q = OpcodeQuery {
+            options,
+            rctd,
+            opcode,
+            sa,
+        };
+        let mut buf = [0u8; 4096];
+        let n = report_opcodes_data(&q, &mut buf)?;
+        Ok(buf[..n].to_vec())
+    }
+
+    #[test]
+    fn report_supported_opcodes() {
+        let all = rsoc(0, false, 0, 0).unwrap();
+        assert_eq!(all.len(), 4 + 8 * COMMANDS.len());
+        assert_eq!(be32(&all[..4]) as usize, all.len() - 4);
+        // READ CAPACITY(16) is listed with its service action.
+        assert!(all[4..]
+            .chunks(8)
+            .any(|c| c[0] == 0x9e && c[3] == 0x10 && c[5] == 0x01 && c[7] == 16));
+        let timed = rsoc(0, true, 0, 0).unwrap();
+        assert_eq!(timed.len(), 4 + 20 * COMMANDS.len());
+        assert_eq!(timed[4 + 5], 0x02);
+        // One command: READ(10)'s usage data.
+        let one = rsoc(1, false, READ_10, 0).unwrap();
+        assert_eq!(&one[..4], &[0, 0x03, 0, 10]);
+        assert_eq!(one[4], READ_10);
+        assert_eq!(one.len(), 14);
+        // Unsupported opcode: SUPPORT 001b.
+        assert_eq!(rsoc(1, false, 0xee, 0).unwrap(), vec![0, 0x01, 0, 0]);
+        // Option 1 on an opcode with service actions, option 2 on one without: refused.
+        assert!(rsoc(1, false, 0x9e, 0x10).is_err());
+        assert!(rsoc(2, false, READ_10, 0).is_err());
+        let rc16 = rsoc(2, true, 0x9e, 0x10).unwrap();
+        assert_eq!(&rc16[..4], &[0, 0x83, 0, 16]);
+        assert_eq!(rc16.len(), 4 + 16 + 12);
+        assert_eq!(rsoc(2, false, 0x9e, 0x11).unwrap(), vec![0, 0x01, 0, 0]);
+        // Through parse: bad REPORTING OPTIONS.
+        let cdb = [0xa3, 0x0c, 0x05, 0, 0, 0, 0, 0, 1, 0, 0, 0];
+        assert_eq!(parse(&cdb, &DEV, 256).unwrap_err().field.unwrap().byte, 2);
+    }
+
+    #[test]
+    fn report_supported_tmfs() {
+        let (b, n) = report_tmfs_data(false);
+        assert_eq!((n, b[0], b[1]), (4, 0xd8, 0x01));
+        assert_eq!(report_tmfs_data(true).1, 16);
+        assert_eq!(
+            parse(&[0xa3, 0x0d, 0x80, 0, 0, 0, 0, 0, 0, 16, 0, 0], &DEV, 16),
+            Ok(Action::ReportTmfs {
+                repd: true,
+                alloc: 16
+            })
+        );
+    }
+
+    #[test]
+    fn verify_prefetch_start_stop_prevent() {
+        let v10 = |flags: u8, lba: u8, n: u8, data: u32| {
+            parse(&[0x2f, flags, 0, 0, 0, lba, 0, 0, n, 0], &DEV, data)
+        };
+        assert_eq!(
+            v10(0, 1, 2, 0),
+            Ok(Action::Verify {
+                lba: 1,
+                blocks: 2,
+                bytchk: 0
+            })
+        );
+        assert!(v10(0x02, 0, 2, 1024).is_ok());
+        assert_eq!(v10(0x02, 0, 2, 512).unwrap_err(), invalid_field_in_iu());
+        assert!(v10(0x06, 0, 2, 512).is_ok());
+        assert_eq!(
+            v10(0x04, 0, 2, 1024).unwrap_err().field.unwrap().bit,
+            Some(2)
+        );
+        assert_eq!(v10(0x20, 0, 1, 0).unwrap_err().field.unwrap().bit, Some(7));
+        let mut v16 = [0u8; 16];
+        v16[0] = 0x8f;
+        v16[8] = 0x03;
+        v16[9] = 0xff;
+        v16[13] = 4;
+        assert_eq!(parse(&v16, &DEV, 0).unwrap_err(), Sense::lba_out_of_range());
+        let mut p16 = [0u8; 16];
+        p16[0] = 0x90;
+        p16[8] = 0x03;
+        p16[9] = 0xfc;
+        p16[13] = 4;
+        assert_eq!(parse(&p16, &DEV, 0), Ok(Action::Good));
+        p16[13] = 5;
+        assert_eq!(parse(&p16, &DEV, 0).unwrap_err(), Sense::lba_out_of_range());
+        assert_eq!(
+            parse(&[0x34, 0, 0, 0, 3, 0xff, 0, 0, 1, 0], &DEV, 0),
+            Ok(Action::Good)
+        );
+        let ssu = |b4: u8| parse(&[0x1b, 0, 0, 0, b4, 0], &DEV, 0);
+        assert_eq!(ssu(0x01), Ok(Action::Good));
+        assert_eq!(ssu(0x00).unwrap_err().field.unwrap().bit, Some(0));
+        assert_eq!(ssu(0x03).unwrap_err().field.unwrap().bit, Some(1));
+        assert_eq!(ssu(0x30), Ok(Action::Good));
+        assert_eq!(ssu(0x50).unwrap_err().field.unwrap().bit, Some(7));
+        assert_eq!(parse(&[0x1e, 0, 0, 0, 1, 0], &DEV, 0), Ok(Action::Good));
+        assert!(parse(&[0x1e, 0, 0, 0, 2, 0], &DEV, 0).is_err());
     }
 
     /// Every CDB of every length made of one repeated byte classifies without panicking.

@@ -47,6 +47,8 @@ pub struct Sense {
     pub ascq: u8,
     /// Sense-key-specific field pointer, for ILLEGAL REQUEST.
     pub field: Option<FieldPointer>,
+    /// INFORMATION (with VALID set), e.g. the offset of the first miscompared byte.
+    pub info: Option<u32>,
 }
 
 /// Length of the fixed-format sense data that [`Sense::write_fixed`] produces.
@@ -59,6 +61,7 @@ impl Sense {
             asc,
             ascq,
             field,
+            info: None,
         }
     }
 
@@ -119,6 +122,7 @@ impl Sense {
             asc: 0x08,
             ascq: 0x00,
             field: None,
+            info: None,
         }
     }
 
@@ -129,6 +133,7 @@ impl Sense {
             asc: 0x44,
             ascq: 0x00,
             field: None,
+            info: None,
         }
     }
 
@@ -139,6 +144,7 @@ impl Sense {
             asc: 0x27,
             ascq: 0x00,
             field: None,
+            info: None,
         }
     }
 
@@ -149,6 +155,19 @@ impl Sense {
             asc,
             ascq,
             field: None,
+            info: None,
+        }
+    }
+
+    /// MISCOMPARE, MISCOMPARE DURING VERIFY OPERATION (1Dh/00h), with the offset of the first
+    /// byte that differed in INFORMATION (SBC-4 5.3, 5.32).
+    pub const fn miscompare(offset: u32) -> Self {
+        Sense {
+            key: SenseKey::Miscompare,
+            asc: 0x1d,
+            ascq: 0x00,
+            field: None,
+            info: Some(offset),
         }
     }
 
@@ -163,6 +182,10 @@ impl Sense {
         let mut s = [0u8; FIXED_SENSE_LEN];
         s[0] = 0x70;
         s[2] = self.key as u8;
+        if let Some(info) = self.info {
+            s[0] |= 0x80;
+            s[3..7].copy_from_slice(&info.to_be_bytes());
+        }
         s[7] = (FIXED_SENSE_LEN - 8) as u8;
         s[12] = self.asc;
         s[13] = self.ascq;
@@ -206,6 +229,14 @@ mod tests {
         let mut b = [0u8; 18];
         Sense::invalid_param_field(0x102, None).write_fixed(&mut b);
         assert_eq!((b[12], b[15], b[16], b[17]), (0x26, 0x80, 1, 2));
+    }
+
+    #[test]
+    fn miscompare_carries_the_offset() {
+        let mut b = [0u8; 18];
+        Sense::miscompare(0x1234).write_fixed(&mut b);
+        assert_eq!(&b[..7], &[0xf0, 0, 0x0e, 0, 0, 0x12, 0x34]);
+        assert_eq!((b[12], b[13]), (0x1d, 0));
     }
 
     #[test]

@@ -90,7 +90,7 @@ fn put_padded(dst: &mut [u8], src: &[u8]) {
 
 /// Writes `src` at `buf[at..]` as far as it fits; returns `at + src.len()` either way, so
 /// builders compute full lengths even when the buffer is short.
-fn put(buf: &mut [u8], at: usize, src: &[u8]) -> usize {
+pub fn put(buf: &mut [u8], at: usize, src: &[u8]) -> usize {
     if at < buf.len() {
         let n = src.len().min(buf.len() - at);
         buf[at..at + n].copy_from_slice(&src[..n]);
@@ -107,7 +107,9 @@ pub fn inquiry_std(id: &Identity<'_>, buf: &mut [u8; STD_INQUIRY_LEN]) {
     buf[2] = 0x06; // SPC-4
     buf[3] = 0x02; // response data format 2
     buf[4] = (STD_INQUIRY_LEN - 5) as u8;
-    buf[5] = 0x80 | 0x30 | 0x08; // SCCS, TPGS explicit+implicit, 3PC
+    // SCCS. TPGS 0 and 3PC 0: ALUA and EXTENDED COPY are not implemented yet, so no
+    // initiator may rely on them (LIO sets both).
+    buf[5] = 0x80;
     buf[7] = 0x02; // CMDQUE
     put_padded(&mut buf[8..16], id.vendor);
     put_padded(&mut buf[16..32], id.product);
@@ -482,7 +484,7 @@ mod tests {
     fn standard_inquiry_matches_lio() {
         let mut b = [0u8; 96];
         inquiry_std(&id(b""), &mut b);
-        assert_eq!(&b[..8], &[0, 0, 6, 2, 91, 0xb8, 0, 2]);
+        assert_eq!(&b[..8], &[0, 0, 6, 2, 91, 0x80, 0, 2]);
         assert_eq!(&b[8..36], b"LIO-ORG RAMDISK-MCP     4.0 ");
         assert_eq!(
             &b[58..66],
