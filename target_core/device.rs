@@ -34,6 +34,9 @@ enum Rule {
     FixedIdle,
     /// 0..=2, refused while exported.
     UaIntlck,
+    /// `emulate_tpu`, `emulate_tpws`: turning one on needs a backend that deallocates, whose
+    /// limits then fill `max_unmap_*` (LIO's `target_try_configure_unmap`).
+    Thin,
     /// 512, 1024, 2048 or 4096, refused while exported.
     BlockSize,
     /// 1..=max(current, hw_queue_depth), refused while exported.
@@ -80,8 +83,8 @@ pub(crate) static ATTRIBS: [AttribSpec; 42] = [
     a(c"emulate_write_cache", 0, 0, Rule::Bool),
     a(c"emulate_ua_intlck_ctrl", 0, 0, Rule::UaIntlck),
     a(c"emulate_tas", 1, 1, Rule::BoolIdle),
-    a(c"emulate_tpu", 0, 0, Rule::Fixed),
-    a(c"emulate_tpws", 0, 0, Rule::Fixed),
+    a(c"emulate_tpu", 0, 0, Rule::Thin),
+    a(c"emulate_tpws", 0, 0, Rule::Thin),
     a(c"emulate_caw", 1, 1, Rule::Bool),
     a(c"emulate_3pc", 1, 1, Rule::Bool),
     a(c"emulate_pr", 1, 1, Rule::Bool),
@@ -109,7 +112,7 @@ pub(crate) static ATTRIBS: [AttribSpec; 42] = [
     a(c"unmap_granularity", 0, 0, Rule::U32),
     a(c"unmap_granularity_alignment", 0, 0, Rule::U32),
     a(c"unmap_zeroes_data", 0, 0, Rule::FixedIdle),
-    a(c"max_write_same_len", 0, 0, Rule::U32),
+    a(c"max_write_same_len", 0, 0xffff, Rule::U32),
     a(c"alua_support", 1, 1, Rule::Fixed),
     a(c"pgr_support", 1, 1, Rule::Fixed),
     a(c"emulate_rsoc", 1, 1, Rule::Bool),
@@ -134,6 +137,14 @@ pub(crate) enum At {
     OptimalSectors = 23,
     HwQueueDepth = 24,
     Caw = 9,
+    Tpu = 7,
+    Tpws = 8,
+    MaxUnmapLbaCount = 26,
+    MaxUnmapDescCount = 27,
+    UnmapGranularity = 28,
+    UnmapAlignment = 29,
+    UnmapZeroesData = 30,
+    MaxWriteSameLen = 31,
 }
 
 /// An attribute's value after `enable` (`cur` before): the backend's geometry for the
@@ -445,6 +456,13 @@ impl Device {
                 }
                 v
             }
+            Rule::Thin => {
+                let v = u32::from(parse_bool(data)?);
+                if v == 1 && self.attr(At::MaxUnmapDescCount) == 0 {
+                    self.configure_unmap()?;
+                }
+                v
+            }
             Rule::UaIntlck => {
                 let v = parse_u32(data)?;
                 if v > 2 || exported {
@@ -491,6 +509,29 @@ impl Device {
         if i == At::ModelAlias as usize {
             self.apply_model_alias(v != 0);
         }
+        Ok(())
+    }
+
+    /// Fills `max_unmap_*` and `unmap_zeroes_data` from the backend's deallocation limits:
+    /// ENODEV before `enable`, ENOSYS if the medium cannot deallocate (as LIO).
+    fn configure_unmap(&self) -> Result {
+        let Some(be) = self.backend() else {
+            pr_err!("rtarget: thin provisioning needs an enabled device\n");
+            return Err(ENODEV);
+        };
+        let Some(u) = be.unmap_limits() else {
+            pr_err!("rtarget: the backend cannot deallocate (no discard)\n");
+            return Err(ENOSYS);
+        };
+        let bs = u64::from(self.attr(At::BlockSize).max(1));
+        let set = |at: At, v: u64| {
+            self.attrib[at as usize].store(v.min(u64::from(u32::MAX)) as u32, Relaxed)
+        };
+        set(At::MaxUnmapLbaCount, u.max_bytes / bs);
+        set(At::MaxUnmapDescCount, 64);
+        set(At::UnmapGranularity, (u64::from(u.granularity) / bs).max(1));
+        set(At::UnmapAlignment, u64::from(u.alignment) / bs);
+        set(At::UnmapZeroesData, u64::from(u.zeroes));
         Ok(())
     }
 

@@ -9,7 +9,8 @@ use crate::backend::{Op, Rw};
 use crate::cmd::{self, CmdRef, DataDir};
 use crate::device::{At, Device};
 use crate::lun::Lun;
-use crate::proto::command::{self, Action, Limits, NO_SENSE};
+use crate::proto::cdb::RwCdb;
+use crate::proto::command::{self, Action, Limits, Thin, NO_SENSE};
 use crate::proto::sense::Sense;
 use crate::proto::spc::{self, Geometry, Identity};
 
@@ -25,13 +26,26 @@ fn write_cache(d: &Device) -> bool {
 }
 
 /// The checks' view of the device. One snapshot per command: the checks and the transfer agree.
-fn limits(d: &Device) -> Limits {
+/// READ and WRITE (`io`) skip what only other commands need.
+fn limits(d: &Device, io: bool) -> Limits {
     Limits {
         blocks: d.blocks(),
         block_size: d.attr(At::BlockSize),
         max_transfer: d.attr(At::HwMaxSectors),
         write_cache: write_cache(d),
         pi: false,
+        thin: if io { Thin::default() } else { thin(d) },
+    }
+}
+
+fn thin(d: &Device) -> Thin {
+    Thin {
+        tpu: d.attr(At::Tpu) != 0,
+        tpws: d.attr(At::Tpws) != 0,
+        lbprz: d.attr(At::UnmapZeroesData) != 0,
+        max_unmap_lba_count: d.attr(At::MaxUnmapLbaCount),
+        max_unmap_desc_count: d.attr(At::MaxUnmapDescCount),
+        max_write_same: d.attr(At::MaxWriteSameLen),
     }
 }
 
@@ -57,6 +71,9 @@ fn geometry(d: &Device) -> Geometry {
         nonrot: d.attr(At::IsNonrot) != 0,
         write_cache: write_cache(d),
         caw: d.attr(At::Caw) != 0,
+        thin: thin(d),
+        unmap_granularity: d.attr(At::UnmapGranularity),
+        unmap_alignment: d.attr(At::UnmapAlignment),
     }
 }
 
@@ -71,6 +88,19 @@ enum Next {
         bytchk: u8,
         block_size: u32,
     },
+    /// WRITE SAME of the data-out block (`zero`: of zeroes) to `len` bytes at `pos`.
+    WriteSame {
+        pos: u64,
+        len: u64,
+        block_size: u32,
+        unmap: bool,
+        zero: bool,
+    },
+    /// UNMAP of the `count` checked descriptors of the parameter list.
+    Unmap {
+        count: u32,
+        block_size: u32,
+    },
 }
 
 /// A submitted command. Takes no lock and allocates nothing on the READ/WRITE path.
@@ -80,7 +110,9 @@ pub(crate) fn execute(mut cmd: CmdRef) {
     // the other commands are decided again once their data is in.
     let fetch = match next {
         Next::Backend(op @ Op::Write(rw)) if rw.len > 0 => Some(op),
-        Next::Verify { .. } => Some(Op::None),
+        Next::Verify { .. } | Next::WriteSame { zero: false, .. } | Next::Unmap { .. } => {
+            Some(Op::None)
+        }
         _ => None,
     };
     if let Some(op) = fetch {
@@ -113,6 +145,14 @@ fn run(mut cmd: CmdRef, next: Next) {
             bytchk,
             block_size,
         } => crate::sbc::verify(cmd, pos, len, bytchk, block_size),
+        Next::WriteSame {
+            pos,
+            len,
+            block_size,
+            unmap,
+            zero,
+        } => crate::sbc::write_same(cmd, pos, len, block_size, unmap, zero),
+        Next::Unmap { count, block_size } => crate::sbc::unmap(cmd, count, block_size),
         Next::Backend(Op::None) => cmd::complete(cmd, Ok(0)),
         Next::Backend(op) => {
             let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
@@ -137,7 +177,8 @@ fn decide(cmd: &mut CmdRef) -> Next {
     };
     let dev = &lun.device;
     let data_len = cmd.sgl().len();
-    let limits = limits(dev);
+    let io = matches!(RwCdb::decode(cmd.cdb()), Ok(Some(_)));
+    let limits = limits(dev, io);
     let action = match command::parse(cmd.cdb(), &limits, data_len) {
         Ok(a) => a,
         Err(s) => return Next::Done(Err(s)),
@@ -177,6 +218,31 @@ fn decide(cmd: &mut CmdRef) -> Next {
             })
         }
         Action::Good => Next::Done(Ok(0)),
+        Action::WriteSame { .. } | Action::Unmap { .. }
+            if dev.backend().is_some_and(|b| b.read_only()) =>
+        {
+            Next::Done(Err(Sense::write_protected()))
+        }
+        Action::WriteSame {
+            lba,
+            blocks,
+            unmap,
+            ndob,
+        } => Next::WriteSame {
+            pos: lba * bs,
+            len: u64::from(blocks) * bs,
+            block_size: limits.block_size,
+            unmap: unmap && limits.thin.lbprz,
+            zero: ndob,
+        },
+        Action::Unmap { len } => match check_unmap(cmd.sgl(), len, &limits) {
+            Ok(0) => Next::Done(Ok(0)),
+            Ok(count) => Next::Unmap {
+                count,
+                block_size: limits.block_size,
+            },
+            Err(s) => Next::Done(Err(s)),
+        },
         Action::Verify { blocks: 0, .. } | Action::Verify { bytchk: 0, .. } => Next::Done(Ok(0)),
         Action::Verify {
             lba,
@@ -202,6 +268,23 @@ fn decide(cmd: &mut CmdRef) -> Next {
         }
         other => Next::Done(emulate(cmd, &lun, other)),
     }
+}
+
+/// Checks an UNMAP parameter list of `len` bytes (0: nothing to do) before anything is
+/// deallocated; returns its descriptor count.
+fn check_unmap(sgl: &crate::rt::io::Sgl, len: u32, dev: &Limits) -> Result<u32, Sense> {
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut hdr = [0u8; 8];
+    sgl.copy_from(0, &mut hdr);
+    let count = command::unmap_header(&hdr, len, dev)?;
+    for i in 0..count {
+        let mut d = [0u8; 16];
+        sgl.copy_from(8 + 16 * i as usize, &mut d);
+        command::unmap_descriptor(&d, i, dev)?;
+    }
+    Ok(count)
 }
 
 /// Builds an emulated response on the stack and copies it out.
@@ -249,7 +332,11 @@ fn emulate(cmd: &mut CmdRef, lun: &Lun, action: Action) -> Result<u32, Sense> {
         Action::ModeSense { ms, alloc } => (spc::mode_sense(&ms, &geo, false, &mut buf)?, alloc),
         Action::ReportLuns { alloc } => return Ok(report_luns(cmd, lun, alloc)),
         Action::ReportOpcodes { query, alloc } => {
-            (command::report_opcodes_data(&query, &mut buf)?, alloc)
+            let limits = limits(dev, false);
+            (
+                command::report_opcodes_data(&query, &limits, &mut buf)?,
+                alloc,
+            )
         }
         Action::ReportTmfs { repd, alloc } => {
             let (data, len) = command::report_tmfs_data(repd);

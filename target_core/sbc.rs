@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! SBC commands the core runs in several backend steps, on a buffer of its own: VERIFY with
-//! BYTCHK (read the medium, compare with the data-out buffer). Each step is an ordinary
-//! backend request on the command; its completion comes back here through
-//! [`step_done`], from any context, and the next step runs from the I/O workqueue.
+//! SBC commands the core runs in several backend steps: VERIFY with BYTCHK (read the medium
+//! into a buffer of the core's, compare with the data-out buffer), WRITE SAME of a non-zero
+//! block (write a buffer of the repeated block, a chunk at a time), UNMAP (one deallocation
+//! per block descriptor). Each step is an ordinary backend request on the command; its
+//! completion comes back here through [`step_done`], from any context, and the next step
+//! runs from the I/O workqueue.
 //!
-//! Not the I/O fast path: a step allocates its buffer, and its continuation is deferred.
+//! Not the I/O fast path: a command allocates its step (and buffer), and each continuation is
+//! deferred.
 
 use crate::backend::{Op, Rw};
 use crate::cmd::{self, CmdRef};
@@ -24,13 +27,29 @@ pub(crate) enum StepKind {
         /// Logical block size.
         block_size: u32,
     },
+    /// Writing the scratch buffer (the block repeated) over `next..end`, a chunk at a time.
+    WriteSame {
+        /// Byte offset of the next chunk.
+        next: u64,
+        /// End of the range.
+        end: u64,
+    },
+    /// Deallocating the parameter list's descriptors from `next` on.
+    Unmap {
+        /// Next descriptor.
+        next: u32,
+        /// Descriptor count.
+        count: u32,
+        /// Logical block size.
+        block_size: u32,
+    },
 }
 
 /// A command's multi-step state, kept in the command while it runs.
 pub(crate) struct Step {
     kind: StepKind,
     /// The core's buffer the backend reads into or writes from during the step.
-    scratch: ScratchSgl,
+    scratch: Option<ScratchSgl>,
     /// The fabric's data buffer, set aside while the scratch buffer stands in for it.
     fabric_sgl: Sgl,
     /// The backend's result for the step, once it has finished.
@@ -50,7 +69,7 @@ pub(crate) fn verify(mut cmd: CmdRef, pos: u64, len: u64, bytchk: u8, block_size
             Step {
                 kind: StepKind::VerifyCompare { bytchk, block_size },
                 fabric_sgl: *cmd.sgl(),
-                scratch,
+                scratch: Some(scratch),
                 result: None,
             },
             GFP_KERNEL,
@@ -67,10 +86,160 @@ pub(crate) fn verify(mut cmd: CmdRef, pos: u64, len: u64, bytchk: u8, block_size
         fua: false,
     };
     let d = cmd.data_mut();
-    d.sgl = step.scratch.sgl();
+    if let Some(scratch) = &step.scratch {
+        d.sgl = scratch.sgl();
+    }
     d.step = Some(step);
     d.op = Op::Read(rw);
     be.rw(cmd, rw, false)
+}
+
+/// Largest chunk WRITE SAME writes per step.
+const WRITE_SAME_CHUNK: u64 = 1 << 20;
+
+/// WRITE SAME of `len` bytes at `pos`: zeroes (NDOB, or a zero block) are offloaded to the
+/// backend (deallocated with `unmap` when they read back as zeroes); any other block is
+/// written a chunk at a time from a buffer of the block repeated.
+pub(crate) fn write_same(
+    mut cmd: CmdRef,
+    pos: u64,
+    len: u64,
+    block_size: u32,
+    unmap: bool,
+    zero: bool,
+) {
+    let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
+        return cmd::complete(cmd, Err(Sense::lun_not_supported()));
+    };
+    let mut block = KVec::new();
+    if !zero {
+        if block.resize(block_size as usize, 0u8, GFP_KERNEL).is_err() {
+            return cmd::complete(cmd, Err(Sense::internal_target_failure()));
+        }
+        cmd.sgl().copy_from(0, &mut block);
+    }
+    if block.iter().all(|&b| b == 0) {
+        return if unmap {
+            cmd.data_mut().op = Op::Discard { pos, len };
+            be.discard(cmd, pos, len)
+        } else {
+            cmd.data_mut().op = Op::WriteZeroes { pos, len };
+            be.write_zeroes(cmd, pos, len)
+        };
+    }
+    let chunk = len.min(WRITE_SAME_CHUNK) as u32;
+    let step = ScratchSgl::new(chunk).and_then(|scratch| {
+        let sgl = scratch.sgl();
+        let mut at = 0;
+        while at < chunk as usize {
+            at += sgl.copy_to(at, &block);
+        }
+        KBox::new(
+            Step {
+                kind: StepKind::WriteSame {
+                    next: pos,
+                    end: pos + len,
+                },
+                fabric_sgl: *cmd.sgl(),
+                scratch: Some(scratch),
+                result: None,
+            },
+            GFP_KERNEL,
+        )
+        .map_err(Into::into)
+    });
+    match step {
+        Ok(step) => advance(cmd, step),
+        Err(_) => cmd::complete(cmd, Err(Sense::internal_target_failure())),
+    }
+}
+
+/// UNMAP of the parameter list's `count` descriptors, already checked.
+pub(crate) fn unmap(cmd: CmdRef, count: u32, block_size: u32) {
+    let step = KBox::new(
+        Step {
+            kind: StepKind::Unmap {
+                next: 0,
+                count,
+                block_size,
+            },
+            fabric_sgl: *cmd.sgl(),
+            scratch: None,
+            result: None,
+        },
+        GFP_KERNEL,
+    );
+    match step {
+        Ok(step) => advance(cmd, step),
+        Err(_) => cmd::complete(cmd, Err(Sense::internal_target_failure())),
+    }
+}
+
+/// Starts the next backend request of a WRITE SAME or an UNMAP, or ends the command.
+fn advance(mut cmd: CmdRef, mut step: KBox<Step>) {
+    let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
+        return cmd::complete(cmd, Err(Sense::lun_not_supported()));
+    };
+    step.result = None;
+    match step.kind {
+        StepKind::WriteSame { next, end } if next < end => {
+            let Some(sgl) = step.scratch.as_ref().map(|s| s.sgl()) else {
+                return cmd::complete(cmd, Err(Sense::internal_target_failure()));
+            };
+            let len = (end - next).min(u64::from(sgl.len()));
+            step.kind = StepKind::WriteSame {
+                next: next + len,
+                end,
+            };
+            let rw = Rw {
+                pos: next,
+                len,
+                fua: false,
+            };
+            let d = cmd.data_mut();
+            d.sgl = sgl;
+            d.step = Some(step);
+            d.op = Op::Write(rw);
+            be.rw(cmd, rw, true)
+        }
+        StepKind::Unmap {
+            next,
+            count,
+            block_size,
+        } => {
+            let sgl = step.fabric_sgl;
+            for i in next..count {
+                let mut desc = [0u8; 16];
+                sgl.copy_from(8 + 16 * i as usize, &mut desc);
+                let lba = u64::from_be_bytes([
+                    desc[0], desc[1], desc[2], desc[3], desc[4], desc[5], desc[6], desc[7],
+                ]);
+                let blocks = u32::from_be_bytes([desc[8], desc[9], desc[10], desc[11]]);
+                if blocks == 0 {
+                    continue;
+                }
+                let (pos, len) = (
+                    lba * u64::from(block_size),
+                    u64::from(blocks) * u64::from(block_size),
+                );
+                step.kind = StepKind::Unmap {
+                    next: i + 1,
+                    count,
+                    block_size,
+                };
+                let d = cmd.data_mut();
+                d.step = Some(step);
+                d.op = Op::Discard { pos, len };
+                return be.discard(cmd, pos, len);
+            }
+            drop(step);
+            cmd::complete(cmd, Ok(0))
+        }
+        _ => {
+            drop(step);
+            cmd::complete(cmd, Ok(0))
+        }
+    }
 }
 
 /// The backend finished a step (any context): keep its result and continue from the I/O
@@ -93,14 +262,15 @@ pub(crate) fn resume(mut cmd: CmdRef) {
         return cmd::complete(cmd, Err(Sense::internal_target_failure()));
     };
     cmd.data_mut().sgl = step.fabric_sgl;
-    let result = match step.result {
-        Some(Ok(_)) => match step.kind {
-            StepKind::VerifyCompare { bytchk, block_size } => {
-                compare(&step.fabric_sgl, &step.scratch.sgl(), bytchk, block_size).map(|()| 0)
-            }
-        },
-        Some(Err(sense)) => Err(sense),
-        None => Err(Sense::internal_target_failure()),
+    let result = match (step.result, step.kind, &step.scratch) {
+        (Some(Ok(_)), StepKind::VerifyCompare { bytchk, block_size }, Some(scratch)) => {
+            compare(&step.fabric_sgl, &scratch.sgl(), bytchk, block_size).map(|()| 0)
+        }
+        (Some(Ok(_)), StepKind::WriteSame { .. } | StepKind::Unmap { .. }, _) => {
+            return advance(cmd, step)
+        }
+        (Some(Err(sense)), _, _) => Err(sense),
+        _ => Err(Sense::internal_target_failure()),
     };
     drop(step);
     cmd::complete(cmd, result)

@@ -10,7 +10,7 @@
 //! - `fd_buffered_io=1` (LIO's "Buffered-WCE", WCE=1): page-cache I/O run from a workqueue;
 //!   SYNCHRONIZE CACHE syncs the range and FUA writes sync theirs.
 
-use super::{Applied, Backend, BackendConfig, Geometry, Rw};
+use super::{Applied, Backend, BackendConfig, Geometry, Rw, UnmapLimits};
 use crate::cmd::{self, CmdRef};
 use crate::device::parse_u64;
 use crate::proto::sense::Sense;
@@ -235,6 +235,20 @@ impl Backend for File {
     fn flush(&self, cmd: CmdRef, _pos: u64, _len: u64) {
         // fsync sleeps: run it from the workqueue like buffered I/O.
         cmd.defer();
+    }
+
+    /// A regular file: LIO's limits (8192 blocks a request, granularity one block); punched
+    /// holes read back as zeroes. A block device file: its queue's discard limits.
+    fn unmap_limits(&self) -> Option<UnmapLimits> {
+        if self.file.is_blockdev() {
+            return None;
+        }
+        Some(UnmapLimits {
+            max_bytes: 0x2000 * 512,
+            granularity: 512,
+            alignment: 0,
+            zeroes: true,
+        })
     }
 
     /// UNMAP = punch a hole (LIO's `fd_execute_unmap`); on a block device file the block

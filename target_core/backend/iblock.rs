@@ -5,7 +5,7 @@
 //! bios built on the command's scatterlist (the first one inline in the command), completed
 //! from `bi_end_io`; the limits are read from the queue as LIO reads them.
 
-use super::{Applied, Backend, BackendConfig, Geometry, Layout, Op, Rw};
+use super::{Applied, Backend, BackendConfig, Geometry, Layout, Op, Rw, UnmapLimits};
 use crate::cmd::{self, CmdRef};
 use crate::device::parse_u32;
 use crate::proto::sense::Sense;
@@ -109,6 +109,12 @@ impl BackendConfig for IblockConfig {
                 bdev,
                 readonly: self.readonly,
                 write_cache: l.write_cache,
+                unmap: (l.max_discard_sectors > 0).then_some(UnmapLimits {
+                    max_bytes: u64::from(l.max_discard_sectors) * 512,
+                    granularity: l.discard_granularity,
+                    alignment: l.discard_alignment,
+                    zeroes: false,
+                }),
                 layout: Layout {
                     io_min: l.io_min,
                     io_opt: l.io_opt,
@@ -144,6 +150,8 @@ struct Iblock {
     /// The device's volatile write cache, read at enable (every command's checks use it).
     write_cache: bool,
     layout: Layout,
+    /// The queue's discard limits, read at enable (LIO's `target_configure_unmap_from_bdev`).
+    unmap: Option<UnmapLimits>,
 }
 
 impl Backend for Iblock {
@@ -188,6 +196,10 @@ impl Backend for Iblock {
 
     fn write_cache(&self) -> Option<bool> {
         Some(self.write_cache)
+    }
+
+    fn unmap_limits(&self) -> Option<UnmapLimits> {
+        self.unmap
     }
 
     fn read_only(&self) -> bool {

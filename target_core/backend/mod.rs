@@ -91,6 +91,20 @@ pub struct Layout {
     pub lowest_aligned: u16,
 }
 
+/// What a medium can deallocate (LIO's `configure_unmap`); feeds `attrib/max_unmap_*` when
+/// `emulate_tpu` or `emulate_tpws` is turned on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnmapLimits {
+    /// Largest range one deallocation takes, in bytes.
+    pub max_bytes: u64,
+    /// Granularity in bytes.
+    pub granularity: u32,
+    /// Alignment of the granularity in bytes.
+    pub alignment: u32,
+    /// Deallocated ranges read back as zeroes (LBPRZ).
+    pub zeroes: bool,
+}
+
 /// A device's storage once enabled.
 pub trait Backend: Send + Sync {
     /// Moves `rw` between the command's buffer and the medium (`write`: to the medium).
@@ -125,6 +139,10 @@ pub trait Backend: Send + Sync {
     /// The medium's layout hints; none by default.
     fn layout(&self) -> Layout {
         Layout::default()
+    }
+    /// Whether and how the medium deallocates ([`Backend::discard`]); `None`: it cannot.
+    fn unmap_limits(&self) -> Option<UnmapLimits> {
+        None
     }
     /// Makes room for a new capacity of `bytes` (`fd_dev_size=` on an enabled fileio device).
     fn resize(&self, _bytes: u64) -> Result {

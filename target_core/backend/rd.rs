@@ -4,7 +4,7 @@
 //! nothing and reads zeroes. Runs every command to completion in the submitter's context: no
 //! lock, no allocation, no queueing.
 
-use super::{Applied, Backend, BackendConfig, Geometry, Rw};
+use super::{Applied, Backend, BackendConfig, Geometry, Rw, UnmapLimits};
 use crate::cmd::{self, CmdRef};
 use crate::device::parse_u32;
 use crate::proto::sense::Sense;
@@ -124,6 +124,16 @@ impl Backend for Rd {
                 .map(|()| resid)
                 .map_err(|_| Sense::lba_out_of_range()),
         )
+    }
+
+    /// LIO's fileio limit (8192 blocks a request); zeroed RAM reads back as zeroes.
+    fn unmap_limits(&self) -> Option<UnmapLimits> {
+        Some(UnmapLimits {
+            max_bytes: 0x2000 * 512,
+            granularity: 512,
+            alignment: 0,
+            zeroes: true,
+        })
     }
 
     /// RAM is never deallocated before the device goes: the range reads back as zeroes.

@@ -43,6 +43,12 @@ pub mod op {
     pub const PRE_FETCH_10: u8 = 0x34;
     /// PRE-FETCH(16).
     pub const PRE_FETCH_16: u8 = 0x90;
+    /// WRITE SAME(10).
+    pub const WRITE_SAME_10: u8 = 0x41;
+    /// WRITE SAME(16).
+    pub const WRITE_SAME_16: u8 = 0x93;
+    /// UNMAP.
+    pub const UNMAP: u8 = 0x42;
     /// MAINTENANCE IN.
     pub const MAINTENANCE_IN: u8 = 0xa3;
     /// REPORT SUPPORTED OPERATION CODES, a MAINTENANCE IN service action.
@@ -126,6 +132,22 @@ pub enum Action {
         /// BYTCHK.
         bytchk: u8,
     },
+    /// WRITE SAME(10/16): the data-out block (or zeroes, NDOB) to `blocks` blocks at `lba`.
+    WriteSame {
+        /// First block.
+        lba: u64,
+        /// Block count.
+        blocks: u32,
+        /// UNMAP: the blocks may be deallocated if the data is zeroes.
+        unmap: bool,
+        /// NDOB: no data-out buffer, the block is zeroes.
+        ndob: bool,
+    },
+    /// UNMAP with a parameter list of `len` bytes (at least the 8-byte header).
+    Unmap {
+        /// Parameter list length.
+        len: u32,
+    },
     /// REPORT SUPPORTED OPERATION CODES.
     ReportOpcodes {
         /// REPORTING OPTIONS, RCTD, REQUESTED OPERATION CODE and SERVICE ACTION.
@@ -171,6 +193,26 @@ pub struct Limits {
     pub write_cache: bool,
     /// Protection information enabled.
     pub pi: bool,
+    /// Logical block provisioning (READ and WRITE do not need it: left at its default).
+    pub thin: Thin,
+}
+
+/// Logical block provisioning and WRITE SAME limits (`attrib/emulate_tpu`, `emulate_tpws`,
+/// `max_unmap_*`, `max_write_same_len`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Thin {
+    /// UNMAP is enabled (TPU).
+    pub tpu: bool,
+    /// WRITE SAME with UNMAP is enabled (TPWS).
+    pub tpws: bool,
+    /// Deallocated blocks read back as zeroes (LBPRZ).
+    pub lbprz: bool,
+    /// MAXIMUM UNMAP LBA COUNT.
+    pub max_unmap_lba_count: u32,
+    /// MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT.
+    pub max_unmap_desc_count: u32,
+    /// MAXIMUM WRITE SAME LENGTH in blocks (0: WRITE SAME is refused).
+    pub max_write_same: u32,
 }
 
 /// INVALID FIELD IN COMMAND INFORMATION UNIT (0Eh/03h): the data buffer does not match the
@@ -206,6 +248,27 @@ pub struct OpInfo {
     pub usage: &'static [u8],
     /// Decodes and checks the CDB.
     pub decode: fn(&[u8], &Limits, u32) -> Result<Action, Sense>,
+    /// The device setting the command depends on.
+    pub needs: Needs,
+}
+
+/// A command that exists only when a device setting enables it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    /// Always there.
+    Nothing,
+    /// `emulate_tpu` (UNMAP).
+    Tpu,
+}
+
+impl Needs {
+    /// Whether a device with these limits implements the command.
+    pub fn met(self, dev: &Limits) -> bool {
+        match self {
+            Needs::Nothing => true,
+            Needs::Tpu => dev.thin.tpu,
+        }
+    }
 }
 
 const fn info(
@@ -219,7 +282,12 @@ const fn info(
         sa,
         usage,
         decode,
+        needs: Needs::Nothing,
     }
+}
+
+const fn only_with(needs: Needs, i: OpInfo) -> OpInfo {
+    OpInfo { needs, ..i }
 }
 
 use super::cdb::{READ_10, READ_12, READ_16, READ_6, WRITE_10, WRITE_12, WRITE_16, WRITE_6};
@@ -240,6 +308,8 @@ pub static COMMANDS: &[OpInfo] = &[
     info(READ_10, None, &[READ_10, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], read_write),
     info(WRITE_10, None, &[WRITE_10, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], read_write),
     info(op::VERIFY_10, None, &[0x2f, 0xf6, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], verify),
+    info(op::WRITE_SAME_10, None, &[0x41, 0xe8, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], write_same),
+    only_with(Needs::Tpu, info(op::UNMAP, None, &[0x42, 0x00, 0, 0, 0, 0, 0x1f, 0xff, 0xff, 0x07], unmap)),
     info(op::PRE_FETCH_10, None, &[0x34, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], pre_fetch),
     info(op::SYNCHRONIZE_CACHE_10, None, &[0x35, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], sync_cache),
     info(op::MODE_SENSE_10, None, &[0x5a, 0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, 0x07], mode_sense),
@@ -248,6 +318,7 @@ pub static COMMANDS: &[OpInfo] = &[
     info(op::VERIFY_16, None, &[0x8f, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], verify),
     info(op::PRE_FETCH_16, None, &[0x90, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], pre_fetch),
     info(op::SYNCHRONIZE_CACHE_16, None, &[0x91, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], sync_cache),
+    info(op::WRITE_SAME_16, None, &[0x93, 0xe9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], write_same),
     info(op::SERVICE_ACTION_IN_16, Some(op::SAI_READ_CAPACITY_16), &[0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], read_capacity16),
     info(op::REPORT_LUNS, None, &[0xa0, 0, 0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_luns),
     info(op::MAINTENANCE_IN, Some(op::MI_REPORT_OPCODES), &[0xa3, 0x0c, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_opcodes),
@@ -259,11 +330,14 @@ pub static COMMANDS: &[OpInfo] = &[
 
 /// The table entry for `cdb`: `Err` with INVALID COMMAND OPERATION CODE, or INVALID FIELD IN
 /// CDB at the service action when the opcode has service actions but not this one.
-pub fn lookup(cdb: &[u8]) -> Result<&'static OpInfo, Sense> {
+pub fn lookup(cdb: &[u8], dev: &Limits) -> Result<&'static OpInfo, Sense> {
     let &opcode = cdb.first().ok_or(Sense::invalid_opcode())?;
     let sa = cdb.get(1).map(|b| b & 0x1f);
     let mut has_sa = false;
-    for d in COMMANDS.iter().filter(|d| d.opcode == opcode) {
+    for d in COMMANDS
+        .iter()
+        .filter(|d| d.opcode == opcode && d.needs.met(dev))
+    {
         match d.sa {
             None => return Ok(d),
             Some(s) if Some(s) == sa => return Ok(d),
@@ -283,7 +357,7 @@ pub fn parse(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
     if let Some(rw) = RwCdb::decode(cdb)? {
         return parse_rw(&rw, dev, data_len);
     }
-    let d = lookup(cdb)?;
+    let d = lookup(cdb, dev)?;
     if cdb.len() < d.usage.len() {
         return Err(Sense::invalid_cdb_field(cdb.len() as u16, None));
     }
@@ -451,6 +525,87 @@ fn prevent_allow(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
     Ok(Action::Good)
 }
 
+/// WRITE SAME(10/16) (SBC-4 5.50, 5.51).
+fn write_same(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
+    let (lba, blocks) = lba_and_count(&cdb[..cdb_len(cdb[0]).unwrap_or(10)]);
+    let (count_field, sixteen) = if cdb[0] == op::WRITE_SAME_16 {
+        (10, true)
+    } else {
+        (7, false)
+    };
+    if cdb[1] >> 5 != 0 && !dev.pi {
+        return Err(Sense::invalid_cdb_field(1, Some(7)));
+    }
+    // ANCHOR: anchored blocks are not supported (ANC_SUP 0).
+    if cdb[1] & 0x10 != 0 {
+        return Err(Sense::invalid_cdb_field(1, Some(4)));
+    }
+    let unmap = cdb[1] & 0x08 != 0;
+    if unmap && !dev.thin.tpws {
+        return Err(Sense::invalid_cdb_field(1, Some(3)));
+    }
+    let ndob = sixteen && cdb[1] & 0x01 != 0;
+    // WSNZ: a count of zero is not supported; nor is more than MAXIMUM WRITE SAME LENGTH.
+    if blocks == 0 || blocks > dev.thin.max_write_same {
+        return Err(Sense::invalid_cdb_field(count_field, None));
+    }
+    check_range(lba, blocks, dev)?;
+    let want = if ndob { 0 } else { dev.block_size };
+    if data_len != want {
+        return Err(invalid_field_in_iu());
+    }
+    Ok(Action::WriteSame {
+        lba,
+        blocks,
+        unmap,
+        ndob,
+    })
+}
+
+/// UNMAP (SBC-4 5.31); the parameter list is checked by [`unmap_header`] and
+/// [`unmap_descriptor`] once it has arrived.
+fn unmap(cdb: &[u8], _: &Limits, data_len: u32) -> Result<Action, Sense> {
+    if cdb[1] & 0x01 != 0 {
+        return Err(Sense::invalid_cdb_field(1, Some(0)));
+    }
+    let len = be16(&cdb[7..9]);
+    if len != 0 && len < 8 {
+        return Err(Sense::param_list_length());
+    }
+    if data_len < len {
+        return Err(invalid_field_in_iu());
+    }
+    Ok(Action::Unmap { len })
+}
+
+/// The number of block descriptors an UNMAP parameter list of `len` bytes carries, from its
+/// 8-byte header.
+pub fn unmap_header(hdr: &[u8; 8], len: u32, dev: &Limits) -> Result<u32, Sense> {
+    let data_len = be16(&hdr[0..2]);
+    let desc_len = be16(&hdr[2..4]);
+    // The lengths count the bytes after themselves; shorter lists than the header claims are
+    // a PARAMETER LIST LENGTH ERROR, as are descriptors cut short.
+    if data_len + 2 > len || desc_len + 8 > len || desc_len % 16 != 0 {
+        return Err(Sense::param_list_length());
+    }
+    let n = desc_len / 16;
+    if n > dev.thin.max_unmap_desc_count {
+        return Err(Sense::invalid_param_field(2, None));
+    }
+    Ok(n)
+}
+
+/// Descriptor `i` (16 bytes at 8 + 16 i) of an UNMAP parameter list: its LBA and count.
+pub fn unmap_descriptor(desc: &[u8; 16], i: u32, dev: &Limits) -> Result<(u64, u32), Sense> {
+    let lba = be64(&desc[0..8]);
+    let blocks = be32(&desc[8..12]);
+    if blocks > dev.thin.max_unmap_lba_count {
+        return Err(Sense::invalid_param_field((8 + 16 * i + 8) as u16, None));
+    }
+    check_range(lba, blocks, dev)?;
+    Ok((lba, blocks))
+}
+
 fn report_opcodes(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
     let query = OpcodeQuery {
         options: cdb[2] & 0x07,
@@ -480,10 +635,11 @@ const TIMEOUTS_DESCRIPTOR: [u8; 12] = [0x00, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
 /// REPORT SUPPORTED OPERATION CODES' parameter data, built from [`COMMANDS`] into `buf`;
 /// returns the full length (which may exceed `buf.len()`). `Err`: the query names an opcode
 /// with service actions without one (option 1) or without service actions with one (2).
-pub fn report_opcodes_data(q: &OpcodeQuery, buf: &mut [u8]) -> Result<usize, Sense> {
+pub fn report_opcodes_data(q: &OpcodeQuery, dev: &Limits, buf: &mut [u8]) -> Result<usize, Sense> {
+    let commands = COMMANDS.iter().filter(|d| d.needs.met(dev));
     if q.options == 0 {
         let mut at = 4;
-        for d in COMMANDS {
+        for d in commands {
             let sa = u16::from(d.sa.unwrap_or(0)).to_be_bytes();
             let flags = (u8::from(q.rctd) << 1) | u8::from(d.sa.is_some());
             let len = (d.usage.len() as u16).to_be_bytes();
@@ -500,7 +656,7 @@ pub fn report_opcodes_data(q: &OpcodeQuery, buf: &mut [u8]) -> Result<usize, Sen
         return Ok(at);
     }
     let mut found = None;
-    for d in COMMANDS.iter().filter(|d| d.opcode == q.opcode) {
+    for d in commands.filter(|d| d.opcode == q.opcode) {
         match (q.options, d.sa) {
             (1, Some(_)) | (2, None) => return Err(Sense::invalid_cdb_field(2, Some(2))),
             (1, None) => found = Some(d),
@@ -594,6 +750,14 @@ mod tests {
         max_transfer: 0xffff_fff8,
         write_cache: false,
         pi: false,
+        thin: Thin {
+            tpu: true,
+            tpws: true,
+            lbprz: true,
+            max_unmap_lba_count: 0x2000,
+            max_unmap_desc_count: 2,
+            max_write_same: 0xffff,
+        },
     };
 
     #[test]
@@ -777,14 +941,14 @@ mod tests {
             let mut cdb = [0u8; 16];
             cdb[0] = d.opcode;
             cdb[1] = d.sa.unwrap_or(0);
-            assert!(core::ptr::eq(lookup(&cdb).unwrap(), d));
+            assert!(core::ptr::eq(lookup(&cdb, &DEV).unwrap(), d));
         }
         // An opcode with service actions, but not this one: the pointer names the SA field.
         assert_eq!(
-            lookup(&[0xa3, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap_err(),
+            lookup(&[0xa3, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], &DEV).unwrap_err(),
             Sense::invalid_cdb_field(1, Some(4))
         );
-        assert_eq!(lookup(&[0xee]).unwrap_err(), Sense::invalid_opcode());
+        assert_eq!(lookup(&[0xee], &DEV).unwrap_err(), Sense::invalid_opcode());
     }
 
     fn rsoc(options: u8, rctd: bool, opcode: u8, sa: u16) -> Result<Vec<u8>, Sense> {
@@ -795,7 +959,7 @@ mod tests {
             sa,
         };
         let mut buf = [0u8; 4096];
-        let n = report_opcodes_data(&q, &mut buf)?;
+        let n = report_opcodes_data(&q, &DEV, &mut buf)?;
         Ok(buf[..n].to_vec())
     }
 
@@ -891,6 +1055,135 @@ mod tests {
         assert_eq!(ssu(0x50).unwrap_err().field.unwrap().bit, Some(7));
         assert_eq!(parse(&[0x1e, 0, 0, 0, 1, 0], &DEV, 0), Ok(Action::Good));
         assert!(parse(&[0x1e, 0, 0, 0, 2, 0], &DEV, 0).is_err());
+    }
+
+    #[test]
+    fn thin_provisioning_commands() {
+        let plain = Limits {
+            thin: Thin::default(),
+            ..DEV
+        };
+        // UNMAP exists only with emulate_tpu, in dispatch and in the opcode report alike.
+        let unmap = [0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0];
+        assert_eq!(
+            parse(&unmap, &plain, 24).unwrap_err(),
+            Sense::invalid_opcode()
+        );
+        assert_eq!(parse(&unmap, &DEV, 24), Ok(Action::Unmap { len: 24 }));
+        let q = OpcodeQuery {
+            options: 1,
+            rctd: false,
+            opcode: 0x42,
+            sa: 0,
+        };
+        let mut b = [0u8; 64];
+        report_opcodes_data(&q, &plain, &mut b).unwrap();
+        assert_eq!(b[1], 0x01);
+        report_opcodes_data(&q, &DEV, &mut b).unwrap();
+        assert_eq!(b[1], 0x03);
+        assert_eq!(
+            parse(&[0x42, 0, 0, 0, 0, 0, 0, 0, 4, 0], &DEV, 4).unwrap_err(),
+            Sense::param_list_length()
+        );
+        assert_eq!(
+            parse(&[0x42, 1, 0, 0, 0, 0, 0, 0, 0, 0], &DEV, 0)
+                .unwrap_err()
+                .field
+                .unwrap()
+                .bit,
+            Some(0)
+        );
+        // Header and descriptors.
+        assert_eq!(unmap_header(&[0, 22, 0, 16, 0, 0, 0, 0], 24, &DEV), Ok(1));
+        assert_eq!(
+            unmap_header(&[0, 38, 0, 32, 0, 0, 0, 0], 24, &DEV),
+            Err(Sense::param_list_length())
+        );
+        assert_eq!(
+            unmap_header(&[0, 54, 0, 48, 0, 0, 0, 0], 56, &DEV)
+                .unwrap_err()
+                .asc,
+            0x26
+        );
+        let d = |lba: u64, n: u32| {
+            let mut x = [0u8; 16];
+            x[..8].copy_from_slice(&lba.to_be_bytes());
+            x[8..12].copy_from_slice(&n.to_be_bytes());
+            x
+        };
+        assert_eq!(unmap_descriptor(&d(1000, 24), 0, &DEV), Ok((1000, 24)));
+        assert_eq!(
+            unmap_descriptor(&d(1000, 25), 0, &DEV),
+            Err(Sense::lba_out_of_range())
+        );
+        let big = unmap_descriptor(&d(0, 0x2001), 1, &DEV).unwrap_err();
+        assert_eq!((big.asc, big.field.unwrap().byte), (0x26, 32));
+        // WRITE SAME.
+        let ws10 = |flags: u8, n: u8| [0x41, flags, 0, 0, 0, 0, 0, 0, n, 0];
+        assert_eq!(
+            parse(&ws10(0, 8), &DEV, 512),
+            Ok(Action::WriteSame {
+                lba: 0,
+                blocks: 8,
+                unmap: false,
+                ndob: false
+            })
+        );
+        assert_eq!(
+            parse(&ws10(0, 0), &DEV, 512)
+                .unwrap_err()
+                .field
+                .unwrap()
+                .byte,
+            7
+        );
+        assert_eq!(
+            parse(&ws10(0x10, 1), &DEV, 512)
+                .unwrap_err()
+                .field
+                .unwrap()
+                .bit,
+            Some(4)
+        );
+        assert_eq!(
+            parse(&ws10(0x08, 1), &plain, 512)
+                .unwrap_err()
+                .field
+                .unwrap()
+                .bit,
+            Some(3)
+        );
+        assert_eq!(
+            parse(&ws10(0, 1), &DEV, 1024).unwrap_err(),
+            invalid_field_in_iu()
+        );
+        assert_eq!(
+            parse(&ws10(0, 1), &plain, 512)
+                .unwrap_err()
+                .field
+                .unwrap()
+                .byte,
+            7
+        );
+        let mut ws16 = [0u8; 16];
+        ws16[0] = 0x93;
+        ws16[1] = 0x09;
+        ws16[13] = 16;
+        assert_eq!(
+            parse(&ws16, &DEV, 0),
+            Ok(Action::WriteSame {
+                lba: 0,
+                blocks: 16,
+                unmap: true,
+                ndob: true
+            })
+        );
+        ws16[9] = 0xf8;
+        ws16[8] = 0x03;
+        assert_eq!(
+            parse(&ws16, &DEV, 0).unwrap_err(),
+            Sense::lba_out_of_range()
+        );
     }
 
     /// Every CDB of every length made of one repeated byte classifies without panicking.

@@ -2,6 +2,7 @@
 //! SENSE. Byte for byte what LIO (Linux 7.3 target_core_spc.c) answers for the same device,
 //! so udev and multipath rules written for LIO keep working.
 
+use super::command::Thin;
 use super::sense::Sense;
 
 /// LIO's IEEE company id (used in the NAA designator).
@@ -80,6 +81,12 @@ pub struct Geometry {
     pub write_cache: bool,
     /// COMPARE AND WRITE supported (B0h byte 5).
     pub caw: bool,
+    /// Logical block provisioning (B0h, B2h, READ CAPACITY(16)).
+    pub thin: Thin,
+    /// OPTIMAL UNMAP GRANULARITY in blocks.
+    pub unmap_granularity: u32,
+    /// UNMAP GRANULARITY ALIGNMENT in blocks (UGAVALID when not 0).
+    pub unmap_alignment: u32,
 }
 
 fn put_padded(dst: &mut [u8], src: &[u8]) {
@@ -182,20 +189,49 @@ pub fn vpd(page: u8, id: &Identity<'_>, geo: &Geometry, buf: &mut [u8]) -> Resul
             put(buf, body_start, &b)
         }
         0xb0 => {
-            let mut b = [0u8; 12];
+            let mut b = [0u8; 40];
             b[0] = 0x01; // WSNZ
             b[1] = u8::from(geo.caw);
             b[2..4].copy_from_slice(&geo.granularity.to_be_bytes());
             b[4..8].copy_from_slice(&geo.max_transfer.to_be_bytes());
             b[8..12].copy_from_slice(&geo.optimal_transfer.to_be_bytes());
-            put(buf, body_start, &b)
+            // With thin provisioning, the unmap and WRITE SAME limits follow (as LIO: the
+            // longer page only then).
+            let t = &geo.thin;
+            if !(t.tpu || t.tpws) {
+                put(buf, body_start, &b[..12])
+            } else {
+                b[16..20].copy_from_slice(&t.max_unmap_lba_count.to_be_bytes());
+                b[20..24].copy_from_slice(&t.max_unmap_desc_count.to_be_bytes());
+                b[24..28].copy_from_slice(&geo.unmap_granularity.to_be_bytes());
+                b[28..32].copy_from_slice(&geo.unmap_alignment.to_be_bytes());
+                if geo.unmap_alignment != 0 {
+                    b[28] |= 0x80; // UGAVALID
+                }
+                b[32..40].copy_from_slice(&u64::from(t.max_write_same).to_be_bytes());
+                put(buf, body_start, &b)
+            }
         }
         0xb1 => {
             let mut b = [0u8; 60];
             b[1] = u8::from(geo.nonrot);
             put(buf, body_start, &b)
         }
-        0xb2 => put(buf, body_start, &[0u8; 4]),
+        0xb2 => {
+            let t = &geo.thin;
+            // LBPU, LBPWS and LBPWS10, LBPRZ (when deallocation is offered at all).
+            let mut b = [0u8; 4];
+            if t.tpu {
+                b[1] |= 0x80;
+            }
+            if t.tpws {
+                b[1] |= 0x40 | 0x20;
+            }
+            if (t.tpu || t.tpws) && t.lbprz {
+                b[1] |= 0x04;
+            }
+            put(buf, body_start, &b)
+        }
         0xb3 => put(buf, body_start, &[0u8; 12]),
         _ => return Err(Sense::invalid_cdb_field(2, None)),
     };
@@ -284,6 +320,12 @@ pub fn read_capacity16(geo: &Geometry) -> [u8; 32] {
     b[8..12].copy_from_slice(&geo.block_size.to_be_bytes());
     b[13] = geo.lbppbe & 0x0f;
     b[14..16].copy_from_slice(&(geo.lowest_aligned & 0x3fff).to_be_bytes());
+    if geo.thin.tpu || geo.thin.tpws {
+        b[14] |= 0x80; // LBPME
+        if geo.thin.lbprz {
+            b[14] |= 0x40; // LBPRZ
+        }
+    }
     b
 }
 
@@ -475,7 +517,41 @@ mod tests {
             nonrot: true,
             write_cache: false,
             caw: true,
+            thin: Thin::default(),
+            unmap_granularity: 0,
+            unmap_alignment: 0,
         }
+    }
+
+    #[test]
+    fn thin_provisioning_pages() {
+        let mut g = geo();
+        g.thin = Thin {
+            tpu: true,
+            tpws: true,
+            lbprz: true,
+            max_unmap_lba_count: 0x2000,
+            max_unmap_desc_count: 1,
+            max_write_same: 0xffff,
+        };
+        g.unmap_granularity = 8;
+        g.unmap_alignment = 1;
+        let mut b = [0u8; 64];
+        assert_eq!(vpd(0xb0, &id(b""), &g, &mut b), Ok(44));
+        assert_eq!(&b[2..4], &[0, 40]);
+        assert_eq!(&b[20..24], &[0, 0, 0x20, 0]);
+        assert_eq!(&b[24..28], &[0, 0, 0, 1]);
+        assert_eq!(&b[28..32], &[0, 0, 0, 8]);
+        assert_eq!(&b[32..36], &[0x80, 0, 0, 1]);
+        assert_eq!(&b[36..44], &[0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+        assert_eq!(vpd(0xb2, &id(b""), &g, &mut b), Ok(8));
+        assert_eq!(b[5], 0xe4);
+        assert_eq!(read_capacity16(&g)[14], 0xc0);
+        g.thin.lbprz = false;
+        g.thin.tpu = false;
+        vpd(0xb2, &id(b""), &g, &mut b).unwrap();
+        assert_eq!(b[5], 0x60);
+        assert_eq!(read_capacity16(&g)[14], 0x80);
     }
 
     const SERIAL: &[u8] = b"6f9a2b3c-1d2e-4f50-8a9b-0c1d2e3f4a5b";
