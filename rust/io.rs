@@ -337,6 +337,33 @@ impl BackingFile {
         to_result(unsafe { bindings::rt_file_extend(self.raw(), loff(size)?) })
     }
 
+    /// Whether `pos` holds data (else it lies in a hole), and how many bytes from `pos` share
+    /// that state, at most `len` (SEEK_DATA / SEEK_HOLE; file systems without holes report
+    /// everything as data). Sleeps.
+    pub fn extent(&self, pos: u64, len: u64) -> Result<(bool, u64)> {
+        let end = pos.saturating_add(len);
+        let seek = |whence: u32| -> Result<u64> {
+            // SAFETY: the file is open.
+            let r = unsafe { bindings::rt_file_seek(self.raw(), loff(pos)?, whence as i32) };
+            if r < 0 {
+                Err(Error::from_errno(r as i32))
+            } else {
+                Ok(r as u64)
+            }
+        };
+        let data = match seek(bindings::SEEK_DATA) {
+            Ok(d) => d,
+            // No data from `pos` to the end of the file: all hole.
+            Err(e) if e == ENXIO => return Ok((false, len)),
+            Err(e) => return Err(e),
+        };
+        if data > pos {
+            return Ok((false, data.min(end) - pos));
+        }
+        let hole = seek(bindings::SEEK_HOLE)?;
+        Ok((true, hole.clamp(pos, end) - pos))
+    }
+
     /// Size in bytes: the file's, or the block device's capacity. Does not sleep.
     pub fn size(&self) -> u64 {
         // SAFETY: the file is open.

@@ -319,6 +319,13 @@ int rt_file_punch_hole(struct file *f, loff_t off, loff_t len)
 }
 EXPORT_SYMBOL_GPL(rt_file_punch_hole);
 
+/* SEEK_DATA / SEEK_HOLE, for GET LBA STATUS. */
+loff_t rt_file_seek(struct file *f, loff_t off, int whence)
+{
+	return vfs_llseek(f, off, whence);
+}
+EXPORT_SYMBOL_GPL(rt_file_seek);
+
 int rt_file_zero_range(struct file *f, loff_t off, loff_t len)
 {
 	return vfs_fallocate(f, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, len);

@@ -103,6 +103,7 @@ ssize_t rt_file_rw_sync(struct file *f, bool write, loff_t pos, struct scatterli
 			unsigned int nents, size_t len, bool fua);
 int rt_file_fsync_range(struct file *f, loff_t start, loff_t end);
 int rt_file_punch_hole(struct file *f, loff_t off, loff_t len);
+loff_t rt_file_seek(struct file *f, loff_t off, int whence);
 int rt_file_zero_range(struct file *f, loff_t off, loff_t len);
 loff_t rt_file_size(struct file *f);
 bool rt_file_is_blockdev(struct file *f);

@@ -50,6 +50,25 @@ impl RamBuf {
         Ok(())
     }
 
+    /// Whether the `unit`-byte unit at `pos` holds anything but zeroes, and how many bytes
+    /// from `pos` (whole units, at most `len`) share that state. EINVAL out of bounds.
+    pub fn extent(&self, pos: u64, len: u64, unit: u32) -> Result<(bool, u64)> {
+        let (off, len) = self.range(pos, len)?;
+        let unit = (unit as usize).max(1);
+        let nonzero = |at: usize| {
+            let n = unit.min(off + len - at);
+            // SAFETY: `at..at + n` lies inside the allocation (checked by `range`), whose bytes
+            // are only read here by C, never through a Rust reference (type invariant).
+            !unsafe { bindings::memchr_inv(self.ptr.add(at).cast(), 0, n) }.is_null()
+        };
+        let first = nonzero(off);
+        let mut at = off;
+        while at < off + len && nonzero(at) == first {
+            at += unit;
+        }
+        Ok((first, (at.min(off + len) - off) as u64))
+    }
+
     /// `pos..pos + len` as an in-bounds offset and length.
     fn range(&self, pos: u64, len: u64) -> Result<(usize, usize)> {
         let off = usize::try_from(pos).map_err(|_| EINVAL)?;

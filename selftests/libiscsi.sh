@@ -13,9 +13,12 @@ NEXUS2=naa.5001405f00000002
 TPG2=$CFG/loopback/$WWN/tpgt_2
 
 # NAME|PLUGIN|CONTROL|ATTRIBUTES (written where the stack accepts them)
-BACKENDS="rd_mcp|rd_mcp|rd_pages=16384|
-fileio|fileio|fd_dev_name=$BK/conf.img,fd_dev_size=67108864|
-iblock|iblock|udev_path=/dev/ram0|"
+# Thin provisioning on, where the stack accepts it (C LIO's rd_mcp does not), so the
+# thin-provisioning tests run instead of skipping.
+TP="emulate_tpu=1 emulate_tpws=1"
+BACKENDS="rd_mcp|rd_mcp|rd_pages=16384|$TP
+fileio|fileio|fd_dev_name=$BK/conf.img,fd_dev_size=67108864|$TP
+iblock|iblock|udev_path=/dev/ram0|$TP"
 nb=$(echo "$BACKENDS" | wc -l)
 tap_plan $((nb * 3 + 1))
 unload_all

@@ -101,6 +101,13 @@ enum Next {
         count: u32,
         block_size: u32,
     },
+    /// GET LBA STATUS from `lba` of a device of `blocks` blocks.
+    LbaStatus {
+        lba: u64,
+        alloc: u32,
+        blocks: u64,
+        block_size: u32,
+    },
 }
 
 /// A submitted command. Takes no lock and allocates nothing on the READ/WRITE path.
@@ -153,6 +160,12 @@ fn run(mut cmd: CmdRef, next: Next) {
             zero,
         } => crate::sbc::write_same(cmd, pos, len, block_size, unmap, zero),
         Next::Unmap { count, block_size } => crate::sbc::unmap(cmd, count, block_size),
+        Next::LbaStatus {
+            lba,
+            alloc,
+            blocks,
+            block_size,
+        } => crate::sbc::get_lba_status(cmd, lba, alloc, blocks, block_size),
         Next::Backend(Op::None) => cmd::complete(cmd, Ok(0)),
         Next::Backend(op) => {
             let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
@@ -234,6 +247,12 @@ fn decide(cmd: &mut CmdRef) -> Next {
             block_size: limits.block_size,
             unmap: unmap && limits.thin.lbprz,
             zero: ndob,
+        },
+        Action::GetLbaStatus { lba, alloc } => Next::LbaStatus {
+            lba,
+            alloc,
+            blocks: limits.blocks,
+            block_size: limits.block_size,
         },
         Action::Unmap { len } => match check_unmap(cmd.sgl(), len, &limits) {
             Ok(0) => Next::Done(Ok(0)),

@@ -3,7 +3,7 @@
 //! SBC commands the core runs in several backend steps: VERIFY with BYTCHK (read the medium
 //! into a buffer of the core's, compare with the data-out buffer), WRITE SAME of a non-zero
 //! block (write a buffer of the repeated block, a chunk at a time), UNMAP (one deallocation
-//! per block descriptor). Each step is an ordinary backend request on the command; its
+//! per block descriptor), GET LBA STATUS (asked from process context). Each step is an ordinary backend request on the command; its
 //! completion comes back here through [`step_done`], from any context, and the next step
 //! runs from the I/O workqueue.
 //!
@@ -33,6 +33,17 @@ pub(crate) enum StepKind {
         next: u64,
         /// End of the range.
         end: u64,
+    },
+    /// GET LBA STATUS from `lba` (of `blocks`): asks the backend from process context.
+    LbaStatus {
+        /// Starting LBA.
+        lba: u64,
+        /// Allocation length.
+        alloc: u32,
+        /// Capacity in blocks.
+        blocks: u64,
+        /// Logical block size.
+        block_size: u32,
     },
     /// Deallocating the parameter list's descriptors from `next` on.
     Unmap {
@@ -154,6 +165,48 @@ pub(crate) fn write_same(
     }
 }
 
+/// GET LBA STATUS: the backend's answer (SEEK_HOLE, a RAM scan) may sleep, so it is asked
+/// from the I/O workqueue.
+pub(crate) fn get_lba_status(mut cmd: CmdRef, lba: u64, alloc: u32, blocks: u64, block_size: u32) {
+    let step = KBox::new(
+        Step {
+            kind: StepKind::LbaStatus {
+                lba,
+                alloc,
+                blocks,
+                block_size,
+            },
+            fabric_sgl: *cmd.sgl(),
+            scratch: None,
+            result: Some(Ok(0)),
+        },
+        GFP_KERNEL,
+    );
+    match step {
+        Ok(step) => {
+            cmd.data_mut().step = Some(step);
+            cmd.defer()
+        }
+        Err(_) => cmd::complete(cmd, Err(Sense::internal_target_failure())),
+    }
+}
+
+/// The status of the blocks from `lba`: one descriptor as long as the backend's extent.
+fn lba_status(cmd: &CmdRef, lba: u64, alloc: u32, blocks: u64, bs: u32) -> Result<u32, Sense> {
+    let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
+        return Err(Sense::lun_not_supported());
+    };
+    let bs64 = u64::from(bs);
+    let want = (blocks - lba).min(u64::from(u32::MAX));
+    let (mapped, bytes) = be.extent(lba * bs64, want * bs64, bs)?;
+    let run = (bytes / bs64).clamp(1, want) as u32;
+    let data = crate::proto::command::lba_status_data(lba, run, mapped);
+    let sgl = cmd.sgl();
+    let n = data.len().min(alloc as usize).min(sgl.len() as usize);
+    sgl.copy_to(0, &data[..n]);
+    Ok(sgl.len() - n as u32)
+}
+
 /// UNMAP of the parameter list's `count` descriptors, already checked.
 pub(crate) fn unmap(cmd: CmdRef, count: u32, block_size: u32) {
     let step = KBox::new(
@@ -269,6 +322,16 @@ pub(crate) fn resume(mut cmd: CmdRef) {
         (Some(Ok(_)), StepKind::WriteSame { .. } | StepKind::Unmap { .. }, _) => {
             return advance(cmd, step)
         }
+        (
+            Some(Ok(_)),
+            StepKind::LbaStatus {
+                lba,
+                alloc,
+                blocks,
+                block_size,
+            },
+            _,
+        ) => lba_status(&cmd, lba, alloc, blocks, block_size),
         (Some(Err(sense)), _, _) => Err(sense),
         _ => Err(Sense::internal_target_failure()),
     };

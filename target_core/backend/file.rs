@@ -237,6 +237,14 @@ impl Backend for File {
         cmd.defer();
     }
 
+    /// Holes of the file are deallocated blocks.
+    fn extent(&self, pos: u64, len: u64, _block: u32) -> Result<(bool, u64), Sense> {
+        self.file.extent(pos, len).map_err(|e| {
+            pr_err!("FILEIO: SEEK_DATA/SEEK_HOLE failed: {:?}\n", e);
+            Sense::backend_io_failure()
+        })
+    }
+
     /// A regular file: LIO's limits (8192 blocks a request, granularity one block); punched
     /// holes read back as zeroes. A block device file: its queue's discard limits.
     fn unmap_limits(&self) -> Option<UnmapLimits> {

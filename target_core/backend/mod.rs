@@ -140,6 +140,12 @@ pub trait Backend: Send + Sync {
     fn layout(&self) -> Layout {
         Layout::default()
     }
+    /// Whether the `block`-byte block at `pos` is mapped (holds data) or deallocated, and how
+    /// many bytes from `pos` share that state, at most `len` (GET LBA STATUS). Process
+    /// context. By default everything is mapped.
+    fn extent(&self, _pos: u64, len: u64, _block: u32) -> core::result::Result<(bool, u64), Sense> {
+        Ok((true, len))
+    }
     /// Whether and how the medium deallocates ([`Backend::discard`]); `None`: it cannot.
     fn unmap_limits(&self) -> Option<UnmapLimits> {
         None

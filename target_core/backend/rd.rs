@@ -126,6 +126,17 @@ impl Backend for Rd {
         )
     }
 
+    /// A block of zeroes is as good as deallocated (it reads back the same): blocks are
+    /// reported mapped only when they hold data.
+    fn extent(&self, pos: u64, len: u64, block: u32) -> Result<(bool, u64), Sense> {
+        match &self.ram {
+            Some(ram) => ram
+                .extent(pos, len, block)
+                .map_err(|_| Sense::lba_out_of_range()),
+            None => Ok((false, len)),
+        }
+    }
+
     /// LIO's fileio limit (8192 blocks a request); zeroed RAM reads back as zeroes.
     fn unmap_limits(&self) -> Option<UnmapLimits> {
         Some(UnmapLimits {

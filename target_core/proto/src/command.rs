@@ -29,6 +29,8 @@ pub mod op {
     pub const REPORT_LUNS: u8 = 0xa0;
     /// READ CAPACITY(16), a SERVICE ACTION IN(16) service action.
     pub const SAI_READ_CAPACITY_16: u8 = 0x10;
+    /// GET LBA STATUS, a SERVICE ACTION IN(16) service action.
+    pub const SAI_GET_LBA_STATUS: u8 = 0x12;
     /// START STOP UNIT.
     pub const START_STOP_UNIT: u8 = 0x1b;
     /// PREVENT ALLOW MEDIUM REMOVAL.
@@ -142,6 +144,13 @@ pub enum Action {
         unmap: bool,
         /// NDOB: no data-out buffer, the block is zeroes.
         ndob: bool,
+    },
+    /// GET LBA STATUS from `lba`.
+    GetLbaStatus {
+        /// Starting LBA.
+        lba: u64,
+        /// Allocation length.
+        alloc: u32,
     },
     /// UNMAP with a parameter list of `len` bytes (at least the 8-byte header).
     Unmap {
@@ -320,6 +329,7 @@ pub static COMMANDS: &[OpInfo] = &[
     info(op::SYNCHRONIZE_CACHE_16, None, &[0x91, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], sync_cache),
     info(op::WRITE_SAME_16, None, &[0x93, 0xe9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], write_same),
     info(op::SERVICE_ACTION_IN_16, Some(op::SAI_READ_CAPACITY_16), &[0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], read_capacity16),
+    info(op::SERVICE_ACTION_IN_16, Some(op::SAI_GET_LBA_STATUS), &[0x9e, 0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07], get_lba_status),
     info(op::REPORT_LUNS, None, &[0xa0, 0, 0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_luns),
     info(op::MAINTENANCE_IN, Some(op::MI_REPORT_OPCODES), &[0xa3, 0x0c, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_opcodes),
     info(op::MAINTENANCE_IN, Some(op::MI_REPORT_TMFS), &[0xa3, 0x0d, 0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_tmfs),
@@ -523,6 +533,29 @@ fn prevent_allow(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
         return Err(Sense::invalid_cdb_field(4, Some(1)));
     }
     Ok(Action::Good)
+}
+
+/// GET LBA STATUS (SBC-4 5.6).
+fn get_lba_status(cdb: &[u8], dev: &Limits, _: u32) -> Result<Action, Sense> {
+    let lba = be64(&cdb[2..10]);
+    if lba >= dev.blocks {
+        return Err(Sense::lba_out_of_range());
+    }
+    Ok(Action::GetLbaStatus {
+        lba,
+        alloc: be32(&cdb[10..14]),
+    })
+}
+
+/// GET LBA STATUS parameter data: one descriptor, `blocks` blocks from `lba` that are all
+/// mapped or all deallocated (PROVISIONING STATUS 0 or 1).
+pub fn lba_status_data(lba: u64, blocks: u32, mapped: bool) -> [u8; 24] {
+    let mut b = [0u8; 24];
+    b[3] = 20;
+    b[8..16].copy_from_slice(&lba.to_be_bytes());
+    b[16..20].copy_from_slice(&blocks.to_be_bytes());
+    b[20] = u8::from(!mapped);
+    b
 }
 
 /// WRITE SAME(10/16) (SBC-4 5.50, 5.51).
@@ -871,7 +904,7 @@ mod tests {
             parse(&c, &DEV, 32),
             Ok(Action::ReadCapacity16 { alloc: 32 })
         );
-        c[1] = 0x12;
+        c[1] = 0x13;
         assert_eq!(
             parse(&c, &DEV, 32).unwrap_err().field.unwrap(),
             FieldPointer {
@@ -1184,6 +1217,24 @@ mod tests {
             parse(&ws16, &DEV, 0).unwrap_err(),
             Sense::lba_out_of_range()
         );
+    }
+
+    #[test]
+    fn get_lba_status() {
+        let mut c = [0u8; 16];
+        c[0] = 0x9e;
+        c[1] = 0x12;
+        c[9] = 10;
+        c[13] = 24;
+        assert_eq!(
+            parse(&c, &DEV, 24),
+            Ok(Action::GetLbaStatus { lba: 10, alloc: 24 })
+        );
+        c[8] = 4;
+        assert_eq!(parse(&c, &DEV, 24).unwrap_err(), Sense::lba_out_of_range());
+        let d = lba_status_data(10, 7, false);
+        assert_eq!(&d[..4], &[0, 0, 0, 20]);
+        assert_eq!((d[15], d[19], d[20]), (10, 7, 1));
     }
 
     /// Every CDB of every length made of one repeated byte classifies without panicking.

@@ -1,0 +1,113 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# SBC commands beyond READ and WRITE, on every backend, through sg3_utils, with the data they
+# leave checked by reading it back (O_DIRECT): WRITE SAME (a pattern block, NDOB, UNMAP),
+# UNMAP (with and without emulate_tpu), VERIFY with BYTCHK 1 and 3 (match and MISCOMPARE),
+# REPORT SUPPORTED OPERATION CODES agreeing with what is enabled, PRE-FETCH, START STOP UNIT,
+# PREVENT ALLOW MEDIUM REMOVAL, REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS, GET LBA STATUS.
+. "$(dirname "$0")/lib.sh"
+W=/tmp/sbc; rm -rf $W; mkdir -p $W
+BACKENDS="rd_mcp|rd_pages=4096
+fileio|fd_dev_name=$BK/sbc.img,fd_dev_size=16777216
+iblock|udev_path=/dev/ram0"
+PER=24
+tap_plan $(( $(echo "$BACKENDS" | wc -l) * PER + 2 ))
+unload_all; dmesg_mark
+check "scratch storage" scratch_up
+modprobe rtarget_core
+
+# blocks DEV LBA COUNT OUT: read COUNT 512-byte blocks at LBA with O_DIRECT.
+blocks() { dd if="$1" of="$4" bs=512 skip="$2" count="$3" iflag=direct status=none; }
+# repeat FILE N OUT: FILE's bytes N times.
+repeat() { for _ in $(seq "$2"); do cat "$1"; done > "$3"; }
+export -f blocks
+head -c 512 /dev/urandom > $W/block
+head -c 512 /dev/urandom > $W/other
+head -c $((64 * 512)) /dev/urandom > $W/pattern
+head -c $((64 * 512)) /dev/zero > $W/zeros64
+
+while IFS='|' read -r plugin control; do
+    rm -f $BK/sbc.img
+    dev=$(setup_dev "$plugin" sbc "$control")
+    discard=1
+    [ "$plugin" = iblock ] && [ "$(cat /sys/block/ram0/queue/discard_max_bytes)" = 0 ] && discard=0
+    if [ $discard = 1 ]; then
+        check "$plugin: emulate_tpu=1 and emulate_tpws=1 accepted" bash -c "echo 1 > $dev/attrib/emulate_tpu && echo 1 > $dev/attrib/emulate_tpws"
+        check "$plugin: max_unmap_* filled from the backend" bash -c "[ \$(cat $dev/attrib/max_unmap_lba_count) -gt 0 ] && [ \$(cat $dev/attrib/max_unmap_block_desc_count) -gt 0 ]"
+    else
+        refuse "$plugin: emulate_tpu=1 refused: the device has no discard" bash -c "echo 1 > $dev/attrib/emulate_tpu"
+        tap_ok "$plugin: (no discard: nothing to configure)"
+    fi
+    link_dev "$dev" >/dev/null
+    sg=$(lun_dev rtarget_loop scsi_generic); sd=$(lun_dev rtarget_loop block)
+    check "$plugin: LUN is up ($sd)" test -b "$sd"
+    if [ $discard = 1 ]; then
+        check "$plugin: sg_vpd lbpv: LBPU, LBPWS and LBPWS10" bash -c "sg_vpd -p lbpv $sg | tee /dev/stderr | grep -q 'Unmap command supported (LBPU): 1' &&
+            sg_vpd -p lbpv $sg | grep -q 'Write same (16) with unmap bit supported (LBPWS): 1'"
+        check "$plugin: sg_readcap -l: LBPME" bash -c "sg_readcap -l $sg | grep -q 'lbpme=1'"
+    else
+        check "$plugin: sg_vpd lbpv: no LBPU" bash -c "sg_vpd -p lbpv $sg | grep -q 'Unmap command supported (LBPU): 0'"
+        check "$plugin: sg_readcap -l: no LBPME" bash -c "sg_readcap -l $sg | grep -q 'lbpme=0'"
+    fi
+    check "$plugin: write a 64-block pattern at LBA 0" dd if=$W/pattern of="$sd" bs=512 oflag=direct status=none
+
+    # WRITE SAME of a pattern block: every block of the range holds it, its neighbours don't change.
+    check "$plugin: sg_write_same --10 of a random block over LBAs 8-23" sg_write_same --10 --in=$W/block --lba=8 --num=16 "$sg"
+    repeat $W/block 16 $W/want16
+    check "$plugin: LBAs 8-23 hold the block, 7 and 24 are untouched" bash -c "blocks $sd 8 16 $W/got16 && cmp $W/got16 $W/want16 &&
+        blocks $sd 7 1 $W/b7 && cmp $W/b7 <(dd if=$W/pattern bs=512 skip=7 count=1 status=none) &&
+        blocks $sd 24 1 $W/b24 && cmp $W/b24 <(dd if=$W/pattern bs=512 skip=24 count=1 status=none)"
+    check "$plugin: sg_write_same --16 of 3000 blocks (several chunks)" sg_write_same --16 --in=$W/other --lba=1000 --num=3000 "$sg"
+    check "$plugin: the last of those 3000 blocks holds the block" bash -c "blocks $sd 3999 1 $W/last && cmp $W/last $W/other"
+    check "$plugin: sg_write_same --16 --ndob zeroes LBAs 32-47" bash -c "sg_write_same --16 --ndob --lba=32 --num=16 $sg &&
+        blocks $sd 32 16 $W/z && cmp $W/z <(head -c 8192 /dev/zero)"
+    check "$plugin: WRITE SAME of 0 blocks: INVALID FIELD IN CDB (WSNZ)" bash -c "sg_raw -s 512 -i $W/block $sg 41 00 00 00 00 00 00 00 00 00 2>&1 | grep -q 'Invalid field in cdb'"
+    check "$plugin: WRITE SAME with ANCHOR: INVALID FIELD IN CDB" bash -c "sg_raw -s 512 -i $W/block $sg 41 10 00 00 00 00 00 00 01 00 2>&1 | grep -q 'Invalid field in cdb'"
+
+    # UNMAP: the range reads back as zeroes where the backend says so (LBPRZ).
+    if [ $discard = 1 ]; then
+        check "$plugin: sg_unmap of LBAs 40-63" sg_unmap --lba=40 --num=24 "$sg"
+        if [ "$(cat $dev/attrib/unmap_zeroes_data)" = 1 ]; then
+            check "$plugin: LBAs 40-63 read back as zeroes (LBPRZ)" bash -c "blocks $sd 40 24 $W/u && cmp $W/u <(head -c $((24 * 512)) /dev/zero)"
+        else
+            tap_ok "$plugin: (no LBPRZ: unmapped data is undefined)"
+        fi
+        if [ "$plugin" = iblock ]; then
+            check "$plugin: GET LBA STATUS: a block device has no holes to report (mapped)" bash -c "sg_get_lba_status -b --lba=40 $sg | tee /dev/stderr | grep -qE '^0x0*28 +0x[0-9a-f]+ +0 '"
+        else
+            check "$plugin: GET LBA STATUS: LBA 40 deallocated, LBA 8 mapped" bash -c "sg_get_lba_status -b --lba=40 $sg | tee /dev/stderr | grep -qE '^0x0*28 +0x[0-9a-f]+ +1 ' &&
+                sg_get_lba_status -b --lba=8 $sg | grep -qE '^0x0*8 +0x[0-9a-f]+ +0 '"
+        fi
+        check "$plugin: UNMAP past the end: LBA OUT OF RANGE" bash -c "sg_unmap --lba=4294967040 --num=2 $sg 2>&1 | grep -qi 'out of range'"
+    else
+        check "$plugin: UNMAP without emulate_tpu: invalid opcode" bash -c "sg_unmap --lba=40 --num=24 $sg 2>&1 | grep -qi 'invalid opcode\|Invalid command operation code\|not supported'"
+        tap_ok "$plugin: (no discard: nothing to read back)"
+        tap_ok "$plugin: (no discard: no deallocated blocks)"
+        tap_ok "$plugin: (no discard: no UNMAP range check)"
+    fi
+
+    # VERIFY: BYTCHK 1 compares the data, BYTCHK 3 one block against every block.
+    blocks "$sd" 0 8 $W/first8
+    check "$plugin: sg_verify BYTCHK=1 of LBAs 0-7 with the right data" sg_verify --ebytchk=1 --lba=0 --count=8 --ndo=4096 --in=$W/first8 "$sg"
+    cp $W/first8 $W/bad8; printf '\xa5' | dd of=$W/bad8 bs=1 seek=1000 conv=notrunc status=none
+    check "$plugin: sg_verify BYTCHK=1 with one byte changed: MISCOMPARE at offset 1000" bash -c "sg_raw -s 4096 -i $W/bad8 $sg 2f 02 00 00 00 00 00 00 08 00 2>&1 | tee /dev/stderr |
+        grep -qi 'Miscompare' && sg_raw -s 4096 -i $W/bad8 $sg 2f 02 00 00 00 00 00 00 08 00 2>&1 | grep -qi 'info fld=0x3e8'"
+    check "$plugin: sg_verify BYTCHK=3: LBAs 8-23 all hold the block" sg_verify --ebytchk=3 --lba=8 --count=16 --ndo=512 --in=$W/block "$sg"
+    check "$plugin: sg_verify BYTCHK=3 over 7-23: MISCOMPARE" bash -c "! sg_verify --ebytchk=3 --lba=7 --count=17 --ndo=512 --in=$W/block $sg"
+
+    # The opcode report and the dispatch agree.
+    check "$plugin: sg_opcodes lists WRITE SAME(10/16), VERIFY, PRE-FETCH" bash -c "sg_opcodes -n $sg > $W/ops && grep -q '^ *41 ' $W/ops && grep -q '^ *93 ' $W/ops &&
+        grep -q '^ *2f ' $W/ops && grep -q '^ *34 ' $W/ops"
+    if [ $discard = 1 ]; then
+        check "$plugin: sg_opcodes lists UNMAP with emulate_tpu=1, and not after emulate_tpu=0" bash -c "grep -q '^ *42 ' $W/ops &&
+            echo 0 > $dev/attrib/emulate_tpu && ! sg_opcodes -n $sg | grep -q '^ *42 ' && ! sg_unmap --lba=0 --num=1 $sg"
+    else
+        check "$plugin: sg_opcodes does not list UNMAP" bash -c "! grep -q '^ *42 ' $W/ops"
+    fi
+    check "$plugin: PRE-FETCH(10), START STOP UNIT (start), PREVENT ALLOW (0 and 1), sg_opcodes --tmf" bash -c "sg_raw $sg 34 00 00 00 00 00 00 00 10 00 &&
+        sg_start --start $sg && sg_prevent --prevent=1 $sg && sg_prevent --allow $sg && sg_opcodes --tmf $sg | grep -q 'Logical unit reset'"
+    teardown_lun
+done <<< "$BACKENDS"
+scratch_down
+check "no oops or warning in dmesg" dmesg_clean
+tap_done
