@@ -4,13 +4,15 @@
 # leave checked by reading it back (O_DIRECT): WRITE SAME (a pattern block, NDOB, UNMAP),
 # UNMAP (with and without emulate_tpu), VERIFY with BYTCHK 1 and 3 (match and MISCOMPARE),
 # REPORT SUPPORTED OPERATION CODES agreeing with what is enabled, PRE-FETCH, START STOP UNIT,
-# PREVENT ALLOW MEDIUM REMOVAL, REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS, GET LBA STATUS.
+# PREVENT ALLOW MEDIUM REMOVAL, REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS, GET LBA STATUS,
+# COMPARE AND WRITE (including two racing writers).
 . "$(dirname "$0")/lib.sh"
 W=/tmp/sbc; rm -rf $W; mkdir -p $W
+HERE=$(cd "$(dirname "$0")" && pwd)
 BACKENDS="rd_mcp|rd_pages=4096
 fileio|fd_dev_name=$BK/sbc.img,fd_dev_size=16777216
 iblock|udev_path=/dev/ram0"
-PER=24
+PER=27
 tap_plan $(( $(echo "$BACKENDS" | wc -l) * PER + 2 ))
 unload_all; dmesg_mark
 check "scratch storage" scratch_up
@@ -94,6 +96,19 @@ while IFS='|' read -r plugin control; do
         grep -qi 'Miscompare' && sg_raw -s 4096 -i $W/bad8 $sg 2f 02 00 00 00 00 00 00 08 00 2>&1 | grep -qi 'info fld=0x3e8'"
     check "$plugin: sg_verify BYTCHK=3: LBAs 8-23 all hold the block" sg_verify --ebytchk=3 --lba=8 --count=16 --ndo=512 --in=$W/block "$sg"
     check "$plugin: sg_verify BYTCHK=3 over 7-23: MISCOMPARE" bash -c "! sg_verify --ebytchk=3 --lba=7 --count=17 --ndo=512 --in=$W/block $sg"
+
+    # COMPARE AND WRITE: swaps on a match, refuses (MISCOMPARE, medium unchanged) otherwise,
+    # and is atomic: two racing counters lose no increment.
+    dd if=$W/block of="$sd" bs=512 seek=100 oflag=direct status=none
+    cat $W/block $W/other > $W/caw1
+    check "$plugin: sg_compare_and_write swaps LBA 100 when it matches" bash -c "sg_compare_and_write --in=$W/caw1 --lba=100 $sg &&
+        blocks $sd 100 1 $W/b100 && cmp $W/b100 $W/other"
+    check "$plugin: a second identical COMPARE AND WRITE miscompares (exit 14), the block stays" bash -c "sg_compare_and_write -q --in=$W/caw1 --lba=100 $sg; [ \$? = 14 ] &&
+        blocks $sd 100 1 $W/b100 && cmp $W/b100 $W/other"
+    dd if=/dev/zero of="$sd" bs=512 seek=200 count=1 oflag=direct status=none
+    check "$plugin: two racing COMPARE AND WRITE counters: 2 x 40 increments, none lost" bash -c "python3 $HERE/caw_race.py $sg 200 40 > $W/r1 & p=\$!;
+        python3 $HERE/caw_race.py $sg 200 40 > $W/r2 || exit 1; wait \$p || exit 1; echo retries \$(cat $W/r1) \$(cat $W/r2);
+        blocks $sd 200 1 $W/c && [ \$(od -An -tx1 -N8 $W/c | tr -d ' ') = 0000000000000050 ]"
 
     # The opcode report and the dispatch agree.
     check "$plugin: sg_opcodes lists WRITE SAME(10/16), VERIFY, PRE-FETCH" bash -c "sg_opcodes -n $sg > $W/ops && grep -q '^ *41 ' $W/ops && grep -q '^ *93 ' $W/ops &&

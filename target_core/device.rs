@@ -9,6 +9,7 @@
 
 use crate::backend::rd::{RD_HW_MAX_SECTORS, RD_HW_QUEUE_DEPTH};
 use crate::backend::{Backend, BackendConfig, Geometry, Plugin};
+use crate::cmd::CmdRef;
 use crate::lun::Port;
 use crate::proto::spc::LIO_COMPANY_ID;
 use crate::rt::configfs::strip_nl;
@@ -280,6 +281,36 @@ pub struct Device {
     /// The ports and LUN numbers exporting the device, for device-wide unit attentions.
     #[pin]
     exports: Mutex<KVec<(Arc<Port>, u64)>>,
+    /// A COMPARE AND WRITE holds the device's compare-and-write slot from its read to its
+    /// write (one at a time, as LIO's `caw_sem`); the others wait in line, parked rather than
+    /// sleeping, so no workqueue worker ever blocks on the slot. Process context only.
+    #[pin]
+    caw: Mutex<CawQueue>,
+}
+
+/// The compare-and-write slot and the commands waiting for it.
+pub(crate) struct CawQueue {
+    busy: bool,
+    waiting: KVec<CmdRef>,
+}
+
+/// A device's compare-and-write slot, held by one COMPARE AND WRITE from its read to its
+/// write; given back when dropped (process context: the command's steps run there).
+pub(crate) struct CawSlot(Arc<Device>);
+
+impl Drop for CawSlot {
+    fn drop(&mut self) {
+        let next = {
+            let mut q = self.0.caw.lock();
+            q.busy = false;
+            (!q.waiting.is_empty())
+                .then(|| q.waiting.remove(0))
+                .and_then(|r| r.ok())
+        };
+        if let Some(cmd) = next {
+            cmd.defer();
+        }
+    }
 }
 
 impl Device {
@@ -314,6 +345,7 @@ impl Device {
                 backend: SetOnce::new(),
                 bytes: Atomic::new(0),
                 exports <- kernel::new_mutex!(KVec::new()),
+                caw <- kernel::new_mutex!(CawQueue { busy: false, waiting: KVec::new() }),
             }? Error),
             GFP_KERNEL,
         )
@@ -321,6 +353,27 @@ impl Device {
 
     pub(crate) fn attr(&self, at: At) -> u32 {
         self.attrib[at as usize].load(Relaxed)
+    }
+
+    /// Takes the device's compare-and-write slot for `cmd`, or parks `cmd` until the holder
+    /// gives it back (`None`); a parked command is deferred again then, to ask once more.
+    /// `Err`: it could not be parked (no memory).
+    pub(crate) fn caw_acquire(
+        self: &Arc<Self>,
+        cmd: CmdRef,
+    ) -> core::result::Result<Option<(CmdRef, CawSlot)>, CmdRef> {
+        let mut q = self.caw.lock();
+        if !q.busy {
+            q.busy = true;
+            return Ok(Some((cmd, CawSlot(self.clone()))));
+        }
+        if q.waiting.reserve(1, GFP_KERNEL).is_err() {
+            return Err(cmd);
+        }
+        q.waiting
+            .push_within_capacity(cmd)
+            .map(|()| None)
+            .map_err(|e| e.0)
     }
 
     /// Value of `attrib/` file number `i`.

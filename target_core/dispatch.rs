@@ -35,6 +35,7 @@ fn limits(d: &Device, io: bool) -> Limits {
         write_cache: write_cache(d),
         pi: false,
         thin: if io { Thin::default() } else { thin(d) },
+        caw: !io && d.attr(At::Caw) != 0,
     }
 }
 
@@ -101,6 +102,12 @@ enum Next {
         count: u32,
         block_size: u32,
     },
+    /// COMPARE AND WRITE of `len` bytes at `pos`.
+    Caw {
+        pos: u64,
+        len: u64,
+        fua: bool,
+    },
     /// GET LBA STATUS from `lba` of a device of `blocks` blocks.
     LbaStatus {
         lba: u64,
@@ -117,9 +124,10 @@ pub(crate) fn execute(mut cmd: CmdRef) {
     // the other commands are decided again once their data is in.
     let fetch = match next {
         Next::Backend(op @ Op::Write(rw)) if rw.len > 0 => Some(op),
-        Next::Verify { .. } | Next::WriteSame { zero: false, .. } | Next::Unmap { .. } => {
-            Some(Op::None)
-        }
+        Next::Verify { .. }
+        | Next::WriteSame { zero: false, .. }
+        | Next::Unmap { .. }
+        | Next::Caw { .. } => Some(Op::None),
         _ => None,
     };
     if let Some(op) = fetch {
@@ -160,6 +168,7 @@ fn run(mut cmd: CmdRef, next: Next) {
             zero,
         } => crate::sbc::write_same(cmd, pos, len, block_size, unmap, zero),
         Next::Unmap { count, block_size } => crate::sbc::unmap(cmd, count, block_size),
+        Next::Caw { pos, len, fua } => crate::sbc::compare_and_write(cmd, pos, len, fua),
         Next::LbaStatus {
             lba,
             alloc,
@@ -247,6 +256,15 @@ fn decide(cmd: &mut CmdRef) -> Next {
             block_size: limits.block_size,
             unmap: unmap && limits.thin.lbprz,
             zero: ndob,
+        },
+        Action::CompareAndWrite { blocks: 0, .. } => Next::Done(Ok(0)),
+        Action::CompareAndWrite { .. } if dev.backend().is_some_and(|b| b.read_only()) => {
+            Next::Done(Err(Sense::write_protected()))
+        }
+        Action::CompareAndWrite { lba, blocks, fua } => Next::Caw {
+            pos: lba * bs,
+            len: u64::from(blocks) * bs,
+            fua,
         },
         Action::GetLbaStatus { lba, alloc } => Next::LbaStatus {
             lba,

@@ -3,7 +3,8 @@
 //! SBC commands the core runs in several backend steps: VERIFY with BYTCHK (read the medium
 //! into a buffer of the core's, compare with the data-out buffer), WRITE SAME of a non-zero
 //! block (write a buffer of the repeated block, a chunk at a time), UNMAP (one deallocation
-//! per block descriptor), GET LBA STATUS (asked from process context). Each step is an ordinary backend request on the command; its
+//! per block descriptor), GET LBA STATUS (asked from process context), COMPARE AND WRITE
+//! (read, compare, write, holding the device's compare-and-write slot). Each step is an ordinary backend request on the command; its
 //! completion comes back here through [`step_done`], from any context, and the next step
 //! runs from the I/O workqueue.
 //!
@@ -12,6 +13,7 @@
 
 use crate::backend::{Op, Rw};
 use crate::cmd::{self, CmdRef};
+use crate::device::CawSlot;
 use crate::proto::sense::Sense;
 use crate::rt::io::{ScratchSgl, Sgl};
 use kernel::prelude::*;
@@ -45,6 +47,17 @@ pub(crate) enum StepKind {
         /// Logical block size.
         block_size: u32,
     },
+    /// COMPARE AND WRITE of `len` bytes at `pos`, in `phase`.
+    Caw {
+        /// What the step that just finished did.
+        phase: CawPhase,
+        /// Byte offset.
+        pos: u64,
+        /// Bytes compared, then written.
+        len: u64,
+        /// FUA for the write.
+        fua: bool,
+    },
     /// Deallocating the parameter list's descriptors from `next` on.
     Unmap {
         /// Next descriptor.
@@ -56,6 +69,17 @@ pub(crate) enum StepKind {
     },
 }
 
+/// COMPARE AND WRITE's steps: take the device's slot, read, compare, write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CawPhase {
+    /// Queued to the workqueue, which takes the slot (it may sleep).
+    Queued,
+    /// The medium's blocks are in the scratch buffer.
+    Read,
+    /// The new data is written.
+    Written,
+}
+
 /// A command's multi-step state, kept in the command while it runs.
 pub(crate) struct Step {
     kind: StepKind,
@@ -65,6 +89,8 @@ pub(crate) struct Step {
     fabric_sgl: Sgl,
     /// The backend's result for the step, once it has finished.
     result: Option<core::result::Result<u32, Sense>>,
+    /// COMPARE AND WRITE's hold on the device, from the read to the end of the write.
+    caw: Option<CawSlot>,
 }
 
 /// VERIFY with BYTCHK 1 or 3: read `len` bytes at `pos` into a scratch buffer, then compare.
@@ -82,6 +108,7 @@ pub(crate) fn verify(mut cmd: CmdRef, pos: u64, len: u64, bytchk: u8, block_size
                 fabric_sgl: *cmd.sgl(),
                 scratch: Some(scratch),
                 result: None,
+                caw: None,
             },
             GFP_KERNEL,
         )
@@ -154,6 +181,7 @@ pub(crate) fn write_same(
                 fabric_sgl: *cmd.sgl(),
                 scratch: Some(scratch),
                 result: None,
+                caw: None,
             },
             GFP_KERNEL,
         )
@@ -179,6 +207,7 @@ pub(crate) fn get_lba_status(mut cmd: CmdRef, lba: u64, alloc: u32, blocks: u64,
             fabric_sgl: *cmd.sgl(),
             scratch: None,
             result: Some(Ok(0)),
+            caw: None,
         },
         GFP_KERNEL,
     );
@@ -207,6 +236,121 @@ fn lba_status(cmd: &CmdRef, lba: u64, alloc: u32, blocks: u64, bs: u32) -> Resul
     Ok(sgl.len() - n as u32)
 }
 
+/// COMPARE AND WRITE: from the workqueue, take the device's slot, read the blocks, compare
+/// them with the first half of the data-out buffer and, if equal, write the second half.
+pub(crate) fn compare_and_write(mut cmd: CmdRef, pos: u64, len: u64, fua: bool) {
+    let step = KBox::new(
+        Step {
+            kind: StepKind::Caw {
+                phase: CawPhase::Queued,
+                pos,
+                len,
+                fua,
+            },
+            fabric_sgl: *cmd.sgl(),
+            scratch: None,
+            result: Some(Ok(0)),
+            caw: None,
+        },
+        GFP_KERNEL,
+    );
+    match step {
+        Ok(step) => {
+            cmd.data_mut().step = Some(step);
+            cmd.defer()
+        }
+        Err(_) => cmd::complete(cmd, Err(Sense::internal_target_failure())),
+    }
+}
+
+/// The next step of a COMPARE AND WRITE (process context); its end gives the slot back.
+fn caw_step(mut cmd: CmdRef, mut step: KBox<Step>, phase: CawPhase, pos: u64, len: u64, fua: bool) {
+    let Some(lun) = cmd.lun().cloned() else {
+        return cmd::complete(cmd, Err(Sense::lun_not_supported()));
+    };
+    let Some(be) = lun.device.backend().cloned() else {
+        return cmd::complete(cmd, Err(Sense::lun_not_supported()));
+    };
+    step.result = None;
+    let (next, write) = match phase {
+        CawPhase::Queued => {
+            // Park until the slot is free; the step stays in the command meanwhile.
+            step.result = Some(Ok(0));
+            cmd.data_mut().step = Some(step);
+            let (c, slot) = match lun.device.caw_acquire(cmd) {
+                Ok(Some(held)) => held,
+                Ok(None) => return,
+                Err(c) => return fail(c, Sense::internal_target_failure()),
+            };
+            cmd = c;
+            let Some(mut s) = cmd.data_mut().step.take() else {
+                return cmd::complete(cmd, Err(Sense::internal_target_failure()));
+            };
+            s.result = None;
+            s.caw = Some(slot);
+            step = s;
+            match u32::try_from(len)
+                .map_err(|_| EINVAL)
+                .and_then(ScratchSgl::new)
+            {
+                Ok(scratch) => step.scratch = Some(scratch),
+                Err(_) => return cmd::complete(cmd, Err(Sense::internal_target_failure())),
+            }
+            (CawPhase::Read, false)
+        }
+        CawPhase::Read => {
+            let Some(scratch) = step.scratch.as_ref().map(|s| s.sgl()) else {
+                return cmd::complete(cmd, Err(Sense::internal_target_failure()));
+            };
+            if let Err(miscompare) = compare(&step.fabric_sgl, &scratch, 1, 0) {
+                drop(step);
+                return cmd::complete(cmd, Err(miscompare));
+            }
+            // Equal: the second half of the data-out buffer goes to the medium.
+            let mut chunk = [0u8; 512];
+            let mut at = 0;
+            while at < len as usize {
+                let n = step.fabric_sgl.copy_from(len as usize + at, &mut chunk);
+                if n == 0 {
+                    return cmd::complete(cmd, Err(Sense::internal_target_failure()));
+                }
+                scratch.copy_to(at, &chunk[..n]);
+                at += n;
+            }
+            (CawPhase::Written, true)
+        }
+        CawPhase::Written => {
+            drop(step);
+            return cmd::complete(cmd, Ok(0));
+        }
+    };
+    let Some(sgl) = step.scratch.as_ref().map(|s| s.sgl()) else {
+        return cmd::complete(cmd, Err(Sense::internal_target_failure()));
+    };
+    step.kind = StepKind::Caw {
+        phase: next,
+        pos,
+        len,
+        fua,
+    };
+    let rw = Rw {
+        pos,
+        len,
+        fua: write && fua,
+    };
+    let d = cmd.data_mut();
+    d.sgl = sgl;
+    d.step = Some(step);
+    d.op = if write { Op::Write(rw) } else { Op::Read(rw) };
+    be.rw(cmd, rw, write)
+}
+
+/// Ends a command that still holds a step, dropping the step first.
+fn fail(mut cmd: CmdRef, sense: Sense) {
+    cmd.data_mut().step = None;
+    cmd::complete(cmd, Err(sense))
+}
+
 /// UNMAP of the parameter list's `count` descriptors, already checked.
 pub(crate) fn unmap(cmd: CmdRef, count: u32, block_size: u32) {
     let step = KBox::new(
@@ -219,6 +363,7 @@ pub(crate) fn unmap(cmd: CmdRef, count: u32, block_size: u32) {
             fabric_sgl: *cmd.sgl(),
             scratch: None,
             result: None,
+            caw: None,
         },
         GFP_KERNEL,
     );
@@ -332,6 +477,16 @@ pub(crate) fn resume(mut cmd: CmdRef) {
             },
             _,
         ) => lba_status(&cmd, lba, alloc, blocks, block_size),
+        (
+            Some(Ok(_)),
+            StepKind::Caw {
+                phase,
+                pos,
+                len,
+                fua,
+            },
+            _,
+        ) => return caw_step(cmd, step, phase, pos, len, fua),
         (Some(Err(sense)), _, _) => Err(sense),
         _ => Err(Sense::internal_target_failure()),
     };

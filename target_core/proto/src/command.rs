@@ -49,6 +49,8 @@ pub mod op {
     pub const WRITE_SAME_10: u8 = 0x41;
     /// WRITE SAME(16).
     pub const WRITE_SAME_16: u8 = 0x93;
+    /// COMPARE AND WRITE.
+    pub const COMPARE_AND_WRITE: u8 = 0x89;
     /// UNMAP.
     pub const UNMAP: u8 = 0x42;
     /// MAINTENANCE IN.
@@ -145,6 +147,16 @@ pub enum Action {
         /// NDOB: no data-out buffer, the block is zeroes.
         ndob: bool,
     },
+    /// COMPARE AND WRITE of `blocks` blocks at `lba` (the data-out holds the compare data,
+    /// then the write data).
+    CompareAndWrite {
+        /// First block.
+        lba: u64,
+        /// Block count.
+        blocks: u32,
+        /// FUA for the write.
+        fua: bool,
+    },
     /// GET LBA STATUS from `lba`.
     GetLbaStatus {
         /// Starting LBA.
@@ -204,6 +216,8 @@ pub struct Limits {
     pub pi: bool,
     /// Logical block provisioning (READ and WRITE do not need it: left at its default).
     pub thin: Thin,
+    /// COMPARE AND WRITE enabled (`emulate_caw`).
+    pub caw: bool,
 }
 
 /// Logical block provisioning and WRITE SAME limits (`attrib/emulate_tpu`, `emulate_tpws`,
@@ -268,6 +282,8 @@ pub enum Needs {
     Nothing,
     /// `emulate_tpu` (UNMAP).
     Tpu,
+    /// `emulate_caw` (COMPARE AND WRITE).
+    Caw,
 }
 
 impl Needs {
@@ -276,6 +292,7 @@ impl Needs {
         match self {
             Needs::Nothing => true,
             Needs::Tpu => dev.thin.tpu,
+            Needs::Caw => dev.caw,
         }
     }
 }
@@ -324,6 +341,7 @@ pub static COMMANDS: &[OpInfo] = &[
     info(op::MODE_SENSE_10, None, &[0x5a, 0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, 0x07], mode_sense),
     info(READ_16, None, &[READ_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], read_write),
     info(WRITE_16, None, &[WRITE_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], read_write),
+    only_with(Needs::Caw, info(op::COMPARE_AND_WRITE, None, &[0x89, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0xff, 0x3f, 0x07], compare_and_write)),
     info(op::VERIFY_16, None, &[0x8f, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], verify),
     info(op::PRE_FETCH_16, None, &[0x90, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], pre_fetch),
     info(op::SYNCHRONIZE_CACHE_16, None, &[0x91, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], sync_cache),
@@ -533,6 +551,36 @@ fn prevent_allow(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
         return Err(Sense::invalid_cdb_field(4, Some(1)));
     }
     Ok(Action::Good)
+}
+
+/// Largest COMPARE AND WRITE in blocks (VPD B0h MAXIMUM COMPARE AND WRITE LENGTH), as LIO.
+pub const MAX_COMPARE_AND_WRITE: u32 = 1;
+
+/// COMPARE AND WRITE (SBC-4 5.3).
+fn compare_and_write(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
+    if cdb[1] >> 5 != 0 && !dev.pi {
+        return Err(Sense::invalid_cdb_field(1, Some(7)));
+    }
+    if !dev.write_cache && cdb[1] & 0x18 != 0 {
+        return Err(Sense::invalid_cdb_field(
+            1,
+            Some(if cdb[1] & 0x10 != 0 { 4 } else { 3 }),
+        ));
+    }
+    let lba = be64(&cdb[2..10]);
+    let blocks = u32::from(cdb[13]);
+    if blocks > MAX_COMPARE_AND_WRITE {
+        return Err(Sense::invalid_cdb_field(13, None));
+    }
+    check_range(lba, blocks, dev)?;
+    if u64::from(data_len) != 2 * u64::from(blocks) * u64::from(dev.block_size) {
+        return Err(Sense::invalid_cdb_field(13, None));
+    }
+    Ok(Action::CompareAndWrite {
+        lba,
+        blocks,
+        fua: cdb[1] & 0x08 != 0,
+    })
 }
 
 /// GET LBA STATUS (SBC-4 5.6).
@@ -791,6 +839,7 @@ mod tests {
             max_unmap_desc_count: 2,
             max_write_same: 0xffff,
         },
+        caw: true,
     };
 
     #[test]
@@ -1235,6 +1284,51 @@ mod tests {
         let d = lba_status_data(10, 7, false);
         assert_eq!(&d[..4], &[0, 0, 0, 20]);
         assert_eq!((d[15], d[19], d[20]), (10, 7, 1));
+    }
+
+    #[test]
+    fn compare_and_write() {
+        let caw = |flags: u8, lba: u8, n: u8, data: u32, dev: &Limits| {
+            let mut c = [0u8; 16];
+            c[0] = 0x89;
+            c[1] = flags;
+            c[9] = lba;
+            c[13] = n;
+            parse(&c, dev, data)
+        };
+        assert_eq!(
+            caw(0, 5, 1, 1024, &DEV),
+            Ok(Action::CompareAndWrite {
+                lba: 5,
+                blocks: 1,
+                fua: false
+            })
+        );
+        assert_eq!(
+            caw(0, 5, 2, 2048, &DEV).unwrap_err().field.unwrap().byte,
+            13
+        );
+        assert_eq!(
+            caw(0, 5, 1, 2048, &DEV).unwrap_err().field.unwrap().byte,
+            13
+        );
+        assert_eq!(
+            caw(0x08, 5, 1, 1024, &DEV).unwrap_err().field.unwrap().bit,
+            Some(3)
+        );
+        assert_eq!(
+            caw(0, 5, 0, 0, &DEV),
+            Ok(Action::CompareAndWrite {
+                lba: 5,
+                blocks: 0,
+                fua: false
+            })
+        );
+        let off = Limits { caw: false, ..DEV };
+        assert_eq!(
+            caw(0, 5, 1, 1024, &off).unwrap_err(),
+            Sense::invalid_opcode()
+        );
     }
 
     /// Every CDB of every length made of one repeated byte classifies without panicking.
