@@ -5,14 +5,14 @@
 # UNMAP (with and without emulate_tpu), VERIFY with BYTCHK 1 and 3 (match and MISCOMPARE),
 # REPORT SUPPORTED OPERATION CODES agreeing with what is enabled, PRE-FETCH, START STOP UNIT,
 # PREVENT ALLOW MEDIUM REMOVAL, REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS, GET LBA STATUS,
-# COMPARE AND WRITE (including two racing writers).
+# COMPARE AND WRITE (including two racing writers), ORWRITE, WRITE AND VERIFY.
 . "$(dirname "$0")/lib.sh"
 W=/tmp/sbc; rm -rf $W; mkdir -p $W
 HERE=$(cd "$(dirname "$0")" && pwd)
 BACKENDS="rd_mcp|rd_pages=4096
 fileio|fd_dev_name=$BK/sbc.img,fd_dev_size=16777216
 iblock|udev_path=/dev/ram0"
-PER=27
+PER=29
 tap_plan $(( $(echo "$BACKENDS" | wc -l) * PER + 2 ))
 unload_all; dmesg_mark
 check "scratch storage" scratch_up
@@ -109,6 +109,15 @@ while IFS='|' read -r plugin control; do
     check "$plugin: two racing COMPARE AND WRITE counters: 2 x 40 increments, none lost" bash -c "python3 $HERE/caw_race.py $sg 200 40 > $W/r1 & p=\$!;
         python3 $HERE/caw_race.py $sg 200 40 > $W/r2 || exit 1; wait \$p || exit 1; echo retries \$(cat $W/r1) \$(cat $W/r2);
         blocks $sd 200 1 $W/c && [ \$(od -An -tx1 -N8 $W/c | tr -d ' ') = 0000000000000050 ]"
+
+    # ORWRITE(16) ORs into the medium; WRITE AND VERIFY(10) with BYTCHK writes and compares.
+    head -c 512 /dev/zero | tr '\0' '\017' > $W/x0f; head -c 512 /dev/zero | tr '\0' '\360' > $W/xf0
+    head -c 512 /dev/zero | tr '\0' '\377' > $W/xff
+    dd if=$W/x0f of="$sd" bs=512 seek=300 oflag=direct status=none
+    check "$plugin: ORWRITE(16) of 0xf0 onto 0x0f at LBA 300 leaves 0xff" bash -c "sg_raw -s 512 -i $W/xf0 $sg 8b 00 00 00 00 00 00 00 01 2c 00 00 00 01 00 00 &&
+        blocks $sd 300 1 $W/b300 && cmp $W/b300 $W/xff"
+    check "$plugin: WRITE AND VERIFY(10) BYTCHK=1 at LBA 320, read back" bash -c "sg_raw -s 512 -i $W/block $sg 2e 02 00 00 01 40 00 00 01 00 &&
+        blocks $sd 320 1 $W/b320 && cmp $W/b320 $W/block"
 
     # The opcode report and the dispatch agree.
     check "$plugin: sg_opcodes lists WRITE SAME(10/16), VERIFY, PRE-FETCH" bash -c "sg_opcodes -n $sg > $W/ops && grep -q '^ *41 ' $W/ops && grep -q '^ *93 ' $W/ops &&

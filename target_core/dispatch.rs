@@ -102,11 +102,18 @@ enum Next {
         count: u32,
         block_size: u32,
     },
-    /// COMPARE AND WRITE of `len` bytes at `pos`.
+    /// COMPARE AND WRITE (`or`: ORWRITE) of `len` bytes at `pos`.
     Caw {
         pos: u64,
         len: u64,
         fua: bool,
+        or: bool,
+    },
+    /// WRITE AND VERIFY with BYTCHK: write, read back, compare.
+    WriteVerify {
+        pos: u64,
+        len: u64,
+        block_size: u32,
     },
     /// GET LBA STATUS from `lba` of a device of `blocks` blocks.
     LbaStatus {
@@ -127,7 +134,8 @@ pub(crate) fn execute(mut cmd: CmdRef) {
         Next::Verify { .. }
         | Next::WriteSame { zero: false, .. }
         | Next::Unmap { .. }
-        | Next::Caw { .. } => Some(Op::None),
+        | Next::Caw { .. }
+        | Next::WriteVerify { .. } => Some(Op::None),
         _ => None,
     };
     if let Some(op) = fetch {
@@ -168,7 +176,12 @@ fn run(mut cmd: CmdRef, next: Next) {
             zero,
         } => crate::sbc::write_same(cmd, pos, len, block_size, unmap, zero),
         Next::Unmap { count, block_size } => crate::sbc::unmap(cmd, count, block_size),
-        Next::Caw { pos, len, fua } => crate::sbc::compare_and_write(cmd, pos, len, fua),
+        Next::Caw { pos, len, fua, or } => crate::sbc::compare_and_write(cmd, pos, len, fua, or),
+        Next::WriteVerify {
+            pos,
+            len,
+            block_size,
+        } => crate::sbc::write_verify(cmd, pos, len, block_size),
         Next::LbaStatus {
             lba,
             alloc,
@@ -265,6 +278,36 @@ fn decide(cmd: &mut CmdRef) -> Next {
             pos: lba * bs,
             len: u64::from(blocks) * bs,
             fua,
+            or: false,
+        },
+        Action::OrWrite { blocks: 0, .. } | Action::WriteVerify { blocks: 0, .. } => {
+            Next::Done(Ok(0))
+        }
+        Action::OrWrite { .. } | Action::WriteVerify { .. }
+            if dev.backend().is_some_and(|b| b.read_only()) =>
+        {
+            Next::Done(Err(Sense::write_protected()))
+        }
+        Action::OrWrite { lba, blocks, fua } => Next::Caw {
+            pos: lba * bs,
+            len: u64::from(blocks) * bs,
+            fua,
+            or: true,
+        },
+        // Written through to the medium (FUA) before GOOD; with BYTCHK, read back and compared.
+        Action::WriteVerify {
+            lba,
+            blocks,
+            bytchk: false,
+        } => Next::Backend(Op::Write(Rw {
+            pos: lba * bs,
+            len: u64::from(blocks) * bs,
+            fua: true,
+        })),
+        Action::WriteVerify { lba, blocks, .. } => Next::WriteVerify {
+            pos: lba * bs,
+            len: u64::from(blocks) * bs,
+            block_size: limits.block_size,
         },
         Action::GetLbaStatus { lba, alloc } => Next::LbaStatus {
             lba,

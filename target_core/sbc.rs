@@ -4,7 +4,8 @@
 //! into a buffer of the core's, compare with the data-out buffer), WRITE SAME of a non-zero
 //! block (write a buffer of the repeated block, a chunk at a time), UNMAP (one deallocation
 //! per block descriptor), GET LBA STATUS (asked from process context), COMPARE AND WRITE
-//! (read, compare, write, holding the device's compare-and-write slot). Each step is an ordinary backend request on the command; its
+//! and ORWRITE (read, compare or OR, write, holding the device's compare-and-write slot),
+//! WRITE AND VERIFY (write, then verify). Each step is an ordinary backend request on the command; its
 //! completion comes back here through [`step_done`], from any context, and the next step
 //! runs from the I/O workqueue.
 //!
@@ -47,8 +48,19 @@ pub(crate) enum StepKind {
         /// Logical block size.
         block_size: u32,
     },
-    /// COMPARE AND WRITE of `len` bytes at `pos`, in `phase`.
+    /// WRITE AND VERIFY: the data is written; next, read it back and compare.
+    WriteVerify {
+        /// Byte offset.
+        pos: u64,
+        /// Bytes.
+        len: u64,
+        /// Logical block size.
+        block_size: u32,
+    },
+    /// COMPARE AND WRITE (`or`: ORWRITE) of `len` bytes at `pos`, in `phase`.
     Caw {
+        /// ORWRITE: OR the data-out buffer into the blocks instead of comparing.
+        or: bool,
         /// What the step that just finished did.
         phase: CawPhase,
         /// Byte offset.
@@ -238,10 +250,11 @@ fn lba_status(cmd: &CmdRef, lba: u64, alloc: u32, blocks: u64, bs: u32) -> Resul
 
 /// COMPARE AND WRITE: from the workqueue, take the device's slot, read the blocks, compare
 /// them with the first half of the data-out buffer and, if equal, write the second half.
-pub(crate) fn compare_and_write(mut cmd: CmdRef, pos: u64, len: u64, fua: bool) {
+pub(crate) fn compare_and_write(mut cmd: CmdRef, pos: u64, len: u64, fua: bool, or: bool) {
     let step = KBox::new(
         Step {
             kind: StepKind::Caw {
+                or,
                 phase: CawPhase::Queued,
                 pos,
                 len,
@@ -263,8 +276,17 @@ pub(crate) fn compare_and_write(mut cmd: CmdRef, pos: u64, len: u64, fua: bool) 
     }
 }
 
-/// The next step of a COMPARE AND WRITE (process context); its end gives the slot back.
-fn caw_step(mut cmd: CmdRef, mut step: KBox<Step>, phase: CawPhase, pos: u64, len: u64, fua: bool) {
+/// The next step of a COMPARE AND WRITE or an ORWRITE (process context); its end gives the
+/// slot back.
+fn caw_step(
+    mut cmd: CmdRef,
+    mut step: KBox<Step>,
+    or: bool,
+    phase: CawPhase,
+    pos: u64,
+    len: u64,
+    fua: bool,
+) {
     let Some(lun) = cmd.lun().cloned() else {
         return cmd::complete(cmd, Err(Sense::lun_not_supported()));
     };
@@ -302,17 +324,25 @@ fn caw_step(mut cmd: CmdRef, mut step: KBox<Step>, phase: CawPhase, pos: u64, le
             let Some(scratch) = step.scratch.as_ref().map(|s| s.sgl()) else {
                 return cmd::complete(cmd, Err(Sense::internal_target_failure()));
             };
-            if let Err(miscompare) = compare(&step.fabric_sgl, &scratch, 1, 0) {
-                drop(step);
-                return cmd::complete(cmd, Err(miscompare));
+            if !or {
+                if let Err(miscompare) = compare(&step.fabric_sgl, &scratch, 1, 0) {
+                    drop(step);
+                    return cmd::complete(cmd, Err(miscompare));
+                }
             }
-            // Equal: the second half of the data-out buffer goes to the medium.
+            // COMPARE AND WRITE: the second half of the data-out buffer goes to the medium;
+            // ORWRITE: the data-out buffer ORed into what the medium holds.
+            let from = if or { 0 } else { len as usize };
             let mut chunk = [0u8; 512];
+            let mut old = [0u8; 512];
             let mut at = 0;
             while at < len as usize {
-                let n = step.fabric_sgl.copy_from(len as usize + at, &mut chunk);
-                if n == 0 {
+                let n = step.fabric_sgl.copy_from(from + at, &mut chunk);
+                if n == 0 || (or && scratch.copy_from(at, &mut old[..n]) != n) {
                     return cmd::complete(cmd, Err(Sense::internal_target_failure()));
+                }
+                if or {
+                    chunk.iter_mut().zip(&old).for_each(|(c, o)| *c |= o);
                 }
                 scratch.copy_to(at, &chunk[..n]);
                 at += n;
@@ -328,6 +358,7 @@ fn caw_step(mut cmd: CmdRef, mut step: KBox<Step>, phase: CawPhase, pos: u64, le
         return cmd::complete(cmd, Err(Sense::internal_target_failure()));
     };
     step.kind = StepKind::Caw {
+        or,
         phase: next,
         pos,
         len,
@@ -343,6 +374,40 @@ fn caw_step(mut cmd: CmdRef, mut step: KBox<Step>, phase: CawPhase, pos: u64, le
     d.step = Some(step);
     d.op = if write { Op::Write(rw) } else { Op::Read(rw) };
     be.rw(cmd, rw, write)
+}
+
+/// WRITE AND VERIFY with BYTCHK: write `len` bytes at `pos` through to the medium, then
+/// verify them as VERIFY with BYTCHK 1 does.
+pub(crate) fn write_verify(mut cmd: CmdRef, pos: u64, len: u64, block_size: u32) {
+    let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
+        return cmd::complete(cmd, Err(Sense::lun_not_supported()));
+    };
+    let step = KBox::new(
+        Step {
+            kind: StepKind::WriteVerify {
+                pos,
+                len,
+                block_size,
+            },
+            fabric_sgl: *cmd.sgl(),
+            scratch: None,
+            result: None,
+            caw: None,
+        },
+        GFP_KERNEL,
+    );
+    let Ok(step) = step else {
+        return cmd::complete(cmd, Err(Sense::internal_target_failure()));
+    };
+    let rw = Rw {
+        pos,
+        len,
+        fua: true,
+    };
+    let d = cmd.data_mut();
+    d.step = Some(step);
+    d.op = Op::Write(rw);
+    be.rw(cmd, rw, true)
 }
 
 /// Ends a command that still holds a step, dropping the step first.
@@ -480,13 +545,26 @@ pub(crate) fn resume(mut cmd: CmdRef) {
         (
             Some(Ok(_)),
             StepKind::Caw {
+                or,
                 phase,
                 pos,
                 len,
                 fua,
             },
             _,
-        ) => return caw_step(cmd, step, phase, pos, len, fua),
+        ) => return caw_step(cmd, step, or, phase, pos, len, fua),
+        (
+            Some(Ok(_)),
+            StepKind::WriteVerify {
+                pos,
+                len,
+                block_size,
+            },
+            _,
+        ) => {
+            drop(step);
+            return verify(cmd, pos, len, 1, block_size);
+        }
         (Some(Err(sense)), _, _) => Err(sense),
         _ => Err(Sense::internal_target_failure()),
     };

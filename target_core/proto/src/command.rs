@@ -51,6 +51,14 @@ pub mod op {
     pub const WRITE_SAME_16: u8 = 0x93;
     /// COMPARE AND WRITE.
     pub const COMPARE_AND_WRITE: u8 = 0x89;
+    /// ORWRITE(16).
+    pub const ORWRITE_16: u8 = 0x8b;
+    /// WRITE AND VERIFY(10).
+    pub const WRITE_VERIFY_10: u8 = 0x2e;
+    /// WRITE AND VERIFY(12).
+    pub const WRITE_VERIFY_12: u8 = 0xae;
+    /// WRITE AND VERIFY(16).
+    pub const WRITE_VERIFY_16: u8 = 0x8e;
     /// UNMAP.
     pub const UNMAP: u8 = 0x42;
     /// MAINTENANCE IN.
@@ -156,6 +164,25 @@ pub enum Action {
         blocks: u32,
         /// FUA for the write.
         fua: bool,
+    },
+    /// ORWRITE(16): OR the data-out buffer into `blocks` blocks at `lba`.
+    OrWrite {
+        /// First block.
+        lba: u64,
+        /// Block count.
+        blocks: u32,
+        /// FUA for the write.
+        fua: bool,
+    },
+    /// WRITE AND VERIFY: write `blocks` blocks at `lba` to the medium, then (`bytchk`)
+    /// read them back and compare.
+    WriteVerify {
+        /// First block.
+        lba: u64,
+        /// Block count.
+        blocks: u32,
+        /// Compare after writing.
+        bytchk: bool,
     },
     /// GET LBA STATUS from `lba`.
     GetLbaStatus {
@@ -333,6 +360,7 @@ pub static COMMANDS: &[OpInfo] = &[
     info(op::READ_CAPACITY_10, None, &[0x25, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x01, 0x07], read_capacity10),
     info(READ_10, None, &[READ_10, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], read_write),
     info(WRITE_10, None, &[WRITE_10, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], read_write),
+    info(op::WRITE_VERIFY_10, None, &[0x2e, 0xf2, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], write_verify),
     info(op::VERIFY_10, None, &[0x2f, 0xf6, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], verify),
     info(op::WRITE_SAME_10, None, &[0x41, 0xe8, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], write_same),
     only_with(Needs::Tpu, info(op::UNMAP, None, &[0x42, 0x00, 0, 0, 0, 0, 0x1f, 0xff, 0xff, 0x07], unmap)),
@@ -342,6 +370,8 @@ pub static COMMANDS: &[OpInfo] = &[
     info(READ_16, None, &[READ_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], read_write),
     info(WRITE_16, None, &[WRITE_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], read_write),
     only_with(Needs::Caw, info(op::COMPARE_AND_WRITE, None, &[0x89, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0xff, 0x3f, 0x07], compare_and_write)),
+    info(op::ORWRITE_16, None, &[0x8b, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], orwrite),
+    info(op::WRITE_VERIFY_16, None, &[0x8e, 0xf2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], write_verify),
     info(op::VERIFY_16, None, &[0x8f, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], verify),
     info(op::PRE_FETCH_16, None, &[0x90, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], pre_fetch),
     info(op::SYNCHRONIZE_CACHE_16, None, &[0x91, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], sync_cache),
@@ -353,6 +383,7 @@ pub static COMMANDS: &[OpInfo] = &[
     info(op::MAINTENANCE_IN, Some(op::MI_REPORT_TMFS), &[0xa3, 0x0d, 0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_tmfs),
     info(READ_12, None, &[READ_12, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], read_write),
     info(WRITE_12, None, &[WRITE_12, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], read_write),
+    info(op::WRITE_VERIFY_12, None, &[0xae, 0xf2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], write_verify),
     info(op::VERIFY_12, None, &[0xaf, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], verify),
 ];
 
@@ -551,6 +582,56 @@ fn prevent_allow(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
         return Err(Sense::invalid_cdb_field(4, Some(1)));
     }
     Ok(Action::Good)
+}
+
+/// Transfer checks shared by ORWRITE and WRITE AND VERIFY: PROTECT field, range, transfer
+/// length, a data-out buffer of exactly the blocks.
+fn check_write(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<(u64, u32), Sense> {
+    let (lba, blocks) = lba_and_count(&cdb[..cdb_len(cdb[0]).unwrap_or(10)]);
+    if cdb[1] >> 5 != 0 && !dev.pi {
+        return Err(Sense::invalid_cdb_field(1, Some(7)));
+    }
+    check_range(lba, blocks, dev)?;
+    if blocks > dev.max_transfer {
+        return Err(Sense::invalid_cdb_field(
+            if cdb.len() == 16 { 10 } else { 7 },
+            None,
+        ));
+    }
+    if u64::from(data_len) != u64::from(blocks) * u64::from(dev.block_size) {
+        return Err(invalid_field_in_iu());
+    }
+    Ok((lba, blocks))
+}
+
+/// ORWRITE(16) (SBC-4 5.9).
+fn orwrite(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
+    if !dev.write_cache && cdb[1] & 0x18 != 0 {
+        return Err(Sense::invalid_cdb_field(
+            1,
+            Some(if cdb[1] & 0x10 != 0 { 4 } else { 3 }),
+        ));
+    }
+    let (lba, blocks) = check_write(cdb, dev, data_len)?;
+    Ok(Action::OrWrite {
+        lba,
+        blocks,
+        fua: cdb[1] & 0x08 != 0,
+    })
+}
+
+/// WRITE AND VERIFY(10/12/16) (SBC-4 5.53): BYTCHK 0 or 1.
+fn write_verify(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
+    let bytchk = (cdb[1] >> 1) & 0x03;
+    if bytchk > 1 {
+        return Err(Sense::invalid_cdb_field(1, Some(2)));
+    }
+    let (lba, blocks) = check_write(cdb, dev, data_len)?;
+    Ok(Action::WriteVerify {
+        lba,
+        blocks,
+        bytchk: bytchk == 1,
+    })
 }
 
 /// Largest COMPARE AND WRITE in blocks (VPD B0h MAXIMUM COMPARE AND WRITE LENGTH), as LIO.
@@ -1328,6 +1409,55 @@ mod tests {
         assert_eq!(
             caw(0, 5, 1, 1024, &off).unwrap_err(),
             Sense::invalid_opcode()
+        );
+    }
+
+    #[test]
+    fn orwrite_and_write_verify() {
+        let mut c = [0u8; 16];
+        c[0] = 0x8b;
+        c[9] = 4;
+        c[13] = 2;
+        assert_eq!(
+            parse(&c, &DEV, 1024),
+            Ok(Action::OrWrite {
+                lba: 4,
+                blocks: 2,
+                fua: false
+            })
+        );
+        assert_eq!(parse(&c, &DEV, 512).unwrap_err(), invalid_field_in_iu());
+        c[1] = 0x20;
+        assert_eq!(
+            parse(&c, &DEV, 1024).unwrap_err().field.unwrap().bit,
+            Some(7)
+        );
+        let wv =
+            |flags: u8, n: u8, data: u32| parse(&[0x2e, flags, 0, 0, 0, 1, 0, 0, n, 0], &DEV, data);
+        assert_eq!(
+            wv(0x02, 2, 1024),
+            Ok(Action::WriteVerify {
+                lba: 1,
+                blocks: 2,
+                bytchk: true
+            })
+        );
+        assert_eq!(
+            wv(0, 2, 1024),
+            Ok(Action::WriteVerify {
+                lba: 1,
+                blocks: 2,
+                bytchk: false
+            })
+        );
+        assert_eq!(wv(0x04, 2, 1024).unwrap_err().field.unwrap().bit, Some(2));
+        assert_eq!(
+            wv(0, 0, 0),
+            Ok(Action::WriteVerify {
+                lba: 1,
+                blocks: 0,
+                bytchk: false
+            })
         );
     }
 
