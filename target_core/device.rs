@@ -278,6 +278,9 @@ pub struct Device {
     backend: SetOnce<Arc<dyn Backend>>,
     /// Bytes of storage, set at enable (and by a fileio resize).
     bytes: Atomic<u64>,
+    /// The session holding an SPC-2 reservation (RESERVE), 0 when none: one relaxed load
+    /// per command checks it.
+    spc2_holder: Atomic<usize>,
     /// The ports and LUN numbers exporting the device, for device-wide unit attentions.
     #[pin]
     exports: Mutex<KVec<(Arc<Port>, u64)>>,
@@ -344,6 +347,7 @@ impl Device {
                 config <- kernel::new_mutex!(Config { backend, alias: None, udev_path: None }),
                 backend: SetOnce::new(),
                 bytes: Atomic::new(0),
+                spc2_holder: Atomic::new(0),
                 exports <- kernel::new_mutex!(KVec::new()),
                 caw <- kernel::new_mutex!(CawQueue { busy: false, waiting: KVec::new() }),
             }? Error),
@@ -353,6 +357,35 @@ impl Device {
 
     pub(crate) fn attr(&self, at: At) -> u32 {
         self.attrib[at as usize].load(Relaxed)
+    }
+
+    /// SPC-2 RESERVE by session `id`: false if another session holds the reservation.
+    pub(crate) fn spc2_reserve(&self, id: usize) -> bool {
+        match self
+            .spc2_holder
+            .cmpxchg(0, id, kernel::sync::atomic::ordering::Full)
+        {
+            Ok(_) => true,
+            Err(holder) => holder == id,
+        }
+    }
+
+    /// SPC-2 RELEASE by session `id` (a reservation held by another session stays).
+    pub(crate) fn spc2_release(&self, id: usize) {
+        let _ = self
+            .spc2_holder
+            .cmpxchg(id, 0, kernel::sync::atomic::ordering::Full);
+    }
+
+    /// Drops the SPC-2 reservation, whoever holds it (LOGICAL UNIT RESET).
+    pub(crate) fn spc2_clear(&self) {
+        self.spc2_holder.store(0, Relaxed);
+    }
+
+    /// Whether session `id` is locked out by another session's SPC-2 reservation.
+    pub(crate) fn spc2_conflict(&self, id: usize) -> bool {
+        let holder = self.spc2_holder.load(Relaxed);
+        holder != 0 && holder != id
     }
 
     /// Takes the device's compare-and-write slot for `cmd`, or parks `cmd` until the holder

@@ -81,6 +81,8 @@ fn geometry(d: &Device) -> Geometry {
 /// What the dispatch decided, computed while the command's LUN is borrowed.
 enum Next {
     Done(Result<u32, Sense>),
+    /// RESERVATION CONFLICT.
+    Conflict,
     Backend(Op),
     /// VERIFY comparing `len` bytes at `pos` with the data-out buffer.
     Verify {
@@ -162,6 +164,7 @@ pub(crate) fn resume(mut cmd: CmdRef) {
 fn run(mut cmd: CmdRef, next: Next) {
     match next {
         Next::Done(result) => cmd::complete(cmd, result),
+        Next::Conflict => cmd::complete_status(cmd, cmd::RESERVATION_CONFLICT),
         Next::Verify {
             pos,
             len,
@@ -220,10 +223,14 @@ fn decide(cmd: &mut CmdRef) -> Next {
     };
     // As in LIO, a malformed CDB is reported before a pending unit attention.
     let opcode = cmd.cdb().first().copied().unwrap_or(0);
+    let nexus = cmd.session().map_or(0, |s| s.id());
     if let Some(s) = cmd.session() {
         if let Some(ua) = s.ua_check(lun.index, opcode, dev.attr(At::UaIntlck)) {
             return Next::Done(Err(ua));
         }
+    }
+    if dev.spc2_conflict(nexus) && !command::passes_reservation(opcode) {
+        return Next::Conflict;
     }
     let bs = u64::from(limits.block_size);
     match action {
@@ -253,6 +260,12 @@ fn decide(cmd: &mut CmdRef) -> Next {
             })
         }
         Action::Good => Next::Done(Ok(0)),
+        Action::Reserve if dev.spc2_reserve(nexus) => Next::Done(Ok(0)),
+        Action::Reserve => Next::Conflict,
+        Action::Release => {
+            dev.spc2_release(nexus);
+            Next::Done(Ok(0))
+        }
         Action::WriteSame { .. } | Action::Unmap { .. }
             if dev.backend().is_some_and(|b| b.read_only()) =>
         {

@@ -51,8 +51,15 @@ impl Session {
     /// Returns how many are still in flight (0 when drained).
     pub fn close(&self, bound: Delta) -> u32 {
         self.port.remove_session(self);
+        self.release_reservations();
         wait_until(bound, || self.inflight() == 0);
         self.inflight()
+    }
+
+    /// Drops the SPC-2 reservations this nexus holds on the port's devices (I_T nexus loss).
+    pub(crate) fn release_reservations(&self) {
+        self.port
+            .with_luns(|luns| luns.iter().for_each(|l| l.device.spc2_release(self.id())));
     }
 
     /// An identity for task management's comparisons.

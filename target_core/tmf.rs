@@ -115,6 +115,12 @@ pub fn abort_task_set(session: &Session, lun: u64, walk: Walker<'_>, bound: Delt
 /// raises it for every nexus, the issuing one included).
 pub fn lun_reset(session: &Arc<Session>, lun: u64, walk: Walker<'_>, bound: Delta) -> TmfResponse {
     let drained = abort_matching(session, Some(lun), None, walk, bound);
+    // A reset logical unit holds no SPC-2 reservation any more.
+    session.port.with_luns(|luns| {
+        luns.iter()
+            .filter(|l| l.index == lun)
+            .for_each(|l| l.device.spc2_clear())
+    });
     session
         .port
         .for_each_session(|s| s.raise_ua(lun, ua::BUS_DEVICE_RESET));
@@ -128,6 +134,7 @@ pub fn lun_reset(session: &Arc<Session>, lun: u64, walk: Walker<'_>, bound: Delt
 /// OCCURRED.
 pub fn nexus_reset(session: &Arc<Session>, walk: Walker<'_>, bound: Delta) -> TmfResponse {
     let drained = abort_matching(session, None, None, walk, bound);
+    session.release_reservations();
     session
         .port
         .for_each_lun(|lun| session.raise_ua(lun, ua::NEXUS_LOSS));

@@ -33,6 +33,14 @@ pub mod op {
     pub const SAI_GET_LBA_STATUS: u8 = 0x12;
     /// START STOP UNIT.
     pub const START_STOP_UNIT: u8 = 0x1b;
+    /// RESERVE(6).
+    pub const RESERVE_6: u8 = 0x16;
+    /// RELEASE(6).
+    pub const RELEASE_6: u8 = 0x17;
+    /// RESERVE(10).
+    pub const RESERVE_10: u8 = 0x56;
+    /// RELEASE(10).
+    pub const RELEASE_10: u8 = 0x57;
     /// PREVENT ALLOW MEDIUM REMOVAL.
     pub const PREVENT_ALLOW: u8 = 0x1e;
     /// VERIFY(10).
@@ -210,6 +218,10 @@ pub enum Action {
         /// Allocation length.
         alloc: u32,
     },
+    /// SPC-2 RESERVE(6/10) of the whole logical unit for the issuing nexus.
+    Reserve,
+    /// SPC-2 RELEASE(6/10).
+    Release,
     /// Nothing to do but answer GOOD (TEST UNIT READY, PRE-FETCH, START STOP UNIT with
     /// START, PREVENT ALLOW MEDIUM REMOVAL).
     Good,
@@ -353,6 +365,8 @@ pub static COMMANDS: &[OpInfo] = &[
     info(op::REQUEST_SENSE, None, &[0x03, 0x01, 0, 0, 0xff, 0x07], request_sense),
     info(READ_6, None, &[READ_6, 0x1f, 0xff, 0xff, 0xff, 0x07], read_write),
     info(WRITE_6, None, &[WRITE_6, 0x1f, 0xff, 0xff, 0xff, 0x07], read_write),
+    info(op::RESERVE_6, None, &[0x16, 0, 0, 0, 0, 0x07], reserve_release),
+    info(op::RELEASE_6, None, &[0x17, 0, 0, 0, 0, 0x07], reserve_release),
     info(op::INQUIRY, None, &[0x12, 0x01, 0xff, 0xff, 0xff, 0x07], inquiry),
     info(op::MODE_SENSE_6, None, &[0x1a, 0x08, 0xff, 0xff, 0xff, 0x07], mode_sense),
     info(op::START_STOP_UNIT, None, &[0x1b, 0x01, 0x00, 0x0f, 0xf7, 0x07], start_stop),
@@ -366,6 +380,8 @@ pub static COMMANDS: &[OpInfo] = &[
     only_with(Needs::Tpu, info(op::UNMAP, None, &[0x42, 0x00, 0, 0, 0, 0, 0x1f, 0xff, 0xff, 0x07], unmap)),
     info(op::PRE_FETCH_10, None, &[0x34, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], pre_fetch),
     info(op::SYNCHRONIZE_CACHE_10, None, &[0x35, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], sync_cache),
+    info(op::RESERVE_10, None, &[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0x07], reserve_release),
+    info(op::RELEASE_10, None, &[0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0x07], reserve_release),
     info(op::MODE_SENSE_10, None, &[0x5a, 0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, 0x07], mode_sense),
     info(READ_16, None, &[READ_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], read_write),
     info(WRITE_16, None, &[WRITE_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], read_write),
@@ -554,6 +570,27 @@ fn verify(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
         blocks,
         bytchk,
     })
+}
+
+/// SPC-2 RESERVE and RELEASE, 6 and 10 bytes: the whole logical unit only. Third-party
+/// reservations (3RDPTY, LONGID) and the obsolete extent fields are refused.
+fn reserve_release(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    if cdb[1] != 0 {
+        return Err(Sense::invalid_cdb_field(1, None));
+    }
+    Ok(match cdb[0] {
+        op::RESERVE_6 | op::RESERVE_10 => Action::Reserve,
+        _ => Action::Release,
+    })
+}
+
+/// Whether a command from another nexus is executed while an SPC-2 reservation is held
+/// (SPC-2 5.5.1, as LIO: INQUIRY, RELEASE, REPORT LUNS, REQUEST SENSE).
+pub fn passes_reservation(opcode: u8) -> bool {
+    matches!(
+        opcode,
+        op::INQUIRY | op::RELEASE_6 | op::RELEASE_10 | op::REPORT_LUNS | op::REQUEST_SENSE
+    )
 }
 
 /// START STOP UNIT on a disk that is always ready: START=1 (with or without IMMED) and the
@@ -1459,6 +1496,24 @@ mod tests {
                 bytchk: false
             })
         );
+    }
+
+    #[test]
+    fn reserve_and_release() {
+        assert_eq!(parse(&[0x16, 0, 0, 0, 0, 0], &DEV, 0), Ok(Action::Reserve));
+        assert_eq!(
+            parse(&[0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0], &DEV, 0),
+            Ok(Action::Release)
+        );
+        assert_eq!(
+            parse(&[0x56, 0x10, 0, 0, 0, 0, 0, 0, 0, 0], &DEV, 0)
+                .unwrap_err()
+                .field
+                .unwrap()
+                .byte,
+            1
+        );
+        assert!(passes_reservation(0x12) && passes_reservation(0x17) && !passes_reservation(0x00));
     }
 
     /// Every CDB of every length made of one repeated byte classifies without panicking.
