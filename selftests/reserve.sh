@@ -1,12 +1,14 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# SPC-2 RESERVE / RELEASE between two nexuses (two loopback TPGs exporting one ramdisk), the
-# same sequence on rtarget and on C LIO in the same boot, each step checked on both.
+# Two nexuses (two loopback TPGs exporting one ramdisk): SPC-2 RESERVE / RELEASE, the same
+# sequence on rtarget and on C LIO in the same boot, each step checked on both; then MODE
+# SELECT of the caching page through sd's cache_type (rtarget: WCE is changeable on an
+# emulated cache, and the other nexus gets MODE PARAMETERS CHANGED; LIO refuses any change).
 . "$(dirname "$0")/lib.sh"
 NEXUS2=naa.5001405f00000002
 TPG2=$CFG/loopback/$WWN/tpgt_2
 STEPS=10
-tap_plan $((2 * (STEPS + 1) + 1))
+tap_plan $((2 * (STEPS + 1) + 3 + 1))
 unload_all; dmesg_mark
 
 SGIO="$(dirname "$0")/sgio.py"
@@ -54,9 +56,19 @@ side() { # CORE_MODULE PROC_NAME NAME
     sg_reset -d "$sd1" >/dev/null 2>&1
     status $sg2 $TUR >/dev/null   # the reset's unit attention
     expect "$3: a LUN reset drops the reservation" good $sg2 $TUR
+    [ "$1" = rtarget_core ] && mode_select "$sd1" "$sg2"
     unload_all
+}
+mode_select() { # SD_OF_NEXUS1 SG_OF_NEXUS2
+    local disk=/sys/class/scsi_disk/$(basename "$(readlink -f /sys/block/${1#/dev/}/device)")
+    check "rtarget: MODE SELECT through sd: cache_type 'write back'" bash -c "echo 'write back' > $disk/cache_type &&
+        grep -q 'write back' $disk/cache_type && [ \$(cat $CFG/core/rd_mcp_1/r0/attrib/emulate_write_cache) = 1 ]"
+    check "rtarget: the other nexus gets MODE PARAMETERS CHANGED" bash -c "python3 $SGIO $2 $TUR | grep -q 'sense=70000600000000..000000002a01'"
+    check "rtarget: MODE SELECT back to write through" bash -c "echo 'write through' > $disk/cache_type &&
+        [ \$(cat $CFG/core/rd_mcp_1/r0/attrib/emulate_write_cache) = 0 ]"
 }
 side rtarget_core rtarget_loop rtarget
 side target_core_mod tcm_loopback "C LIO"
+# (C LIO: nothing in its caching page is changeable; sd's MODE SELECT is refused there.)
 check "no oops or warning in dmesg" dmesg_clean
 tap_done

@@ -448,6 +448,22 @@ impl Device {
         self.export_count.fetch_sub(1, Relaxed);
     }
 
+    /// `emulate_write_cache` set by MODE SELECT.
+    pub(crate) fn set_write_cache(&self, on: bool) {
+        self.attrib[At::WriteCache as usize].store(u32::from(on), Relaxed);
+    }
+
+    /// Raises a unit attention on every nexus that reaches the device but session `except`.
+    pub(crate) fn raise_ua_except(&self, code: (u8, u8), except: usize) {
+        for (port, lun) in self.exports.lock().iter() {
+            port.for_each_session(|s| {
+                if s.id() != except {
+                    s.raise_ua(*lun, code)
+                }
+            });
+        }
+    }
+
     /// Raises a unit attention on every nexus that reaches the device, through every LUN.
     pub(crate) fn raise_ua(&self, code: (u8, u8)) {
         for (port, lun) in self.exports.lock().iter() {

@@ -72,6 +72,7 @@ fn geometry(d: &Device) -> Geometry {
         nonrot: d.attr(At::IsNonrot) != 0,
         write_cache: write_cache(d),
         caw: d.attr(At::Caw) != 0,
+        wce_changeable: d.backend().is_some_and(|b| b.write_cache().is_none()),
         thin: thin(d),
         unmap_granularity: d.attr(At::UnmapGranularity),
         unmap_alignment: d.attr(At::UnmapAlignment),
@@ -81,6 +82,8 @@ fn geometry(d: &Device) -> Geometry {
 /// What the dispatch decided, computed while the command's LUN is borrowed.
 enum Next {
     Done(Result<u32, Sense>),
+    /// The command needs its data-out first: fetch it, then decide again.
+    FetchAndRetry,
     /// RESERVATION CONFLICT.
     Conflict,
     Backend(Op),
@@ -137,7 +140,8 @@ pub(crate) fn execute(mut cmd: CmdRef) {
         | Next::WriteSame { zero: false, .. }
         | Next::Unmap { .. }
         | Next::Caw { .. }
-        | Next::WriteVerify { .. } => Some(Op::None),
+        | Next::WriteVerify { .. }
+        | Next::FetchAndRetry => Some(Op::None),
         _ => None,
     };
     if let Some(op) = fetch {
@@ -165,6 +169,8 @@ fn run(mut cmd: CmdRef, next: Next) {
     match next {
         Next::Done(result) => cmd::complete(cmd, result),
         Next::Conflict => cmd::complete_status(cmd, cmd::RESERVATION_CONFLICT),
+        // Only reached if the fabric could not be asked for the data.
+        Next::FetchAndRetry => cmd::complete(cmd, Err(Sense::internal_target_failure())),
         Next::Verify {
             pos,
             len,
@@ -260,6 +266,13 @@ fn decide(cmd: &mut CmdRef) -> Next {
             })
         }
         Action::Good => Next::Done(Ok(0)),
+        Action::ModeSelect { len: 0, .. } => Next::Done(Ok(0)),
+        Action::ModeSelect { ten, len }
+            if cmd.data().data_ready || cmd.data().dir != DataDir::ToDevice =>
+        {
+            Next::Done(mode_select(cmd, dev, nexus, ten, len))
+        }
+        Action::ModeSelect { .. } => Next::FetchAndRetry,
         Action::Reserve if dev.spc2_reserve(nexus) => Next::Done(Ok(0)),
         Action::Reserve => Next::Conflict,
         Action::Release => {
@@ -361,6 +374,29 @@ fn decide(cmd: &mut CmdRef) -> Next {
         }
         other => Next::Done(emulate(cmd, &lun, other)),
     }
+}
+
+/// MODE SELECT: checks the parameter list against what MODE SENSE reports; a new WCE becomes
+/// the device's `emulate_write_cache`, and the other nexuses get MODE PARAMETERS CHANGED.
+fn mode_select(
+    cmd: &CmdRef,
+    dev: &Device,
+    nexus: usize,
+    ten: bool,
+    len: u32,
+) -> Result<u32, Sense> {
+    let mut data = [0u8; command::MODE_SELECT_MAX as usize];
+    let data = &mut data[..len as usize];
+    if cmd.sgl().copy_from(0, data) != data.len() {
+        return Err(Sense::param_list_length());
+    }
+    if let Some(wce) = spc::mode_select(ten, data, &geometry(dev))? {
+        if wce != write_cache(dev) {
+            dev.set_write_cache(wce);
+            dev.raise_ua_except(crate::ua::MODE_PARAMETERS_CHANGED, nexus);
+        }
+    }
+    Ok(0)
 }
 
 /// Checks an UNMAP parameter list of `len` bytes (0: nothing to do) before anything is

@@ -33,6 +33,10 @@ pub mod op {
     pub const SAI_GET_LBA_STATUS: u8 = 0x12;
     /// START STOP UNIT.
     pub const START_STOP_UNIT: u8 = 0x1b;
+    /// MODE SELECT(6).
+    pub const MODE_SELECT_6: u8 = 0x15;
+    /// MODE SELECT(10).
+    pub const MODE_SELECT_10: u8 = 0x55;
     /// RESERVE(6).
     pub const RESERVE_6: u8 = 0x16;
     /// RELEASE(6).
@@ -218,6 +222,13 @@ pub enum Action {
         /// Allocation length.
         alloc: u32,
     },
+    /// MODE SELECT(6/10) with a parameter list of `len` bytes.
+    ModeSelect {
+        /// The 10-byte form (8-byte header).
+        ten: bool,
+        /// Parameter list length.
+        len: u32,
+    },
     /// SPC-2 RESERVE(6/10) of the whole logical unit for the issuing nexus.
     Reserve,
     /// SPC-2 RELEASE(6/10).
@@ -365,6 +376,7 @@ pub static COMMANDS: &[OpInfo] = &[
     info(op::REQUEST_SENSE, None, &[0x03, 0x01, 0, 0, 0xff, 0x07], request_sense),
     info(READ_6, None, &[READ_6, 0x1f, 0xff, 0xff, 0xff, 0x07], read_write),
     info(WRITE_6, None, &[WRITE_6, 0x1f, 0xff, 0xff, 0xff, 0x07], read_write),
+    info(op::MODE_SELECT_6, None, &[0x15, 0x11, 0, 0, 0xff, 0x07], mode_select),
     info(op::RESERVE_6, None, &[0x16, 0, 0, 0, 0, 0x07], reserve_release),
     info(op::RELEASE_6, None, &[0x17, 0, 0, 0, 0, 0x07], reserve_release),
     info(op::INQUIRY, None, &[0x12, 0x01, 0xff, 0xff, 0xff, 0x07], inquiry),
@@ -380,6 +392,7 @@ pub static COMMANDS: &[OpInfo] = &[
     only_with(Needs::Tpu, info(op::UNMAP, None, &[0x42, 0x00, 0, 0, 0, 0, 0x1f, 0xff, 0xff, 0x07], unmap)),
     info(op::PRE_FETCH_10, None, &[0x34, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], pre_fetch),
     info(op::SYNCHRONIZE_CACHE_10, None, &[0x35, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], sync_cache),
+    info(op::MODE_SELECT_10, None, &[0x55, 0x11, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], mode_select),
     info(op::RESERVE_10, None, &[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0x07], reserve_release),
     info(op::RELEASE_10, None, &[0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0x07], reserve_release),
     info(op::MODE_SENSE_10, None, &[0x5a, 0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, 0x07], mode_sense),
@@ -570,6 +583,27 @@ fn verify(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
         blocks,
         bytchk,
     })
+}
+
+/// Largest MODE SELECT parameter list: a header, a long block descriptor and every page.
+pub const MODE_SELECT_MAX: u32 = 512;
+
+/// MODE SELECT(6/10): page format only (PF); SP is accepted, as the settings are the device's
+/// attributes, which targetcli saves.
+fn mode_select(cdb: &[u8], _: &Limits, data_len: u32) -> Result<Action, Sense> {
+    let ten = cdb[0] == op::MODE_SELECT_10;
+    let len = if ten {
+        be16(&cdb[7..9])
+    } else {
+        u32::from(cdb[4])
+    };
+    if len > 0 && cdb[1] & 0x10 == 0 {
+        return Err(Sense::invalid_cdb_field(1, Some(4)));
+    }
+    if len > MODE_SELECT_MAX || data_len < len {
+        return Err(Sense::invalid_cdb_field(if ten { 7 } else { 4 }, None));
+    }
+    Ok(Action::ModeSelect { ten, len })
 }
 
 /// SPC-2 RESERVE and RELEASE, 6 and 10 bytes: the whole logical unit only. Third-party
@@ -1514,6 +1548,34 @@ mod tests {
             1
         );
         assert!(passes_reservation(0x12) && passes_reservation(0x17) && !passes_reservation(0x00));
+    }
+
+    #[test]
+    fn mode_select_cdb() {
+        assert_eq!(
+            parse(&[0x15, 0x10, 0, 0, 24, 0], &DEV, 24),
+            Ok(Action::ModeSelect {
+                ten: false,
+                len: 24
+            })
+        );
+        assert_eq!(
+            parse(&[0x15, 0x00, 0, 0, 24, 0], &DEV, 24)
+                .unwrap_err()
+                .field
+                .unwrap()
+                .bit,
+            Some(4)
+        );
+        assert_eq!(
+            parse(&[0x15, 0x00, 0, 0, 0, 0], &DEV, 0),
+            Ok(Action::ModeSelect { ten: false, len: 0 })
+        );
+        assert_eq!(
+            parse(&[0x55, 0x11, 0, 0, 0, 0, 0, 0, 28, 0], &DEV, 28),
+            Ok(Action::ModeSelect { ten: true, len: 28 })
+        );
+        assert!(parse(&[0x55, 0x10, 0, 0, 0, 0, 0, 4, 0, 0], &DEV, 1024).is_err());
     }
 
     /// Every CDB of every length made of one repeated byte classifies without panicking.

@@ -83,6 +83,8 @@ pub struct Geometry {
     pub caw: bool,
     /// Logical block provisioning (B0h, B2h, READ CAPACITY(16)).
     pub thin: Thin,
+    /// MODE SELECT may change WCE (an emulated write cache; a medium's own is not ours).
+    pub wce_changeable: bool,
     /// OPTIMAL UNMAP GRANULARITY in blocks.
     pub unmap_granularity: u32,
     /// UNMAP GRANULARITY ALIGNMENT in blocks (UGAVALID when not 0).
@@ -360,7 +362,8 @@ impl ModeSense {
     }
 }
 
-/// One mode page as LIO reports it; `changeable` zeroes all but the header.
+/// One mode page as LIO reports it; `changeable` shows the bits MODE SELECT may change (WCE,
+/// where the write cache is emulated; LIO has none).
 fn mode_page(page: u8, geo: &Geometry, changeable: bool) -> Option<([u8; 20], usize)> {
     let mut b = [0u8; 20];
     let len = match page {
@@ -371,7 +374,11 @@ fn mode_page(page: u8, geo: &Geometry, changeable: bool) -> Option<([u8; 20], us
     };
     b[0] = page;
     b[1] = (len - 2) as u8;
-    if !changeable {
+    if changeable {
+        if page == 0x08 && geo.wce_changeable {
+            b[2] = 0x04;
+        }
+    } else {
         match page {
             0x08 => {
                 b[2] = if geo.write_cache { 0x04 } else { 0 };
@@ -449,6 +456,75 @@ pub fn mode_sense(
     Ok(at)
 }
 
+/// MODE SELECT(6/10) parameter data (SPC-4 6.11): the header, an optional block descriptor
+/// and mode pages. Every page must be one MODE SENSE reports, with the current value in every
+/// bit that is not changeable. Returns the new WCE if the caching page was sent.
+pub fn mode_select(ten: bool, data: &[u8], geo: &Geometry) -> Result<Option<bool>, Sense> {
+    let hdr_len = if ten { 8 } else { 4 };
+    if data.len() < hdr_len {
+        return Err(Sense::param_list_length());
+    }
+    let bd_len = if ten {
+        usize::from(u16::from_be_bytes([data[6], data[7]]))
+    } else {
+        usize::from(data[3])
+    };
+    // MODE DATA LENGTH is reserved in MODE SELECT; so is the medium type for a disk.
+    let mdl_end = if ten { 2 } else { 1 };
+    if data[..mdl_end].iter().any(|&b| b != 0) {
+        return Err(Sense::invalid_param_field(0, None));
+    }
+    if data[hdr_len - if ten { 7 } else { 3 }] != 0 {
+        return Err(Sense::invalid_param_field(mdl_end as u16, None));
+    }
+    let mut at = hdr_len;
+    if bd_len != 0 {
+        // One block descriptor whose block length is the current one (the count may be 0).
+        if data.len() < at + bd_len || (bd_len != 8 && bd_len != 16) {
+            return Err(Sense::param_list_length());
+        }
+        let d = &data[at..at + bd_len];
+        let bl = u32::from_be_bytes([d[bd_len - 4], d[bd_len - 3], d[bd_len - 2], d[bd_len - 1]]);
+        if bl != geo.block_size {
+            return Err(Sense::invalid_param_field((at + bd_len - 4) as u16, None));
+        }
+        at += bd_len;
+    }
+    let mut wce = None;
+    while at < data.len() {
+        if data.len() < at + 2 {
+            return Err(Sense::param_list_length());
+        }
+        let code = data[at] & 0x3f;
+        if data[at] & 0x40 != 0 {
+            // SPF: no subpages are implemented.
+            return Err(Sense::invalid_param_field(at as u16, Some(6)));
+        }
+        let Some((cur, len)) = mode_page(code, geo, false) else {
+            return Err(Sense::invalid_param_field(at as u16, Some(5)));
+        };
+        let (can, _) = mode_page(code, geo, true).unwrap_or(([0; 20], 0));
+        if usize::from(data[at + 1]) + 2 != len {
+            return Err(Sense::invalid_param_field(at as u16 + 1, None));
+        }
+        if data.len() < at + len {
+            return Err(Sense::param_list_length());
+        }
+        let page = &data[at..at + len];
+        // Byte 0 holds PS (reserved here) and the code, byte 1 the length: checked above.
+        for i in 2..len {
+            if (page[i] ^ cur[i]) & !can[i] != 0 {
+                return Err(Sense::invalid_param_field((at + i) as u16, None));
+            }
+        }
+        if code == 0x08 {
+            wce = Some(page[2] & 0x04 != 0);
+        }
+        at += len;
+    }
+    Ok(wce)
+}
+
 /// REPORT LUNS data for `luns`, handed to `out(offset, bytes)` piece by piece (the list has
 /// no fixed bound, so callers write it where it goes); returns the full length. An empty list
 /// reports LUN 0, as LIO does.
@@ -488,6 +564,8 @@ pub fn scsilun_to_int(b: &[u8; 8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    extern crate std;
+    use std::vec;
 
     fn id<'a>(serial: &'a [u8]) -> Identity<'a> {
         Identity {
@@ -517,10 +595,82 @@ mod tests {
             nonrot: true,
             write_cache: false,
             caw: true,
+            wce_changeable: true,
             thin: Thin::default(),
             unmap_granularity: 0,
             unmap_alignment: 0,
         }
+    }
+
+    #[test]
+    fn mode_select_changes_only_wce() {
+        let g = geo();
+        let mut buf = [0u8; 64];
+        // What MODE SENSE(6) of the caching page says, sent back with WCE set.
+        let ms = ModeSense {
+            ten: false,
+            dbd: true,
+            llbaa: false,
+            pc: 0,
+            page: 0x08,
+            subpage: 0,
+        };
+        let n = mode_sense(&ms, &g, false, &mut buf).unwrap();
+        let mut data = buf[..n].to_vec();
+        data[0] = 0;
+        data[2] = 0;
+        assert_eq!(mode_select(false, &data, &g), Ok(Some(false)));
+        data[4 + 2] |= 0x04;
+        assert_eq!(mode_select(false, &data, &g), Ok(Some(true)));
+        // Another bit of the page: refused with a pointer to it.
+        data[4 + 12] ^= 0x20;
+        assert_eq!(
+            mode_select(false, &data, &g).unwrap_err(),
+            Sense::invalid_param_field(16, None)
+        );
+        data[4 + 12] ^= 0x20;
+        // WCE not changeable (a medium's own cache).
+        let fixed = Geometry {
+            wce_changeable: false,
+            ..g
+        };
+        assert_eq!(
+            mode_select(false, &data, &fixed)
+                .unwrap_err()
+                .field
+                .unwrap()
+                .byte,
+            6
+        );
+        // Unknown page, wrong length, short list.
+        assert_eq!(
+            mode_select(false, &[0, 0, 0, 0, 0x05, 2, 0, 0], &g)
+                .unwrap_err()
+                .field
+                .unwrap()
+                .byte,
+            4
+        );
+        assert_eq!(
+            mode_select(false, &[0, 0, 0, 0, 0x08, 4, 0, 0, 0, 0], &g)
+                .unwrap_err()
+                .field
+                .unwrap()
+                .byte,
+            5
+        );
+        assert_eq!(
+            mode_select(false, &[0, 0], &g).unwrap_err(),
+            Sense::param_list_length()
+        );
+        // A block descriptor with the current block length passes; another is refused.
+        let mut bd = vec![0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 2, 0];
+        assert_eq!(mode_select(false, &bd, &g), Ok(None));
+        bd[10] = 4;
+        assert_eq!(
+            mode_select(false, &bd, &g).unwrap_err().field.unwrap().byte,
+            8
+        );
     }
 
     #[test]
@@ -726,6 +876,14 @@ mod tests {
         assert_eq!(mode_sense(&ms, &geo(), true, &mut b), Ok(24));
         assert_eq!(&b[..4], &[23, 0, 0x80, 0]);
         assert_eq!(&b[4..6], &[0x08, 0x12]);
+        // Only WCE is changeable (an emulated write cache).
+        assert_eq!(b[6], 0x04);
+        assert!(b[7..24].iter().all(|&x| x == 0));
+        let fixed = Geometry {
+            wce_changeable: false,
+            ..geo()
+        };
+        mode_sense(&ms, &fixed, true, &mut b).unwrap();
         assert!(b[6..24].iter().all(|&x| x == 0));
         let bad = ModeSense::decode(&[0x1a, 0, 0x03, 0, 64, 0]);
         assert_eq!(
