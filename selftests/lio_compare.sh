@@ -35,15 +35,18 @@ bad_lba|28000002000000000100|--in 512
 bad_vpd|1201ee00ff00|--in 255
 bad_modepage|1a000300ff00|--in 255
 bad_rc16_sa|9e1f0000000000000000000000200000|--in 32
-bad_fua_write|2a080000000000000100|--out ZERO512
+fua_write_no_wce|2a080000000000000100|--out ZERO512
 bad_long_read|28000000000000001000|--in 512'
 # rtarget adds SPC-4 sense-key-specific field pointers (bytes 15-17); LIO sends none.
 # For errors, compare status and sense bytes 0-14 only.
-ALLOWED_SENSE_SKS='bad_opcode bad_vpd bad_modepage bad_rc16_sa bad_fua_write bad_long_read'
+ALLOWED_SENSE_SKS='bad_opcode bad_vpd bad_modepage bad_rc16_sa bad_long_read'
 # A READ longer than its buffer fails on both sides; LIO also reports the CDB's overflow
 # (8192-512) as residual, which makes SG_IO show no data. rtarget, like LIO for every other
 # failed command, leaves the residual at 0.
 ALLOWED_RESID='bad_long_read'
+# A WRITE with FUA on a device without a write cache: SBC-4 gives FUA no condition and
+# rtarget writes it (GOOD); LIO refuses it (INVALID FIELD IN CDB).
+ALLOWED_GOOD_WHERE_LIO_FAILS='fua_write_no_wce'
 # Standard INQUIRY byte 5: LIO claims TPGS=3 (ALUA) and 3PC (EXTENDED COPY); rtarget claims
 # neither until it implements them.
 ALLOWED_INQ_BYTE5='inquiry inquiry_short'
@@ -88,6 +91,10 @@ while IFS='|' read -r bname plugin control; do
         if [[ " $ALLOWED_RESID " == *" $name "* ]]; then
             r=$(echo "$r" | sed -E 's/resid=[0-9-]+ //; s/data=.*//'); l=$(echo "$l" | sed -E 's/resid=[0-9-]+ //; s/data=.*//')
             why="$why (residual allowed to differ)"
+        fi
+        if [[ " $ALLOWED_GOOD_WHERE_LIO_FAILS " == *" $name "* ]]; then
+            [[ "$r" == status=00* && "$l" == status=02*sense=70000500* ]] && l=$r
+            why="$why (GOOD where LIO refuses: allowed)"
         fi
         if [[ " $ALLOWED_INQ_BYTE5 " == *" $name "* ]]; then
             r=$(echo "$r" | sed -E 's/(data=[0-9a-f]{10})[0-9a-f]{2}/\1../'); l=$(echo "$l" | sed -E 's/(data=[0-9a-f]{10})[0-9a-f]{2}/\1../')

@@ -3,7 +3,7 @@
 # A ramdisk LUN through the loop fabric: real tools read it; malformed CDBs get exact sense.
 . "$(dirname "$0")/lib.sh"
 SGIO="$(dirname "$0")/sgio.py"
-tap_plan 25
+tap_plan 26
 unload_all; dmesg_mark
 
 check "modprobe rtarget_core" modprobe rtarget_core
@@ -59,8 +59,9 @@ expect "READ(10) past the end: LBA OUT OF RANGE" \
     "$(fixed_sense 5 0x21 0)" 28000002000000000100 --in 512
 expect "READ(10) of 16 blocks into 512 bytes: INVALID FIELD IN CDB at byte 7" \
     "$(fixed_sense 5 0x24 0 c00007)" 28000000000000001000 --in 512
-expect "WRITE(10) with FUA and no write cache: INVALID FIELD IN CDB at byte 1 bit 3" \
-    "$(fixed_sense 5 0x24 0 cb0001)" 2a080000000000000100 --out "$(printf '00%.0s' $(seq 512))"
+check "WRITE(10) with FUA and no write cache: GOOD (SBC-4 sets no condition; LIO refuses it)" sh -c "python3 $SGIO $sg 2a080000000000000100 --out $(printf '00%.0s' $(seq 512)) | grep -q '^status=00 '"
+expect "VERIFY(10) with BYTCHK=2 (reserved): INVALID FIELD IN CDB at byte 1 bit 2" \
+    "$(fixed_sense 5 0x24 0 ca0001)" 2f040000000000000100
 expect "INQUIRY of an unknown VPD page: INVALID FIELD IN CDB at byte 2" \
     "$(fixed_sense 5 0x24 0 c00002)" 1201ee00ff00 --in 255
 expect "MODE SENSE of an unknown page: INVALID FIELD IN CDB at byte 2 bit 5" \

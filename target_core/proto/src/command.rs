@@ -260,7 +260,8 @@ pub struct Limits {
     pub block_size: u32,
     /// Largest READ/WRITE in blocks (VPD B0h MAXIMUM TRANSFER LENGTH).
     pub max_transfer: u32,
-    /// WCE: DPO and FUA are accepted only with a write cache, as in LIO.
+    /// WCE. DPO and FUA are accepted either way (SBC-4 gives them no condition; LIO refuses
+    /// them without a write cache, which initiators such as libiscsi's tests trip over).
     pub write_cache: bool,
     /// Protection information enabled.
     pub pi: bool,
@@ -934,10 +935,6 @@ pub fn report_tmfs_data(repd: bool) -> ([u8; 16], usize) {
 }
 
 fn parse_rw(rw: &RwCdb, dev: &Limits, data_len: u32) -> Result<Action, Sense> {
-    if !dev.write_cache && (rw.dpo || rw.fua) {
-        let bit = if rw.dpo { 4 } else { 3 };
-        return Err(Sense::invalid_cdb_field(1, Some(bit)));
-    }
     rw.check(dev.blocks, dev.max_transfer, dev.pi)?;
     let need = u64::from(rw.blocks) * u64::from(dev.block_size);
     match rw.dir {
@@ -1045,21 +1042,21 @@ mod tests {
     }
 
     #[test]
-    fn fua_needs_write_cache() {
-        let s = parse(&[WRITE_10, 0x08, 0, 0, 0, 0, 0, 0, 1, 0], &DEV, 512).unwrap_err();
+    fn dpo_and_fua_with_or_without_write_cache() {
         assert_eq!(
-            s.field.unwrap(),
-            FieldPointer {
-                in_cdb: true,
-                byte: 1,
-                bit: Some(3)
-            }
+            parse(&[WRITE_10, 0x08, 0, 0, 0, 0, 0, 0, 1, 0], &DEV, 512),
+            Ok(Action::Write {
+                lba: 0,
+                blocks: 1,
+                fua: true
+            })
         );
         let wc = Limits {
             write_cache: true,
             ..DEV
         };
         assert!(parse(&[WRITE_10, 0x18, 0, 0, 0, 0, 0, 0, 1, 0], &wc, 512).is_ok());
+        assert!(parse(&[READ_10, 0x1a, 0, 0, 0, 0, 0, 0, 1, 0], &DEV, 512).is_ok());
     }
 
     #[test]
