@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """libiscsi's iscsi-test-cu, judged per test.
 
-  libiscsi.py parse OUTPUT              one "Suite.Test outcome [reason]" line per test
+  libiscsi.py parse OUTPUT [TESTS]      one "Suite.Test outcome [reason]" line per test; a test
+                                        of TESTS (Suite.Test lines) the output lacks failed
   libiscsi.py judge EXPECT BACKEND RTARGET LIO
                                         TAP-free report; exit 1 on a regression
 
@@ -113,8 +114,12 @@ def judge(expect_path, backend, rt_path, lio_path):
 
 
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "parse":
-        for t, (o, r) in parse(open(sys.argv[2], errors="replace").read()).items():
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "parse":
+        res = parse(open(sys.argv[2], errors="replace").read())
+        if len(sys.argv) == 4:
+            for t in open(sys.argv[3]).read().split():
+                res.setdefault(t, ("fail", "not run (iscsi-test-cu stopped before it)"))
+        for t, (o, r) in sorted(res.items()):
             print(f"{t} {o} {r}".rstrip())
         return 0
     if len(sys.argv) == 6 and sys.argv[1] == "judge":

@@ -47,6 +47,12 @@ ALLOWED_RESID='bad_long_read'
 # A WRITE with FUA on a device without a write cache: SBC-4 gives FUA no condition and
 # rtarget writes it (GOOD); LIO refuses it (INVALID FIELD IN CDB).
 ALLOWED_GOOD_WHERE_LIO_FAILS='fua_write_no_wce'
+# MODE SENSE of the changeable values: rtarget lets MODE SELECT change WCE where the write cache
+# is emulated (caching page byte 2 is 04h); nothing is changeable in LIO.
+ALLOWED_WCE_CHANGEABLE='modesense6_changeable'
+# MODE SENSE's DPOFUA (device-specific parameter 10h): rtarget honours DPO and FUA on every
+# backend, write cache or not; LIO claims them only with a write cache.
+ALLOWED_DPOFUA='modesense6_all modesense10_all modesense6_caching modesense6_control modesense6_changeable'
 # Standard INQUIRY byte 5: LIO claims TPGS=3 (ALUA) and 3PC (EXTENDED COPY); rtarget claims
 # neither until it implements them.
 ALLOWED_INQ_BYTE5='inquiry inquiry_short'
@@ -95,6 +101,15 @@ while IFS='|' read -r bname plugin control; do
         if [[ " $ALLOWED_GOOD_WHERE_LIO_FAILS " == *" $name "* ]]; then
             [[ "$r" == status=00* && "$l" == status=02*sense=70000500* ]] && l=$r
             why="$why (GOOD where LIO refuses: allowed)"
+        fi
+        if [[ " $ALLOWED_WCE_CHANGEABLE " == *" $name "* ]]; then
+            r=$(echo "$r" | sed -E 's/(data=([0-9a-f]{2})*0812)[0-9a-f]{2}/\1../'); l=$(echo "$l" | sed -E 's/(data=([0-9a-f]{2})*0812)[0-9a-f]{2}/\1../')
+            why="$why (caching page WCE changeable in rtarget: allowed)"
+        fi
+        if [[ " $ALLOWED_DPOFUA " == *" $name "* ]]; then
+            at=$([[ $name == modesense10* ]] && echo 6 || echo 4)
+            r=$(echo "$r" | sed -E "s/(data=[0-9a-f]{$at})[0-9a-f]{2}/\\1../"); l=$(echo "$l" | sed -E "s/(data=[0-9a-f]{$at})[0-9a-f]{2}/\\1../")
+            why="$why (DPOFUA allowed to differ)"
         fi
         if [[ " $ALLOWED_INQ_BYTE5 " == *" $name "* ]]; then
             r=$(echo "$r" | sed -E 's/(data=[0-9a-f]{10})[0-9a-f]{2}/\1../'); l=$(echo "$l" | sed -E 's/(data=[0-9a-f]{10})[0-9a-f]{2}/\1../')

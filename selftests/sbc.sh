@@ -29,6 +29,7 @@ head -c $((64 * 512)) /dev/urandom > $W/pattern
 head -c $((64 * 512)) /dev/zero > $W/zeros64
 
 while IFS='|' read -r plugin control; do
+    t0=$SECONDS
     rm -f $BK/sbc.img
     dev=$(setup_dev "$plugin" sbc "$control")
     discard=1
@@ -131,6 +132,7 @@ while IFS='|' read -r plugin control; do
     check "$plugin: PRE-FETCH(10), START STOP UNIT (start), PREVENT ALLOW (0 and 1), sg_opcodes --tmf" bash -c "sg_raw $sg 34 00 00 00 00 00 00 00 10 00 &&
         sg_start --start $sg && sg_prevent --prevent=1 $sg && sg_prevent --allow $sg && sg_opcodes --tmf $sg | grep -q 'Logical unit reset'"
     teardown_lun
+    echo "# $plugin took $((SECONDS - t0))s"
 done <<< "$BACKENDS"
 scratch_down
 check "no oops or warning in dmesg" dmesg_clean

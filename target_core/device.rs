@@ -130,6 +130,7 @@ pub(crate) static ATTRIBS: [AttribSpec; 42] = [
 #[derive(Clone, Copy)]
 pub(crate) enum At {
     ModelAlias = 0,
+    FuaWrite = 2,
     WriteCache = 4,
     UaIntlck = 5,
     IsNonrot = 17,

@@ -260,9 +260,10 @@ pub struct Limits {
     pub block_size: u32,
     /// Largest READ/WRITE in blocks (VPD B0h MAXIMUM TRANSFER LENGTH).
     pub max_transfer: u32,
-    /// WCE. DPO and FUA are accepted either way (SBC-4 gives them no condition; LIO refuses
-    /// them without a write cache, which initiators such as libiscsi's tests trip over).
-    pub write_cache: bool,
+    /// DPO and FUA are supported (`emulate_fua_write`, MODE SENSE's DPOFUA): with or without a
+    /// write cache, as every backend honours FUA (LIO ties them to WCE). Without it, both bits
+    /// are refused, as SBC-4 and libiscsi's tests expect of a DPOFUA 0 device.
+    pub dpofua: bool,
     /// Protection information enabled.
     pub pi: bool,
     /// Logical block provisioning (READ and WRITE do not need it: left at its default).
@@ -678,7 +679,7 @@ fn check_write(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<(u64, u32), Se
 
 /// ORWRITE(16) (SBC-4 5.9).
 fn orwrite(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
-    if !dev.write_cache && cdb[1] & 0x18 != 0 {
+    if !dev.dpofua && cdb[1] & 0x18 != 0 {
         return Err(Sense::invalid_cdb_field(
             1,
             Some(if cdb[1] & 0x10 != 0 { 4 } else { 3 }),
@@ -714,7 +715,7 @@ fn compare_and_write(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, 
     if cdb[1] >> 5 != 0 && !dev.pi {
         return Err(Sense::invalid_cdb_field(1, Some(7)));
     }
-    if !dev.write_cache && cdb[1] & 0x18 != 0 {
+    if !dev.dpofua && cdb[1] & 0x18 != 0 {
         return Err(Sense::invalid_cdb_field(
             1,
             Some(if cdb[1] & 0x10 != 0 { 4 } else { 3 }),
@@ -935,6 +936,10 @@ pub fn report_tmfs_data(repd: bool) -> ([u8; 16], usize) {
 }
 
 fn parse_rw(rw: &RwCdb, dev: &Limits, data_len: u32) -> Result<Action, Sense> {
+    if !dev.dpofua && (rw.dpo || rw.fua) {
+        let bit = if rw.dpo { 4 } else { 3 };
+        return Err(Sense::invalid_cdb_field(1, Some(bit)));
+    }
     rw.check(dev.blocks, dev.max_transfer, dev.pi)?;
     let need = u64::from(rw.blocks) * u64::from(dev.block_size);
     match rw.dir {
@@ -978,7 +983,7 @@ mod tests {
         blocks: 1024,
         block_size: 512,
         max_transfer: 0xffff_fff8,
-        write_cache: false,
+        dpofua: true,
         pi: false,
         thin: Thin {
             tpu: true,
@@ -1042,7 +1047,7 @@ mod tests {
     }
 
     #[test]
-    fn dpo_and_fua_with_or_without_write_cache() {
+    fn dpo_and_fua_follow_dpofua() {
         assert_eq!(
             parse(&[WRITE_10, 0x08, 0, 0, 0, 0, 0, 0, 1, 0], &DEV, 512),
             Ok(Action::Write {
@@ -1051,12 +1056,15 @@ mod tests {
                 fua: true
             })
         );
-        let wc = Limits {
-            write_cache: true,
+        assert!(parse(&[READ_10, 0x1a, 0, 0, 0, 0, 0, 0, 1, 0], &DEV, 512).is_ok());
+        let no = Limits {
+            dpofua: false,
             ..DEV
         };
-        assert!(parse(&[WRITE_10, 0x18, 0, 0, 0, 0, 0, 0, 1, 0], &wc, 512).is_ok());
-        assert!(parse(&[READ_10, 0x1a, 0, 0, 0, 0, 0, 0, 1, 0], &DEV, 512).is_ok());
+        let s = parse(&[WRITE_10, 0x08, 0, 0, 0, 0, 0, 0, 1, 0], &no, 512).unwrap_err();
+        assert_eq!(s.field.unwrap().bit, Some(3));
+        let s = parse(&[READ_10, 0x10, 0, 0, 0, 0, 0, 0, 1, 0], &no, 512).unwrap_err();
+        assert_eq!(s.field.unwrap().bit, Some(4));
     }
 
     #[test]
@@ -1462,7 +1470,19 @@ mod tests {
             13
         );
         assert_eq!(
-            caw(0x08, 5, 1, 1024, &DEV).unwrap_err().field.unwrap().bit,
+            caw(0x08, 5, 1, 1024, &DEV),
+            Ok(Action::CompareAndWrite {
+                lba: 5,
+                blocks: 1,
+                fua: true
+            })
+        );
+        let no = Limits {
+            dpofua: false,
+            ..DEV
+        };
+        assert_eq!(
+            caw(0x08, 5, 1, 1024, &no).unwrap_err().field.unwrap().bit,
             Some(3)
         );
         assert_eq!(

@@ -77,8 +77,10 @@ pub struct Geometry {
     pub lowest_aligned: u16,
     /// Non-rotating medium (B1h rotation rate 1).
     pub nonrot: bool,
-    /// Write cache enabled (WCE); also gates DPO/FUA.
+    /// Write cache enabled (WCE).
     pub write_cache: bool,
+    /// DPO and FUA supported (MODE SENSE DPOFUA).
+    pub dpofua: bool,
     /// COMPARE AND WRITE supported (B0h byte 5).
     pub caw: bool,
     /// Logical block provisioning (B0h, B2h, READ CAPACITY(16)).
@@ -417,7 +419,7 @@ pub fn mode_sense(
         _ => return Err(Sense::invalid_cdb_field(3, None)),
     };
     let hdr_len = if ms.ten { 8 } else { 4 };
-    let dsp = if write_protect { 0x80 } else { 0 } | if geo.write_cache { 0x10 } else { 0 };
+    let dsp = if write_protect { 0x80 } else { 0 } | if geo.dpofua { 0x10 } else { 0 };
     let mut at = hdr_len;
     let mut bd_len = 0usize;
     if !ms.dbd {
@@ -594,6 +596,7 @@ mod tests {
             lowest_aligned: 0,
             nonrot: true,
             write_cache: false,
+            dpofua: false,
             caw: true,
             wce_changeable: true,
             thin: Thin::default(),
