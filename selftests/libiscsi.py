@@ -46,6 +46,11 @@ def parse(text):
         results[f"{suite}.{test}"] = (outcome, reason)
 
     for line in text.splitlines():
+        if line.startswith("### iscsi-test-cu"):
+            # A new invocation: its start-up output belongs to no test.
+            close()
+            test, body = None, []
+            continue
         m = re.match(r"^Suite: (\S+)", line)
         if m:
             close()

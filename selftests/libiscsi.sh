@@ -36,17 +36,21 @@ side() { # CORE_MODULE PROC_NAME PLUGIN CONTROL ATTRS OUTFILE
     sg1=$(lun_dev "$2" scsi_generic 0 1) && sg2=$(lun_dev "$2" scsi_generic 0 2) || return 1
     # One run per suite: a test that crashes the tool (some do over SG_IO, on any target)
     # costs only its own suite, whose unfinished tests then count as failed.
-    : > "$6.log"
+    : > "$6.log"; : > "$6.times"
     for suite in $SUITES; do
+        echo "### iscsi-test-cu ALL.$suite" >> "$6.log"
+        t0=$SECONDS
         timeout 300 iscsi-test-cu -d -S -t "ALL.$suite" "$sg1" "$sg2" >> "$6.log" 2>&1
         rc=$?
         [ $rc -ge 124 ] && echo "Suite $suite: iscsi-test-cu ended by signal or timeout (exit $rc)" | tee -a "$6.log" >&2
+        echo "$((SECONDS - t0)) $suite" >> "$6.times"
     done
     python3 "$HERE/libiscsi.py" parse "$6.log" $OUT/tests > "$6"
 }
 while IFS='|' read -r bname plugin control attrs; do
     check "$bname: rtarget: iscsi-test-cu ran its $(wc -l < $OUT/tests) tests" side rtarget_core rtarget_loop "$plugin" "$control" "$attrs" $OUT/$bname.rtarget
     unload_all
+    echo "rtarget: $(awk '{ s += $1 } END { print s }' $OUT/$bname.rtarget.times) s; slowest suites: $(sort -rn $OUT/$bname.rtarget.times | head -6 | tr '\n' ' ')" | tap_diag
     check "$bname: C LIO: iscsi-test-cu ran its $(wc -l < $OUT/tests) tests" side target_core_mod tcm_loopback "$plugin" "$control" "$attrs" $OUT/$bname.lio
     unload_all
     report=$(python3 "$HERE/libiscsi.py" judge "$HERE/libiscsi.expect" "$bname" $OUT/$bname.rtarget $OUT/$bname.lio 2>&1); rc=$?
