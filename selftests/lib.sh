@@ -13,8 +13,9 @@ tap_diag() { sed 's/^/# /'; }
 
 # check DESC CMD...: ok if CMD succeeds; its output becomes diagnostics on failure.
 check() {
-    local desc=$1 out; shift
+    local desc=$1 out t0=$SECONDS; shift
     if out=$("$@" 2>&1); then tap_ok "$desc"; else tap_not_ok "$desc"; printf '%s\n' "$out" | tap_diag; fi
+    [ -z "${RTARGET_TIME_CHECKS:-}" ] || echo "# ($((SECONDS - t0))s)"
 }
 # refuse DESC CMD...: ok if CMD fails.
 refuse() {
