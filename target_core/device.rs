@@ -494,10 +494,11 @@ impl Device {
 
     /// Capacity in blocks of the current block size.
     pub(crate) fn blocks(&self) -> u64 {
-        self.bytes
-            .load(Relaxed)
-            .checked_div(u64::from(self.attr(At::BlockSize)))
-            .unwrap_or(0)
+        // Block sizes are powers of two (512..=4096): a shift, not a division, per command.
+        match self.attr(At::BlockSize) {
+            0 => 0,
+            bs => self.bytes.load(Relaxed) >> bs.trailing_zeros(),
+        }
     }
 
     /// `enable`: opens or allocates the backend's storage and takes the hardware attributes

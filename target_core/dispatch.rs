@@ -13,6 +13,7 @@ use crate::proto::cdb::RwCdb;
 use crate::proto::command::{self, Action, Limits, Thin, NO_SENSE};
 use crate::proto::sense::Sense;
 use crate::proto::spc::{self, Geometry, Identity};
+use crate::session::Session;
 
 /// Largest response any emulated command builds.
 const RESPONSE_MAX: usize = spc::VPD_MAX;
@@ -216,14 +217,75 @@ fn run(mut cmd: CmdRef, next: Next) {
     }
 }
 
+/// READ and WRITE: decided with the LUN borrowed from the command (no reference taken), the
+/// CDB decoded once.
 fn decide(cmd: &mut CmdRef) -> Next {
+    let Ok(Some(rw)) = RwCdb::decode(cmd.cdb()) else {
+        return decide_other(cmd);
+    };
+    let data_len = cmd.sgl().len();
+    let Some(lun) = cmd.lun() else {
+        return Next::Done(Err(Sense::lun_not_supported()));
+    };
+    let (next, resid) = decide_io(&rw, lun, cmd.session().map(|s| &**s), data_len);
+    cmd.data_mut().resid = resid;
+    next
+}
+
+/// A READ or WRITE of `lun`: the backend request and the residual, or why not.
+fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) -> (Next, u32) {
+    let dev = &lun.device;
+    let limits = limits(dev, true);
+    let action = match command::parse_rw(rw, &limits, data_len) {
+        Ok(a) => a,
+        Err(s) => return (Next::Done(Err(s)), 0),
+    };
+    if let Some(s) = session {
+        if let Some(ua) = s.ua_check(lun.index, rw_opcode(rw), dev.attr(At::UaIntlck)) {
+            return (Next::Done(Err(ua)), 0);
+        }
+        if dev.spc2_conflict(s.id()) {
+            return (Next::Conflict, 0);
+        }
+    }
+    let bs = u64::from(limits.block_size);
+    match action {
+        Action::Read { lba, blocks, fua } | Action::Write { lba, blocks, fua } => {
+            let len = u64::from(blocks) * bs;
+            let rw = Rw {
+                pos: lba * bs,
+                len,
+                fua,
+            };
+            let resid = data_len.saturating_sub(len as u32);
+            if matches!(action, Action::Read { .. }) {
+                (Next::Backend(Op::Read(rw)), resid)
+            } else if dev.backend().is_some_and(|b| b.read_only()) {
+                (Next::Done(Err(Sense::write_protected())), 0)
+            } else {
+                (Next::Backend(Op::Write(rw)), resid)
+            }
+        }
+        _ => (Next::Done(Err(Sense::internal_target_failure())), 0),
+    }
+}
+
+/// An opcode the unit-attention rules treat like this READ or WRITE (neither passes one).
+fn rw_opcode(rw: &RwCdb) -> u8 {
+    match rw.dir {
+        crate::proto::cdb::Dir::Read => crate::proto::cdb::READ_10,
+        crate::proto::cdb::Dir::Write => crate::proto::cdb::WRITE_10,
+    }
+}
+
+/// Every command but a well-formed READ or WRITE.
+fn decide_other(cmd: &mut CmdRef) -> Next {
     let Some(lun) = cmd.lun().cloned() else {
         return Next::Done(Err(Sense::lun_not_supported()));
     };
     let dev = &lun.device;
     let data_len = cmd.sgl().len();
-    let io = matches!(RwCdb::decode(cmd.cdb()), Ok(Some(_)));
-    let limits = limits(dev, io);
+    let limits = limits(dev, false);
     let action = match command::parse(cmd.cdb(), &limits, data_len) {
         Ok(a) => a,
         Err(s) => return Next::Done(Err(s)),

@@ -935,7 +935,8 @@ pub fn report_tmfs_data(repd: bool) -> ([u8; 16], usize) {
     }
 }
 
-fn parse_rw(rw: &RwCdb, dev: &Limits, data_len: u32) -> Result<Action, Sense> {
+/// Checks a decoded READ or WRITE against the device and its data buffer.
+pub fn parse_rw(rw: &RwCdb, dev: &Limits, data_len: u32) -> Result<Action, Sense> {
     if !dev.dpofua && (rw.dpo || rw.fua) {
         let bit = if rw.dpo { 4 } else { 3 };
         return Err(Sense::invalid_cdb_field(1, Some(bit)));
