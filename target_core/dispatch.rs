@@ -359,8 +359,12 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             unmap: unmap && limits.thin.lbprz,
             zero: ndob,
         },
-        Action::CompareAndWrite { blocks: 0, .. } => Next::Done(Ok(0)),
-        Action::CompareAndWrite { .. } if dev.backend().is_some_and(|b| b.read_only()) => {
+        Action::CompareAndWrite { blocks: 0, .. }
+        | Action::OrWrite { blocks: 0, .. }
+        | Action::WriteVerify { blocks: 0, .. } => Next::Done(Ok(0)),
+        Action::CompareAndWrite { .. } | Action::OrWrite { .. } | Action::WriteVerify { .. }
+            if dev.backend().is_some_and(|b| b.read_only()) =>
+        {
             Next::Done(Err(Sense::write_protected()))
         }
         Action::CompareAndWrite { lba, blocks, fua } => Next::Caw {
@@ -369,14 +373,6 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             fua,
             or: false,
         },
-        Action::OrWrite { blocks: 0, .. } | Action::WriteVerify { blocks: 0, .. } => {
-            Next::Done(Ok(0))
-        }
-        Action::OrWrite { .. } | Action::WriteVerify { .. }
-            if dev.backend().is_some_and(|b| b.read_only()) =>
-        {
-            Next::Done(Err(Sense::write_protected()))
-        }
         Action::OrWrite { lba, blocks, fua } => Next::Caw {
             pos: lba * bs,
             len: u64::from(blocks) * bs,

@@ -207,15 +207,24 @@ pub(crate) fn write_same(
 
 /// GET LBA STATUS: the backend's answer (SEEK_HOLE, a RAM scan) may sleep, so it is asked
 /// from the I/O workqueue.
-pub(crate) fn get_lba_status(mut cmd: CmdRef, lba: u64, alloc: u32, blocks: u64, block_size: u32) {
+pub(crate) fn get_lba_status(cmd: CmdRef, lba: u64, alloc: u32, blocks: u64, block_size: u32) {
+    start_in_workqueue(
+        cmd,
+        StepKind::LbaStatus {
+            lba,
+            alloc,
+            blocks,
+            block_size,
+        },
+    )
+}
+
+/// Starts a command whose first step must run in process context: it is queued to the I/O
+/// workqueue as if a step had just finished.
+fn start_in_workqueue(mut cmd: CmdRef, kind: StepKind) {
     let step = KBox::new(
         Step {
-            kind: StepKind::LbaStatus {
-                lba,
-                alloc,
-                blocks,
-                block_size,
-            },
+            kind,
             fabric_sgl: *cmd.sgl(),
             scratch: None,
             result: Some(Ok(0)),
@@ -250,30 +259,17 @@ fn lba_status(cmd: &CmdRef, lba: u64, alloc: u32, blocks: u64, bs: u32) -> Resul
 
 /// COMPARE AND WRITE: from the workqueue, take the device's slot, read the blocks, compare
 /// them with the first half of the data-out buffer and, if equal, write the second half.
-pub(crate) fn compare_and_write(mut cmd: CmdRef, pos: u64, len: u64, fua: bool, or: bool) {
-    let step = KBox::new(
-        Step {
-            kind: StepKind::Caw {
-                or,
-                phase: CawPhase::Queued,
-                pos,
-                len,
-                fua,
-            },
-            fabric_sgl: *cmd.sgl(),
-            scratch: None,
-            result: Some(Ok(0)),
-            caw: None,
+pub(crate) fn compare_and_write(cmd: CmdRef, pos: u64, len: u64, fua: bool, or: bool) {
+    start_in_workqueue(
+        cmd,
+        StepKind::Caw {
+            or,
+            phase: CawPhase::Queued,
+            pos,
+            len,
+            fua,
         },
-        GFP_KERNEL,
-    );
-    match step {
-        Ok(step) => {
-            cmd.data_mut().step = Some(step);
-            cmd.defer()
-        }
-        Err(_) => cmd::complete(cmd, Err(Sense::internal_target_failure())),
-    }
+    )
 }
 
 /// The next step of a COMPARE AND WRITE or an ORWRITE (process context); its end gives the
