@@ -303,21 +303,9 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
     }
     let bs = u64::from(limits.block_size);
     match action {
-        Action::Read { lba, blocks, fua } | Action::Write { lba, blocks, fua } => {
-            let len = u64::from(blocks) * bs;
-            cmd.data_mut().resid = data_len.saturating_sub(len as u32);
-            let rw = Rw {
-                pos: lba * bs,
-                len,
-                fua,
-            };
-            if matches!(action, Action::Read { .. }) {
-                Next::Backend(Op::Read(rw))
-            } else if dev.backend().is_some_and(|b| b.read_only()) {
-                Next::Done(Err(Sense::write_protected()))
-            } else {
-                Next::Backend(Op::Write(rw))
-            }
+        // A well-formed READ or WRITE never comes here (`decide` takes it).
+        Action::Read { .. } | Action::Write { .. } => {
+            Next::Done(Err(Sense::internal_target_failure()))
         }
         Action::SyncCache { lba, blocks } => {
             if blocks > 0 && lba.saturating_add(u64::from(blocks)) > limits.blocks {
