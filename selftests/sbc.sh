@@ -69,7 +69,7 @@ while IFS='|' read -r plugin control; do
 
     # UNMAP: the range reads back as zeroes where the backend says so (LBPRZ).
     if [ $discard = 1 ]; then
-        check "$plugin: sg_unmap of LBAs 40-63" sg_unmap --lba=40 --num=24 "$sg"
+        check "$plugin: sg_unmap of LBAs 40-63" sg_unmap --force --lba=40 --num=24 "$sg"
         if [ "$(cat $dev/attrib/unmap_zeroes_data)" = 1 ]; then
             check "$plugin: LBAs 40-63 read back as zeroes (LBPRZ)" bash -c "blocks $sd 40 24 $W/u && cmp $W/u <(head -c $((24 * 512)) /dev/zero)"
         else
@@ -81,9 +81,9 @@ while IFS='|' read -r plugin control; do
             check "$plugin: GET LBA STATUS: LBA 40 deallocated, LBA 8 mapped" bash -c "sg_get_lba_status -b --lba=40 $sg | tee /dev/stderr | grep -qE '^0x0*28 +0x[0-9a-f]+ +1 ' &&
                 sg_get_lba_status -b --lba=8 $sg | grep -qE '^0x0*8 +0x[0-9a-f]+ +0 '"
         fi
-        check "$plugin: UNMAP past the end: LBA OUT OF RANGE" bash -c "sg_unmap --lba=4294967040 --num=2 $sg 2>&1 | grep -qi 'out of range'"
+        check "$plugin: UNMAP past the end: LBA OUT OF RANGE" bash -c "sg_unmap --force --lba=4294967040 --num=2 $sg 2>&1 | grep -qi 'out of range'"
     else
-        check "$plugin: UNMAP without emulate_tpu: invalid opcode" bash -c "sg_unmap --lba=40 --num=24 $sg 2>&1 | grep -qi 'invalid opcode\|Invalid command operation code\|not supported'"
+        check "$plugin: UNMAP without emulate_tpu: invalid opcode" bash -c "sg_unmap --force --lba=40 --num=24 $sg 2>&1 | grep -qi 'invalid opcode\|Invalid command operation code\|not supported'"
         tap_ok "$plugin: (no discard: nothing to read back)"
         tap_ok "$plugin: (no discard: no deallocated blocks)"
         tap_ok "$plugin: (no discard: no UNMAP range check)"
@@ -125,7 +125,7 @@ while IFS='|' read -r plugin control; do
         grep -q '^ *2f ' $W/ops && grep -q '^ *34 ' $W/ops"
     if [ $discard = 1 ]; then
         check "$plugin: sg_opcodes lists UNMAP with emulate_tpu=1, and not after emulate_tpu=0" bash -c "grep -q '^ *42 ' $W/ops &&
-            echo 0 > $dev/attrib/emulate_tpu && ! sg_opcodes -n $sg | grep -q '^ *42 ' && ! sg_unmap --lba=0 --num=1 $sg"
+            echo 0 > $dev/attrib/emulate_tpu && ! sg_opcodes -n $sg | grep -q '^ *42 ' && ! sg_unmap --force --lba=0 --num=1 $sg"
     else
         check "$plugin: sg_opcodes does not list UNMAP" bash -c "! grep -q '^ *42 ' $W/ops"
     fi
