@@ -105,6 +105,28 @@ pub(crate) struct Step {
     caw: Option<CawSlot>,
 }
 
+impl Step {
+    /// A step of `cmd` (whose scatterlist it sets aside), with the core's buffer if any.
+    /// `finished`: the step counts as done, so a deferral continues it right away.
+    fn new(
+        cmd: &CmdRef,
+        kind: StepKind,
+        scratch: Option<ScratchSgl>,
+        finished: bool,
+    ) -> Result<KBox<Step>> {
+        Ok(KBox::new(
+            Step {
+                kind,
+                fabric_sgl: *cmd.sgl(),
+                scratch,
+                result: finished.then_some(Ok(0)),
+                caw: None,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+}
+
 /// VERIFY with BYTCHK 1 or 3: read `len` bytes at `pos` into a scratch buffer, then compare.
 pub(crate) fn verify(mut cmd: CmdRef, pos: u64, len: u64, bytchk: u8, block_size: u32) {
     let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
@@ -114,17 +136,8 @@ pub(crate) fn verify(mut cmd: CmdRef, pos: u64, len: u64, bytchk: u8, block_size
         return cmd::complete(cmd, Err(Sense::invalid_cdb_field(7, None)));
     };
     let step = ScratchSgl::new(len32).and_then(|scratch| {
-        KBox::new(
-            Step {
-                kind: StepKind::VerifyCompare { bytchk, block_size },
-                fabric_sgl: *cmd.sgl(),
-                scratch: Some(scratch),
-                result: None,
-                caw: None,
-            },
-            GFP_KERNEL,
-        )
-        .map_err(Into::into)
+        let kind = StepKind::VerifyCompare { bytchk, block_size };
+        Step::new(&cmd, kind, Some(scratch), false)
     });
     let step = match step {
         Ok(s) => s,
@@ -184,20 +197,11 @@ pub(crate) fn write_same(
         while at < chunk as usize {
             at += sgl.copy_to(at, &block);
         }
-        KBox::new(
-            Step {
-                kind: StepKind::WriteSame {
-                    next: pos,
-                    end: pos + len,
-                },
-                fabric_sgl: *cmd.sgl(),
-                scratch: Some(scratch),
-                result: None,
-                caw: None,
-            },
-            GFP_KERNEL,
-        )
-        .map_err(Into::into)
+        let kind = StepKind::WriteSame {
+            next: pos,
+            end: pos + len,
+        };
+        Step::new(&cmd, kind, Some(scratch), false)
     });
     match step {
         Ok(step) => advance(cmd, step),
@@ -222,17 +226,7 @@ pub(crate) fn get_lba_status(cmd: CmdRef, lba: u64, alloc: u32, blocks: u64, blo
 /// Starts a command whose first step must run in process context: it is queued to the I/O
 /// workqueue as if a step had just finished.
 fn start_in_workqueue(mut cmd: CmdRef, kind: StepKind) {
-    let step = KBox::new(
-        Step {
-            kind,
-            fabric_sgl: *cmd.sgl(),
-            scratch: None,
-            result: Some(Ok(0)),
-            caw: None,
-        },
-        GFP_KERNEL,
-    );
-    match step {
+    match Step::new(&cmd, kind, None, true) {
         Ok(step) => {
             cmd.data_mut().step = Some(step);
             cmd.defer()
@@ -378,21 +372,12 @@ pub(crate) fn write_verify(mut cmd: CmdRef, pos: u64, len: u64, block_size: u32)
     let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
         return cmd::complete(cmd, Err(Sense::lun_not_supported()));
     };
-    let step = KBox::new(
-        Step {
-            kind: StepKind::WriteVerify {
-                pos,
-                len,
-                block_size,
-            },
-            fabric_sgl: *cmd.sgl(),
-            scratch: None,
-            result: None,
-            caw: None,
-        },
-        GFP_KERNEL,
-    );
-    let Ok(step) = step else {
+    let kind = StepKind::WriteVerify {
+        pos,
+        len,
+        block_size,
+    };
+    let Ok(step) = Step::new(&cmd, kind, None, false) else {
         return cmd::complete(cmd, Err(Sense::internal_target_failure()));
     };
     let rw = Rw {
@@ -414,21 +399,12 @@ fn fail(mut cmd: CmdRef, sense: Sense) {
 
 /// UNMAP of the parameter list's `count` descriptors, already checked.
 pub(crate) fn unmap(cmd: CmdRef, count: u32, block_size: u32) {
-    let step = KBox::new(
-        Step {
-            kind: StepKind::Unmap {
-                next: 0,
-                count,
-                block_size,
-            },
-            fabric_sgl: *cmd.sgl(),
-            scratch: None,
-            result: None,
-            caw: None,
-        },
-        GFP_KERNEL,
-    );
-    match step {
+    let kind = StepKind::Unmap {
+        next: 0,
+        count,
+        block_size,
+    };
+    match Step::new(&cmd, kind, None, false) {
         Ok(step) => advance(cmd, step),
         Err(_) => cmd::complete(cmd, Err(Sense::internal_target_failure())),
     }
