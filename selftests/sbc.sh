@@ -12,7 +12,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 BACKENDS="rd_mcp|rd_pages=4096
 fileio|fd_dev_name=$BK/sbc.img,fd_dev_size=16777216
 iblock|udev_path=/dev/ram0"
-PER=29
+PER=31
 tap_plan $(( $(echo "$BACKENDS" | wc -l) * PER + 2 ))
 unload_all; dmesg_mark
 check "scratch storage" scratch_up
@@ -119,6 +119,17 @@ while IFS='|' read -r plugin control; do
         blocks $sd 300 1 $W/b300 && cmp $W/b300 $W/xff"
     check "$plugin: WRITE AND VERIFY(10) BYTCHK=1 at LBA 320, read back" bash -c "sg_raw -s 512 -i $W/block $sg 2e 02 00 00 01 40 00 00 01 00 &&
         blocks $sd 320 1 $W/b320 && cmp $W/b320 $W/block"
+
+    # Transfer length: VPD B0h advertises hw_max_sectors (248 blocks for brd); fileio and
+    # iblock take up to 8 MiB in one command (iblock's bios are split to the queue's limits, as
+    # LIO's are), and refuse more with INVALID FIELD IN CDB.
+    check "$plugin: READ(10) of 256 blocks (VPD B0h's maximum: $(sg_vpd -p bl $sg | sed -n 's/.*Maximum transfer length: //p')) returns the data" bash -c "sg_raw -r 131072 -o $W/r256 $sg 28 00 00 00 00 00 00 01 00 00 &&
+        blocks $sd 0 256 $W/d256 && cmp $W/r256 $W/d256"
+    if [ "$plugin" = rd_mcp ]; then
+        tap_ok "$plugin: (hw_max_sectors is 4 GiB: no transfer is too long)"
+    else
+        check "$plugin: READ(16) of 16385 blocks (8 MiB + 1 block): INVALID FIELD IN CDB" bash -c "sg_raw -r 512 $sg 88 00 00 00 00 00 00 00 00 00 00 00 40 01 00 00 2>&1 | grep -q 'Invalid field in cdb'"
+    fi
 
     # The opcode report and the dispatch agree.
     check "$plugin: sg_opcodes lists WRITE SAME(10/16), VERIFY, PRE-FETCH" bash -c "sg_opcodes -n $sg > $W/ops && grep -q '^ *41 ' $W/ops && grep -q '^ *93 ' $W/ops &&

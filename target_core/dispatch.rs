@@ -32,7 +32,7 @@ fn limits(d: &Device, io: bool) -> Limits {
     Limits {
         blocks: d.blocks(),
         block_size: d.attr(At::BlockSize),
-        max_transfer: d.attr(At::HwMaxSectors),
+        max_transfer: d.max_transfer(),
         dpofua: d.attr(At::FuaWrite) != 0,
         pi: false,
         thin: if io { Thin::default() } else { thin(d) },

@@ -20,7 +20,7 @@ use kernel::str::CString;
 use kernel::sync::Arc;
 
 /// LIO's `FD_MAX_BYTES`: the largest single transfer.
-const FD_MAX_BYTES: u32 = 8 * 1024 * 1024;
+const FD_MAX_BYTES: u32 = super::MAX_ACCEPT_BYTES;
 /// LIO's `FD_MAX_DEVICE_QUEUE_DEPTH`.
 const FD_QUEUE_DEPTH: u32 = 128;
 /// LIO's `FD_BLOCKSIZE` for regular files.
@@ -160,6 +160,7 @@ impl BackendConfig for FileConfig {
                 bytes,
                 block_size,
                 max_sectors: FD_MAX_BYTES / block_size,
+                accept_sectors: 0,
                 queue_depth: FD_QUEUE_DEPTH,
                 write_cache: self.buffered,
                 nonrot: false,

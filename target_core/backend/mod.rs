@@ -60,6 +60,9 @@ pub enum Op {
     },
 }
 
+/// The longest single transfer a file or block backend takes (LIO's `FD_MAX_BYTES`).
+pub(crate) const MAX_ACCEPT_BYTES: u32 = 8 * 1024 * 1024;
+
 /// What an enabled backend reports about itself; feeds `attrib/`, VPD B0h and READ CAPACITY.
 #[derive(Clone, Copy, Debug)]
 pub struct Geometry {
@@ -67,8 +70,12 @@ pub struct Geometry {
     pub bytes: u64,
     /// `hw_block_size`.
     pub block_size: u32,
-    /// `hw_max_sectors`.
+    /// `hw_max_sectors`: the longest transfer VPD B0h advertises.
     pub max_sectors: u32,
+    /// The longest transfer accepted, in blocks, when more than `max_sectors` (0: the same).
+    /// iblock takes what LIO takes: its bios are split to the queue's limits, so initiators
+    /// that ignore VPD B0h (libiscsi, some iSCSI initiators) still get their data through.
+    pub accept_sectors: u32,
     /// `hw_queue_depth`.
     pub queue_depth: u32,
     /// A volatile write cache that SYNCHRONIZE CACHE flushes (`emulate_write_cache`'s default).
