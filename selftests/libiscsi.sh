@@ -1,13 +1,17 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Conformance: libiscsi's iscsi-test-cu (every test of its ALL family, -d -S, verbose) over the
-# loopback LUN's /dev/sg nodes, on each backend, for rtarget and then C LIO in the same boot.
-# Two loopback TPGs export the same device, so the tests that need a second initiator
-# (reservations, multipath) get one. Each backend's rtarget outcomes are held to
-# libiscsi.expect: a test that got worse fails the check; the table of differences with
-# C LIO is printed. LIBISCSI_PRINT=1 prints every outcome in the expectations' format.
-# LIBISCSI_LIO lists the backends C LIO runs on too (default rd_mcp, to keep make check's time
-# in bounds on the debug kernel; "all" for every backend). Outcomes: pass, fail, notimpl (the target lacks the command), skip.
+# loopback LUNs' /dev/sg nodes, on each backend, for rtarget and then C LIO in the same boot.
+# Each stack exports its backends at once (LUN i of two loopback TPGs, so the tests that need a
+# second initiator, reservations and multipath, get one) and runs the suites on all of them in
+# parallel: the debug VM has two CPUs and each run keeps about one busy. Each backend's rtarget
+# outcomes are held to libiscsi.expect: a test that got worse fails the check; the table of
+# differences with C LIO is printed. LIBISCSI_PRINT=1 prints every outcome in the
+# expectations' format. LIBISCSI_LIO lists the backends C LIO runs on too (default rd_mcp, to
+# keep make check's time in bounds on the debug kernel; "all" for every backend, "none").
+# Outcomes: pass, fail, notimpl (the target lacks the command), skip. LIBISCSI_BACKENDS and
+# LIBISCSI_SUITES narrow a developer's run; LIBISCSI_LOG=1 prints the log of every failed test
+# (a regression prints its backend's always).
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=/tmp/libiscsi; rm -rf $OUT; mkdir -p $OUT
@@ -21,52 +25,92 @@ TP="emulate_tpu=1 emulate_tpws=1"
 BACKENDS="rd_mcp|rd_mcp|rd_pages=16384|$TP
 fileio|fileio|fd_dev_name=$BK/conf.img,fd_dev_size=67108864|$TP
 iblock|iblock|udev_path=/dev/ram0|$TP"
+[ -z "${LIBISCSI_BACKENDS:-}" ] || BACKENDS=$(grep -E "^(${LIBISCSI_BACKENDS// /|})\|" <<< "$BACKENDS")
 nb=$(echo "$BACKENDS" | wc -l)
-iscsi-test-cu -l | awk -F. 'NF == 3 && $1 == "ALL" { print $2 "." $3 }' > $OUT/tests
+iscsi-test-cu -l | awk -F. 'NF == 3 && $1 == "ALL" { print $2 "." $3 }' |
+    grep -E "^(${LIBISCSI_SUITES:-.*})\." > $OUT/tests
 SUITES=$(cut -d. -f1 $OUT/tests | uniq)
 LIO_ON=${LIBISCSI_LIO:-rd_mcp}
-tap_plan $((nb * 3 + 1))
+tap_plan $((nb + 3))
 unload_all
 check "scratch storage" scratch_up
 
-side() { # CORE_MODULE PROC_NAME PLUGIN CONTROL ATTRS OUTFILE
-    local dev sg1 sg2 a
-    rm -f $BK/conf.img
-    modprobe "$1" && dev=$(setup_dev "$3" conf "$4") || return 1
-    for a in $5; do echo "${a#*=}" > "$dev/attrib/${a%%=*}" 2>/dev/null; done
-    link_dev "$dev" && mkdir -p "$TPG2/lun/lun_0" && echo "$NEXUS2" > "$TPG2/nexus" &&
-        ln -s "$dev" "$TPG2/lun/lun_0/link0" || return 1
-    sg1=$(lun_dev "$2" scsi_generic 0 1) && sg2=$(lun_dev "$2" scsi_generic 0 2) || return 1
-    # One run per suite: a test that crashes the tool (some do over SG_IO, on any target)
-    # costs only its own suite, whose unfinished tests then count as failed.
-    : > "$6.log"; : > "$6.times"
+# suites SG1 SG2 OUT: every suite, one iscsi-test-cu run each: a test that crashes the tool
+# (some do over SG_IO, on any target) costs only its own suite, whose unfinished tests then
+# count as failed. The log goes to OUT.log, each suite's time to OUT.times.
+suites() {
+    local suite t0 rc
+    : > "$3.log"; : > "$3.times"
     for suite in $SUITES; do
-        echo "### iscsi-test-cu ALL.$suite" >> "$6.log"
+        echo "### iscsi-test-cu ALL.$suite" >> "$3.log"
         t0=$SECONDS
-        timeout 300 iscsi-test-cu -d -S -t "ALL.$suite" "$sg1" "$sg2" >> "$6.log" 2>&1
+        timeout 300 iscsi-test-cu -d -S -t "ALL.$suite" "$1" "$2" >> "$3.log" 2>&1
         rc=$?
-        [ $rc -ge 124 ] && echo "Suite $suite: iscsi-test-cu ended by signal or timeout (exit $rc)" | tee -a "$6.log" >&2
-        echo "$((SECONDS - t0)) $suite" >> "$6.times"
+        [ $rc -ge 124 ] && echo "Suite $suite: iscsi-test-cu ended by signal or timeout (exit $rc)" | tee -a "$3.log" >&2
+        echo "$((SECONDS - t0)) $suite" >> "$3.times"
     done
-    python3 "$HERE/libiscsi.py" parse "$6.log" $OUT/tests > "$6"
 }
-while IFS='|' read -r bname plugin control attrs; do
-    check "$bname: rtarget: iscsi-test-cu ran its $(wc -l < $OUT/tests) tests" side rtarget_core rtarget_loop "$plugin" "$control" "$attrs" $OUT/$bname.rtarget
+
+# stack CORE_MODULE PROC_NAME SIDE BACKEND...: export each BACKEND as LUN i of both TPGs, run
+# the suites on all of them at once, parse each run into $OUT/BACKEND.SIDE. Each LUN added
+# under a live nexus raises REPORTED LUNS DATA HAS CHANGED on the others, which the tests do
+# not expect: TEST UNIT READY takes the unit attentions first, as an initiator's scan does.
+stack() {
+    local core=$1 proc=$2 side=$3 i=0 b plugin control attrs dev a sg1 sg2 rc=0
+    shift 3
+    rm -f $BK/conf.img
+    modprobe "$core" || return 1
+    for b in "$@"; do
+        IFS='|' read -r _ plugin control attrs <<< "$(grep "^$b|" <<< "$BACKENDS")"
+        dev=$(setup_dev "$plugin" conf "$control") || return 1
+        for a in $attrs; do echo "${a#*=}" > "$dev/attrib/${a%%=*}" 2>/dev/null; done
+        link_dev "$dev" $i && mkdir -p "$TPG2/lun/lun_$i" &&
+            { [ -n "$(cat "$TPG2/nexus")" ] || echo "$NEXUS2" > "$TPG2/nexus"; } &&
+            ln -s "$dev" "$TPG2/lun/lun_$i/link$i" || return 1
+        i=$((i + 1))
+    done
+    i=0
+    for b in "$@"; do
+        sg1=$(lun_dev "$proc" scsi_generic $i 1) && sg2=$(lun_dev "$proc" scsi_generic $i 2) || return 1
+        for a in $(seq 8); do sg_turs "$sg1" && sg_turs "$sg2" && break; done >/dev/null 2>&1
+        suites "$sg1" "$sg2" "$OUT/$b.$side" &
+        i=$((i + 1))
+    done
+    wait
+    for b in "$@"; do
+        python3 "$HERE/libiscsi.py" parse "$OUT/$b.$side.log" $OUT/tests > "$OUT/$b.$side" || rc=1
+    done
+    return $rc
+}
+times() { # SIDE BACKEND...
+    local b side=$1; shift
+    for b in "$@"; do
+        echo "$b: $side: $(awk '{ s += $1 } END { print s }' "$OUT/$b.$side.times") s; slowest suites: $(sort -rn "$OUT/$b.$side.times" | head -6 | tr '\n' ' ')"
+    done 2>/dev/null | tap_diag
+}
+
+names=$(cut -d'|' -f1 <<< "$BACKENDS" | tr '\n' ' ')
+check "rtarget: iscsi-test-cu ran its $(wc -l < $OUT/tests) tests on each of $names" stack rtarget_core rtarget_loop rtarget $names
+unload_all
+times rtarget $names
+[ "$LIO_ON" = all ] && LIO_ON=$names
+if [ "$LIO_ON" = none ]; then
+    tap_ok "C LIO: not run (LIBISCSI_LIO=none)"
+else
+    check "C LIO: iscsi-test-cu ran its $(wc -l < $OUT/tests) tests on each of $LIO_ON" stack target_core_mod tcm_loopback lio $LIO_ON
     unload_all
-    echo "rtarget: $(awk '{ s += $1 } END { print s }' $OUT/$bname.rtarget.times) s; slowest suites: $(sort -rn $OUT/$bname.rtarget.times | head -6 | tr '\n' ' ')" | tap_diag
+    times lio $LIO_ON
+fi
+for bname in $names; do
     lio=-
-    if [ "$LIO_ON" = all ] || [[ " $LIO_ON " == *" $bname "* ]]; then
-        check "$bname: C LIO: iscsi-test-cu ran its $(wc -l < $OUT/tests) tests" side target_core_mod tcm_loopback "$plugin" "$control" "$attrs" $OUT/$bname.lio
-        unload_all
-        lio=$OUT/$bname.lio
-    else
-        tap_ok "$bname: C LIO: not run on this backend (LIBISCSI_LIO=$LIO_ON)"
-    fi
+    [[ " $LIO_ON " == *" $bname "* ]] && lio=$OUT/$bname.lio
     report=$(python3 "$HERE/libiscsi.py" judge "$HERE/libiscsi.expect" "$bname" $OUT/$bname.rtarget $lio 2>&1); rc=$?
     printf '%s\n' "$report" | grep -v '^libiscsi-expect ' | tap_diag
     # The outcomes in libiscsi.expect's format, to update it from the log (grep 'libiscsi-expect').
     [ $rc -ne 0 ] || [ -n "${LIBISCSI_PRINT:-}" ] && printf '%s\n' "$report" | grep '^libiscsi-expect ' | tap_diag
+    [ $rc -ne 0 ] || [ -n "${LIBISCSI_LOG:-}" ] &&
+        python3 "$HERE/libiscsi.py" show $OUT/$bname.rtarget.log $OUT/$bname.rtarget | tap_diag
     if [ $rc -eq 0 ]; then tap_ok "$bname: no test worse than libiscsi.expect"; else tap_not_ok "$bname: no test worse than libiscsi.expect"; fi
-done <<< "$BACKENDS"
+done
 scratch_down
 tap_done

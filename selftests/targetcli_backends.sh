@@ -9,7 +9,8 @@ TC3=${RTARGET_CACHE:-/root/.cache/rtarget}/targetcli3/bin/targetcli
 tap_plan 39
 unload_all; dmesg_mark
 check "scratch storage" scratch_up
-check "upstream targetcli 3 is installed ($TC3)" sh -c "$TC3 --version 2>&1 | grep -q 'version 3.0.2'"
+# (Its package metadata, not --version: each targetcli start costs tens of seconds here.)
+check "upstream targetcli 3 is installed ($TC3)" sh -c "[ -x $TC3 ] && ls -d ${TC3%/bin/*}/lib/python3*/site-packages/targetcli-3.0.2.dist-info"
 head -c 8M /dev/urandom > $BK/pattern
 
 # Each targetcli start costs tens of seconds in the debug VM, so each step is one targetcli
@@ -27,7 +28,7 @@ said() { # LOG TEXT: the session printed TEXT
 # creates when it lists fabrics), which pin their modules as in LIO: remove them first.
 unload_rt() { rmdir "$CFG/loopback" "$CFG/iscsi" 2>/dev/null; rmmod_wait rtarget_loop rtarget_core; }
 reload_core() { unload_rt && modprobe rtarget_core; }
-clear_and_unload() { $1 clearconfig confirm=True && unload_rt; }
+teardown_and_unload() { teardown_lun && unload_rt; }
 
 generation() { # LABEL TARGETCLI
     local g=$1 tc=$2 sd0 sd1 log=/tmp/$1-session.txt
@@ -76,7 +77,8 @@ assert [l['storage_object'] for l in sorted(t['tpgs'][0]['luns'], key=lambda l: 
         diff -u /tmp/$g-1.json /tmp/$g-2.json"
     sd0=$(lun_dev rtarget_loop block 1); sd1=$(lun_dev rtarget_loop block 2)
     check "$g: the pattern reads back from the fileio and block disks" sh -c "cmp -n 8388608 $BK/pattern $sd0 && cmp -n 8388608 $BK/pattern $sd1"
-    check "$g: clearconfig and unload" clear_and_unload "$tc"
+    # clearconfig is checked above; here plain configfs removal is enough.
+    check "$g: teardown and unload" teardown_and_unload
 }
 mkdir -p /etc/rtslib-fb-target /etc/target
 generation debian targetcli
