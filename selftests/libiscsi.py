@@ -5,8 +5,9 @@
   libiscsi.py parse OUTPUT [TESTS]      one "Suite.Test outcome [reason]" line per test; a test
                                         of TESTS (Suite.Test lines) the output lacks failed
   libiscsi.py judge EXPECT BACKEND RTARGET LIO|-
-  libiscsi.py show OUTPUT RESULTS       the log's last lines of each test RESULTS says failed
                                         TAP-free report; exit 1 on a regression
+  libiscsi.py show OUTPUT RESULTS       the log around the first failure of each test RESULTS
+                                        says failed
 
 CUnit counts a skipped test as passed, so the outcome comes from the test's own log:
   pass     ran, no skip

@@ -279,8 +279,6 @@ pub struct Device {
     backend: SetOnce<Arc<dyn Backend>>,
     /// Bytes of storage, set at enable (and by a fileio resize).
     bytes: Atomic<u64>,
-    /// The backend's [`Geometry::accept_sectors`], set at enable.
-    accept_sectors: Atomic<u32>,
     /// The session holding an SPC-2 reservation (RESERVE), 0 when none: one relaxed load
     /// per command checks it.
     spc2_holder: Atomic<usize>,
@@ -350,7 +348,6 @@ impl Device {
                 config <- kernel::new_mutex!(Config { backend, alias: None, udev_path: None }),
                 backend: SetOnce::new(),
                 bytes: Atomic::new(0),
-                accept_sectors: Atomic::new(0),
                 spc2_holder: Atomic::new(0),
                 exports <- kernel::new_mutex!(KVec::new()),
                 caw <- kernel::new_mutex!(CawQueue { busy: false, waiting: KVec::new() }),
@@ -495,11 +492,14 @@ impl Device {
         self.backend.as_ref()
     }
 
-    /// The longest transfer a command may ask for, in blocks: `hw_max_sectors`, or more if
-    /// the backend takes more.
+    /// The longest transfer a command may ask for, in blocks: `hw_max_sectors`, and never
+    /// less than [`MAX_ACCEPT_BYTES`](crate::backend::MAX_ACCEPT_BYTES).
     pub(crate) fn max_transfer(&self) -> u32 {
-        self.attr(At::HwMaxSectors)
-            .max(self.accept_sectors.load(Relaxed))
+        let accept = match self.attr(At::BlockSize) {
+            0 => 0,
+            bs => crate::backend::MAX_ACCEPT_BYTES >> bs.trailing_zeros(),
+        };
+        self.attr(At::HwMaxSectors).max(accept)
     }
 
     /// Capacity in blocks of the current block size.
@@ -527,7 +527,6 @@ impl Device {
             }
         }
         self.bytes.store(geo.bytes, Relaxed);
-        self.accept_sectors.store(geo.accept_sectors, Relaxed);
         if !self.backend.populate(backend) {
             return Err(EEXIST);
         }

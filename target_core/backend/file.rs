@@ -160,7 +160,6 @@ impl BackendConfig for FileConfig {
                 bytes,
                 block_size,
                 max_sectors: FD_MAX_BYTES / block_size,
-                accept_sectors: 0,
                 queue_depth: FD_QUEUE_DEPTH,
                 write_cache: self.buffered,
                 nonrot: false,

@@ -130,9 +130,6 @@ impl BackendConfig for IblockConfig {
                 bytes: l.nr_sectors * 512,
                 block_size: lbs,
                 max_sectors,
-                // As fileio's `FD_MAX_BYTES`: one command's bios are split to the queue's
-                // limits, so the queue's own maximum need not bound it.
-                accept_sectors: super::MAX_ACCEPT_BYTES / lbs,
                 queue_depth: l.nr_requests,
                 // LIO keeps the attribute 0 and reports the device's cache (`get_write_cache`).
                 write_cache: false,

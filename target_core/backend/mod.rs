@@ -60,7 +60,9 @@ pub enum Op {
     },
 }
 
-/// The longest single transfer a file or block backend takes (LIO's `FD_MAX_BYTES`).
+/// Every backend takes a transfer this long in one command, whatever `hw_max_sectors` VPD B0h
+/// advertises (LIO's `FD_MAX_BYTES`): iblock's bios are split to the queue's limits, so
+/// initiators that ignore VPD B0h (libiscsi, some iSCSI initiators) get through, as on LIO.
 pub(crate) const MAX_ACCEPT_BYTES: u32 = 8 * 1024 * 1024;
 
 /// What an enabled backend reports about itself; feeds `attrib/`, VPD B0h and READ CAPACITY.
@@ -72,10 +74,6 @@ pub struct Geometry {
     pub block_size: u32,
     /// `hw_max_sectors`: the longest transfer VPD B0h advertises.
     pub max_sectors: u32,
-    /// The longest transfer accepted, in blocks, when more than `max_sectors` (0: the same).
-    /// iblock takes what LIO takes: its bios are split to the queue's limits, so initiators
-    /// that ignore VPD B0h (libiscsi, some iSCSI initiators) still get their data through.
-    pub accept_sectors: u32,
     /// `hw_queue_depth`.
     pub queue_depth: u32,
     /// A volatile write cache that SYNCHRONIZE CACHE flushes (`emulate_write_cache`'s default).

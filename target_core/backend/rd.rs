@@ -92,7 +92,6 @@ impl BackendConfig for RdConfig {
                 bytes,
                 block_size: 512,
                 max_sectors: RD_HW_MAX_SECTORS,
-                accept_sectors: 0,
                 queue_depth: RD_HW_QUEUE_DEPTH,
                 write_cache: false,
                 nonrot: true,
