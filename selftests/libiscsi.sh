@@ -11,7 +11,7 @@
 # keep make check's time in bounds on the debug kernel; "all" for every backend, "none").
 # Outcomes: pass, fail, notimpl (the target lacks the command), skip. LIBISCSI_BACKENDS and
 # LIBISCSI_SUITES narrow a developer's run; LIBISCSI_LOG=1 prints the log of every failed test
-# (a regression prints its backend's always).
+# (a regression prints its backend's always); LIBISCSI_SCSI_LOG=1 logs every SCSI command too.
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=/tmp/libiscsi; rm -rf $OUT; mkdir -p $OUT
@@ -44,7 +44,7 @@ suites() {
     for suite in $SUITES; do
         echo "### iscsi-test-cu ALL.$suite" >> "$3.log"
         t0=$SECONDS
-        timeout 300 iscsi-test-cu -d -S -t "ALL.$suite" "$1" "$2" >> "$3.log" 2>&1
+        timeout 300 iscsi-test-cu -d -S ${LIBISCSI_SCSI_LOG:+-V} -t "ALL.$suite" "$1" "$2" >> "$3.log" 2>&1
         rc=$?
         [ $rc -ge 124 ] && echo "Suite $suite: iscsi-test-cu ended by signal or timeout (exit $rc)" | tee -a "$3.log" >&2
         echo "$((SECONDS - t0)) $suite" >> "$3.times"
