@@ -305,6 +305,8 @@ impl CmdRef {
     /// `bdev` as bios (the first inline in the command), completed from `bi_end_io` into
     /// [`crate::backend::io_done`]. If the I/O could not be started, the handle comes back.
     ///
+    /// `atomic`: as one `REQ_ATOMIC` write, never split.
+    ///
     /// `bdev` must be the storage of the command's own device (see [`CmdRef::submit_file`]).
     pub(crate) fn submit_bio(
         self,
@@ -313,10 +315,11 @@ impl CmdRef {
         sector: u64,
         len: u64,
         fua: bool,
+        atomic: bool,
     ) -> core::result::Result<(), (CmdRef, Error)> {
         // SAFETY: the device outlives the I/O (the caller's contract, as for `submit_file`).
         self.submit_io(len, |io, sgl| unsafe {
-            bdev.submit(io, write, sector, sgl, fua, false)
+            bdev.submit(io, write, sector, sgl, fua, atomic)
         })
     }
 

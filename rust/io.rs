@@ -636,9 +636,10 @@ impl BlockDev {
     }
 
     /// Starts a read or write of all of `sgl` at 512-byte `sector`. Writes are `REQ_SYNC |
-    /// REQ_IDLE`, plus `REQ_FUA` on every bio with `fua` and `REQ_PREFLUSH` on the first with
-    /// `preflush`; both are ignored for reads (the block layer refuses them there) and the
-    /// block layer emulates or drops them as the device's cache needs. `io`'s `done` gets 0 or
+    /// REQ_IDLE`, plus `REQ_FUA` on every bio with `fua`, which reads ignore (the block layer
+    /// refuses it there) and the block layer emulates or drops as the device's cache needs.
+    /// With `atomic` (writes only), one `REQ_ATOMIC` bio: a list that would need a second bio
+    /// is refused (`EINVAL` in `done`), and so is what the device cannot write atomically. `io`'s `done` gets 0 or
     /// the first bio error (`blk_status_to_errno`). Returns `Ok` when `done` will be (or
     /// already was) called, an error when it will not: `EINVAL` for an empty `sgl` or a length
     /// that is not a multiple of the logical block size, `ENOMEM`. Sleeps (request tags, and
@@ -655,14 +656,14 @@ impl BlockDev {
         sector: u64,
         sgl: &Sgl,
         fua: bool,
-        preflush: bool,
+        atomic: bool,
     ) -> Result {
         let mut flags = 0;
         if fua {
             flags |= bindings::rt_bdev_flag_RT_BDEV_FUA;
         }
-        if preflush {
-            flags |= bindings::rt_bdev_flag_RT_BDEV_PREFLUSH;
+        if atomic {
+            flags |= bindings::rt_bdev_flag_RT_BDEV_ATOMIC;
         }
         // SAFETY: the device is open; `io` is initialised and free, and outlives the I/O with
         // `self`, by the function's requirements; the list is valid by `Sgl`'s invariant.

@@ -455,7 +455,7 @@ int rt_bdev_submit(struct rt_io *io, struct block_device *bdev, bool write, sect
 	if (write) {
 		/* As LIO and nvmet: REQ_SYNC | REQ_IDLE, so WBT does not throttle us. */
 		opf = REQ_OP_WRITE | REQ_SYNC | REQ_IDLE;
-		opf |= flags & (REQ_FUA | REQ_PREFLUSH);
+		opf |= flags & (REQ_FUA | REQ_PREFLUSH | REQ_ATOMIC);
 	} else {
 		/* The block layer refuses FUA and PREFLUSH on reads. */
 		opf = REQ_OP_READ;
@@ -489,7 +489,8 @@ int rt_bdev_submit(struct rt_io *io, struct block_device *bdev, bool write, sect
 			continue;
 		while (bio_add_page(bio, sg_page(sg), n, sg->offset) != n) {
 			/* An empty bio that refuses the page, or a split inside a block. */
-			if (unlikely(!bio->bi_vcnt || (mapped & lbs_mask))) {
+			/* An atomic write is one bio or nothing. */
+			if (unlikely(!bio->bi_vcnt || (mapped & lbs_mask) || (opf & REQ_ATOMIC))) {
 				rt_io_set_error(io, -EINVAL);
 				bio_endio(bio);
 				goto out_plug;

@@ -53,6 +53,7 @@ enum rt_io_layout {
 enum rt_bdev_flag {
 	RT_BDEV_FUA = REQ_FUA,
 	RT_BDEV_PREFLUSH = REQ_PREFLUSH,
+	RT_BDEV_ATOMIC = REQ_ATOMIC,
 };
 
 /* A block device's limits, as LIO's iblock reads them at configure time. */

@@ -5,15 +5,18 @@
 # UNMAP (with and without emulate_tpu), VERIFY with BYTCHK 1 and 3 (match and MISCOMPARE),
 # REPORT SUPPORTED OPERATION CODES agreeing with what is enabled, PRE-FETCH, START STOP UNIT,
 # PREVENT ALLOW MEDIUM REMOVAL, REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS, GET LBA STATUS,
-# COMPARE AND WRITE (including two racing writers), ORWRITE, WRITE AND VERIFY.
+# COMPARE AND WRITE (including two racing writers), ORWRITE, WRITE AND VERIFY; WRITE ATOMIC(16)
+# refused where the medium has no atomic writes, and served by iblock on a scsi_debug disk that
+# has them (limits from the queue, as LIO's iblock takes them).
 . "$(dirname "$0")/lib.sh"
 W=/tmp/sbc; rm -rf $W; mkdir -p $W
 HERE=$(cd "$(dirname "$0")" && pwd)
 BACKENDS="rd_mcp|rd_pages=4096
 fileio|fd_dev_name=$BK/sbc.img,fd_dev_size=16777216
 iblock|udev_path=/dev/ram0"
-PER=31
-tap_plan $(( $(echo "$BACKENDS" | wc -l) * PER + 2 ))
+PER=32
+ATOMIC=6
+tap_plan $(( $(echo "$BACKENDS" | wc -l) * PER + ATOMIC + 2 ))
 unload_all; dmesg_mark
 check "scratch storage" scratch_up
 modprobe rtarget_core
@@ -140,11 +143,47 @@ while IFS='|' read -r plugin control; do
     else
         check "$plugin: sg_opcodes does not list UNMAP" bash -c "! grep -q '^ *42 ' $W/ops"
     fi
+    check "$plugin: no atomic writes: WRITE ATOMIC(16) is an invalid opcode, sg_opcodes omits it" bash -c "[ \$(cat $dev/attrib/atomic_max_len) = 0 ] &&
+        sg_raw -s 512 -i $W/block $sg 9c 00 00 00 00 00 00 00 00 08 00 00 00 01 00 00 2>&1 | grep -q 'Invalid command operation code' && ! grep -q '^ *9c ' $W/ops"
     check "$plugin: PRE-FETCH(10), START STOP UNIT (start), PREVENT ALLOW (0 and 1), sg_opcodes --tmf" bash -c "sg_raw $sg 34 00 00 00 00 00 00 00 10 00 &&
         sg_start --start $sg && sg_prevent --prevent=1 $sg && sg_prevent --allow $sg && sg_opcodes --tmf $sg | grep -q 'Logical unit reset'"
     teardown_lun
     echo "# $plugin took $((SECONDS - t0))s"
 done <<< "$BACKENDS"
+
+# WRITE ATOMIC(16) on a medium with atomic writes: iblock on scsi_debug (atomic_wr=1).
+modprobe scsi_debug atomic_wr=1 dev_size_mb=16
+sdbg=""
+for i in $(seq 1 50); do
+    sdbg=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block 2>/dev/null | head -1)
+    [ -n "$sdbg" ] && [ -b /dev/$sdbg ] && break
+    sleep 0.2
+done
+q=/sys/block/$sdbg/queue
+check "scsi_debug disk with atomic writes (/dev/$sdbg: $(cat $q/atomic_write_max_bytes 2>/dev/null) bytes at most)" bash -c "[ -b /dev/$sdbg ] && [ \$(cat $q/atomic_write_max_bytes) -gt 0 ]"
+dev=$(setup_dev iblock atom udev_path=/dev/$sdbg)
+amax=$(cat $dev/attrib/atomic_max_len); agran=$(cat $dev/attrib/atomic_granularity); aalign=$(cat $dev/attrib/atomic_alignment)
+check "iblock atomic: atomic_max_len $amax, granularity $agran, alignment $aalign from the queue's limits" bash -c "
+    [ $amax = \$(( \$(cat $q/atomic_write_max_bytes) / 512 )) ] && [ $agran = \$(( \$(cat $q/atomic_write_unit_min_bytes) / 512 )) ] && [ $aalign = $agran ] && [ $amax -gt 0 ]"
+link_dev "$dev" >/dev/null
+sg=$(lun_dev rtarget_loop scsi_generic); sd=$(lun_dev rtarget_loop block)
+check "iblock atomic: VPD B0h and sg_opcodes advertise WRITE ATOMIC(16)" bash -c "sg_vpd -p bl $sg | tee /dev/stderr | grep -q 'Maximum atomic transfer length: $amax' &&
+    sg_opcodes -n $sg | grep -q '^ *9c '"
+n=$(( agran > 0 ? agran : 1 )); lba=$(( (aalign > 0 ? aalign : 1) * 8 ))
+head -c $((n * 512)) /dev/urandom > $W/atomic
+hex() { printf '%02x ' $(( ($1 >> 8) & 255 )) $(( $1 & 255 )); }
+check "iblock atomic: WRITE ATOMIC(16) of $n blocks at LBA $lba, read back" bash -c "sg_raw -s $((n * 512)) -i $W/atomic $sg 9c 00 00 00 00 00 00 00 $(hex $lba) 00 00 $(hex $n) 00 00 &&
+    blocks $sd $lba $n $W/atomic.got && cmp $W/atomic.got $W/atomic"
+long=$(( amax + n ))
+check "iblock atomic: WRITE ATOMIC(16) of $long blocks (over the maximum): INVALID FIELD IN CDB" bash -c "head -c $((long * 512)) /dev/zero > $W/long &&
+    sg_raw -s $((long * 512)) -i $W/long $sg 9c 00 00 00 00 00 00 00 00 00 00 00 $(hex $long) 00 00 2>&1 | grep -q 'Invalid field in cdb'"
+if [ "$aalign" -gt 1 ]; then
+    check "iblock atomic: WRITE ATOMIC(16) at a misaligned LBA: INVALID FIELD IN CDB" bash -c "sg_raw -s $((n * 512)) -i $W/atomic $sg 9c 00 00 00 00 00 00 00 $(hex $((lba + 1))) 00 00 $(hex $n) 00 00 2>&1 | grep -q 'Invalid field in cdb'"
+else
+    check "iblock atomic: WRITE ATOMIC(16) with a boundary the device lacks: INVALID FIELD IN CDB" bash -c "sg_raw -s $((n * 512)) -i $W/atomic $sg 9c 00 00 00 00 00 00 00 $(hex $lba) 00 01 $(hex $n) 00 00 2>&1 | grep -q 'Invalid field in cdb'"
+fi
+teardown_lun
+rmmod scsi_debug 2>/dev/null
 scratch_down
 check "no oops or warning in dmesg" dmesg_clean
 tap_done

@@ -147,6 +147,11 @@ pub(crate) enum At {
     UnmapAlignment = 29,
     UnmapZeroesData = 30,
     MaxWriteSameLen = 31,
+    AtomicAlignment = 37,
+    AtomicMaxLen = 38,
+    AtomicGranularity = 39,
+    AtomicMaxWithBoundary = 40,
+    AtomicMaxBoundary = 41,
 }
 
 /// An attribute's value after `enable` (`cur` before): the backend's geometry for the
@@ -159,6 +164,10 @@ fn post_enable_value(spec: &AttribSpec, cur: u32, geo: &Geometry) -> u32 {
         b"hw_queue_depth" | b"queue_depth" => geo.queue_depth,
         b"is_nonrot" => u32::from(geo.nonrot),
         b"emulate_write_cache" => cur | u32::from(geo.write_cache),
+        b"atomic_max_len" => geo.atomic_max_bytes / geo.block_size.max(1),
+        b"atomic_alignment" | b"atomic_granularity" => {
+            geo.atomic_unit_bytes / geo.block_size.max(1)
+        }
         _ => spec.post,
     }
 }

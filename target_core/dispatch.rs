@@ -10,7 +10,7 @@ use crate::cmd::{self, CmdRef, DataDir};
 use crate::device::{At, Device};
 use crate::lun::Lun;
 use crate::proto::cdb::RwCdb;
-use crate::proto::command::{self, Action, Limits, Thin, NO_SENSE};
+use crate::proto::command::{self, Action, AtomicLimits, Limits, Thin, NO_SENSE};
 use crate::proto::sense::Sense;
 use crate::proto::spc::{self, Geometry, Identity};
 use crate::session::Session;
@@ -37,6 +37,21 @@ fn limits(d: &Device, io: bool) -> Limits {
         pi: false,
         thin: if io { Thin::default() } else { thin(d) },
         caw: !io && d.attr(At::Caw) != 0,
+        atomic: if io {
+            AtomicLimits::default()
+        } else {
+            atomic(d)
+        },
+    }
+}
+
+fn atomic(d: &Device) -> AtomicLimits {
+    AtomicLimits {
+        max_len: d.attr(At::AtomicMaxLen),
+        alignment: d.attr(At::AtomicAlignment),
+        granularity: d.attr(At::AtomicGranularity),
+        max_with_boundary: d.attr(At::AtomicMaxWithBoundary),
+        max_boundary: d.attr(At::AtomicMaxBoundary),
     }
 }
 
@@ -78,6 +93,7 @@ fn geometry(d: &Device) -> Geometry {
         thin: thin(d),
         unmap_granularity: d.attr(At::UnmapGranularity),
         unmap_alignment: d.attr(At::UnmapAlignment),
+        atomic: atomic(d),
     }
 }
 
@@ -137,7 +153,7 @@ pub(crate) fn execute(mut cmd: CmdRef) {
     // Data-out still on the wire: fetch it first. A WRITE resumes with its decided request;
     // the other commands are decided again once their data is in.
     let fetch = match next {
-        Next::Backend(op @ Op::Write(rw)) if rw.len > 0 => Some(op),
+        Next::Backend(op @ (Op::Write(rw) | Op::WriteAtomic(rw))) if rw.len > 0 => Some(op),
         Next::Verify { .. }
         | Next::WriteSame { zero: false, .. }
         | Next::Unmap { .. }
@@ -162,7 +178,7 @@ pub(crate) fn execute(mut cmd: CmdRef) {
 pub(crate) fn resume(mut cmd: CmdRef) {
     cmd.data_mut().data_ready = true;
     match cmd.data().op {
-        op @ Op::Write(_) => run(cmd, Next::Backend(op)),
+        op @ (Op::Write(_) | Op::WriteAtomic(_)) => run(cmd, Next::Backend(op)),
         _ => execute(cmd),
     }
 }
@@ -208,6 +224,7 @@ fn run(mut cmd: CmdRef, next: Next) {
             match op {
                 Op::Read(rw) => be.rw(cmd, rw, false),
                 Op::Write(rw) => be.rw(cmd, rw, true),
+                Op::WriteAtomic(rw) => be.write_atomic(cmd, rw),
                 Op::Flush { pos, len } => be.flush(cmd, pos, len),
                 Op::Discard { pos, len } => be.discard(cmd, pos, len),
                 Op::WriteZeroes { pos, len } => be.write_zeroes(cmd, pos, len),
@@ -350,7 +367,10 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
         Action::CompareAndWrite { blocks: 0, .. }
         | Action::OrWrite { blocks: 0, .. }
         | Action::WriteVerify { blocks: 0, .. } => Next::Done(Ok(0)),
-        Action::CompareAndWrite { .. } | Action::OrWrite { .. } | Action::WriteVerify { .. }
+        Action::CompareAndWrite { .. }
+        | Action::OrWrite { .. }
+        | Action::WriteVerify { .. }
+        | Action::WriteAtomic { .. }
             if dev.backend().is_some_and(|b| b.read_only()) =>
         {
             Next::Done(Err(Sense::write_protected()))
@@ -361,6 +381,11 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             fua,
             or: false,
         },
+        Action::WriteAtomic { lba, blocks, fua } => Next::Backend(Op::WriteAtomic(Rw {
+            pos: lba * bs,
+            len: u64::from(blocks) * bs,
+            fua,
+        })),
         Action::OrWrite { lba, blocks, fua } => Next::Caw {
             pos: lba * bs,
             len: u64::from(blocks) * bs,

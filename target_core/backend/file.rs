@@ -163,6 +163,8 @@ impl BackendConfig for FileConfig {
                 queue_depth: FD_QUEUE_DEPTH,
                 write_cache: self.buffered,
                 nonrot: false,
+                atomic_max_bytes: 0,
+                atomic_unit_bytes: 0,
             },
         ))
     }
@@ -227,6 +229,8 @@ impl Backend for File {
             crate::backend::Op::Discard { pos, len } => self.deallocate(pos, len, false),
             crate::backend::Op::WriteZeroes { pos, len } => self.deallocate(pos, len, true),
             crate::backend::Op::None => Ok(()),
+            // fileio has no atomic writes (its geometry gives no limits): never queued.
+            crate::backend::Op::WriteAtomic(_) => Err(Sense::invalid_opcode()),
         };
         let resid = cmd.resid();
         cmd::complete(cmd, result.map(|()| resid))

@@ -134,6 +134,9 @@ impl BackendConfig for IblockConfig {
                 // LIO keeps the attribute 0 and reports the device's cache (`get_write_cache`).
                 write_cache: false,
                 nonrot: l.nonrot,
+                // As LIO's `target_configure_write_atomic_from_bdev`.
+                atomic_max_bytes: l.atomic_write_max_bytes,
+                atomic_unit_bytes: l.atomic_write_unit_min_bytes,
             },
         ))
     }
@@ -160,7 +163,20 @@ impl Backend for Iblock {
             let resid = cmd.resid();
             return cmd::complete(cmd, Ok(resid));
         }
-        if let Err((cmd, _)) = cmd.submit_bio(&self.bdev, write, rw.pos / 512, rw.len, rw.fua) {
+        if let Err((cmd, _)) =
+            cmd.submit_bio(&self.bdev, write, rw.pos / 512, rw.len, rw.fua, false)
+        {
+            cmd::complete(cmd, Err(Sense::backend_io_failure()));
+        }
+    }
+
+    /// One `REQ_ATOMIC` bio: the block layer refuses what the device cannot write atomically.
+    fn write_atomic(&self, cmd: CmdRef, rw: Rw) {
+        if rw.len == 0 {
+            return cmd::complete(cmd, Ok(0));
+        }
+        if let Err((cmd, _)) = cmd.submit_bio(&self.bdev, true, rw.pos / 512, rw.len, rw.fua, true)
+        {
             cmd::complete(cmd, Err(Sense::backend_io_failure()));
         }
     }

@@ -37,6 +37,8 @@ pub enum Op {
     Read(Rw),
     /// Write from the command's buffer.
     Write(Rw),
+    /// Write from the command's buffer, all or nothing (WRITE ATOMIC).
+    WriteAtomic(Rw),
     /// Make `len` bytes from `pos` durable (`len` 0: everything).
     Flush {
         /// Byte offset.
@@ -80,6 +82,10 @@ pub struct Geometry {
     pub write_cache: bool,
     /// Non-rotational medium.
     pub nonrot: bool,
+    /// Largest atomic write in bytes (0: none), and its unit (granularity and alignment).
+    pub atomic_max_bytes: u32,
+    /// Atomic writes are multiples of this many bytes, aligned to it.
+    pub atomic_unit_bytes: u32,
 }
 
 /// The medium's layout hints (LIO's `get_io_min`, `get_io_opt`, `get_lbppbe` and
@@ -117,6 +123,11 @@ pub trait Backend: Send + Sync {
     /// SYNCHRONIZE CACHE of `len` bytes from `pos` (`len` 0: to the end).
     fn flush(&self, cmd: CmdRef, _pos: u64, _len: u64) {
         cmd::complete(cmd, Ok(0))
+    }
+    /// Writes `rw` from the command's buffer all or nothing (WRITE ATOMIC), for a backend
+    /// whose [`Geometry`] gave atomic write limits. By default the medium cannot.
+    fn write_atomic(&self, cmd: CmdRef, _rw: Rw) {
+        cmd::complete(cmd, Err(Sense::invalid_opcode()))
     }
     /// Deallocates `len` bytes from `pos` (UNMAP, WRITE SAME with UNMAP); they read back as
     /// zeroes afterwards where the medium guarantees it. By default the medium cannot.

@@ -95,6 +95,8 @@ impl BackendConfig for RdConfig {
                 queue_depth: RD_HW_QUEUE_DEPTH,
                 write_cache: false,
                 nonrot: true,
+                atomic_max_bytes: 0,
+                atomic_unit_bytes: 0,
             },
         ))
     }

@@ -65,6 +65,8 @@ pub mod op {
     pub const COMPARE_AND_WRITE: u8 = 0x89;
     /// ORWRITE(16).
     pub const ORWRITE_16: u8 = 0x8b;
+    /// WRITE ATOMIC(16).
+    pub const WRITE_ATOMIC_16: u8 = 0x9c;
     /// WRITE AND VERIFY(10).
     pub const WRITE_VERIFY_10: u8 = 0x2e;
     /// WRITE AND VERIFY(12).
@@ -177,6 +179,15 @@ pub enum Action {
         /// FUA for the write.
         fua: bool,
     },
+    /// WRITE ATOMIC(16): write `blocks` blocks at `lba` all or nothing.
+    WriteAtomic {
+        /// First block.
+        lba: u64,
+        /// Block count.
+        blocks: u32,
+        /// FUA for the write.
+        fua: bool,
+    },
     /// ORWRITE(16): OR the data-out buffer into `blocks` blocks at `lba`.
     OrWrite {
         /// First block.
@@ -270,6 +281,24 @@ pub struct Limits {
     pub thin: Thin,
     /// COMPARE AND WRITE enabled (`emulate_caw`).
     pub caw: bool,
+    /// Atomic write limits (READ and WRITE do not need them: left at their default).
+    pub atomic: AtomicLimits,
+}
+
+/// Atomic write limits in blocks (`attrib/atomic_*`, VPD B0h bytes 44-63); `max_len` 0: the
+/// device has no atomic writes and WRITE ATOMIC(16) is not a command of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AtomicLimits {
+    /// MAXIMUM ATOMIC TRANSFER LENGTH.
+    pub max_len: u32,
+    /// ATOMIC ALIGNMENT: the LBA must be a multiple of it (0: any).
+    pub alignment: u32,
+    /// ATOMIC TRANSFER LENGTH GRANULARITY (0: any).
+    pub granularity: u32,
+    /// MAXIMUM ATOMIC TRANSFER LENGTH WITH ATOMIC BOUNDARY.
+    pub max_with_boundary: u32,
+    /// MAXIMUM ATOMIC BOUNDARY SIZE.
+    pub max_boundary: u32,
 }
 
 /// Logical block provisioning and WRITE SAME limits (`attrib/emulate_tpu`, `emulate_tpws`,
@@ -336,6 +365,8 @@ pub enum Needs {
     Tpu,
     /// `emulate_caw` (COMPARE AND WRITE).
     Caw,
+    /// Atomic writes from the medium (WRITE ATOMIC).
+    Atomic,
 }
 
 impl Needs {
@@ -345,6 +376,7 @@ impl Needs {
             Needs::Nothing => true,
             Needs::Tpu => dev.thin.tpu,
             Needs::Caw => dev.caw,
+            Needs::Atomic => dev.atomic.max_len != 0,
         }
     }
 }
@@ -407,6 +439,7 @@ pub static COMMANDS: &[OpInfo] = &[
     info(op::PRE_FETCH_16, None, &[0x90, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], pre_fetch),
     info(op::SYNCHRONIZE_CACHE_16, None, &[0x91, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], sync_cache),
     info(op::WRITE_SAME_16, None, &[0x93, 0xe9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], write_same),
+    only_with(Needs::Atomic, info(op::WRITE_ATOMIC_16, None, &[0x9c, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], write_atomic)),
     info(op::SERVICE_ACTION_IN_16, Some(op::SAI_READ_CAPACITY_16), &[0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], read_capacity16),
     info(op::SERVICE_ACTION_IN_16, Some(op::SAI_GET_LBA_STATUS), &[0x9e, 0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07], get_lba_status),
     info(op::REPORT_LUNS, None, &[0xa0, 0, 0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_luns),
@@ -687,6 +720,48 @@ fn orwrite(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
     }
     let (lba, blocks) = check_write(cdb, dev, data_len)?;
     Ok(Action::OrWrite {
+        lba,
+        blocks,
+        fua: cdb[1] & 0x08 != 0,
+    })
+}
+
+/// WRITE ATOMIC(16) (SBC-4 5.48): the transfer length is bytes 12-13, after the ATOMIC
+/// BOUNDARY; checked against the atomic limits as LIO's `sbc_check_atomic` does.
+fn write_atomic(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
+    if !dev.dpofua && cdb[1] & 0x18 != 0 {
+        return Err(Sense::invalid_cdb_field(
+            1,
+            Some(if cdb[1] & 0x10 != 0 { 4 } else { 3 }),
+        ));
+    }
+    if cdb[1] >> 5 != 0 && !dev.pi {
+        return Err(Sense::invalid_cdb_field(1, Some(7)));
+    }
+    let lba = be64(&cdb[2..10]);
+    let boundary = u32::from(u16::from_be_bytes([cdb[10], cdb[11]]));
+    let blocks = u32::from(u16::from_be_bytes([cdb[12], cdb[13]]));
+    let a = &dev.atomic;
+    let (length_ok, boundary_ok) = if boundary != 0 {
+        (blocks <= a.max_with_boundary, boundary <= a.max_boundary)
+    } else {
+        (blocks <= a.max_len, true)
+    };
+    let multiple = |v: u64, of: u32| of == 0 || v.is_multiple_of(u64::from(of));
+    if !boundary_ok || !multiple(boundary.into(), a.granularity) {
+        return Err(Sense::invalid_cdb_field(10, None));
+    }
+    if !length_ok || !multiple(blocks.into(), a.granularity) {
+        return Err(Sense::invalid_cdb_field(12, None));
+    }
+    if !multiple(lba, a.alignment) {
+        return Err(Sense::invalid_cdb_field(2, None));
+    }
+    check_range(lba, blocks, dev)?;
+    if u64::from(data_len) != u64::from(blocks) * u64::from(dev.block_size) {
+        return Err(invalid_field_in_iu());
+    }
+    Ok(Action::WriteAtomic {
         lba,
         blocks,
         fua: cdb[1] & 0x08 != 0,
@@ -995,6 +1070,13 @@ mod tests {
             max_write_same: 0xffff,
         },
         caw: true,
+        atomic: AtomicLimits {
+            max_len: 16,
+            alignment: 2,
+            granularity: 2,
+            max_with_boundary: 0,
+            max_boundary: 0,
+        },
     };
 
     #[test]
@@ -1499,6 +1581,52 @@ mod tests {
             caw(0, 5, 1, 1024, &off).unwrap_err(),
             Sense::invalid_opcode()
         );
+    }
+
+    #[test]
+    fn write_atomic_checks_the_atomic_limits() {
+        let wa = |flags: u8, lba: u8, boundary: u8, n: u8| {
+            let mut c = [0u8; 16];
+            c[0] = op::WRITE_ATOMIC_16;
+            c[1] = flags;
+            c[9] = lba;
+            c[11] = boundary;
+            c[13] = n;
+            c
+        };
+        assert_eq!(
+            parse(&wa(0x08, 4, 0, 2), &DEV, 1024),
+            Ok(Action::WriteAtomic {
+                lba: 4,
+                blocks: 2,
+                fua: true
+            })
+        );
+        let field = |c: [u8; 16], data: u32| parse(&c, &DEV, data).unwrap_err().field.unwrap().byte;
+        // Longer than MAXIMUM ATOMIC TRANSFER LENGTH, or not a multiple of the granularity.
+        assert_eq!(field(wa(0, 0, 0, 18), 18 * 512), 12);
+        assert_eq!(field(wa(0, 0, 0, 3), 3 * 512), 12);
+        // Misaligned LBA; a boundary the device does not support.
+        assert_eq!(field(wa(0, 1, 0, 2), 1024), 2);
+        assert_eq!(field(wa(0, 0, 2, 2), 1024), 10);
+        assert_eq!(
+            parse(&wa(0, 0, 0, 2), &DEV, 512).unwrap_err(),
+            invalid_field_in_iu()
+        );
+        assert_eq!(
+            parse(&wa(0, 254, 0, 2), &Limits { blocks: 255, ..DEV }, 1024).unwrap_err(),
+            Sense::lba_out_of_range()
+        );
+        // A device without atomic writes has no such command, and does not report one.
+        let none = Limits {
+            atomic: AtomicLimits::default(),
+            ..DEV
+        };
+        assert_eq!(
+            parse(&wa(0, 0, 0, 2), &none, 1024).unwrap_err(),
+            Sense::invalid_opcode()
+        );
+        assert!(lookup(&[op::WRITE_ATOMIC_16], &none).is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! SENSE. Byte for byte what LIO (Linux 7.3 target_core_spc.c) answers for the same device,
 //! so udev and multipath rules written for LIO keep working.
 
-use super::command::Thin;
+use super::command::{AtomicLimits, Thin};
 use super::sense::Sense;
 
 /// LIO's IEEE company id (used in the NAA designator).
@@ -91,6 +91,8 @@ pub struct Geometry {
     pub unmap_granularity: u32,
     /// UNMAP GRANULARITY ALIGNMENT in blocks (UGAVALID when not 0).
     pub unmap_alignment: u32,
+    /// Atomic writes (B0h bytes 44-63).
+    pub atomic: AtomicLimits,
 }
 
 fn put_padded(dst: &mut [u8], src: &[u8]) {
@@ -193,18 +195,17 @@ pub fn vpd(page: u8, id: &Identity<'_>, geo: &Geometry, buf: &mut [u8]) -> Resul
             put(buf, body_start, &b)
         }
         0xb0 => {
-            let mut b = [0u8; 40];
+            let mut b = [0u8; 60];
             b[0] = 0x01; // WSNZ
             b[1] = u8::from(geo.caw);
             b[2..4].copy_from_slice(&geo.granularity.to_be_bytes());
             b[4..8].copy_from_slice(&geo.max_transfer.to_be_bytes());
             b[8..12].copy_from_slice(&geo.optimal_transfer.to_be_bytes());
-            // With thin provisioning, the unmap and WRITE SAME limits follow (as LIO: the
-            // longer page only then).
+            // With thin provisioning, the unmap and WRITE SAME limits follow, and with atomic
+            // writes their limits (as LIO: the page is only as long as what it carries).
             let t = &geo.thin;
-            if !(t.tpu || t.tpws) {
-                put(buf, body_start, &b[..12])
-            } else {
+            let mut len = 12;
+            if t.tpu || t.tpws {
                 b[16..20].copy_from_slice(&t.max_unmap_lba_count.to_be_bytes());
                 b[20..24].copy_from_slice(&t.max_unmap_desc_count.to_be_bytes());
                 b[24..28].copy_from_slice(&geo.unmap_granularity.to_be_bytes());
@@ -213,8 +214,19 @@ pub fn vpd(page: u8, id: &Identity<'_>, geo: &Geometry, buf: &mut [u8]) -> Resul
                     b[28] |= 0x80; // UGAVALID
                 }
                 b[32..40].copy_from_slice(&u64::from(t.max_write_same).to_be_bytes());
-                put(buf, body_start, &b)
+                len = 40;
             }
+            let a = &geo.atomic;
+            if a.max_len != 0 {
+                let max = a.max_len.min(geo.max_transfer);
+                b[40..44].copy_from_slice(&max.to_be_bytes());
+                b[44..48].copy_from_slice(&a.alignment.to_be_bytes());
+                b[48..52].copy_from_slice(&a.granularity.to_be_bytes());
+                b[52..56].copy_from_slice(&a.max_with_boundary.to_be_bytes());
+                b[56..60].copy_from_slice(&a.max_boundary.to_be_bytes());
+                len = 60;
+            }
+            put(buf, body_start, &b[..len])
         }
         0xb1 => {
             let mut b = [0u8; 60];
@@ -602,6 +614,7 @@ mod tests {
             thin: Thin::default(),
             unmap_granularity: 0,
             unmap_alignment: 0,
+            atomic: AtomicLimits::default(),
         }
     }
 
@@ -697,6 +710,26 @@ mod tests {
         assert_eq!(&b[28..32], &[0, 0, 0, 8]);
         assert_eq!(&b[32..36], &[0x80, 0, 0, 1]);
         assert_eq!(&b[36..44], &[0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+        // Atomic writes lengthen the page to 60 bytes, with or without thin provisioning; the
+        // maximum is capped by the maximum transfer length, as in LIO.
+        let atomic = AtomicLimits {
+            max_len: 64,
+            alignment: 8,
+            granularity: 8,
+            max_with_boundary: 0,
+            max_boundary: 0,
+        };
+        let a = Geometry {
+            atomic,
+            max_transfer: 32,
+            thin: Thin::default(),
+            ..g
+        };
+        assert_eq!(vpd(0xb0, &id(b""), &a, &mut b), Ok(64));
+        assert_eq!(&b[2..4], &[0, 60]);
+        assert_eq!(&b[20..24], &[0, 0, 0, 0]);
+        assert_eq!(&b[44..56], &[0, 0, 0, 32, 0, 0, 0, 8, 0, 0, 0, 8]);
+        assert_eq!(&b[56..64], &[0; 8]);
         assert_eq!(vpd(0xb2, &id(b""), &g, &mut b), Ok(8));
         assert_eq!(b[5], 0xe4);
         assert_eq!(read_capacity16(&g)[14], 0xc0);
