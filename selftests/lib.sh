@@ -97,6 +97,18 @@ unload_all() {
     done
     true
 }
+# atomic_disk: loads scsi_debug with atomic writes (atomic_wr=1, 64 MiB) and prints its disk's
+# name (sda...), waiting up to 10 s for it; prints nothing if none appears.
+atomic_disk() {
+    local i d
+    modprobe scsi_debug atomic_wr=1 dev_size_mb=64 || return 1
+    for i in $(seq 50); do
+        d=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block 2>/dev/null | head -1)
+        [ -n "$d" ] && [ -b "/dev/$d" ] && { echo "$d"; return 0; }
+        sleep 0.2
+    done
+    return 1
+}
 # rmmod_wait MODULE...: unload, retrying for up to 10 s while the module is busy (a disk's
 # last opener may still be closing it). A module still pinned after that fails.
 rmmod_wait() {

@@ -1,9 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Side by side with C LIO in the same boot: the same LUN (same serial, WWN, size) on each
-# backend (rd_mcp, fileio on tmpfs, iblock on brd), set up with the same configfs writes, must
-# answer the same commands with the same bytes. Allowed differences are listed in ALLOWED_*
-# with their reason.
+# backend (rd_mcp, fileio on tmpfs, iblock on brd and on a scsi_debug disk with atomic writes),
+# set up with the same configfs writes, must answer the same commands with the same bytes.
+# Allowed differences are listed in ALLOWED_* with their reason.
 . "$(dirname "$0")/lib.sh"
 SGIO="$(dirname "$0")/sgio.py"
 
@@ -68,6 +68,10 @@ n=$(echo "$CMDS" | wc -l)
 BACKENDS="rd_mcp|rd_mcp|rd_pages=16384
 fileio|fileio|fd_dev_name=$BK/cmp.img,fd_dev_size=67108864
 iblock|iblock|udev_path=/dev/ram0"
+# iblock on a disk with atomic writes (scsi_debug): VPD B0h's atomic fields.
+sdbg=$(atomic_disk)
+BACKENDS="$BACKENDS
+iblock_atomic|iblock|udev_path=/dev/${sdbg:-scsi_debug_has_no_disk}"
 nb=$(echo "$BACKENDS" | wc -l)
 tap_plan $((nb * (n + 3) + 3))
 unload_all; dmesg_mark
@@ -125,5 +129,6 @@ while IFS='|' read -r bname plugin control; do
 done <<< "$BACKENDS"
 check "C LIO really answered (INQUIRY from LIO-ORG, 96 bytes)" grep -q 'data=000006025bb8' /tmp/cmp/rd_mcp/lio/inquiry
 scratch_down
+rmmod scsi_debug 2>/dev/null
 check "no oops or warning in dmesg" dmesg_clean
 tap_done

@@ -152,13 +152,7 @@ while IFS='|' read -r plugin control; do
 done <<< "$BACKENDS"
 
 # WRITE ATOMIC(16) on a medium with atomic writes: iblock on scsi_debug (atomic_wr=1).
-modprobe scsi_debug atomic_wr=1 dev_size_mb=16
-sdbg=""
-for i in $(seq 1 50); do
-    sdbg=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block 2>/dev/null | head -1)
-    [ -n "$sdbg" ] && [ -b /dev/$sdbg ] && break
-    sleep 0.2
-done
+sdbg=$(atomic_disk)
 q=/sys/block/$sdbg/queue
 check "scsi_debug disk with atomic writes (/dev/$sdbg: $(cat $q/atomic_write_max_bytes 2>/dev/null) bytes at most)" bash -c "[ -b /dev/$sdbg ] && [ \$(cat $q/atomic_write_max_bytes) -gt 0 ]"
 dev=$(setup_dev iblock atom udev_path=/dev/$sdbg)
