@@ -191,7 +191,9 @@ pub fn vpd(page: u8, id: &Identity<'_>, geo: &Geometry, buf: &mut [u8]) -> Resul
         0x83 => vpd_83(id, buf),
         0x86 => {
             let mut b = [0u8; 60];
-            b[1] = 0x07; // HEADSUP, ORDSUP, SIMPSUP
+            // HEADSUP, ORDSUP, SIMPSUP; V_SUP with a volatile cache (as LIO, with WCE).
+            b[1] = 0x07;
+            b[2] = u8::from(geo.write_cache);
             put(buf, body_start, &b)
         }
         0xb0 => {
@@ -826,7 +828,13 @@ mod tests {
         assert_eq!(&b[..6], &[0, 0xb1, 0, 0x3c, 0, 1]);
         assert_eq!(vpd(0xb2, &id(b""), &geo(), &mut b), Ok(8));
         assert_eq!(vpd(0x86, &id(b""), &geo(), &mut b), Ok(64));
-        assert_eq!(b[5], 7);
+        assert_eq!((b[5], b[6]), (7, 0));
+        let cached = Geometry {
+            write_cache: true,
+            ..geo()
+        };
+        assert_eq!(vpd(0x86, &id(b""), &cached, &mut b), Ok(64));
+        assert_eq!(b[6], 1);
     }
 
     #[test]
