@@ -639,10 +639,10 @@ impl BlockDev {
     /// REQ_IDLE`, plus `REQ_FUA` on every bio with `fua`, which reads ignore (the block layer
     /// refuses it there) and the block layer emulates or drops as the device's cache needs.
     /// With `atomic` (writes only), one `REQ_ATOMIC` bio: a list that would need a second bio
-    /// is refused (`EINVAL` in `done`), and so is what the device cannot write atomically. `io`'s `done` gets 0 or
-    /// the first bio error (`blk_status_to_errno`). Returns `Ok` when `done` will be (or
-    /// already was) called, an error when it will not: `EINVAL` for an empty `sgl` or a length
-    /// that is not a multiple of the logical block size, `ENOMEM`. Sleeps (request tags, and
+    /// is refused (`EINVAL` in `done`), and so is what the device cannot write atomically.
+    /// `io`'s `done` gets 0 or the first bio error (`blk_status_to_errno`). Returns `Ok` when
+    /// `done` will be (or already was) called, an error when it will not: `EINVAL` for an
+    /// empty `sgl` or a length that is not a multiple of the logical block size, `ENOMEM`. Sleeps (request tags, and
     /// `GFP_NOIO` bios when `sgl` has more than [`INLINE_BVECS`] entries).
     ///
     /// # Safety

@@ -488,8 +488,10 @@ int rt_bdev_submit(struct rt_io *io, struct block_device *bdev, bool write, sect
 		if (!n)
 			continue;
 		while (bio_add_page(bio, sg_page(sg), n, sg->offset) != n) {
-			/* An empty bio that refuses the page, or a split inside a block. */
-			/* An atomic write is one bio or nothing. */
+			/*
+			 * An empty bio that refuses the page, a split inside a block, or a
+			 * second bio for an atomic write (one bio or nothing).
+			 */
 			if (unlikely(!bio->bi_vcnt || (mapped & lbs_mask) || (opf & REQ_ATOMIC))) {
 				rt_io_set_error(io, -EINVAL);
 				bio_endio(bio);
