@@ -139,6 +139,7 @@ pub(crate) enum At {
     OptimalSectors = 23,
     HwQueueDepth = 24,
     Caw = 9,
+    ThreePc = 10,
     Tpu = 7,
     Tpws = 8,
     MaxUnmapLbaCount = 26,
@@ -417,6 +418,12 @@ impl Device {
             .push_within_capacity(cmd)
             .map(|()| None)
             .map_err(|e| e.0)
+    }
+
+    /// The NAA designator VPD 83h reports, by which EXTENDED COPY names the device.
+    pub(crate) fn designator(&self) -> [u8; 16] {
+        let wwn = self.wwn.lock();
+        crate::proto::spc::naa_6h(wwn.company_id, wwn.unit_serial.get())
     }
 
     /// Value of `attrib/` file number `i`.

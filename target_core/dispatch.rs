@@ -42,6 +42,7 @@ fn limits(d: &Device, io: bool) -> Limits {
         } else {
             atomic(d)
         },
+        three_pc: !io && d.attr(At::ThreePc) != 0,
     }
 }
 
@@ -138,6 +139,10 @@ enum Next {
         len: u64,
         block_size: u32,
     },
+    /// EXTENDED COPY with a parameter list of `len` bytes.
+    Xcopy {
+        len: u32,
+    },
     /// GET LBA STATUS from `lba` of a device of `blocks` blocks.
     LbaStatus {
         lba: u64,
@@ -159,6 +164,7 @@ pub(crate) fn execute(mut cmd: CmdRef) {
         | Next::Unmap { .. }
         | Next::Caw { .. }
         | Next::WriteVerify { .. }
+        | Next::Xcopy { .. }
         | Next::FetchAndRetry => Some(Op::None),
         _ => None,
     };
@@ -215,6 +221,7 @@ fn run(mut cmd: CmdRef, next: Next) {
             blocks,
             block_size,
         } => crate::sbc::get_lba_status(cmd, lba, alloc, blocks, block_size),
+        Next::Xcopy { len } => crate::xcopy::extended_copy(cmd, len),
         Next::Backend(Op::None) => cmd::complete(cmd, Ok(0)),
         Next::Backend(op) => {
             let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
@@ -407,6 +414,14 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             len: u64::from(blocks) * bs,
             block_size: limits.block_size,
         },
+        Action::ExtendedCopy { len: 0 } => Next::Done(Ok(0)),
+        Action::ExtendedCopy { len } => Next::Xcopy { len },
+        Action::CopyOperatingParameters { alloc } => Next::Done(respond(
+            cmd,
+            &crate::proto::xcopy::operating_parameters(),
+            alloc,
+            true,
+        )),
         Action::GetLbaStatus { lba, alloc } => Next::LbaStatus {
             lba,
             alloc,
@@ -509,6 +524,7 @@ fn emulate(cmd: &mut CmdRef, lun: &Lun, action: Action) -> Result<u32, Sense> {
                 rtpi: 0,
                 tg_pt_gp_id: 0,
                 lu_gp_id: 0,
+                three_pc: dev.attr(At::ThreePc) != 0,
             };
             match action {
                 Action::Vpd { page, .. } => (spc::vpd(page, &id, &geo, &mut buf)?, alloc),

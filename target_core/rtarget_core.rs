@@ -20,6 +20,8 @@ pub mod proto {
     pub mod sense;
     #[path = "../proto/src/spc.rs"]
     pub mod spc;
+    #[path = "../proto/src/xcopy.rs"]
+    pub mod xcopy;
 }
 
 pub mod backend;
@@ -35,6 +37,7 @@ pub(crate) mod sbc;
 pub mod session;
 pub mod tmf;
 pub mod ua;
+pub(crate) mod xcopy;
 
 use kernel::prelude::*;
 

@@ -12,12 +12,13 @@
 //! Not the I/O fast path: a command allocates its step (and buffer), and each continuation is
 //! deferred.
 
-use crate::backend::{Op, Rw};
+use crate::backend::{Backend, Op, Rw};
 use crate::cmd::{self, CmdRef};
 use crate::device::CawSlot;
 use crate::proto::sense::Sense;
 use crate::rt::io::{ScratchSgl, Sgl};
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 /// What to do when the backend finishes the command's current step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +71,8 @@ pub(crate) enum StepKind {
         /// FUA for the write.
         fua: bool,
     },
+    /// EXTENDED COPY (`xcopy`), at this point of the copy.
+    Xcopy(crate::xcopy::Copy),
     /// Deallocating the parameter list's descriptors from `next` on.
     Unmap {
         /// Next descriptor.
@@ -94,15 +97,17 @@ pub(crate) enum CawPhase {
 
 /// A command's multi-step state, kept in the command while it runs.
 pub(crate) struct Step {
-    kind: StepKind,
+    pub(crate) kind: StepKind,
     /// The core's buffer the backend reads into or writes from during the step.
-    scratch: Option<ScratchSgl>,
+    pub(crate) scratch: Option<ScratchSgl>,
     /// The fabric's data buffer, set aside while the scratch buffer stands in for it.
-    fabric_sgl: Sgl,
+    pub(crate) fabric_sgl: Sgl,
     /// The backend's result for the step, once it has finished.
-    result: Option<core::result::Result<u32, Sense>>,
+    pub(crate) result: Option<core::result::Result<u32, Sense>>,
     /// COMPARE AND WRITE's hold on the device, from the read to the end of the write.
     caw: Option<CawSlot>,
+    /// EXTENDED COPY's source and destination backends, which need not be the LUN's.
+    pub(crate) ends: Option<(Arc<dyn Backend>, Arc<dyn Backend>)>,
 }
 
 impl Step {
@@ -121,9 +126,19 @@ impl Step {
                 scratch,
                 result: finished.then_some(Ok(0)),
                 caw: None,
+                ends: None,
             },
             GFP_KERNEL,
         )?)
+    }
+
+    /// The backend the step's request went to, when it is not the LUN's: a backend that
+    /// defers the request gets it back there ([`crate::backend::run_deferred`]).
+    pub(crate) fn target(&self) -> Option<&Arc<dyn Backend>> {
+        match (self.kind, &self.ends) {
+            (StepKind::Xcopy(c), Some((src, dst))) => Some(if c.writes() { dst } else { src }),
+            _ => None,
+        }
     }
 }
 
@@ -225,7 +240,7 @@ pub(crate) fn get_lba_status(cmd: CmdRef, lba: u64, alloc: u32, blocks: u64, blo
 
 /// Starts a command whose first step must run in process context: it is queued to the I/O
 /// workqueue as if a step had just finished.
-fn start_in_workqueue(mut cmd: CmdRef, kind: StepKind) {
+pub(crate) fn start_in_workqueue(mut cmd: CmdRef, kind: StepKind) {
     match Step::new(&cmd, kind, None, true) {
         Ok(step) => {
             cmd.data_mut().step = Some(step);
@@ -392,7 +407,7 @@ pub(crate) fn write_verify(mut cmd: CmdRef, pos: u64, len: u64, block_size: u32)
 }
 
 /// Ends a command that still holds a step, dropping the step first.
-fn fail(mut cmd: CmdRef, sense: Sense) {
+pub(crate) fn fail(mut cmd: CmdRef, sense: Sense) {
     cmd.data_mut().step = None;
     cmd::complete(cmd, Err(sense))
 }
@@ -525,6 +540,9 @@ pub(crate) fn resume(mut cmd: CmdRef) {
             },
             _,
         ) => return caw_step(cmd, step, or, phase, pos, len, fua),
+        (Some(Ok(_)), StepKind::Xcopy(c), _) => return crate::xcopy::step(cmd, step, c),
+        // Whatever failed on the way, the copy is aborted (as LIO reports it).
+        (Some(Err(_)), StepKind::Xcopy(_), _) => Err(crate::proto::xcopy::not_reachable()),
         (
             Some(Ok(_)),
             StepKind::WriteVerify {

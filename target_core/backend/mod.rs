@@ -255,7 +255,8 @@ pub(crate) fn run_deferred(cmd: CmdRef) {
     if crate::sbc::step_finished(&cmd) {
         return crate::sbc::resume(cmd);
     }
-    let Some(be) = cmd.lun().and_then(|l| l.device.backend()) else {
+    let step_target = cmd.data().step.as_ref().and_then(|s| s.target());
+    let Some(be) = step_target.or_else(|| cmd.lun().and_then(|l| l.device.backend())) else {
         return cmd::complete(cmd, Err(Sense::lun_not_supported()));
     };
     let be = be.clone();

@@ -4,6 +4,7 @@
 use super::cdb::{cdb_len, Dir, RwCdb};
 use super::sense::{Sense, SenseKey};
 use super::spc::{put, ModeSense};
+use super::xcopy::RCR_OPERATING_PARAMETERS;
 
 /// Opcodes handled besides READ/WRITE.
 pub mod op {
@@ -75,6 +76,10 @@ pub mod op {
     pub const WRITE_VERIFY_16: u8 = 0x8e;
     /// UNMAP.
     pub const UNMAP: u8 = 0x42;
+    /// EXTENDED COPY (LID1 is service action 0).
+    pub const EXTENDED_COPY: u8 = 0x83;
+    /// RECEIVE COPY RESULTS.
+    pub const RECEIVE_COPY_RESULTS: u8 = 0x84;
     /// MAINTENANCE IN.
     pub const MAINTENANCE_IN: u8 = 0xa3;
     /// REPORT SUPPORTED OPERATION CODES, a MAINTENANCE IN service action.
@@ -240,6 +245,16 @@ pub enum Action {
         /// Parameter list length.
         len: u32,
     },
+    /// EXTENDED COPY(LID1) with a parameter list of `len` bytes (0: nothing to copy).
+    ExtendedCopy {
+        /// Parameter list length.
+        len: u32,
+    },
+    /// RECEIVE COPY RESULTS, OPERATING PARAMETERS.
+    CopyOperatingParameters {
+        /// Allocation length.
+        alloc: u32,
+    },
     /// SPC-2 RESERVE(6/10) of the whole logical unit for the issuing nexus.
     Reserve,
     /// SPC-2 RELEASE(6/10).
@@ -283,6 +298,8 @@ pub struct Limits {
     pub caw: bool,
     /// Atomic write limits (READ and WRITE do not need them: left at their default).
     pub atomic: AtomicLimits,
+    /// Third-party copy enabled (`emulate_3pc`): EXTENDED COPY and RECEIVE COPY RESULTS.
+    pub three_pc: bool,
 }
 
 /// Atomic write limits in blocks (`attrib/atomic_*`, VPD B0h bytes 44-63); `max_len` 0: the
@@ -367,6 +384,8 @@ pub enum Needs {
     Caw,
     /// Atomic writes from the medium (WRITE ATOMIC).
     Atomic,
+    /// `emulate_3pc` (EXTENDED COPY, RECEIVE COPY RESULTS).
+    ThreePc,
 }
 
 impl Needs {
@@ -377,6 +396,7 @@ impl Needs {
             Needs::Tpu => dev.thin.tpu,
             Needs::Caw => dev.caw,
             Needs::Atomic => dev.atomic.max_len != 0,
+            Needs::ThreePc => dev.three_pc,
         }
     }
 }
@@ -442,6 +462,8 @@ pub static COMMANDS: &[OpInfo] = &[
     only_with(Needs::Atomic, info(op::WRITE_ATOMIC_16, None, &[0x9c, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], write_atomic)),
     info(op::SERVICE_ACTION_IN_16, Some(op::SAI_READ_CAPACITY_16), &[0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], read_capacity16),
     info(op::SERVICE_ACTION_IN_16, Some(op::SAI_GET_LBA_STATUS), &[0x9e, 0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07], get_lba_status),
+    only_with(Needs::ThreePc, info(op::EXTENDED_COPY, Some(0x00), &[0x83, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], extended_copy)),
+    only_with(Needs::ThreePc, info(op::RECEIVE_COPY_RESULTS, Some(RCR_OPERATING_PARAMETERS), &[0x84, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], receive_copy_results)),
     info(op::REPORT_LUNS, None, &[0xa0, 0, 0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_luns),
     info(op::MAINTENANCE_IN, Some(op::MI_REPORT_OPCODES), &[0xa3, 0x0c, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_opcodes),
     info(op::MAINTENANCE_IN, Some(op::MI_REPORT_TMFS), &[0xa3, 0x0d, 0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_tmfs),
@@ -650,6 +672,27 @@ fn reserve_release(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
     Ok(match cdb[0] {
         op::RESERVE_6 | op::RESERVE_10 => Action::Reserve,
         _ => Action::Release,
+    })
+}
+
+/// EXTENDED COPY(LID1): the parameter list is checked once it has arrived
+/// (`xcopy::parse_list`).
+fn extended_copy(cdb: &[u8], _: &Limits, data_len: u32) -> Result<Action, Sense> {
+    let len = be32(&cdb[10..14]);
+    if data_len < len {
+        return Err(Sense::invalid_cdb_field(10, None));
+    }
+    Ok(Action::ExtendedCopy { len })
+}
+
+/// RECEIVE COPY RESULTS, OPERATING PARAMETERS. No list identifier is held (SNLID), so the
+/// LIST IDENTIFIER must be 0.
+fn receive_copy_results(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    if cdb[2] != 0 {
+        return Err(Sense::invalid_cdb_field(2, None));
+    }
+    Ok(Action::CopyOperatingParameters {
+        alloc: be32(&cdb[10..14]),
     })
 }
 
@@ -1077,7 +1120,57 @@ mod tests {
             max_with_boundary: 0,
             max_boundary: 0,
         },
+        three_pc: true,
     };
+
+    #[test]
+    fn extended_copy_and_receive_copy_results() {
+        let xcopy = |len: u32| {
+            let mut c = [0u8; 16];
+            c[0] = op::EXTENDED_COPY;
+            c[10..14].copy_from_slice(&len.to_be_bytes());
+            c
+        };
+        assert_eq!(
+            parse(&xcopy(92), &DEV, 92),
+            Ok(Action::ExtendedCopy { len: 92 })
+        );
+        assert_eq!(
+            parse(&xcopy(92), &DEV, 16),
+            Err(Sense::invalid_cdb_field(10, None))
+        );
+        let mut lid4 = xcopy(0);
+        lid4[1] = 0x01;
+        assert_eq!(
+            parse(&lid4, &DEV, 0),
+            Err(Sense::invalid_cdb_field(1, Some(4)))
+        );
+        let off = Limits {
+            three_pc: false,
+            ..DEV
+        };
+        assert_eq!(parse(&xcopy(0), &off, 0), Err(Sense::invalid_opcode()));
+        let mut rcr = [0u8; 16];
+        rcr[0] = op::RECEIVE_COPY_RESULTS;
+        rcr[1] = RCR_OPERATING_PARAMETERS;
+        rcr[13] = 64;
+        assert_eq!(
+            parse(&rcr, &DEV, 64),
+            Ok(Action::CopyOperatingParameters { alloc: 64 })
+        );
+        rcr[2] = 1;
+        assert_eq!(
+            parse(&rcr, &DEV, 64),
+            Err(Sense::invalid_cdb_field(2, None))
+        );
+        rcr[2] = 0;
+        rcr[1] = 0; // COPY STATUS: no list identifier is held
+        assert_eq!(
+            parse(&rcr, &DEV, 64),
+            Err(Sense::invalid_cdb_field(1, Some(4)))
+        );
+        assert_eq!(parse(&rcr, &off, 64), Err(Sense::invalid_opcode()));
+    }
 
     #[test]
     fn reads_and_writes() {

@@ -6,3 +6,4 @@ pub mod cdb;
 pub mod command;
 pub mod sense;
 pub mod spc;
+pub mod xcopy;

@@ -19,6 +19,8 @@ pub enum SenseKey {
     UnitAttention = 0x6,
     /// DATA PROTECT.
     DataProtect = 0x7,
+    /// COPY ABORTED.
+    CopyAborted = 0xa,
     /// ABORTED COMMAND.
     AbortedCommand = 0xb,
     /// MISCOMPARE.

@@ -56,6 +56,8 @@ pub struct Identity<'a> {
     pub tg_pt_gp_id: u16,
     /// Logical unit group id (ALUA).
     pub lu_gp_id: u16,
+    /// The copy manager is on (`emulate_3pc`): standard INQUIRY's 3PC bit.
+    pub three_pc: bool,
 }
 
 /// Block limits and characteristics (VPD B0h, B1h, B2h; READ CAPACITY; MODE SENSE).
@@ -120,9 +122,9 @@ pub fn inquiry_std(id: &Identity<'_>, buf: &mut [u8; STD_INQUIRY_LEN]) {
     buf[2] = 0x06; // SPC-4
     buf[3] = 0x02; // response data format 2
     buf[4] = (STD_INQUIRY_LEN - 5) as u8;
-    // SCCS. TPGS 0 and 3PC 0: ALUA and EXTENDED COPY are not implemented yet, so no
-    // initiator may rely on them (LIO sets both).
-    buf[5] = 0x80;
+    // SCCS, and 3PC with EXTENDED COPY. TPGS 0: ALUA is not implemented yet, so no initiator
+    // may rely on it (LIO sets it).
+    buf[5] = 0x80 | if id.three_pc { 0x08 } else { 0 };
     buf[7] = 0x02; // CMDQUE
     put_padded(&mut buf[8..16], id.vendor);
     put_padded(&mut buf[16..32], id.product);
@@ -596,6 +598,7 @@ mod tests {
             rtpi: 0,
             tg_pt_gp_id: 0,
             lu_gp_id: 0,
+            three_pc: true,
         }
     }
 
@@ -748,7 +751,15 @@ mod tests {
     fn standard_inquiry_matches_lio() {
         let mut b = [0u8; 96];
         inquiry_std(&id(b""), &mut b);
-        assert_eq!(&b[..8], &[0, 0, 6, 2, 91, 0x80, 0, 2]);
+        assert_eq!(&b[..8], &[0, 0, 6, 2, 91, 0x88, 0, 2]);
+        inquiry_std(
+            &Identity {
+                three_pc: false,
+                ..id(b"")
+            },
+            &mut b,
+        );
+        assert_eq!(b[5], 0x80);
         assert_eq!(&b[8..36], b"LIO-ORG RAMDISK-MCP     4.0 ");
         assert_eq!(
             &b[58..66],

@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! EXTENDED COPY (LID1): the copy manager (LIO's `target_core_xcopy.c`, without its global
+//! pass-through session). The parameter list (checked by `proto::xcopy`) names source and
+//! destination by NAA designator. One of them must be the device the command was sent to; the
+//! other must be a LUN the issuing nexus can reach itself, with `emulate_3pc` on. Before
+//! CVE-2020-28374 LIO looked the designator up among every device of the target, so any
+//! initiator could read or overwrite any backstore.
+//!
+//! The copy runs as steps of the command (`sbc`): from the I/O workqueue the list is checked
+//! and both ends resolved, then each chunk is read from the source into a scratch buffer and
+//! written to the destination, one backend request at a time. The command holds both backends
+//! until it ends, so neither can go away under the copy.
+
+use crate::backend::{Backend, Op, Rw};
+use crate::cmd::{self, CmdRef};
+use crate::device::{At, Device};
+use crate::proto::sense::Sense;
+use crate::proto::xcopy::{self, Designator};
+use crate::rt::io::ScratchSgl;
+use crate::sbc::{self, Step, StepKind};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// Largest chunk read and written per step (LIO's `XCOPY_MAX_BYTES`).
+const MAX_CHUNK: u64 = 16 << 20;
+
+/// Where an EXTENDED COPY stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Copy {
+    /// Queued to the workqueue: the parameter list of `len` bytes is checked there.
+    Start {
+        /// Parameter list length.
+        len: u32,
+    },
+    /// The step's request moves the chunk at the head of what is left: read from the source
+    /// at `src_pos` into the scratch buffer or (`write`) written from it to `dst_pos`.
+    Chunk {
+        /// The request writes the chunk to the destination (else: reads it from the source).
+        write: bool,
+        /// Source byte offset of the chunk.
+        src_pos: u64,
+        /// Destination byte offset of the chunk.
+        dst_pos: u64,
+        /// Bytes left to copy, the chunk included.
+        left: u64,
+    },
+}
+
+impl Copy {
+    /// Whether the step's request goes to the destination.
+    pub(crate) fn writes(self) -> bool {
+        matches!(self, Copy::Chunk { write: true, .. })
+    }
+}
+
+/// EXTENDED COPY whose parameter list of `len` (> 0) bytes is in the command's buffer.
+pub(crate) fn extended_copy(cmd: CmdRef, len: u32) {
+    sbc::start_in_workqueue(cmd, StepKind::Xcopy(Copy::Start { len }))
+}
+
+/// The next step of a copy, after the previous one succeeded (process context).
+pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
+    match c {
+        Copy::Start { len } => match plan(&cmd, len) {
+            Ok(None) => {
+                drop(step);
+                cmd::complete(cmd, Ok(0))
+            }
+            Ok(Some(p)) => {
+                let chunk = p.chunk.min(p.bytes) as u32;
+                match ScratchSgl::new(chunk) {
+                    Ok(scratch) => step.scratch = Some(scratch),
+                    Err(_) => return sbc::fail(cmd, Sense::internal_target_failure()),
+                }
+                step.ends = Some((p.src, p.dst));
+                let next = Copy::Chunk {
+                    write: false,
+                    src_pos: p.src_pos,
+                    dst_pos: p.dst_pos,
+                    left: p.bytes,
+                };
+                issue(cmd, step, next)
+            }
+            Err(sense) => sbc::fail(cmd, sense),
+        },
+        Copy::Chunk {
+            write: false,
+            src_pos,
+            dst_pos,
+            left,
+        } => issue(
+            cmd,
+            step,
+            Copy::Chunk {
+                write: true,
+                src_pos,
+                dst_pos,
+                left,
+            },
+        ),
+        Copy::Chunk {
+            write: true,
+            src_pos,
+            dst_pos,
+            left,
+        } => {
+            let done = chunk_len(&step, left);
+            if done >= left {
+                drop(step);
+                return cmd::complete(cmd, Ok(0));
+            }
+            let next = Copy::Chunk {
+                write: false,
+                src_pos: src_pos + done,
+                dst_pos: dst_pos + done,
+                left: left - done,
+            };
+            issue(cmd, step, next)
+        }
+    }
+}
+
+/// The chunk a step moves: as much of `left` as the scratch buffer holds.
+fn chunk_len(step: &Step, left: u64) -> u64 {
+    step.scratch
+        .as_ref()
+        .map_or(0, |s| u64::from(s.sgl().len()))
+        .min(left)
+}
+
+/// Sends the request of step `c` to its end of the copy.
+fn issue(mut cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
+    let Copy::Chunk {
+        write,
+        src_pos,
+        dst_pos,
+        left,
+    } = c
+    else {
+        return sbc::fail(cmd, Sense::internal_target_failure());
+    };
+    let len = chunk_len(&step, left);
+    let (Some(scratch), Some((src, dst))) = (step.scratch.as_ref(), step.ends.as_ref()) else {
+        return sbc::fail(cmd, Sense::internal_target_failure());
+    };
+    let sgl = scratch.sgl().prefix(len as u32);
+    let be = if write { dst.clone() } else { src.clone() };
+    let rw = Rw {
+        pos: if write { dst_pos } else { src_pos },
+        len,
+        fua: false,
+    };
+    step.kind = StepKind::Xcopy(c);
+    step.result = None;
+    let d = cmd.data_mut();
+    d.sgl = sgl;
+    d.step = Some(step);
+    d.op = if write { Op::Write(rw) } else { Op::Read(rw) };
+    be.rw(cmd, rw, write)
+}
+
+/// A checked copy: both ends' backends, where it starts on each, how far it goes.
+struct Plan {
+    src: Arc<dyn Backend>,
+    dst: Arc<dyn Backend>,
+    src_pos: u64,
+    dst_pos: u64,
+    bytes: u64,
+    chunk: u64,
+}
+
+/// Checks the parameter list and resolves both ends; `None`: there is nothing to copy.
+fn plan(cmd: &CmdRef, len: u32) -> Result<Option<Plan>, Sense> {
+    let mut list = KVec::new();
+    let want = (len as usize).min(xcopy::LIST_MAX);
+    list.resize(want, 0u8, GFP_KERNEL)
+        .map_err(|_| Sense::internal_target_failure())?;
+    let got = cmd.sgl().copy_from(0, &mut list);
+    list.truncate(got);
+    let seg = xcopy::parse_list(&list, len)?;
+
+    let (Some(lun), Some(session)) = (cmd.lun(), cmd.session()) else {
+        return Err(xcopy::not_reachable());
+    };
+    let local = &lun.device;
+    let here = Some(local.designator());
+    // The device the command was sent to is one end (the destination if it is both).
+    let (src, dst) = if seg.dst == here {
+        (reachable(session, seg.src)?, local.clone())
+    } else if seg.src == here {
+        (local.clone(), reachable(session, seg.dst)?)
+    } else {
+        return Err(xcopy::not_reachable());
+    };
+    let nexus = session.id();
+    if src.spc2_conflict(nexus) || dst.spc2_conflict(nexus) {
+        return Err(xcopy::not_reachable());
+    }
+    let block_size = src.attr(At::BlockSize);
+    if dst.attr(At::BlockSize) != block_size {
+        return Err(xcopy::block_size_mismatch());
+    }
+    if seg.blocks == 0 {
+        return Ok(None);
+    }
+    let blocks = u64::from(seg.blocks);
+    for (dev, lba) in [(&src, seg.src_lba), (&dst, seg.dst_lba)] {
+        if lba.checked_add(blocks).is_none_or(|end| end > dev.blocks()) {
+            return Err(xcopy::out_of_range());
+        }
+    }
+    let (Some(src_be), Some(dst_be)) = (src.backend().cloned(), dst.backend().cloned()) else {
+        return Err(xcopy::not_reachable());
+    };
+    if dst_be.read_only() {
+        return Err(Sense::write_protected());
+    }
+    let bs = u64::from(block_size);
+    let max_bytes = |d: &Device| u64::from(d.attr(At::HwMaxSectors)).max(1) * bs;
+    Ok(Some(Plan {
+        src: src_be,
+        dst: dst_be,
+        src_pos: seg.src_lba * bs,
+        dst_pos: seg.dst_lba * bs,
+        bytes: blocks * bs,
+        chunk: max_bytes(&src).min(max_bytes(&dst)).min(MAX_CHUNK),
+    }))
+}
+
+/// The device `id` names among the LUNs the session reaches, if its copy manager is on.
+/// The session's port's LUNs today; its node ACL's mapped LUNs once ACLs exist.
+fn reachable(
+    session: &crate::session::Session,
+    id: Option<Designator>,
+) -> Result<Arc<Device>, Sense> {
+    let id = id.ok_or(xcopy::not_reachable())?;
+    session
+        .port
+        .with_luns(|luns| {
+            luns.iter()
+                .map(|l| &l.device)
+                .find(|d| d.enabled() && d.attr(At::ThreePc) != 0 && d.designator() == id)
+                .cloned()
+        })
+        .ok_or(xcopy::not_reachable())
+}
