@@ -13,7 +13,7 @@ W=/tmp/xcopy; rm -rf $W; mkdir -p $W
 NEXUS2=naa.5001405f00000002
 TPG2=$CFG/loopback/$WWN/tpgt_2
 PER_SIDE=13
-OWN=16
+OWN=18
 tap_plan $((2 * PER_SIDE + OWN + 2))
 unload_all; dmesg_mark
 check "scratch storage" scratch_up
@@ -126,9 +126,14 @@ bad=$(plist "e0${good:34:62} $(cscd $b)" "$(segment 0 1 8 0 0)")
 expect "an N_Port CSCD: UNSUPPORTED TARGET DESCRIPTOR TYPE CODE" 5/26/07 $s0 "$(xcdb $bad)" --out $bad
 expect "a list shorter than its lengths: PARAMETER LIST LENGTH ERROR" 5/1a/00 $s0 "$(xcdb ${good:0:100})" --out ${good:0:100}
 bad=$(plist "$(cscd $a) $(cscd $b)" "$(segment 0 1 8 65530 0)")
-expect "a segment past the end of the source: COPY ABORTED, LBA OUT OF RANGE" a/21/00 $s0 "$(xcdb $bad)" --out $bad
+expect "a segment past the end of the source: COPY ABORTED, COPY TARGET DEVICE NOT REACHABLE" a/0d/02 $s0 "$(xcdb $bad)" --out $bad
 bad=$(plist "$(cscd $a) $(cscd 6001405000000000000000000000abcd)" "$(segment 0 1 8 0 0)")
 expect "an unknown designator: COPY ABORTED, COPY TARGET DEVICE NOT REACHABLE" a/0d/02 $s0 "$(xcdb $bad)" --out $bad
+expect "COPY STATUS of a list identifier never used: INVALID FIELD IN CDB" 5/24/00 $s0 84000500000000000000000000400000 --in 64
+held=$(plist "$(cscd $a) $(cscd $b)" "$(segment 0 1 8 0 0)" | sed 's/^0018/0500/')
+check "a copy held under list identifier 5, then its COPY STATUS: completed, 1 segment, 4096 bytes" bash -c \
+    "python3 $SGIO $s0 $(xcdb $held) --out $held | grep -q '^status=00' &&
+     python3 $SGIO $s0 84000500000000000000000000400000 --in 64 | tee /dev/stderr | grep -q 'data=000000080000010000001000$'"
 echo 0 > $CFG/core/fileio_1/x1/attrib/emulate_3pc
 expect "a destination with emulate_3pc=0: COPY TARGET DEVICE NOT REACHABLE" a/0d/02 $s0 "$(xcdb $good)" --out $good
 echo 1 > $CFG/core/fileio_1/x1/attrib/emulate_3pc

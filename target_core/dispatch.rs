@@ -422,6 +422,16 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             alloc,
             true,
         )),
+        Action::CopyStatus { list_id, alloc } => {
+            match cmd.session().and_then(|s| s.copy_status(list_id)) {
+                Some((ok, bytes)) => {
+                    let data = crate::proto::xcopy::copy_status(ok, u16::from(ok), bytes);
+                    Next::Done(respond(cmd, &data, alloc, true))
+                }
+                // No copy with that list identifier.
+                None => Next::Done(Err(Sense::invalid_cdb_field(2, None))),
+            }
+        }
         Action::GetLbaStatus { lba, alloc } => Next::LbaStatus {
             lba,
             alloc,

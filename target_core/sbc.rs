@@ -541,8 +541,7 @@ pub(crate) fn resume(mut cmd: CmdRef) {
             _,
         ) => return caw_step(cmd, step, or, phase, pos, len, fua),
         (Some(Ok(_)), StepKind::Xcopy(c), _) => return crate::xcopy::step(cmd, step, c),
-        // Whatever failed on the way, the copy is aborted (as LIO reports it).
-        (Some(Err(_)), StepKind::Xcopy(_), _) => Err(crate::proto::xcopy::not_reachable()),
+        (Some(Err(_)), StepKind::Xcopy(c), _) => Err(crate::xcopy::failed(&cmd, c)),
         (
             Some(Ok(_)),
             StepKind::WriteVerify {

@@ -14,6 +14,11 @@ use kernel::sync::atomic::{ordering::Relaxed, Atomic};
 use kernel::sync::{Arc, SpinLock};
 use kernel::time::{delay::fsleep, Delta};
 
+/// [`Session::copy_status`] holds a copy's status.
+const COPY_HELD: u64 = 1 << 63;
+/// The held copy failed.
+const COPY_FAILED: u64 = 1 << 62;
+
 /// An I_T nexus.
 #[pin_data]
 pub struct Session {
@@ -22,6 +27,10 @@ pub struct Session {
     /// The target port it logged in to.
     pub port: Arc<Port>,
     inflight: Atomic<u32>,
+    /// How the nexus's last EXTENDED COPY with a list identifier ended, for RECEIVE COPY
+    /// RESULTS: [`COPY_HELD`], [`COPY_FAILED`], the list identifier in bits 32-39 and the
+    /// bytes copied in bits 0-31.
+    copy_status: Atomic<u64>,
     /// Unit attentions pending, mirrored from `ua` so the I/O path can skip the lock.
     ua_pending: Atomic<u32>,
     #[pin]
@@ -37,6 +46,7 @@ impl Session {
                 initiator: initiator.to_cstring()?,
                 port: port.clone(),
                 inflight: Atomic::new(0),
+                copy_status: Atomic::new(0),
                 ua_pending: Atomic::new(0),
                 ua <- kernel::new_spinlock!(UaQueue::new()),
             }? Error),
@@ -78,6 +88,21 @@ impl Session {
 
     pub(crate) fn cmd_released(&self) {
         self.inflight.fetch_sub(1, Relaxed);
+    }
+
+    /// Records how the nexus's copy with list identifier `list_id` ended.
+    pub(crate) fn copy_done(&self, list_id: u8, ok: bool, bytes: u32) {
+        let failed = if ok { 0 } else { COPY_FAILED };
+        let v = COPY_HELD | failed | (u64::from(list_id) << 32) | u64::from(bytes);
+        self.copy_status.store(v, Relaxed);
+    }
+
+    /// How the nexus's last copy with list identifier `list_id` ended: whether it succeeded,
+    /// and the bytes it copied.
+    pub(crate) fn copy_status(&self, list_id: u8) -> Option<(bool, u32)> {
+        let v = self.copy_status.load(Relaxed);
+        (v & COPY_HELD != 0 && (v >> 32) as u8 == list_id)
+            .then_some((v & COPY_FAILED == 0, v as u32))
     }
 
     /// Queues a unit attention for `lun` (any context).

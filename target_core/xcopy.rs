@@ -38,6 +38,10 @@ pub(crate) enum Copy {
     Chunk {
         /// The request writes the chunk to the destination (else: reads it from the source).
         write: bool,
+        /// The list identifier the copy's status is held under.
+        list_id: Option<u8>,
+        /// Bytes copied before the chunk.
+        copied: u32,
         /// Source byte offset of the chunk.
         src_pos: u64,
         /// Destination byte offset of the chunk.
@@ -63,11 +67,11 @@ pub(crate) fn extended_copy(cmd: CmdRef, len: u32) {
 pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
     match c {
         Copy::Start { len } => match plan(&cmd, len) {
-            Ok(None) => {
+            Ok((list_id, None)) => {
                 drop(step);
-                cmd::complete(cmd, Ok(0))
+                finish(cmd, list_id, 0)
             }
-            Ok(Some(p)) => {
+            Ok((list_id, Some(p))) => {
                 let chunk = p.chunk.min(p.bytes) as u32;
                 match ScratchSgl::new(chunk) {
                     Ok(scratch) => step.scratch = Some(scratch),
@@ -76,6 +80,8 @@ pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
                 step.ends = Some((p.src, p.dst));
                 let next = Copy::Chunk {
                     write: false,
+                    list_id,
+                    copied: 0,
                     src_pos: p.src_pos,
                     dst_pos: p.dst_pos,
                     left: p.bytes,
@@ -86,32 +92,40 @@ pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
         },
         Copy::Chunk {
             write: false,
+            list_id,
+            copied,
             src_pos,
             dst_pos,
             left,
-        } => issue(
-            cmd,
-            step,
-            Copy::Chunk {
+        } => {
+            let next = Copy::Chunk {
                 write: true,
+                list_id,
+                copied,
                 src_pos,
                 dst_pos,
                 left,
-            },
-        ),
+            };
+            issue(cmd, step, next)
+        }
         Copy::Chunk {
             write: true,
+            list_id,
+            copied,
             src_pos,
             dst_pos,
             left,
         } => {
             let done = chunk_len(&step, left);
+            let copied = copied + done as u32;
             if done >= left {
                 drop(step);
-                return cmd::complete(cmd, Ok(0));
+                return finish(cmd, list_id, copied);
             }
             let next = Copy::Chunk {
                 write: false,
+                list_id,
+                copied,
                 src_pos: src_pos + done,
                 dst_pos: dst_pos + done,
                 left: left - done,
@@ -119,6 +133,31 @@ pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
             issue(cmd, step, next)
         }
     }
+}
+
+/// GOOD for a copy of `copied` bytes, its status held under `list_id`.
+fn finish(cmd: CmdRef, list_id: Option<u8>, copied: u32) {
+    if let (Some(id), Some(s)) = (list_id, cmd.session()) {
+        s.copy_done(id, true, copied);
+    }
+    cmd::complete(cmd, Ok(0))
+}
+
+/// A backend request of the copy failed: the copy is aborted, as LIO aborts it, and its
+/// status held under its list identifier.
+pub(crate) fn failed(cmd: &CmdRef, c: Copy) -> Sense {
+    if let (
+        Copy::Chunk {
+            list_id: Some(id),
+            copied,
+            ..
+        },
+        Some(s),
+    ) = (c, cmd.session())
+    {
+        s.copy_done(id, false, copied);
+    }
+    xcopy::not_reachable()
 }
 
 /// The chunk a step moves: as much of `left` as the scratch buffer holds.
@@ -136,6 +175,7 @@ fn issue(mut cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
         src_pos,
         dst_pos,
         left,
+        ..
     } = c
     else {
         return sbc::fail(cmd, Sense::internal_target_failure());
@@ -170,8 +210,9 @@ struct Plan {
     chunk: u64,
 }
 
-/// Checks the parameter list and resolves both ends; `None`: there is nothing to copy.
-fn plan(cmd: &CmdRef, len: u32) -> Result<Option<Plan>, Sense> {
+/// Checks the parameter list and resolves both ends: the list identifier to hold the copy's
+/// status under, and the copy (`None`: there is nothing to copy).
+fn plan(cmd: &CmdRef, len: u32) -> Result<(Option<u8>, Option<Plan>), Sense> {
     let mut list = KVec::new();
     let want = (len as usize).min(xcopy::LIST_MAX);
     list.resize(want, 0u8, GFP_KERNEL)
@@ -185,9 +226,15 @@ fn plan(cmd: &CmdRef, len: u32) -> Result<Option<Plan>, Sense> {
     };
     let local = &lun.device;
     let here = Some(local.designator());
-    // The device the command was sent to is one end (the destination if it is both).
+    // The device the command was sent to is one end, or both: a designator it shares with
+    // another LUN (a copied serial) still means this one.
     let (src, dst) = if seg.dst == here {
-        (reachable(session, seg.src)?, local.clone())
+        let src = if seg.src == here {
+            local.clone()
+        } else {
+            reachable(session, seg.src)?
+        };
+        (src, local.clone())
     } else if seg.src == here {
         (local.clone(), reachable(session, seg.dst)?)
     } else {
@@ -202,12 +249,12 @@ fn plan(cmd: &CmdRef, len: u32) -> Result<Option<Plan>, Sense> {
         return Err(xcopy::block_size_mismatch());
     }
     if seg.blocks == 0 {
-        return Ok(None);
+        return Ok((seg.list_id, None));
     }
     let blocks = u64::from(seg.blocks);
     for (dev, lba) in [(&src, seg.src_lba), (&dst, seg.dst_lba)] {
         if lba.checked_add(blocks).is_none_or(|end| end > dev.blocks()) {
-            return Err(xcopy::out_of_range());
+            return Err(xcopy::not_reachable());
         }
     }
     let (Some(src_be), Some(dst_be)) = (src.backend().cloned(), dst.backend().cloned()) else {
@@ -218,14 +265,17 @@ fn plan(cmd: &CmdRef, len: u32) -> Result<Option<Plan>, Sense> {
     }
     let bs = u64::from(block_size);
     let max_bytes = |d: &Device| u64::from(d.attr(At::HwMaxSectors)).max(1) * bs;
-    Ok(Some(Plan {
-        src: src_be,
-        dst: dst_be,
-        src_pos: seg.src_lba * bs,
-        dst_pos: seg.dst_lba * bs,
-        bytes: blocks * bs,
-        chunk: max_bytes(&src).min(max_bytes(&dst)).min(MAX_CHUNK),
-    }))
+    Ok((
+        seg.list_id,
+        Some(Plan {
+            src: src_be,
+            dst: dst_be,
+            src_pos: seg.src_lba * bs,
+            dst_pos: seg.dst_lba * bs,
+            bytes: blocks * bs,
+            chunk: max_bytes(&src).min(max_bytes(&dst)).min(MAX_CHUNK),
+        }),
+    ))
 }
 
 /// The device `id` names among the LUNs the session reaches, if its copy manager is on.

@@ -4,7 +4,7 @@
 use super::cdb::{cdb_len, Dir, RwCdb};
 use super::sense::{Sense, SenseKey};
 use super::spc::{put, ModeSense};
-use super::xcopy::RCR_OPERATING_PARAMETERS;
+use super::xcopy::{RCR_COPY_STATUS, RCR_OPERATING_PARAMETERS};
 
 /// Opcodes handled besides READ/WRITE.
 pub mod op {
@@ -255,6 +255,13 @@ pub enum Action {
         /// Allocation length.
         alloc: u32,
     },
+    /// RECEIVE COPY RESULTS, COPY STATUS of the nexus's copy with this list identifier.
+    CopyStatus {
+        /// LIST IDENTIFIER.
+        list_id: u8,
+        /// Allocation length.
+        alloc: u32,
+    },
     /// SPC-2 RESERVE(6/10) of the whole logical unit for the issuing nexus.
     Reserve,
     /// SPC-2 RELEASE(6/10).
@@ -463,6 +470,7 @@ pub static COMMANDS: &[OpInfo] = &[
     info(op::SERVICE_ACTION_IN_16, Some(op::SAI_READ_CAPACITY_16), &[0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], read_capacity16),
     info(op::SERVICE_ACTION_IN_16, Some(op::SAI_GET_LBA_STATUS), &[0x9e, 0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07], get_lba_status),
     only_with(Needs::ThreePc, info(op::EXTENDED_COPY, Some(0x00), &[0x83, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], extended_copy)),
+    only_with(Needs::ThreePc, info(op::RECEIVE_COPY_RESULTS, Some(RCR_COPY_STATUS), &[0x84, 0x00, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], receive_copy_results)),
     only_with(Needs::ThreePc, info(op::RECEIVE_COPY_RESULTS, Some(RCR_OPERATING_PARAMETERS), &[0x84, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], receive_copy_results)),
     info(op::REPORT_LUNS, None, &[0xa0, 0, 0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_luns),
     info(op::MAINTENANCE_IN, Some(op::MI_REPORT_OPCODES), &[0xa3, 0x0c, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_opcodes),
@@ -685,15 +693,20 @@ fn extended_copy(cdb: &[u8], _: &Limits, data_len: u32) -> Result<Action, Sense>
     Ok(Action::ExtendedCopy { len })
 }
 
-/// RECEIVE COPY RESULTS, OPERATING PARAMETERS. No list identifier is held (SNLID), so the
-/// LIST IDENTIFIER must be 0.
+/// RECEIVE COPY RESULTS: COPY STATUS of a list identifier, or OPERATING PARAMETERS (whose
+/// LIST IDENTIFIER must be 0).
 fn receive_copy_results(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    let alloc = be32(&cdb[10..14]);
+    if cdb[1] & 0x1f == RCR_COPY_STATUS {
+        return Ok(Action::CopyStatus {
+            list_id: cdb[2],
+            alloc,
+        });
+    }
     if cdb[2] != 0 {
         return Err(Sense::invalid_cdb_field(2, None));
     }
-    Ok(Action::CopyOperatingParameters {
-        alloc: be32(&cdb[10..14]),
-    })
+    Ok(Action::CopyOperatingParameters { alloc })
 }
 
 /// Whether a command from another nexus is executed while an SPC-2 reservation is held
@@ -1163,8 +1176,15 @@ mod tests {
             parse(&rcr, &DEV, 64),
             Err(Sense::invalid_cdb_field(2, None))
         );
-        rcr[2] = 0;
-        rcr[1] = 0; // COPY STATUS: no list identifier is held
+        rcr[1] = RCR_COPY_STATUS;
+        assert_eq!(
+            parse(&rcr, &DEV, 64),
+            Ok(Action::CopyStatus {
+                list_id: 1,
+                alloc: 64
+            })
+        );
+        rcr[1] = 0x04; // FAILED SEGMENT DETAILS
         assert_eq!(
             parse(&rcr, &DEV, 64),
             Err(Sense::invalid_cdb_field(1, Some(4)))

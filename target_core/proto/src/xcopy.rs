@@ -25,17 +25,22 @@ const MAX_SEGMENT_BYTES: u32 = 256 << 20;
 /// Highest CSCD descriptor ID that is an index into the list (SPC-4 table 150).
 const CSCD_ID_MAX: u16 = 0x07ff;
 
+/// RECEIVE COPY RESULTS' COPY STATUS service action.
+pub const RCR_COPY_STATUS: u8 = 0x00;
 /// RECEIVE COPY RESULTS' OPERATING PARAMETERS service action.
 pub const RCR_OPERATING_PARAMETERS: u8 = 0x03;
 
 /// A 16-byte NAA IEEE Registered Extended designator (VPD 83h, designator type 3).
 pub type Designator = [u8; 16];
 
-/// The one segment of a checked parameter list: `blocks` blocks from `src_lba` of the device
+/// A checked parameter list and its one segment: `blocks` blocks from `src_lba` of the device
 /// `src` names to `dst_lba` of the device `dst` names. A `None` designator indexes no CSCD
 /// descriptor of the list, so it reaches no device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Segment {
+    /// The LIST IDENTIFIER whose COPY STATUS the initiator may ask for; `None` with LIST ID
+    /// USAGE 11b (no list identifier).
+    pub list_id: Option<u8>,
     /// The source's designator.
     pub src: Option<Designator>,
     /// The destination's designator.
@@ -144,6 +149,7 @@ pub fn parse_list(list: &[u8], list_len: u32) -> Result<Segment, Sense> {
         }
     }
     Ok(Segment {
+        list_id: (list[1] & 0x18 != 0x18).then_some(list[0]),
         src,
         dst,
         src_lba: be64(&seg[12..20]),
@@ -179,7 +185,9 @@ fn identification_cscd(d: &[u8], at: u16) -> Result<Designator, Sense> {
 }
 
 /// COPY ABORTED, COPY TARGET DEVICE NOT REACHABLE (0Dh/02h): a designator names no device
-/// the nexus can reach, or an I/O of the copy failed; the initiator falls back to READ/WRITE.
+/// the nexus can reach, the segment runs past the end of one, or an I/O of the copy failed.
+/// The initiator falls back to READ and WRITE. (LIO reports all of these so, and libiscsi
+/// accepts no other code for a segment past the end.)
 pub const fn not_reachable() -> Sense {
     let mut s = Sense::internal_target_failure();
     s.key = super::sense::SenseKey::CopyAborted;
@@ -188,18 +196,22 @@ pub const fn not_reachable() -> Sense {
     s
 }
 
-/// COPY ABORTED, LOGICAL BLOCK ADDRESS OUT OF RANGE (21h/00h): the segment runs past the end
-/// of its source or destination; found before any block is copied.
-pub const fn out_of_range() -> Sense {
-    let mut s = Sense::lba_out_of_range();
-    s.key = super::sense::SenseKey::CopyAborted;
-    s
-}
-
 /// ILLEGAL REQUEST, INVALID OPERATION FOR COPY SOURCE OR DESTINATION (26h/0Ch): source and
 /// destination have different block sizes, which the copy manager does not convert.
 pub const fn block_size_mismatch() -> Sense {
     descriptors(0x0c)
+}
+
+/// RECEIVE COPY RESULTS' COPY STATUS of a finished copy (LID1): completed with or without
+/// errors (`ok`), the segments processed and the bytes copied.
+pub fn copy_status(ok: bool, segments: u16, bytes: u32) -> [u8; 12] {
+    let mut p = [0u8; 12];
+    p[3] = 8; // AVAILABLE DATA
+    p[4] = if ok { 0x00 } else { 0x01 }; // COPY MANAGER STATUS
+    p[5..7].copy_from_slice(&segments.to_be_bytes());
+    // TRANSFER COUNT UNITS 00h: bytes.
+    p[8..12].copy_from_slice(&bytes.to_be_bytes());
+    p
 }
 
 /// Length of the OPERATING PARAMETERS data.
@@ -284,6 +296,7 @@ mod tests {
         assert_eq!(
             parse(&l),
             Ok(Segment {
+                list_id: None,
                 src: Some(A),
                 dst: Some(B),
                 src_lba: 8,
@@ -291,6 +304,10 @@ mod tests {
                 blocks: 64
             })
         );
+        let mut held = l.clone();
+        held[0] = 7;
+        held[1] = 0x00; // LIST ID USAGE 00b: the copy status is held
+        assert_eq!(parse(&held).map(|s| s.list_id), Ok(Some(7)));
         // One descriptor for both ends (a copy within the device).
         let l = list(&[cscd(&A)], &[segment(0, 0, 1, 0, 1)]);
         assert_eq!(parse(&l).map(|s| (s.src, s.dst)), Ok((Some(A), Some(A))));
@@ -368,8 +385,15 @@ mod tests {
         let mut b = [0u8; 18];
         not_reachable().write_fixed(&mut b);
         assert_eq!((b[2], b[12], b[13]), (0x0a, 0x0d, 0x02));
-        out_of_range().write_fixed(&mut b);
-        assert_eq!((b[2], b[12], b[13]), (0x0a, 0x21, 0x00));
+    }
+
+    #[test]
+    fn copy_status_layout() {
+        assert_eq!(
+            copy_status(true, 1, 0x10_0000),
+            [0, 0, 0, 8, 0, 0, 1, 0, 0, 0x10, 0, 0]
+        );
+        assert_eq!(copy_status(false, 0, 0)[4], 1);
     }
 
     #[test]
