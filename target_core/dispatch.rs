@@ -423,7 +423,10 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             true,
         )),
         Action::CopyStatus { list_id, alloc } => {
-            match cmd.session().and_then(|s| s.copy_status(list_id)) {
+            match cmd
+                .session()
+                .and_then(|s| s.copy_status(lun.index, list_id))
+            {
                 Some((ok, bytes)) => {
                     let data = crate::proto::xcopy::copy_status(ok, u16::from(ok), bytes);
                     Next::Done(respond(cmd, &data, alloc, true))

@@ -19,6 +19,12 @@ const COPY_HELD: u64 = 1 << 63;
 /// The held copy failed.
 const COPY_FAILED: u64 = 1 << 62;
 
+/// A copy's LUN (its low 16 bits: loopback and iSCSI LUNs stop at 65535) and list
+/// identifier, in [`Session::copy_status`]'s bits 32-55.
+fn copy_key(lun: u64, list_id: u8) -> u64 {
+    ((lun & 0xffff) << 40) | (u64::from(list_id) << 32)
+}
+
 /// An I_T nexus.
 #[pin_data]
 pub struct Session {
@@ -28,8 +34,8 @@ pub struct Session {
     pub port: Arc<Port>,
     inflight: Atomic<u32>,
     /// How the nexus's last EXTENDED COPY with a list identifier ended, for RECEIVE COPY
-    /// RESULTS: [`COPY_HELD`], [`COPY_FAILED`], the list identifier in bits 32-39 and the
-    /// bytes copied in bits 0-31.
+    /// RESULTS: [`COPY_HELD`], [`COPY_FAILED`], the LUN in bits 40-55, the list identifier
+    /// in bits 32-39 and the bytes copied in bits 0-31.
     copy_status: Atomic<u64>,
     /// Unit attentions pending, mirrored from `ua` so the I/O path can skip the lock.
     ua_pending: Atomic<u32>,
@@ -90,18 +96,20 @@ impl Session {
         self.inflight.fetch_sub(1, Relaxed);
     }
 
-    /// Records how the nexus's copy with list identifier `list_id` ended.
-    pub(crate) fn copy_done(&self, list_id: u8, ok: bool, bytes: u32) {
+    /// Records how the nexus's copy through LUN `lun` with list identifier `list_id` ended.
+    pub(crate) fn copy_done(&self, lun: u64, list_id: u8, ok: bool, bytes: u32) {
         let failed = if ok { 0 } else { COPY_FAILED };
-        let v = COPY_HELD | failed | (u64::from(list_id) << 32) | u64::from(bytes);
-        self.copy_status.store(v, Relaxed);
+        let key = copy_key(lun, list_id);
+        self.copy_status
+            .store(COPY_HELD | failed | key | u64::from(bytes), Relaxed);
     }
 
-    /// How the nexus's last copy with list identifier `list_id` ended: whether it succeeded,
-    /// and the bytes it copied.
-    pub(crate) fn copy_status(&self, list_id: u8) -> Option<(bool, u32)> {
+    /// How the nexus's last copy through LUN `lun` with list identifier `list_id` ended:
+    /// whether it succeeded, and the bytes it copied.
+    pub(crate) fn copy_status(&self, lun: u64, list_id: u8) -> Option<(bool, u32)> {
         let v = self.copy_status.load(Relaxed);
-        (v & COPY_HELD != 0 && (v >> 32) as u8 == list_id)
+        let key_bits = 0xff_ffff << 32;
+        (v & COPY_HELD != 0 && v & key_bits == copy_key(lun, list_id))
             .then_some((v & COPY_FAILED == 0, v as u32))
     }
 

@@ -137,8 +137,8 @@ pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
 
 /// GOOD for a copy of `copied` bytes, its status held under `list_id`.
 fn finish(cmd: CmdRef, list_id: Option<u8>, copied: u32) {
-    if let (Some(id), Some(s)) = (list_id, cmd.session()) {
-        s.copy_done(id, true, copied);
+    if let (Some(id), Some(s), Some(lun)) = (list_id, cmd.session(), cmd.lun()) {
+        s.copy_done(lun.index, id, true, copied);
     }
     cmd::complete(cmd, Ok(0))
 }
@@ -153,9 +153,10 @@ pub(crate) fn failed(cmd: &CmdRef, c: Copy) -> Sense {
             ..
         },
         Some(s),
-    ) = (c, cmd.session())
+        Some(lun),
+    ) = (c, cmd.session(), cmd.lun())
     {
-        s.copy_done(id, false, copied);
+        s.copy_done(lun.index, id, false, copied);
     }
     xcopy::not_reachable()
 }
