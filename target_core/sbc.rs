@@ -72,7 +72,7 @@ pub(crate) enum StepKind {
         fua: bool,
     },
     /// EXTENDED COPY (`xcopy`), at this point of the copy.
-    Xcopy(crate::xcopy::Copy),
+    Xcopy(crate::xcopy::CopyState),
     /// Deallocating the parameter list's descriptors from `next` on.
     Unmap {
         /// Next descriptor.

@@ -27,7 +27,7 @@ const MAX_CHUNK: u64 = 16 << 20;
 
 /// Where an EXTENDED COPY stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Copy {
+pub(crate) enum CopyState {
     /// Queued to the workqueue: the parameter list of `len` bytes is checked there.
     Start {
         /// Parameter list length.
@@ -51,22 +51,22 @@ pub(crate) enum Copy {
     },
 }
 
-impl Copy {
+impl CopyState {
     /// Whether the step's request goes to the destination.
     pub(crate) fn writes(self) -> bool {
-        matches!(self, Copy::Chunk { write: true, .. })
+        matches!(self, CopyState::Chunk { write: true, .. })
     }
 }
 
 /// EXTENDED COPY whose parameter list of `len` (> 0) bytes is in the command's buffer.
 pub(crate) fn extended_copy(cmd: CmdRef, len: u32) {
-    sbc::start_in_workqueue(cmd, StepKind::Xcopy(Copy::Start { len }))
+    sbc::start_in_workqueue(cmd, StepKind::Xcopy(CopyState::Start { len }))
 }
 
 /// The next step of a copy, after the previous one succeeded (process context).
-pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
+pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: CopyState) {
     match c {
-        Copy::Start { len } => match plan(&cmd, len) {
+        CopyState::Start { len } => match plan(&cmd, len) {
             Ok((list_id, None)) => {
                 drop(step);
                 finish(cmd, list_id, 0)
@@ -75,10 +75,13 @@ pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
                 let chunk = p.chunk.min(p.bytes) as u32;
                 match ScratchSgl::new(chunk) {
                     Ok(scratch) => step.scratch = Some(scratch),
-                    Err(_) => return sbc::fail(cmd, Sense::internal_target_failure()),
+                    Err(_) => {
+                        drop(step);
+                        return sbc::fail(cmd, Sense::internal_target_failure());
+                    }
                 }
                 step.ends = Some((p.src, p.dst));
-                let next = Copy::Chunk {
+                let next = CopyState::Chunk {
                     write: false,
                     list_id,
                     copied: 0,
@@ -88,9 +91,12 @@ pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
                 };
                 issue(cmd, step, next)
             }
-            Err(sense) => sbc::fail(cmd, sense),
+            Err(sense) => {
+                drop(step);
+                sbc::fail(cmd, sense)
+            }
         },
-        Copy::Chunk {
+        CopyState::Chunk {
             write: false,
             list_id,
             copied,
@@ -98,7 +104,7 @@ pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
             dst_pos,
             left,
         } => {
-            let next = Copy::Chunk {
+            let next = CopyState::Chunk {
                 write: true,
                 list_id,
                 copied,
@@ -108,7 +114,7 @@ pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
             };
             issue(cmd, step, next)
         }
-        Copy::Chunk {
+        CopyState::Chunk {
             write: true,
             list_id,
             copied,
@@ -122,7 +128,7 @@ pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
                 drop(step);
                 return finish(cmd, list_id, copied);
             }
-            let next = Copy::Chunk {
+            let next = CopyState::Chunk {
                 write: false,
                 list_id,
                 copied,
@@ -137,28 +143,27 @@ pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
 
 /// GOOD for a copy of `copied` bytes, its status held under `list_id`.
 fn finish(cmd: CmdRef, list_id: Option<u8>, copied: u32) {
-    if let (Some(id), Some(s), Some(lun)) = (list_id, cmd.session(), cmd.lun()) {
-        s.copy_done(lun.index, id, true, copied);
-    }
+    record(&cmd, list_id, true, copied);
     cmd::complete(cmd, Ok(0))
 }
 
 /// A backend request of the copy failed: the copy is aborted, as LIO aborts it, and its
 /// status held under its list identifier.
-pub(crate) fn failed(cmd: &CmdRef, c: Copy) -> Sense {
-    if let (
-        Copy::Chunk {
-            list_id: Some(id),
-            copied,
-            ..
-        },
-        Some(s),
-        Some(lun),
-    ) = (c, cmd.session(), cmd.lun())
+pub(crate) fn failed(cmd: &CmdRef, c: CopyState) -> Sense {
+    if let CopyState::Chunk {
+        list_id, copied, ..
+    } = c
     {
-        s.copy_done(lun.index, id, false, copied);
+        record(cmd, list_id, false, copied);
     }
     xcopy::not_reachable()
+}
+
+/// Holds how a copy with a list identifier ended, for RECEIVE COPY RESULTS' COPY STATUS.
+fn record(cmd: &CmdRef, list_id: Option<u8>, ok: bool, copied: u32) {
+    if let (Some(id), Some(s), Some(lun)) = (list_id, cmd.session(), cmd.lun()) {
+        s.copy_done(lun.index, id, ok, copied);
+    }
 }
 
 /// The chunk a step moves: as much of `left` as the scratch buffer holds.
@@ -170,8 +175,8 @@ fn chunk_len(step: &Step, left: u64) -> u64 {
 }
 
 /// Sends the request of step `c` to its end of the copy.
-fn issue(mut cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
-    let Copy::Chunk {
+fn issue(mut cmd: CmdRef, mut step: KBox<Step>, c: CopyState) {
+    let CopyState::Chunk {
         write,
         src_pos,
         dst_pos,
@@ -179,10 +184,12 @@ fn issue(mut cmd: CmdRef, mut step: KBox<Step>, c: Copy) {
         ..
     } = c
     else {
+        drop(step);
         return sbc::fail(cmd, Sense::internal_target_failure());
     };
     let len = chunk_len(&step, left);
     let (Some(scratch), Some((src, dst))) = (step.scratch.as_ref(), step.ends.as_ref()) else {
+        drop(step);
         return sbc::fail(cmd, Sense::internal_target_failure());
     };
     let sgl = scratch.sgl().prefix(len as u32);

@@ -91,6 +91,11 @@ pub fn parse_list(list: &[u8], list_len: u32) -> Result<Segment, Sense> {
     if have < HEADER_LEN {
         return Err(Sense::param_list_length());
     }
+    // LIST ID USAGE 01b is reserved.
+    let usage = (list[1] >> 3) & 0x03;
+    if usage == 0x01 {
+        return Err(Sense::invalid_param_field(1, Some(4)));
+    }
     let tdll = usize::from(be16(&list[2..4]));
     let sdll = be32(&list[8..12]) as usize;
     if tdll + sdll > MAX_DESC_LIST_LEN {
@@ -149,7 +154,7 @@ pub fn parse_list(list: &[u8], list_len: u32) -> Result<Segment, Sense> {
         }
     }
     Ok(Segment {
-        list_id: (list[1] & 0x18 != 0x18).then_some(list[0]),
+        list_id: (usage != 0x03).then_some(list[0]),
         src,
         dst,
         src_lba: be64(&seg[12..20]),
@@ -221,7 +226,7 @@ pub const OPERATING_PARAMETERS_LEN: usize = 46;
 pub fn operating_parameters() -> [u8; OPERATING_PARAMETERS_LEN] {
     let mut p = [0u8; OPERATING_PARAMETERS_LEN];
     p[0..4].copy_from_slice(&(OPERATING_PARAMETERS_LEN as u32 - 4).to_be_bytes());
-    p[4] = 0x01; // SNLID: no list identifier is held
+    p[4] = 0x01; // SNLID: LIST ID USAGE 11b (no list identifier) is supported
     p[8..10].copy_from_slice(&(MAX_CSCDS as u16).to_be_bytes());
     p[10..12].copy_from_slice(&(MAX_SEGMENTS as u16).to_be_bytes());
     p[12..16].copy_from_slice(&(MAX_DESC_LIST_LEN as u32).to_be_bytes());
@@ -308,6 +313,8 @@ mod tests {
         held[0] = 7;
         held[1] = 0x00; // LIST ID USAGE 00b: the copy status is held
         assert_eq!(parse(&held).map(|s| s.list_id), Ok(Some(7)));
+        held[1] = 0x08; // 01b: reserved
+        assert_eq!(parse(&held), Err(Sense::invalid_param_field(1, Some(4))));
         // One descriptor for both ends (a copy within the device).
         let l = list(&[cscd(&A)], &[segment(0, 0, 1, 0, 1)]);
         assert_eq!(parse(&l).map(|s| (s.src, s.dst)), Ok((Some(A), Some(A))));
