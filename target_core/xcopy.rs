@@ -33,28 +33,32 @@ pub(crate) enum CopyState {
         /// Parameter list length.
         len: u32,
     },
-    /// The step's request moves the chunk at the head of what is left: read from the source
-    /// at `src_pos` into the scratch buffer or (`write`) written from it to `dst_pos`.
-    Chunk {
-        /// The request writes the chunk to the destination (else: reads it from the source).
-        write: bool,
-        /// The list identifier the copy's status is held under.
-        list_id: Option<u8>,
-        /// Bytes copied before the chunk.
-        copied: u32,
-        /// Source byte offset of the chunk.
-        src_pos: u64,
-        /// Destination byte offset of the chunk.
-        dst_pos: u64,
-        /// Bytes left to copy, the chunk included.
-        left: u64,
-    },
+    /// The step's request moves a chunk.
+    Chunk(Chunk),
+}
+
+/// The chunk at the head of what is left of a copy: read from the source at `src_pos` into
+/// the scratch buffer or (`write`) written from it to `dst_pos`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Chunk {
+    /// The request writes the chunk to the destination (else: reads it from the source).
+    write: bool,
+    /// The list identifier the copy's status is held under.
+    list_id: Option<u8>,
+    /// Bytes copied before the chunk.
+    copied: u32,
+    /// Source byte offset of the chunk.
+    src_pos: u64,
+    /// Destination byte offset of the chunk.
+    dst_pos: u64,
+    /// Bytes left to copy, the chunk included.
+    left: u64,
 }
 
 impl CopyState {
     /// Whether the step's request goes to the destination.
     pub(crate) fn writes(self) -> bool {
-        matches!(self, CopyState::Chunk { write: true, .. })
+        matches!(self, CopyState::Chunk(Chunk { write: true, .. }))
     }
 }
 
@@ -81,7 +85,7 @@ pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: CopyState) {
                     }
                 }
                 step.ends = Some((p.src, p.dst));
-                let next = CopyState::Chunk {
+                let first = Chunk {
                     write: false,
                     list_id,
                     copied: 0,
@@ -89,52 +93,28 @@ pub(crate) fn step(cmd: CmdRef, mut step: KBox<Step>, c: CopyState) {
                     dst_pos: p.dst_pos,
                     left: p.bytes,
                 };
-                issue(cmd, step, next)
+                issue(cmd, step, first)
             }
             Err(sense) => {
                 drop(step);
                 sbc::fail(cmd, sense)
             }
         },
-        CopyState::Chunk {
-            write: false,
-            list_id,
-            copied,
-            src_pos,
-            dst_pos,
-            left,
-        } => {
-            let next = CopyState::Chunk {
-                write: true,
-                list_id,
-                copied,
-                src_pos,
-                dst_pos,
-                left,
-            };
-            issue(cmd, step, next)
-        }
-        CopyState::Chunk {
-            write: true,
-            list_id,
-            copied,
-            src_pos,
-            dst_pos,
-            left,
-        } => {
-            let done = chunk_len(&step, left);
-            let copied = copied + done as u32;
-            if done >= left {
+        CopyState::Chunk(c) if !c.write => issue(cmd, step, Chunk { write: true, ..c }),
+        CopyState::Chunk(c) => {
+            let done = chunk_len(&step, c.left);
+            let copied = c.copied + done as u32;
+            if done >= c.left {
                 drop(step);
-                return finish(cmd, list_id, copied);
+                return finish(cmd, c.list_id, copied);
             }
-            let next = CopyState::Chunk {
+            let next = Chunk {
                 write: false,
-                list_id,
                 copied,
-                src_pos: src_pos + done,
-                dst_pos: dst_pos + done,
-                left: left - done,
+                src_pos: c.src_pos + done,
+                dst_pos: c.dst_pos + done,
+                left: c.left - done,
+                ..c
             };
             issue(cmd, step, next)
         }
@@ -150,11 +130,8 @@ fn finish(cmd: CmdRef, list_id: Option<u8>, copied: u32) {
 /// A backend request of the copy failed: the copy is aborted, as LIO aborts it, and its
 /// status held under its list identifier.
 pub(crate) fn failed(cmd: &CmdRef, c: CopyState) -> Sense {
-    if let CopyState::Chunk {
-        list_id, copied, ..
-    } = c
-    {
-        record(cmd, list_id, false, copied);
+    if let CopyState::Chunk(c) = c {
+        record(cmd, c.list_id, false, c.copied);
     }
     xcopy::not_reachable()
 }
@@ -174,19 +151,15 @@ fn chunk_len(step: &Step, left: u64) -> u64 {
         .min(left)
 }
 
-/// Sends the request of step `c` to its end of the copy.
-fn issue(mut cmd: CmdRef, mut step: KBox<Step>, c: CopyState) {
-    let CopyState::Chunk {
+/// Sends the request of chunk `c` to its end of the copy.
+fn issue(mut cmd: CmdRef, mut step: KBox<Step>, c: Chunk) {
+    let Chunk {
         write,
         src_pos,
         dst_pos,
         left,
         ..
-    } = c
-    else {
-        drop(step);
-        return sbc::fail(cmd, Sense::internal_target_failure());
-    };
+    } = c;
     let len = chunk_len(&step, left);
     let (Some(scratch), Some((src, dst))) = (step.scratch.as_ref(), step.ends.as_ref()) else {
         drop(step);
@@ -199,7 +172,7 @@ fn issue(mut cmd: CmdRef, mut step: KBox<Step>, c: CopyState) {
         len,
         fua: false,
     };
-    step.kind = StepKind::Xcopy(c);
+    step.kind = StepKind::Xcopy(CopyState::Chunk(c));
     step.result = None;
     let d = cmd.data_mut();
     d.sgl = sgl;
