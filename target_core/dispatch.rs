@@ -428,7 +428,7 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
                 .and_then(|s| s.copy_status(lun.index, list_id))
             {
                 Some((ok, bytes)) => {
-                    let data = crate::proto::xcopy::copy_status(ok, u16::from(ok), bytes);
+                    let data = crate::proto::xcopy::copy_status(ok, bytes);
                     Next::Done(respond(cmd, &data, alloc, true))
                 }
                 // No copy with that list identifier.

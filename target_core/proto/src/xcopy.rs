@@ -4,7 +4,7 @@
 //! designators may reach is the caller's business (only LUNs the nexus can reach: the lesson
 //! of CVE-2020-28374).
 
-use super::sense::Sense;
+use super::sense::{Sense, SenseKey};
 
 /// Parameter list header length.
 pub const HEADER_LEN: usize = 16;
@@ -53,12 +53,16 @@ pub struct Segment {
     pub blocks: u16,
 }
 
-/// The sense of a descriptor list the copy manager does not take (26h/06h-09h).
+/// ILLEGAL REQUEST with ASC 26h and `ascq`, no field pointer: a descriptor list the copy
+/// manager does not take (06h-09h), or ends it cannot copy between (0Ch).
 const fn descriptors(ascq: u8) -> Sense {
-    let mut s = Sense::invalid_param_field(0, None);
-    s.ascq = ascq;
-    s.field = None;
-    s
+    Sense {
+        key: SenseKey::IllegalRequest,
+        asc: 0x26,
+        ascq,
+        field: None,
+        info: None,
+    }
 }
 
 /// TOO MANY TARGET DESCRIPTORS.
@@ -194,11 +198,13 @@ fn identification_cscd(d: &[u8], at: u16) -> Result<Designator, Sense> {
 /// The initiator falls back to READ and WRITE. (LIO reports all of these so, and libiscsi
 /// accepts no other code for a segment past the end.)
 pub const fn not_reachable() -> Sense {
-    let mut s = Sense::internal_target_failure();
-    s.key = super::sense::SenseKey::CopyAborted;
-    s.asc = 0x0d;
-    s.ascq = 0x02;
-    s
+    Sense {
+        key: SenseKey::CopyAborted,
+        asc: 0x0d,
+        ascq: 0x02,
+        field: None,
+        info: None,
+    }
 }
 
 /// ILLEGAL REQUEST, INVALID OPERATION FOR COPY SOURCE OR DESTINATION (26h/0Ch): source and
@@ -208,8 +214,9 @@ pub const fn block_size_mismatch() -> Sense {
 }
 
 /// RECEIVE COPY RESULTS' COPY STATUS of a finished copy (LID1): completed with or without
-/// errors (`ok`), the segments processed and the bytes copied.
-pub fn copy_status(ok: bool, segments: u16, bytes: u32) -> [u8; 12] {
+/// errors (`ok`: its one segment processed) and the bytes copied.
+pub fn copy_status(ok: bool, bytes: u32) -> [u8; 12] {
+    let segments = u16::from(ok);
     let mut p = [0u8; 12];
     p[3] = 8; // AVAILABLE DATA
     p[4] = if ok { 0x00 } else { 0x01 }; // COPY MANAGER STATUS
@@ -247,7 +254,6 @@ pub fn operating_parameters() -> [u8; OPERATING_PARAMETERS_LEN] {
 mod tests {
     use super::*;
     extern crate std;
-    use crate::sense::SenseKey;
     use std::vec::Vec;
 
     const A: Designator = [
@@ -397,10 +403,10 @@ mod tests {
     #[test]
     fn copy_status_layout() {
         assert_eq!(
-            copy_status(true, 1, 0x10_0000),
+            copy_status(true, 0x10_0000),
             [0, 0, 0, 8, 0, 0, 1, 0, 0, 0x10, 0, 0]
         );
-        assert_eq!(copy_status(false, 0, 0)[4], 1);
+        assert_eq!(copy_status(false, 0)[4..7], [1, 0, 0]);
     }
 
     #[test]
