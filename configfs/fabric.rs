@@ -320,17 +320,15 @@ impl Dir for LunDir {
         if linked.is_some() {
             return Err(EEXIST);
         }
-        let lun = Arc::new(
-            Lun {
-                index: self.index,
-                device: dev.clone(),
-                port: self.port.clone(),
-            },
-            GFP_KERNEL,
-        )?;
+        let lun = Lun::new(self.index, dev.clone(), self.port.clone())?;
         // `lun_0` and `lun_00` name the same LUN: only one of them may be linked.
         dev.export(&self.port, self.index)?;
         if let Err(e) = self.port.add(lun.clone()) {
+            dev.unexport(&self.port, self.index);
+            return Err(e);
+        }
+        if let Err(e) = Lun::arm(&lun) {
+            self.port.remove(&lun);
             dev.unexport(&self.port, self.index);
             return Err(e);
         }
@@ -348,6 +346,7 @@ impl Dir for LunDir {
         // removes its view, waiting for commands in flight.
         self.port.remove(&lun);
         self.tpg.lun_unlinking(&lun);
+        lun.retire();
         lun.device.unexport(&self.port, lun.index);
     }
 

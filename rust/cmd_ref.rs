@@ -11,11 +11,11 @@ use crate::cmd::{state, Cmd, CmdData, DataDir, FabricOps};
 use crate::lun::Lun;
 use crate::proto::sense::Sense;
 use crate::rt::io::{BackingFile, BlockDev, IoSlot, Sgl};
+use crate::rt::live_ref::LiveRef;
 use crate::session::Session;
 use core::ptr::NonNull;
 use kernel::prelude::*;
 use kernel::sync::atomic::ordering;
-use kernel::sync::Arc;
 
 // SAFETY: `Cmd::data` is only accessed through the unique `CmdRef` (see the module docs); all
 // other fields are atomics or the `IoSlot`, which the `CmdRef` holder alone submits.
@@ -50,9 +50,9 @@ pub struct CmdSetup<'a> {
     /// The fabric's task tag.
     pub tag: u64,
     /// The I_T nexus.
-    pub session: Arc<Session>,
+    pub session: LiveRef<Session>,
     /// The addressed LUN.
-    pub lun: Arc<Lun>,
+    pub lun: LiveRef<Lun>,
     /// Where the command goes back to.
     pub fabric: &'static dyn FabricOps,
     /// The type of the slot's owner, so that only it can take the slot back
@@ -83,7 +83,6 @@ impl CmdRef {
         c.lun_index.store(s.lun.index, ordering::Relaxed);
         c.tag.store(s.tag, ordering::Relaxed);
         c.nexus.store(s.session.id(), ordering::Relaxed);
-        s.session.cmd_started();
         // SAFETY: as above, we are the only user of `data`.
         unsafe {
             c.data.get().write(CmdData {
@@ -152,12 +151,12 @@ impl CmdRef {
     }
 
     /// The session the command came in on.
-    pub fn session(&self) -> Option<&Arc<Session>> {
+    pub fn session(&self) -> Option<&LiveRef<Session>> {
         self.data().session.as_ref()
     }
 
     /// The LUN it addresses.
-    pub fn lun(&self) -> Option<&Arc<Lun>> {
+    pub fn lun(&self) -> Option<&LiveRef<Lun>> {
         self.data().lun.as_ref()
     }
 
@@ -183,7 +182,7 @@ impl CmdRef {
         d.lun = None;
         d.fabric = None;
         d.step = None;
-        let session = d.session.take();
+        d.session = None;
         let ptr = self.ptr;
         core::mem::forget(self);
         // SAFETY: the slot stays valid (the fabric owns it); only atomics are touched.
@@ -192,9 +191,6 @@ impl CmdRef {
             state::released(st.load(ordering::Relaxed)),
             ordering::Release,
         );
-        if let Some(s) = session {
-            s.cmd_released();
-        }
         ptr
     }
 

@@ -14,6 +14,7 @@
 #include <scsi/scsi_cmnd.h>
 #include <scsi/scsi_host.h>
 #include "helpers.h"
+#include "io_helpers.h"
 
 bool rt_try_module_get(struct module *mod)
 {
@@ -118,3 +119,80 @@ int rt_path_is_dir(const char *path)
 		path_put(&p);
 	return ret;
 }
+
+/* The owner's Arc is dropped in process context: its drop may sleep (closing a backend). */
+static void rt_live_refs_released(struct work_struct *work)
+{
+	struct rt_live_refs *r = container_of(work, struct rt_live_refs, release_work);
+	const void *owner = r->owner;
+
+	r->owner = NULL;
+	r->drop_owner(owner);	/* may free r */
+}
+
+static void rt_live_refs_release(struct percpu_ref *ref)
+{
+	struct rt_live_refs *r = container_of(ref, struct rt_live_refs, ref);
+
+	rt_io_queue_work(&r->release_work);
+}
+
+int rt_live_refs_init(struct rt_live_refs *r)
+{
+	r->owner = NULL;
+	r->drop_owner = NULL;
+	r->killed = 0;
+	INIT_WORK(&r->release_work, rt_live_refs_released);
+	/* Dead until armed: no reference can be taken before the refs hold the owner. */
+	return percpu_ref_init(&r->ref, rt_live_refs_release, PERCPU_REF_INIT_DEAD, GFP_KERNEL);
+}
+EXPORT_SYMBOL_GPL(rt_live_refs_init);
+
+/* Once: false (and nothing taken) if the refs were armed before. */
+bool rt_live_refs_arm(struct rt_live_refs *r, const void *owner, void (*drop_owner)(const void *))
+{
+	if (cmpxchg(&r->drop_owner, NULL, drop_owner))
+		return false;
+	r->owner = owner;
+	percpu_ref_resurrect(&r->ref);
+	return true;
+}
+EXPORT_SYMBOL_GPL(rt_live_refs_arm);
+
+bool rt_live_refs_tryget(struct rt_live_refs *r)
+{
+	return percpu_ref_tryget_live(&r->ref);
+}
+EXPORT_SYMBOL_GPL(rt_live_refs_tryget);
+
+void rt_live_refs_get(struct rt_live_refs *r)
+{
+	percpu_ref_get(&r->ref);
+}
+EXPORT_SYMBOL_GPL(rt_live_refs_get);
+
+void rt_live_refs_put(struct rt_live_refs *r)
+{
+	percpu_ref_put(&r->ref);
+}
+EXPORT_SYMBOL_GPL(rt_live_refs_put);
+
+/* Once, and only once armed: a second kill, or a kill of refs never armed, does nothing. */
+void rt_live_refs_kill(struct rt_live_refs *r)
+{
+	if (READ_ONCE(r->drop_owner) && !xchg(&r->killed, 1))
+		percpu_ref_kill(&r->ref);
+}
+EXPORT_SYMBOL_GPL(rt_live_refs_kill);
+
+bool rt_live_refs_is_zero(struct rt_live_refs *r)
+{
+	return percpu_ref_is_zero(&r->ref);
+}
+EXPORT_SYMBOL_GPL(rt_live_refs_is_zero);
+
+void rt_live_refs_exit(struct rt_live_refs *r)
+{
+	percpu_ref_exit(&r->ref);
+}
+EXPORT_SYMBOL_GPL(rt_live_refs_exit);

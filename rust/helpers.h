@@ -9,6 +9,8 @@
 /* Full definitions, not forward declarations: bindgen would emit opaque copies of those. */
 #include <linux/configfs.h>
 #include <linux/module.h>
+#include <linux/percpu-refcount.h>
+#include <linux/workqueue.h>
 #include <scsi/scsi_cmnd.h>
 #include <scsi/scsi_host.h>
 
@@ -30,6 +32,27 @@ unsigned int rt_scsi_sg_count(struct scsi_cmnd *cmd);
 u32 rt_scsi_unique_tag(struct scsi_cmnd *cmd);
 void rt_shost_set_may_block(struct Scsi_Host *shost);
 bool rt_scsi_cmd_timed_out(struct scsi_cmnd *cmd);
+
+/*
+ * Per-CPU references that keep a Rust Arc alive (live_ref.rs): a percpu_ref that starts dead,
+ * is armed with the owner's Arc, and once killed and drained drops that Arc from the core's
+ * workqueue (process context).
+ */
+struct rt_live_refs {
+	struct percpu_ref ref;
+	struct work_struct release_work;
+	const void *owner;			/* Arc::into_raw of the owner, held by the refs */
+	void (*drop_owner)(const void *owner);
+	int killed;
+};
+int rt_live_refs_init(struct rt_live_refs *r);
+bool rt_live_refs_arm(struct rt_live_refs *r, const void *owner, void (*drop_owner)(const void *));
+bool rt_live_refs_tryget(struct rt_live_refs *r);
+void rt_live_refs_get(struct rt_live_refs *r);
+void rt_live_refs_put(struct rt_live_refs *r);
+void rt_live_refs_kill(struct rt_live_refs *r);
+bool rt_live_refs_is_zero(struct rt_live_refs *r);
+void rt_live_refs_exit(struct rt_live_refs *r);
 
 /* vfs.rs */
 int rt_path_is_dir(const char *path);

@@ -23,6 +23,7 @@
 #include <linux/fs.h>
 #include <linux/ioprio.h>
 #include <linux/module.h>
+#include <linux/rcupdate.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
@@ -52,6 +53,11 @@ void rt_io_defer(struct rt_io *io)
 }
 EXPORT_SYMBOL_GPL(rt_io_defer);
 
+void rt_io_queue_work(struct work_struct *work)
+{
+	queue_work(rt_io_wq, work);
+}
+
 int rt_io_wq_init(void)
 {
 	rt_io_wq = alloc_workqueue("rtarget_io", WQ_PERCPU | WQ_MEM_RECLAIM, 0);
@@ -60,6 +66,8 @@ int rt_io_wq_init(void)
 
 void rt_io_wq_exit(void)
 {
+	/* A killed percpu_ref may still have an RCU callback to run that queues its release. */
+	rcu_barrier();
 	destroy_workqueue(rt_io_wq);
 }
 

@@ -84,6 +84,8 @@ struct rt_bdev_limits {
 void rt_io_init(struct rt_io *io, void (*done)(struct rt_io *io, int err));
 /* Calls io->done(io, RT_IO_DEFERRED) from the I/O workqueue (process context). */
 void rt_io_defer(struct rt_io *io);
+/* Queues a work item of the core (live_ref.rs) on the I/O workqueue, drained at unload. */
+void rt_io_queue_work(struct work_struct *work);
 /* The I/O workqueue (per CPU, WQ_MEM_RECLAIM): created at module load, destroyed at unload. */
 int rt_io_wq_init(void);
 void rt_io_wq_exit(void);

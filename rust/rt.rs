@@ -33,6 +33,7 @@ pub mod cmd_ref;
 pub mod configfs;
 pub(crate) mod globals;
 pub mod io;
+pub mod live_ref;
 pub mod module_ref;
 pub mod rambuf;
 pub mod scsi_host;

@@ -8,6 +8,7 @@
 use super::bindings;
 use super::cmd_ref::{CmdRef, CmdSetup};
 use super::io::Sgl;
+use super::live_ref::LiveRef;
 use crate::cmd::{Cmd, DataDir, FabricOps};
 use crate::lun::Lun;
 use crate::session::Session;
@@ -196,8 +197,8 @@ impl Command<'_> {
     /// the midlayer's scatterlist, used in place.
     pub fn start<T: HostOps>(
         self,
-        session: Arc<Session>,
-        lun: Arc<Lun>,
+        session: LiveRef<Session>,
+        lun: LiveRef<Lun>,
         fabric: &'static dyn FabricOps,
     ) -> CmdRef {
         let me = core::mem::ManuallyDrop::new(self);

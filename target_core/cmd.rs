@@ -23,11 +23,11 @@
 use crate::lun::Lun;
 use crate::proto::sense::Sense;
 use crate::rt::io::{IoSlot, Sgl};
+use crate::rt::live_ref::LiveRef;
 use crate::session::Session;
 use core::cell::UnsafeCell;
 use kernel::prelude::*;
 use kernel::sync::atomic::{ordering, Atomic};
-use kernel::sync::Arc;
 
 pub use crate::rt::cmd_ref::CmdRef;
 
@@ -119,8 +119,8 @@ pub struct CmdData {
     /// The WRITE data is in `sgl` (false: ask the fabric with `write_pending`).
     pub(crate) data_ready: bool,
     pub(crate) tag: u64,
-    pub(crate) session: Option<Arc<Session>>,
-    pub(crate) lun: Option<Arc<Lun>>,
+    pub(crate) session: Option<LiveRef<Session>>,
+    pub(crate) lun: Option<LiveRef<Lun>>,
     pub(crate) fabric: Option<&'static dyn FabricOps>,
     pub(crate) origin: Option<core::any::TypeId>,
     pub(crate) status: u8,

@@ -224,7 +224,11 @@ fn run(mut cmd: CmdRef, next: Next) {
         Next::Xcopy { len } => crate::xcopy::extended_copy(cmd, len),
         Next::Backend(Op::None) => cmd::complete(cmd, Ok(0)),
         Next::Backend(op) => {
-            let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
+            // A per-CPU reference keeps the backend through the call, which may release `cmd`.
+            let Some(lun) = cmd.lun().cloned() else {
+                return cmd::complete(cmd, Err(Sense::lun_not_supported()));
+            };
+            let Some(be) = lun.device.backend() else {
                 return cmd::complete(cmd, Err(Sense::lun_not_supported()));
             };
             cmd.data_mut().op = op;

@@ -5,6 +5,7 @@
 
 use crate::device::Device;
 use crate::proto::spc::Proto;
+use crate::rt::live_ref::{HasLiveRefs, LiveRefs};
 use crate::session::Session;
 use crate::ua;
 use kernel::prelude::*;
@@ -130,6 +131,7 @@ impl Port {
 }
 
 /// A LUN: a device exported through a port at an index.
+#[pin_data]
 pub struct Lun {
     /// The LUN number.
     pub index: u64,
@@ -137,4 +139,38 @@ pub struct Lun {
     pub device: Arc<Device>,
     /// The port the LUN belongs to.
     pub port: Arc<Port>,
+    /// One per command addressing the LUN, from submission to release.
+    #[pin]
+    cmds: LiveRefs,
+}
+
+impl Lun {
+    /// LUN `index` of `port`, exporting `device`. It accepts commands once [`Lun::arm`]ed.
+    pub fn new(index: u64, device: Arc<Device>, port: Arc<Port>) -> Result<Arc<Lun>> {
+        Arc::pin_init(
+            try_pin_init!(Lun {
+                index,
+                device,
+                port,
+                cmds <- LiveRefs::new(),
+            }? Error),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Lets commands address the LUN. It then lives until [`Lun::retire`].
+    pub fn arm(this: &Arc<Lun>) -> Result {
+        LiveRefs::arm(this)
+    }
+
+    /// Refuses new commands; the LUN is freed once the last one is released.
+    pub fn retire(&self) {
+        self.cmds.kill();
+    }
+}
+
+impl HasLiveRefs for Lun {
+    fn live_refs(&self) -> &LiveRefs {
+        &self.cmds
+    }
 }

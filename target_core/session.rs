@@ -3,10 +3,11 @@
 //! Sessions: one I_T nexus each (LIO's `se_session`). A fabric creates one when an initiator
 //! port logs in (the loopback fabric, when `nexus` is written) and closes it when the
 //! initiator goes away. A session names the initiator port, counts its commands in flight
-//! and queues its unit attentions. Node ACLs, mapped LUNs and reservations hang off it next.
+//! (each holds a per-CPU [`LiveRef`] of it) and queues its unit attentions. Node ACLs, mapped LUNs and reservations hang off it next.
 
 use crate::lun::Port;
 use crate::proto::sense::Sense;
+use crate::rt::live_ref::{HasLiveRefs, LiveRefs};
 use crate::ua::{self, UaAction, UaQueue};
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -32,7 +33,9 @@ pub struct Session {
     pub initiator: CString,
     /// The target port it logged in to.
     pub port: Arc<Port>,
-    inflight: Atomic<u32>,
+    /// One per command between submission and release.
+    #[pin]
+    cmds: LiveRefs,
     /// How the nexus's last EXTENDED COPY with a list identifier ended, for RECEIVE COPY
     /// RESULTS: [`COPY_HELD`], [`COPY_FAILED`], the LUN in bits 40-55, the list identifier
     /// in bits 32-39 and the bytes copied in bits 0-31.
@@ -51,7 +54,7 @@ impl Session {
             try_pin_init!(Session {
                 initiator: initiator.to_cstring()?,
                 port: port.clone(),
-                inflight: Atomic::new(0),
+                cmds <- LiveRefs::new(),
                 copy_status: Atomic::new(0),
                 ua_pending: Atomic::new(0),
                 ua <- kernel::new_spinlock!(UaQueue::new()),
@@ -60,16 +63,20 @@ impl Session {
         )?;
         port.add_session(&s)?;
         port.for_each_lun(|lun| s.raise_ua(lun, ua::POWER_ON_RESET));
+        if let Err(e) = LiveRefs::arm(&s) {
+            port.remove_session(&s);
+            return Err(e);
+        }
         Ok(s)
     }
 
-    /// Ends the nexus: unregisters it, then waits up to `bound` for its commands in flight.
-    /// Returns how many are still in flight (0 when drained).
-    pub fn close(&self, bound: Delta) -> u32 {
+    /// Ends the nexus (its fabric must, once): refuses new commands, unregisters it, then waits
+    /// up to `bound` for its commands in flight. Returns whether they all were released.
+    pub fn close(&self, bound: Delta) -> bool {
+        self.cmds.kill();
         self.port.remove_session(self);
         self.release_reservations();
-        wait_until(bound, || self.inflight() == 0);
-        self.inflight()
+        wait_until(bound, || self.cmds.is_zero())
     }
 
     /// Drops the SPC-2 reservations this nexus holds on the port's devices (I_T nexus loss).
@@ -81,19 +88,6 @@ impl Session {
     /// An identity for task management's comparisons.
     pub fn id(&self) -> usize {
         core::ptr::from_ref(self) as usize
-    }
-
-    /// Commands between submission and release.
-    pub fn inflight(&self) -> u32 {
-        self.inflight.load(Relaxed)
-    }
-
-    pub(crate) fn cmd_started(&self) {
-        self.inflight.fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn cmd_released(&self) {
-        self.inflight.fetch_sub(1, Relaxed);
     }
 
     /// Records how the nexus's copy through LUN `lun` with list identifier `list_id` ended.
@@ -152,6 +146,12 @@ impl Session {
         let r = q.take(lun);
         self.ua_pending.store(q.len() as u32, Relaxed);
         r
+    }
+}
+
+impl HasLiveRefs for Session {
+    fn live_refs(&self) -> &LiveRefs {
+        &self.cmds
     }
 }
 

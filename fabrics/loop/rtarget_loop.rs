@@ -18,6 +18,7 @@ use rtarget_core::lun::{Lun, Port};
 use rtarget_core::proto::sense::FIXED_SENSE_LEN;
 use rtarget_core::proto::spc::Proto;
 use rtarget_core::rt::configfs::{emit_line, strip_nl, Attr};
+use rtarget_core::rt::live_ref::LiveRef;
 use rtarget_core::rt::scsi_host::{self, Command, Host, HostOps, HostRef};
 use rtarget_core::session::Session;
 use rtarget_core::tmf::{self, TmfResponse, TMF_WAIT};
@@ -402,7 +403,13 @@ impl HostOps for LoopHost {
         if l.tpg.offline.load(Relaxed) {
             return cmd.done_host(scsi_host::DID_TRANSPORT_DISRUPTED);
         }
-        let c = cmd.start::<LoopHost>(session.clone(), l.lun.clone(), &LOOP_OPS);
+        // Per-CPU references: no cache line shared by the CPUs is written.
+        let (Some(session), Some(lun)) = (LiveRef::try_new(&**session), LiveRef::try_new(&*l.lun))
+        else {
+            // The nexus is closing or the LUN is being unlinked.
+            return cmd.done_host(scsi_host::DID_NO_CONNECT);
+        };
+        let c = cmd.start::<LoopHost>(session, lun, &LOOP_OPS);
         cmd::submit(c)
     }
 
