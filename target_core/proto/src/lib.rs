@@ -4,6 +4,7 @@
 
 pub mod cdb;
 pub mod command;
+pub mod pi;
 pub mod sense;
 pub mod spc;
 pub mod xcopy;

@@ -173,6 +173,22 @@ impl Sense {
         }
     }
 
+    /// ABORTED COMMAND, LOGICAL BLOCK GUARD (`ascq` 01h) / APPLICATION TAG (02h) / REFERENCE
+    /// TAG (03h) CHECK FAILED, with the block's LBA in INFORMATION when it fits (SBC-4 4.22).
+    pub const fn pi_check_failed(ascq: u8, lba: u64) -> Self {
+        Sense {
+            key: SenseKey::AbortedCommand,
+            asc: 0x10,
+            ascq,
+            field: None,
+            info: if lba <= u32::MAX as u64 {
+                Some(lba as u32)
+            } else {
+                None
+            },
+        }
+    }
+
     /// PARAMETER LIST LENGTH ERROR (1Ah/00h).
     pub const fn param_list_length() -> Self {
         Self::illegal(0x1a, 0x00, None)
