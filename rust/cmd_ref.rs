@@ -44,6 +44,12 @@ pub struct CmdSetup<'a> {
     pub dir: DataDir,
     /// The fabric's data buffer.
     pub sgl: Sgl,
+    /// The fabric's protection information buffer, when it carries one apart from the data
+    /// (DIX); `Sgl::EMPTY` otherwise.
+    pub prot_sgl: Sgl,
+    /// The initiator asked the fabric to generate (WRITE) or check and drop (READ) the
+    /// protection information the CDB's RDPROTECT / WRPROTECT names, which the core then does.
+    pub pi_offload: bool,
     /// Whether the WRITE data is already in `sgl` (loopback); if not, the core asks for it
     /// with `FabricOps::write_pending`.
     pub data_ready: bool,
@@ -90,6 +96,8 @@ impl CmdRef {
                 cdb_len: n as u8,
                 dir: s.dir,
                 sgl: s.sgl,
+                prot_sgl: s.prot_sgl,
+                pi_offload: s.pi_offload,
                 data_ready: s.data_ready,
                 tag: s.tag,
                 session: Some(s.session),

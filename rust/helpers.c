@@ -4,6 +4,7 @@
  * wrappers in rust/ are instantiated inside fabric modules.
  */
 #include <linux/configfs.h>
+#include <linux/crc-t10dif.h>
 #include <linux/kmod.h>
 #include <linux/module.h>
 #include <linux/namei.h>
@@ -102,6 +103,54 @@ void rt_shost_set_may_block(struct Scsi_Host *shost)
 	shost->queuecommand_may_block = 1;
 }
 EXPORT_SYMBOL_GPL(rt_shost_set_may_block);
+
+void rt_shost_set_pi(struct Scsi_Host *shost)
+{
+	scsi_host_set_prot(shost, SHOST_DIF_TYPE1_PROTECTION | SHOST_DIF_TYPE2_PROTECTION |
+				  SHOST_DIF_TYPE3_PROTECTION | SHOST_DIX_TYPE1_PROTECTION |
+				  SHOST_DIX_TYPE2_PROTECTION | SHOST_DIX_TYPE3_PROTECTION);
+	scsi_host_set_guard(shost, SHOST_DIX_GUARD_CRC);
+}
+EXPORT_SYMBOL_GPL(rt_shost_set_pi);
+
+struct scatterlist *rt_scsi_prot_sglist(struct scsi_cmnd *cmd)
+{
+	return scsi_prot_sglist(cmd);
+}
+EXPORT_SYMBOL_GPL(rt_scsi_prot_sglist);
+
+unsigned int rt_scsi_prot_sg_count(struct scsi_cmnd *cmd)
+{
+	return scsi_prot_sg_count(cmd);
+}
+EXPORT_SYMBOL_GPL(rt_scsi_prot_sg_count);
+
+/* The midlayer maps the integrity sglist without setting prot_sdb->length: sum it. */
+u32 rt_scsi_prot_len(struct scsi_cmnd *cmd)
+{
+	struct scatterlist *sg;
+	u32 len = 0;
+	int i;
+
+	if (!cmd->prot_sdb)
+		return 0;
+	for_each_sg(cmd->prot_sdb->table.sgl, sg, cmd->prot_sdb->table.nents, i)
+		len += sg->length;
+	return len;
+}
+EXPORT_SYMBOL_GPL(rt_scsi_prot_len);
+
+unsigned char rt_scsi_prot_op(struct scsi_cmnd *cmd)
+{
+	return scsi_get_prot_op(cmd);
+}
+EXPORT_SYMBOL_GPL(rt_scsi_prot_op);
+
+u16 rt_crc_t10dif(u16 crc, const u8 *p, size_t len)
+{
+	return crc_t10dif_update(crc, p, len);
+}
+EXPORT_SYMBOL_GPL(rt_crc_t10dif);
 
 /* The midlayer timed the command out (its error handler owns it; scsi_done is a no-op). */
 bool rt_scsi_cmd_timed_out(struct scsi_cmnd *cmd)

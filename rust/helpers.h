@@ -32,6 +32,15 @@ unsigned int rt_scsi_sg_count(struct scsi_cmnd *cmd);
 u32 rt_scsi_unique_tag(struct scsi_cmnd *cmd);
 void rt_shost_set_may_block(struct Scsi_Host *shost);
 bool rt_scsi_cmd_timed_out(struct scsi_cmnd *cmd);
+/* T10-PI: the host carries DIF and DIX types 1-3 with a CRC guard (as tcm_loop) */
+void rt_shost_set_pi(struct Scsi_Host *shost);
+struct scatterlist *rt_scsi_prot_sglist(struct scsi_cmnd *cmd);
+unsigned int rt_scsi_prot_sg_count(struct scsi_cmnd *cmd);
+u32 rt_scsi_prot_len(struct scsi_cmnd *cmd);
+unsigned char rt_scsi_prot_op(struct scsi_cmnd *cmd);
+
+/* CRC-16/T10-DIF (the kernel's crc library) */
+u16 rt_crc_t10dif(u16 crc, const u8 *p, size_t len);
 
 /*
  * Per-CPU references that keep a Rust Arc alive (live_ref.rs): a percpu_ref that starts dead,

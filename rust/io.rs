@@ -57,6 +57,13 @@ fn loff(v: u64) -> Result<bindings::loff_t> {
     i64::try_from(v).map_err(|_| EINVAL)
 }
 
+/// CRC-16/T10-DIF of `data`, continued from `crc` (the kernel's `crc_t10dif_update`): the
+/// guard of T10 protection information.
+pub fn crc_t10dif(crc: u16, data: &[u8]) -> u16 {
+    // SAFETY: `data` is a valid slice for the call.
+    unsafe { bindings::rt_crc_t10dif(crc, data.as_ptr(), data.len()) }
+}
+
 /// A view of a command's data buffer: a C scatterlist and its first `len` bytes.
 ///
 /// # Invariants
@@ -158,6 +165,21 @@ impl Sgl {
         unsafe {
             bindings::rt_io_sg_copy_from_buf(self.sg, self.nents, offset, buf.as_ptr().cast(), n)
         }
+    }
+
+    /// Sets `len` bytes of the view from `offset` (clamped to the view) to `byte`; returns the
+    /// bytes set.
+    pub fn fill(&self, offset: usize, len: usize, byte: u8) -> usize {
+        let chunk = [byte; 256];
+        let mut done = 0;
+        while done < len {
+            let n = self.copy_to(offset + done, &chunk[..(len - done).min(chunk.len())]);
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        done
     }
 
     /// Zeroes `len` bytes of the view from `offset` (clamped to the view); returns the bytes

@@ -43,12 +43,18 @@ impl RamBuf {
 
     /// Zeroes `len` bytes at `pos`. EINVAL if the range does not lie inside the buffer.
     pub fn zero(&self, pos: u64, len: u64) -> Result {
+        self.fill(pos, len, 0)
+    }
+
+    /// Sets `len` bytes at `pos` to `byte`. EINVAL if the range does not lie inside the buffer.
+    pub fn fill(&self, pos: u64, len: u64, byte: u8) -> Result {
         let (off, len) = self.range(pos, len)?;
         // SAFETY: `off..off + len` lies inside the allocation, which lives as long as `self`;
         // no Rust reference to its bytes exists (type invariant).
-        unsafe { core::ptr::write_bytes(self.ptr.add(off), 0, len) };
+        unsafe { core::ptr::write_bytes(self.ptr.add(off), byte, len) };
         Ok(())
     }
+
 
     /// Whether the `unit`-byte unit at `pos` holds anything but zeroes, and how many bytes
     /// from `pos` (whole units, at most `len`) share that state. EINVAL out of bounds.

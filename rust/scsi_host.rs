@@ -49,6 +49,9 @@ pub trait HostOps: Send + Sync + Sized + 'static {
     const MAX_TARGETS: u32;
     /// LUNs a scan accepts (`max_lun`).
     const MAX_LUNS: u64;
+    /// The host carries T10 protection information: DIF and DIX types 1-3 with a CRC guard,
+    /// as tcm_loop advertises, so a disk with protection gets an integrity profile.
+    const PI: bool = false;
 
     /// A `scsi_device` for `(channel, id, lun)` is being created; return its data, or an
     /// error (ENXIO) if nothing is there.
@@ -220,12 +223,30 @@ impl Command<'_> {
                 bindings::rt_scsi_sg_count(raw),
                 bindings::rt_scsi_bufflen(raw),
             );
+            // The integrity buffer of DIX (READ_PASS / WRITE_PASS), if any.
+            let prot_sgl = match bindings::rt_scsi_prot_sg_count(raw) {
+                0 => Sgl::EMPTY,
+                n => Sgl::from_raw(
+                    bindings::rt_scsi_prot_sglist(raw),
+                    n,
+                    bindings::rt_scsi_prot_len(raw),
+                ),
+            };
+            // READ_STRIP / WRITE_INSERT: the initiator asks its HBA, us, to check and drop or
+            // to generate the protection information.
+            let pi_offload = matches!(
+                u32::from(bindings::rt_scsi_prot_op(raw)),
+                bindings::scsi_prot_operations_SCSI_PROT_READ_STRIP
+                    | bindings::scsi_prot_operations_SCSI_PROT_WRITE_INSERT
+            );
             CmdRef::start(
                 NonNull::new_unchecked(cmd_slot(raw)),
                 CmdSetup {
                     cdb: me.cdb(),
                     dir,
                     sgl,
+                    prot_sgl,
+                    pi_offload,
                     data_ready: true,
                     tag: u64::from(bindings::rt_scsi_unique_tag(raw)),
                     session,
@@ -532,6 +553,9 @@ impl<T: HostOps> Host<T> {
             // queuecommand runs where it may sleep (BLK_MQ_F_BLOCKING): backends submit file
             // and block I/O from it directly.
             bindings::rt_shost_set_may_block(shost.as_ptr());
+            if T::PI {
+                bindings::rt_shost_set_pi(shost.as_ptr());
+            }
         }
         // SAFETY: the host is allocated; a null parent puts it under the platform bus.
         let ret = unsafe { bindings::rt_scsi_add_host(shost.as_ptr()) };

@@ -116,6 +116,11 @@ pub struct CmdData {
     pub(crate) cdb_len: u8,
     pub(crate) dir: DataDir,
     pub(crate) sgl: Sgl,
+    /// Protection information apart from the data (DIX), or empty.
+    pub(crate) prot_sgl: Sgl,
+    /// The core generates or checks and drops the protection information on the fabric's
+    /// behalf (its initiator asked its HBA to).
+    pub(crate) pi_offload: bool,
     /// The WRITE data is in `sgl` (false: ask the fabric with `write_pending`).
     pub(crate) data_ready: bool,
     pub(crate) tag: u64,
@@ -138,6 +143,8 @@ impl CmdData {
         cdb_len: 0,
         dir: DataDir::None,
         sgl: Sgl::EMPTY,
+        prot_sgl: Sgl::EMPTY,
+        pi_offload: false,
         data_ready: false,
         tag: 0,
         session: None,

@@ -46,8 +46,12 @@ enum Rule {
     OptimalSectors,
     /// 0..=2.
     Type,
-    /// 0 only (PI types are not implemented yet: ENOSYS); >3 is EINVAL.
+    /// `pi_prot_type`: see [`Device::store_pi_type`].
     PiType,
+    /// `pi_prot_format`: see [`Device::store_pi_format`].
+    PiFormat,
+    /// `pi_prot_verify`: a boolean that stays 0 without protection information.
+    PiVerify,
 }
 
 /// One `attrib/` file: name, value before and after `enable`, write rule.
@@ -91,8 +95,8 @@ pub(crate) static ATTRIBS: [AttribSpec; 42] = [
     a(c"emulate_pr", 1, 1, Rule::Bool),
     a(c"pi_prot_type", 0, 0, Rule::PiType),
     a(c"hw_pi_prot_type", 0, 0, Rule::Ro),
-    a(c"pi_prot_format", 0, 0, Rule::Fixed),
-    a(c"pi_prot_verify", 0, 0, Rule::Bool),
+    a(c"pi_prot_format", 0, 0, Rule::PiFormat),
+    a(c"pi_prot_verify", 0, 0, Rule::PiVerify),
     a(c"enforce_pr_isids", 1, 1, Rule::Bool),
     a(c"is_nonrot", 0, 1, Rule::Bool),
     a(c"emulate_rest_reord", 0, 0, Rule::Fixed),
@@ -140,6 +144,8 @@ pub(crate) enum At {
     HwQueueDepth = 24,
     Caw = 9,
     ThreePc = 10,
+    PiType = 12,
+    PiVerify = 15,
     Tpu = 7,
     Tpws = 8,
     MaxUnmapLbaCount = 26,
@@ -431,6 +437,63 @@ impl Device {
         self.attrib[i].load(Relaxed)
     }
 
+    /// `pi_prot_type`, with LIO's checks in LIO's order: 0, 1 or 3 (2: ENOSYS); 1 and 3 need
+    /// a backend that stores protection information (ENOSYS); the device must be enabled
+    /// (ENODEV) and exported by no LUN (EINVAL). Turning it on creates the store (all ones),
+    /// turning it off drops it, and `pi_prot_verify` follows.
+    fn store_pi_type(&self, data: &[u8]) -> Result {
+        let v = parse_u32(data)?;
+        match v {
+            0 | 1 | 3 => {}
+            2 => return Err(ENOSYS),
+            _ => return Err(EINVAL),
+        }
+        if !self.plugin.supports_pi() {
+            return if v == 0 { Ok(()) } else { Err(ENOSYS) };
+        }
+        // One change of the store at a time.
+        let _config = self.config.lock();
+        let be = self.backend().ok_or(ENODEV)?;
+        if self.exported() {
+            return Err(EINVAL);
+        }
+        let old = self.attr(At::PiType);
+        if old == 0 && v != 0 {
+            be.pi_init(self.blocks())?;
+        } else if old != 0 && v == 0 {
+            be.pi_free();
+        }
+        self.attrib[At::PiType as usize].store(v, Relaxed);
+        self.attrib[At::PiVerify as usize].store(u32::from(v != 0), Relaxed);
+        Ok(())
+    }
+
+    /// `pi_prot_format=1`: fills the store with all ones, where the backend keeps one that
+    /// needs it (fileio; ENOSYS otherwise). Enabled (ENODEV), not exported (EINVAL), with
+    /// protection information on (ENODEV). It always reads 0.
+    fn store_pi_format(&self, data: &[u8]) -> Result {
+        if !parse_bool(data)? {
+            return Ok(());
+        }
+        if self.plugin != Plugin::File {
+            return Err(ENOSYS);
+        }
+        let _config = self.config.lock();
+        let be = self.backend().ok_or(ENODEV)?;
+        if self.exported() {
+            return Err(EINVAL);
+        }
+        if self.attr(At::PiType) == 0 {
+            return Err(ENODEV);
+        }
+        be.pi_format(self.blocks())
+    }
+
+    /// The protection type of the device's stored protection information.
+    pub(crate) fn pi_type(&self) -> Option<crate::proto::pi::PiType> {
+        crate::proto::pi::PiType::from_attr(self.attr(At::PiType))
+    }
+
     /// Whether a LUN exports this device.
     pub(crate) fn exported(&self) -> bool {
         self.export_count.load(Relaxed) > 0
@@ -602,7 +665,11 @@ impl Device {
             }
             Rule::BlockSize => {
                 let v = parse_u32(data)?;
-                if exported || !matches!(v, 512 | 1024 | 2048 | 4096) {
+                // The protection information store is sized in blocks.
+                if exported
+                    || !matches!(v, 512 | 1024 | 2048 | 4096)
+                    || (v != cur && self.attr(At::PiType) != 0)
+                {
                     return Err(EINVAL);
                 }
                 v
@@ -629,11 +696,10 @@ impl Device {
                 }
                 v
             }
-            Rule::PiType => match parse_u32(data)? {
-                0 => 0,
-                1..=3 => return Err(ENOSYS),
-                _ => return Err(EINVAL),
-            },
+            Rule::PiType => return self.store_pi_type(data),
+            Rule::PiFormat => return self.store_pi_format(data),
+            // As LIO: turning verification on without protection information is ignored.
+            Rule::PiVerify => u32::from(parse_bool(data)? && self.attr(At::PiType) != 0),
         };
         self.attrib[i].store(v, Relaxed);
         if i == At::ModelAlias as usize {

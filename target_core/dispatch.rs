@@ -11,8 +11,10 @@ use crate::device::{At, Device};
 use crate::lun::Lun;
 use crate::proto::cdb::RwCdb;
 use crate::proto::command::{self, Action, AtomicLimits, Limits, Thin, NO_SENSE};
+use crate::proto::pi::PiType;
 use crate::proto::sense::Sense;
 use crate::proto::spc::{self, Geometry, Identity};
+use crate::sbc::PiIo;
 use crate::session::Session;
 
 /// Largest response any emulated command builds.
@@ -67,7 +69,13 @@ fn thin(d: &Device) -> Thin {
     }
 }
 
-fn geometry(d: &Device) -> Geometry {
+/// The protection type a nexus sees: the device's, if its fabric carries protection
+/// information (LIO advertises it only then).
+fn advertised_pi(d: &Device, session: Option<&Session>) -> Option<PiType> {
+    d.pi_type().filter(|_| session.is_some_and(|s| s.pi))
+}
+
+fn geometry(d: &Device, pi: Option<PiType>) -> Geometry {
     let layout = d.backend().map(|b| b.layout()).unwrap_or_default();
     let block_size = d.attr(At::BlockSize);
     // As LIO: the medium's hints in blocks when it has them, else 1 and `optimal_sectors`.
@@ -95,6 +103,7 @@ fn geometry(d: &Device) -> Geometry {
         unmap_granularity: d.attr(At::UnmapGranularity),
         unmap_alignment: d.attr(At::UnmapAlignment),
         atomic: atomic(d),
+        pi,
     }
 }
 
@@ -143,6 +152,8 @@ enum Next {
     Xcopy {
         len: u32,
     },
+    /// READ or WRITE of a device with protection information.
+    Pi(PiIo),
     /// GET LBA STATUS from `lba` of a device of `blocks` blocks.
     LbaStatus {
         lba: u64,
@@ -165,6 +176,7 @@ pub(crate) fn execute(mut cmd: CmdRef) {
         | Next::Caw { .. }
         | Next::WriteVerify { .. }
         | Next::Xcopy { .. }
+        | Next::Pi(PiIo { write: true, .. })
         | Next::FetchAndRetry => Some(Op::None),
         _ => None,
     };
@@ -222,6 +234,7 @@ fn run(mut cmd: CmdRef, next: Next) {
             block_size,
         } => crate::sbc::get_lba_status(cmd, lba, alloc, blocks, block_size),
         Next::Xcopy { len } => crate::xcopy::extended_copy(cmd, len),
+        Next::Pi(io) => crate::sbc::pi_rw(cmd, io),
         Next::Backend(Op::None) => cmd::complete(cmd, Ok(0)),
         Next::Backend(op) => {
             // A per-CPU reference keeps the backend through the call, which may release `cmd`.
@@ -263,7 +276,9 @@ fn decide(cmd: &mut CmdRef) -> Next {
 /// A READ or WRITE of `lun`: the backend request and the residual, or why not.
 fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) -> (Next, u32) {
     let dev = &lun.device;
-    let limits = limits(dev, true);
+    let mut limits = limits(dev, true);
+    let pi = dev.pi_type();
+    limits.pi = pi.is_some() && session.is_some_and(|s| s.pi);
     let action = match command::parse_rw(rw, &limits, data_len) {
         Ok(a) => a,
         Err(s) => return (Next::Done(Err(s)), 0),
@@ -280,18 +295,31 @@ fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) ->
     match action {
         Action::Read { lba, blocks, fua } | Action::Write { lba, blocks, fua } => {
             let len = u64::from(blocks) * bs;
-            let rw = Rw {
+            let io = Rw {
                 pos: lba * bs,
                 len,
                 fua,
             };
             let resid = data_len.saturating_sub(len as u32);
-            if matches!(action, Action::Read { .. }) {
-                (Next::Backend(Op::Read(rw)), resid)
-            } else if dev.backend().is_some_and(|b| b.read_only()) {
-                (Next::Done(Err(Sense::write_protected())), 0)
-            } else {
-                (Next::Backend(Op::Write(rw)), resid)
+            let write = matches!(action, Action::Write { .. });
+            if write && dev.backend().is_some_and(|b| b.read_only()) {
+                return (Next::Done(Err(Sense::write_protected())), 0);
+            }
+            match crate::proto::pi::plan(rw.protect, write, pi) {
+                Err(s) => (Next::Done(Err(s)), 0),
+                Ok(Some(plan)) => (
+                    Next::Pi(PiIo {
+                        plan,
+                        rw: io,
+                        lba,
+                        block_size: limits.block_size,
+                        write,
+                        moved: false,
+                    }),
+                    resid,
+                ),
+                Ok(None) if write => (Next::Backend(Op::Write(io)), resid),
+                Ok(None) => (Next::Backend(Op::Read(io)), resid),
             }
         }
         _ => (Next::Done(Err(Sense::internal_target_failure())), 0),
@@ -494,7 +522,8 @@ fn mode_select(
     if cmd.sgl().copy_from(0, data) != data.len() {
         return Err(Sense::param_list_length());
     }
-    if let Some(wce) = spc::mode_select(ten, data, &geometry(dev))? {
+    let pi = advertised_pi(dev, cmd.session().map(|s| &**s));
+    if let Some(wce) = spc::mode_select(ten, data, &geometry(dev, pi))? {
         if wce != write_cache(dev) {
             dev.set_write_cache(wce);
             dev.raise_ua_except(crate::ua::MODE_PARAMETERS_CHANGED, nexus);
@@ -525,7 +554,8 @@ fn check_unmap(sgl: &crate::rt::io::Sgl, len: u32, dev: &Limits) -> Result<u32, 
 fn emulate(cmd: &mut CmdRef, lun: &Lun, action: Action) -> Result<u32, Sense> {
     let mut buf = [0u8; RESPONSE_MAX];
     let dev = &lun.device;
-    let geo = geometry(dev);
+    let pi = advertised_pi(dev, cmd.session().map(|s| &**s));
+    let geo = geometry(dev, pi);
     let (len, alloc) = match action {
         Action::Inquiry { alloc } | Action::Vpd { alloc, .. } => {
             let wwn = *dev.wwn.lock();
@@ -542,6 +572,7 @@ fn emulate(cmd: &mut CmdRef, lun: &Lun, action: Action) -> Result<u32, Sense> {
                 tg_pt_gp_id: 0,
                 lu_gp_id: 0,
                 three_pc: dev.attr(At::ThreePc) != 0,
+                protect: pi.is_some(),
             };
             match action {
                 Action::Vpd { page, .. } => (spc::vpd(page, &id, &geo, &mut buf)?, alloc),

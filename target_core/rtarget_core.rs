@@ -16,6 +16,8 @@ pub mod proto {
     pub mod cdb;
     #[path = "../proto/src/command.rs"]
     pub mod command;
+    #[path = "../proto/src/pi.rs"]
+    pub mod pi;
     #[path = "../proto/src/sense.rs"]
     pub mod sense;
     #[path = "../proto/src/spc.rs"]

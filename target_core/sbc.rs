@@ -14,7 +14,9 @@
 
 use crate::backend::{Backend, Op, Rw};
 use crate::cmd::{self, CmdRef};
+use crate::device::At;
 use crate::device::CawSlot;
+use crate::proto::pi::{self, PiOp, Plan, Tuple, TUPLE_LEN};
 use crate::proto::sense::Sense;
 use crate::rt::io::{ScratchSgl, Sgl};
 use kernel::prelude::*;
@@ -73,6 +75,8 @@ pub(crate) enum StepKind {
     },
     /// EXTENDED COPY (`xcopy`), at this point of the copy.
     Xcopy(crate::xcopy::CopyState),
+    /// A READ or WRITE of a device with protection information.
+    Pi(PiIo),
     /// Deallocating the parameter list's descriptors from `next` on.
     Unmap {
         /// Next descriptor.
@@ -82,6 +86,25 @@ pub(crate) enum StepKind {
         /// Logical block size.
         block_size: u32,
     },
+}
+
+/// A READ or WRITE of a device with T10 protection information. WRITE: from the workqueue,
+/// the tuples are generated or checked, then the data is written, then the tuples. READ: the
+/// data is read, then the tuples, which are checked and sent as the plan says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PiIo {
+    /// What RDPROTECT / WRPROTECT asked.
+    pub(crate) plan: Plan,
+    /// The data transfer.
+    pub(crate) rw: Rw,
+    /// Its first block.
+    pub(crate) lba: u64,
+    /// Logical block size.
+    pub(crate) block_size: u32,
+    /// A WRITE.
+    pub(crate) write: bool,
+    /// The data has moved (WRITE: written; READ: read).
+    pub(crate) moved: bool,
 }
 
 /// COMPARE AND WRITE's steps: take the device's slot, read, compare, write.
@@ -541,6 +564,7 @@ pub(crate) fn resume(mut cmd: CmdRef) {
             _,
         ) => return caw_step(cmd, step, or, phase, pos, len, fua),
         (Some(Ok(_)), StepKind::Xcopy(c), _) => return crate::xcopy::step(cmd, step, c),
+        (Some(Ok(_)), StepKind::Pi(io), _) => return pi_step(cmd, step, io),
         (Some(Err(_)), StepKind::Xcopy(c), _) => Err(crate::xcopy::failed(&cmd, c)),
         (
             Some(Ok(_)),
@@ -584,6 +608,171 @@ fn compare(given: &Sgl, medium: &Sgl, bytchk: u8, block_size: u32) -> Result<(),
             return Err(Sense::miscompare((at + i) as u32));
         }
         at += n;
+    }
+    Ok(())
+}
+
+/// A READ or WRITE of a device with protection information (see [`PiIo`]).
+pub(crate) fn pi_rw(mut cmd: CmdRef, io: PiIo) {
+    if io.write {
+        // The tuples are made or checked before anything is written.
+        return start_in_workqueue(cmd, StepKind::Pi(io));
+    }
+    let Some(lun) = cmd.lun().cloned() else {
+        return cmd::complete(cmd, Err(Sense::lun_not_supported()));
+    };
+    let Some(be) = lun.device.backend() else {
+        return cmd::complete(cmd, Err(Sense::lun_not_supported()));
+    };
+    let Ok(step) = Step::new(&cmd, StepKind::Pi(PiIo { moved: true, ..io }), None, false) else {
+        return cmd::complete(cmd, Err(Sense::internal_target_failure()));
+    };
+    let d = cmd.data_mut();
+    d.step = Some(step);
+    d.op = Op::Read(io.rw);
+    be.rw(cmd, io.rw, false)
+}
+
+/// The next step of a [`PiIo`] (process context).
+fn pi_step(mut cmd: CmdRef, mut step: KBox<Step>, io: PiIo) {
+    let Some(lun) = cmd.lun().cloned() else {
+        return cmd::complete(cmd, Err(Sense::lun_not_supported()));
+    };
+    let Some(be) = lun.device.backend() else {
+        return cmd::complete(cmd, Err(Sense::lun_not_supported()));
+    };
+    let verify = lun.device.attr(At::PiVerify) != 0;
+    let blocks = (io.rw.len / u64::from(io.block_size)) as usize;
+    let (prot_sgl, offload) = (cmd.data().prot_sgl, cmd.data().pi_offload);
+    // The tuples come with the data (DIX), unless the fabric is to make or check them.
+    let given = io.plan.op == PiOp::Pass && !offload && !prot_sgl.is_empty();
+    step.result = None;
+    match (io.write, io.moved) {
+        (true, false) => {
+            let mut tuples = KVec::new();
+            let store = tuples
+                .resize(blocks * TUPLE_LEN, 0u8, GFP_KERNEL)
+                .map_err(|_| ENOMEM)
+                .and_then(|()| ScratchSgl::new((blocks * TUPLE_LEN) as u32));
+            let Ok(store) = store else {
+                return fail(cmd, Sense::internal_target_failure());
+            };
+            if given {
+                prot_sgl.copy_from(0, &mut tuples);
+            }
+            let made = each_guard(&step.fabric_sgl, blocks, io.block_size, |i, guard| {
+                let at = i * TUPLE_LEN;
+                let lba = io.lba + i as u64;
+                let t = &mut tuples[at..at + TUPLE_LEN];
+                if io.plan.op == PiOp::Insert || offload {
+                    t.copy_from_slice(&Tuple::generated(guard, lba, io.plan.ty, 0).encode());
+                    Ok(())
+                } else if verify {
+                    // Without a protection buffer the tuples are zeroes, as LIO's.
+                    let tuple = Tuple::decode((&*t).try_into().unwrap_or(&[0; TUPLE_LEN]));
+                    pi::check(&tuple, guard, lba, io.plan.checks)
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(sense) = made {
+                return fail(cmd, sense);
+            }
+            store.sgl().copy_to(0, &tuples);
+            step.scratch = Some(store);
+            step.kind = StepKind::Pi(PiIo { moved: true, ..io });
+            let d = cmd.data_mut();
+            d.step = Some(step);
+            d.op = Op::Write(io.rw);
+            be.rw(cmd, io.rw, true)
+        }
+        (true, true) => {
+            let stored = match &step.scratch {
+                Some(store) => be.pi_rw(io.lba, &store.sgl(), true),
+                None => Err(EINVAL),
+            };
+            drop(step);
+            let resid = cmd.resid();
+            cmd::complete(
+                cmd,
+                stored
+                    .map(|()| resid)
+                    .map_err(|_| Sense::backend_io_failure()),
+            )
+        }
+        (false, _) => {
+            drop(step);
+            let result = pi_read_check(&cmd, be.as_ref(), io, blocks, verify, given, offload);
+            let resid = cmd.resid();
+            cmd::complete(cmd, result.map(|()| resid))
+        }
+    }
+}
+
+/// After a READ's data: loads its tuples, checks them as the plan says (always when the
+/// target strips them), and hands them to the fabric when they travel with the data.
+fn pi_read_check(
+    cmd: &CmdRef,
+    be: &dyn Backend,
+    io: PiIo,
+    blocks: usize,
+    verify: bool,
+    given: bool,
+    offload: bool,
+) -> Result<(), Sense> {
+    let mut tuples = KVec::new();
+    tuples
+        .resize(blocks * TUPLE_LEN, 0u8, GFP_KERNEL)
+        .map_err(|_| Sense::internal_target_failure())?;
+    let store = ScratchSgl::new((blocks * TUPLE_LEN) as u32)
+        .map_err(|_| Sense::internal_target_failure())?;
+    be.pi_rw(io.lba, &store.sgl(), false)
+        .map_err(|_| Sense::backend_io_failure())?;
+    store.sgl().copy_from(0, &mut tuples);
+    let check = match io.plan.op {
+        PiOp::Strip => true,
+        PiOp::Pass => offload || verify,
+        PiOp::Insert => false,
+    };
+    if check {
+        each_guard(cmd.sgl(), blocks, io.block_size, |i, guard| {
+            let at = i * TUPLE_LEN;
+            let t: &[u8; TUPLE_LEN] = tuples[at..at + TUPLE_LEN]
+                .try_into()
+                .map_err(|_| Sense::internal_target_failure())?;
+            pi::check(&Tuple::decode(t), guard, io.lba + i as u64, io.plan.checks)
+        })?;
+    }
+    if given {
+        cmd.data().prot_sgl.copy_to(0, &tuples);
+    }
+    Ok(())
+}
+
+/// Calls `f(i, guard)` for each of the `blocks` blocks of `sgl`, with the CRC of its data;
+/// stops at the first error.
+fn each_guard(
+    sgl: &Sgl,
+    blocks: usize,
+    block_size: u32,
+    mut f: impl FnMut(usize, u16) -> Result<(), Sense>,
+) -> Result<(), Sense> {
+    let bs = block_size as usize;
+    // Copies of whole blocks, 64 KiB at a time.
+    let per_chunk = (65536 / bs).max(1);
+    let mut buf = KVec::new();
+    buf.resize(per_chunk * bs, 0u8, GFP_KERNEL)
+        .map_err(|_| Sense::internal_target_failure())?;
+    let mut i = 0;
+    while i < blocks {
+        let n = per_chunk.min(blocks - i);
+        if sgl.copy_from(i * bs, &mut buf[..n * bs]) != n * bs {
+            return Err(Sense::internal_target_failure());
+        }
+        for (j, block) in buf[..n * bs].chunks_exact(bs).enumerate() {
+            f(i + j, crate::rt::io::crc_t10dif(0, block))?;
+        }
+        i += n;
     }
     Ok(())
 }

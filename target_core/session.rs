@@ -33,6 +33,9 @@ pub struct Session {
     pub initiator: CString,
     /// The target port it logged in to.
     pub port: Arc<Port>,
+    /// Its fabric carries T10 protection information with the data (loopback's DIX): only
+    /// then is it advertised and may READ and WRITE name it (LIO's `sup_prot_ops` PASS).
+    pub pi: bool,
     /// One per command between submission and release.
     #[pin]
     cmds: LiveRefs,
@@ -49,11 +52,13 @@ pub struct Session {
 impl Session {
     /// Creates the nexus of `initiator` to `port` and registers it with the port. Every LUN the
     /// port exports gets a POWER ON, RESET, OR BUS DEVICE RESET OCCURRED unit attention.
-    pub fn new(port: &Arc<Port>, initiator: &CStr) -> Result<Arc<Session>> {
+    /// `pi`: the fabric carries protection information.
+    pub fn new(port: &Arc<Port>, initiator: &CStr, pi: bool) -> Result<Arc<Session>> {
         let s = Arc::pin_init(
             try_pin_init!(Session {
                 initiator: initiator.to_cstring()?,
                 port: port.clone(),
+                pi,
                 cmds <- LiveRefs::new(),
                 copy_status: Atomic::new(0),
                 ua_pending: Atomic::new(0),

@@ -205,7 +205,8 @@ impl LoopTpg {
         }
         let name =
             CString::try_from_fmt(fmt!("{}", core::str::from_utf8(name).map_err(|_| EINVAL)?))?;
-        *nexus = Some(Session::new(&self.port, &name)?);
+        // The host carries protection information (DIX), as tcm_loop's.
+        *nexus = Some(Session::new(&self.port, &name, true)?);
         Ok(())
     }
 }
@@ -373,6 +374,7 @@ impl HostOps for LoopHost {
     const SG_TABLESIZE: u16 = 256;
     const MAX_TARGETS: u32 = MAX_TPGS as u32;
     const MAX_LUNS: u64 = 65536;
+    const PI: bool = true;
 
     fn sdev_init(&self, channel: u32, id: u32, lun: u64) -> Result<Arc<LoopLun>> {
         if channel != 0 {

@@ -14,10 +14,10 @@ use super::{Applied, Backend, BackendConfig, Geometry, Rw, UnmapLimits};
 use crate::cmd::{self, CmdRef};
 use crate::device::parse_u64;
 use crate::proto::sense::Sense;
-use crate::rt::io::BackingFile;
+use crate::rt::io::{BackingFile, ScratchSgl, Sgl};
 use kernel::prelude::*;
 use kernel::str::CString;
-use kernel::sync::Arc;
+use kernel::sync::{Arc, Mutex};
 
 /// LIO's `FD_MAX_BYTES`: the largest single transfer.
 const FD_MAX_BYTES: u32 = super::MAX_ACCEPT_BYTES;
@@ -146,12 +146,16 @@ impl BackendConfig for FileConfig {
             pr_err!("FILEIO: fd_dev_size={} is less than one block\n", bytes);
             return Err(EINVAL);
         }
-        let be: Arc<dyn Backend> = Arc::new(
-            File {
+        let buffered = self.buffered;
+        let name = name.to_cstring()?;
+        let be: Arc<dyn Backend> = Arc::pin_init(
+            try_pin_init!(File {
                 file,
                 direct,
-                buffered: self.buffered,
-            },
+                buffered,
+                name,
+                pi <- kernel::new_mutex!(None),
+            }? Error),
             GFP_KERNEL,
         )?;
         Ok((
@@ -161,7 +165,7 @@ impl BackendConfig for FileConfig {
                 block_size,
                 max_sectors: FD_MAX_BYTES / block_size,
                 queue_depth: FD_QUEUE_DEPTH,
-                write_cache: self.buffered,
+                write_cache: buffered,
                 nonrot: false,
                 atomic_max_bytes: 0,
                 atomic_unit_bytes: 0,
@@ -175,12 +179,19 @@ impl BackendConfig for FileConfig {
 }
 
 /// An enabled fileio device.
+#[pin_data]
 struct File {
     file: BackingFile,
     /// Opened `O_DIRECT`: I/O is submitted asynchronously.
     direct: bool,
     /// `fd_buffered_io=1`: WCE, writes reach the page cache only.
     buffered: bool,
+    /// `fd_dev_name`.
+    name: CString,
+    /// Protection information: `<fd_dev_name>.protection`, 8 bytes a block (LIO's
+    /// `fd_init_prot`).
+    #[pin]
+    pi: Mutex<Option<BackingFile>>,
 }
 
 impl File {
@@ -279,7 +290,51 @@ impl Backend for File {
         }
         self.file.extend(bytes)
     }
+
+    /// Opens (creating) `<fd_dev_name>.protection`, as it is: `pi_prot_format` initialises it.
+    /// Regular files only, as LIO.
+    fn pi_init(&self, _blocks: u64) -> Result {
+        if self.file.is_blockdev() {
+            return Err(ENOSYS);
+        }
+        let path = CString::try_from_fmt(fmt!("{}.protection", self.name.to_str()?))?;
+        *self.pi.lock() = Some(BackingFile::open(&path, false, Some(0))?);
+        Ok(())
+    }
+
+    /// Writes all ones over the tuples of `blocks` blocks.
+    fn pi_format(&self, blocks: u64) -> Result {
+        let pi = self.pi.lock();
+        let file = pi.as_ref().ok_or(ENODEV)?;
+        let total = blocks.checked_mul(TUPLE_LEN).ok_or(EINVAL)?;
+        let chunk = ScratchSgl::new(total.min(1 << 20) as u32)?;
+        let sgl = chunk.sgl();
+        sgl.fill(0, sgl.len() as usize, 0xff);
+        let mut at = 0;
+        while at < total {
+            let n = (total - at).min(u64::from(sgl.len())) as u32;
+            file.rw_sync(true, at, &sgl.prefix(n), false)?;
+            at += u64::from(n);
+        }
+        file.fsync_range(0, u64::MAX)
+    }
+
+    fn pi_free(&self) {
+        *self.pi.lock() = None;
+    }
+
+    /// Written through (as LIO's `O_DSYNC`) unless the device is `fd_buffered_io`.
+    fn pi_rw(&self, lba: u64, tuples: &Sgl, write: bool) -> Result {
+        let pi = self.pi.lock();
+        let file = pi.as_ref().ok_or(EIO)?;
+        let pos = lba.checked_mul(TUPLE_LEN).ok_or(EINVAL)?;
+        file.rw_sync(write, pos, tuples, write && !self.buffered)
+            .map(|_| ())
+    }
 }
+
+/// Bytes of protection information per block.
+const TUPLE_LEN: u64 = crate::proto::pi::TUPLE_LEN as u64;
 
 impl File {
     /// Punches a hole (`zeroes`: zeroes the range instead, keeping it allocated where the

@@ -13,6 +13,7 @@ pub mod rd;
 
 use crate::cmd::{self, CmdRef};
 use crate::proto::sense::Sense;
+use crate::rt::io::Sgl;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -170,6 +171,23 @@ pub trait Backend: Send + Sync {
     fn resize(&self, _bytes: u64) -> Result {
         Err(EINVAL)
     }
+    /// Creates the store of T10 protection information for `blocks` blocks (`pi_prot_type`
+    /// 1 or 3): 8 bytes a block (LIO's `init_prot`). Process context, no LUN exported.
+    fn pi_init(&self, _blocks: u64) -> Result {
+        Err(ENOSYS)
+    }
+    /// `pi_prot_format`: sets every tuple of the store to all ones, the application tag
+    /// escape that disables the checks of blocks never written (LIO's `format_prot`).
+    fn pi_format(&self, _blocks: u64) -> Result {
+        Err(ENOSYS)
+    }
+    /// Drops the store (`pi_prot_type` 0).
+    fn pi_free(&self) {}
+    /// Moves the tuples of `tuples.len() / 8` blocks from `lba` between `tuples` and the
+    /// store (`write`: into the store). Process context.
+    fn pi_rw(&self, _lba: u64, _tuples: &Sgl, _write: bool) -> Result {
+        Err(EIO)
+    }
 }
 
 /// What a `control` pair did.
@@ -226,6 +244,11 @@ impl Plugin {
             Plugin::File => "fileio",
             Plugin::Block => "iblock",
         }
+    }
+
+    /// Whether its devices can store T10 protection information (LIO: `init_prot`).
+    pub fn supports_pi(self) -> bool {
+        matches!(self, Plugin::Rd | Plugin::File)
     }
 
     /// A fresh configuration for device number `id` of an HBA of this plugin.

@@ -8,9 +8,10 @@ use super::{Applied, Backend, BackendConfig, Geometry, Rw, UnmapLimits};
 use crate::cmd::{self, CmdRef};
 use crate::device::parse_u32;
 use crate::proto::sense::Sense;
+use crate::rt::io::Sgl;
 use crate::rt::rambuf::RamBuf;
 use kernel::prelude::*;
-use kernel::sync::Arc;
+use kernel::sync::{Arc, Mutex};
 
 /// rd_mcp's memory unit: `rd_pages` counts these.
 pub const RD_PAGE_SIZE: u64 = 4096;
@@ -84,7 +85,13 @@ impl BackendConfig for RdConfig {
         } else {
             Some(RamBuf::new(usize::try_from(bytes).map_err(|_| ENOMEM)?)?)
         };
-        let be: Arc<dyn Backend> = Arc::new(Rd { ram }, GFP_KERNEL)?;
+        let be: Arc<dyn Backend> = Arc::pin_init(
+            try_pin_init!(Rd {
+                ram,
+                pi <- kernel::new_mutex!(None),
+            }? Error),
+            GFP_KERNEL,
+        )?;
         self.enabled = true;
         Ok((
             be,
@@ -107,9 +114,13 @@ impl BackendConfig for RdConfig {
 }
 
 /// An enabled rd_mcp device.
+#[pin_data]
 struct Rd {
     /// `None` with `rd_nullio`.
     ram: Option<RamBuf>,
+    /// Protection information, 8 bytes a block (LIO's `rd_build_prot_space`).
+    #[pin]
+    pi: Mutex<Option<RamBuf>>,
 }
 
 impl Backend for Rd {
@@ -164,4 +175,37 @@ impl Backend for Rd {
             result.map(|()| 0).map_err(|_| Sense::lba_out_of_range()),
         )
     }
+
+    /// RAM filled with all ones: blocks never written carry the escape (as LIO). A nullio
+    /// device stores none.
+    fn pi_init(&self, blocks: u64) -> Result {
+        if self.ram.is_none() {
+            return Ok(());
+        }
+        let bytes = blocks.checked_mul(TUPLE_LEN).ok_or(EINVAL)?;
+        let store = RamBuf::new(usize::try_from(bytes).map_err(|_| ENOMEM)?)?;
+        store.fill(0, bytes, 0xff)?;
+        *self.pi.lock() = Some(store);
+        Ok(())
+    }
+
+    fn pi_free(&self) {
+        *self.pi.lock() = None;
+    }
+
+    fn pi_rw(&self, lba: u64, tuples: &Sgl, write: bool) -> Result {
+        let len = u64::from(tuples.len());
+        match &*self.pi.lock() {
+            Some(store) => store.transfer(tuples, lba * TUPLE_LEN, len, !write),
+            // nullio: nothing stored, nothing to check.
+            None if !write => {
+                tuples.fill(0, len as usize, 0xff);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
 }
+
+/// Bytes of protection information per block.
+const TUPLE_LEN: u64 = crate::proto::pi::TUPLE_LEN as u64;

@@ -297,7 +297,8 @@ pub struct Limits {
     /// write cache, as every backend honours FUA (LIO ties them to WCE). Without it, both bits
     /// are refused, as SBC-4 and libiscsi's tests expect of a DPOFUA 0 device.
     pub dpofua: bool,
-    /// Protection information enabled.
+    /// READ and WRITE accept RDPROTECT / WRPROTECT: the device stores protection information
+    /// and the nexus can carry it. (Other commands refuse protection fields.)
     pub pi: bool,
     /// Logical block provisioning (READ and WRITE do not need it: left at its default).
     pub thin: Thin,
@@ -621,7 +622,8 @@ fn pre_fetch(cdb: &[u8], dev: &Limits, _: u32) -> Result<Action, Sense> {
 fn verify(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
     let (lba, blocks) = lba_and_count(&cdb[..cdb_len(cdb[0]).unwrap_or(10)]);
     let vrprotect = cdb[1] >> 5;
-    if vrprotect != 0 && !dev.pi {
+    // Protection information is checked by READ and WRITE only.
+    if vrprotect != 0 {
         return Err(Sense::invalid_cdb_field(1, Some(7)));
     }
     let bytchk = (cdb[1] >> 1) & 0x03;
@@ -750,7 +752,7 @@ fn prevent_allow(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
 /// length, a data-out buffer of exactly the blocks.
 fn check_write(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<(u64, u32), Sense> {
     let (lba, blocks) = lba_and_count(&cdb[..cdb_len(cdb[0]).unwrap_or(10)]);
-    if cdb[1] >> 5 != 0 && !dev.pi {
+    if cdb[1] >> 5 != 0 {
         return Err(Sense::invalid_cdb_field(1, Some(7)));
     }
     check_range(lba, blocks, dev)?;
@@ -791,7 +793,7 @@ fn write_atomic(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense
             Some(if cdb[1] & 0x10 != 0 { 4 } else { 3 }),
         ));
     }
-    if cdb[1] >> 5 != 0 && !dev.pi {
+    if cdb[1] >> 5 != 0 {
         return Err(Sense::invalid_cdb_field(1, Some(7)));
     }
     let lba = be64(&cdb[2..10]);
@@ -843,7 +845,7 @@ pub const MAX_COMPARE_AND_WRITE: u32 = 1;
 
 /// COMPARE AND WRITE (SBC-4 5.3).
 fn compare_and_write(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
-    if cdb[1] >> 5 != 0 && !dev.pi {
+    if cdb[1] >> 5 != 0 {
         return Err(Sense::invalid_cdb_field(1, Some(7)));
     }
     if !dev.dpofua && cdb[1] & 0x18 != 0 {
@@ -899,7 +901,7 @@ fn write_same(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> 
     } else {
         (7, false)
     };
-    if cdb[1] >> 5 != 0 && !dev.pi {
+    if cdb[1] >> 5 != 0 {
         return Err(Sense::invalid_cdb_field(1, Some(7)));
     }
     // ANCHOR: anchored blocks are not supported (ANC_SUP 0).

@@ -5,7 +5,7 @@
 //! The guard is CRC-16/T10-DIF of the block's data. The kernel computes it with its crc
 //! library; [`crc_t10dif`] is the same function, for the host tests and the fuzzers.
 
-use crate::sense::Sense;
+use super::sense::Sense;
 
 /// Bytes of protection information per logical block.
 pub const TUPLE_LEN: usize = 8;

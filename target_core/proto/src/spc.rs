@@ -3,6 +3,7 @@
 //! so udev and multipath rules written for LIO keep working.
 
 use super::command::{AtomicLimits, Thin};
+use super::pi::PiType;
 use super::sense::Sense;
 
 /// LIO's IEEE company id (used in the NAA designator).
@@ -58,6 +59,8 @@ pub struct Identity<'a> {
     pub lu_gp_id: u16,
     /// The copy manager is on (`emulate_3pc`): standard INQUIRY's 3PC bit.
     pub three_pc: bool,
+    /// PROTECT: protection information, for a nexus that can carry it.
+    pub protect: bool,
 }
 
 /// Block limits and characteristics (VPD B0h, B1h, B2h; READ CAPACITY; MODE SENSE).
@@ -95,6 +98,9 @@ pub struct Geometry {
     pub unmap_alignment: u32,
     /// Atomic writes (B0h bytes 44-63).
     pub atomic: AtomicLimits,
+    /// The protection type advertised (VPD 86h, READ CAPACITY(16), the control page's ATO):
+    /// the device's, for a nexus that can carry protection information.
+    pub pi: Option<PiType>,
 }
 
 fn put_padded(dst: &mut [u8], src: &[u8]) {
@@ -124,7 +130,7 @@ pub fn inquiry_std(id: &Identity<'_>, buf: &mut [u8; STD_INQUIRY_LEN]) {
     buf[4] = (STD_INQUIRY_LEN - 5) as u8;
     // SCCS, and 3PC with EXTENDED COPY. TPGS 0: ALUA is not implemented yet, so no initiator
     // may rely on it (LIO sets it).
-    buf[5] = 0x80 | if id.three_pc { 0x08 } else { 0 };
+    buf[5] = 0x80 | if id.three_pc { 0x08 } else { 0 } | u8::from(id.protect);
     buf[7] = 0x02; // CMDQUE
     put_padded(&mut buf[8..16], id.vendor);
     put_padded(&mut buf[16..32], id.product);
@@ -194,6 +200,7 @@ pub fn vpd(page: u8, id: &Identity<'_>, geo: &Geometry, buf: &mut [u8]) -> Resul
         0x86 => {
             let mut b = [0u8; 60];
             // HEADSUP, ORDSUP, SIMPSUP; V_SUP with a volatile cache (as LIO, with WCE).
+            b[0] = geo.pi.map_or(0, PiType::vpd86_byte);
             b[1] = 0x07;
             b[2] = u8::from(geo.write_cache);
             put(buf, body_start, &b)
@@ -338,6 +345,7 @@ pub fn read_capacity16(geo: &Geometry) -> [u8; 32] {
     let mut b = [0u8; 32];
     b[..8].copy_from_slice(&geo.last_lba.to_be_bytes());
     b[8..12].copy_from_slice(&geo.block_size.to_be_bytes());
+    b[12] = geo.pi.map_or(0, PiType::read_capacity_byte);
     b[13] = geo.lbppbe & 0x0f;
     b[14..16].copy_from_slice(&(geo.lowest_aligned & 0x3fff).to_be_bytes());
     if geo.thin.tpu || geo.thin.tpws {
@@ -405,7 +413,8 @@ fn mode_page(page: u8, geo: &Geometry, changeable: bool) -> Option<([u8; 20], us
             0x0a => {
                 b[2] = 0x02 | if geo.last_lba > 0xffff_ffff { 0x04 } else { 0 }; // GLTSD, D_SENSE
                 b[3] = 0x10; // QUEUE ALGORITHM MODIFIER 1, as LIO sets it
-                b[5] = 0x40; // TAS
+                             // TAS; ATO with protection information (application tags are the initiator's).
+                b[5] = 0x40 | if geo.pi.is_some() { 0x80 } else { 0 };
                 b[8] = 0xff;
                 b[9] = 0xff;
                 b[11] = 30;
@@ -599,6 +608,7 @@ mod tests {
             tg_pt_gp_id: 0,
             lu_gp_id: 0,
             three_pc: true,
+            protect: false,
         }
     }
 
@@ -620,7 +630,40 @@ mod tests {
             unmap_granularity: 0,
             unmap_alignment: 0,
             atomic: AtomicLimits::default(),
+            pi: None,
         }
+    }
+
+    #[test]
+    fn protection_bits_match_lio() {
+        let mut b = [0u8; 96];
+        inquiry_std(
+            &Identity {
+                protect: true,
+                ..id(b"")
+            },
+            &mut b,
+        );
+        assert_eq!(b[5], 0x89);
+        for (ty, vpd86, rc16) in [(PiType::Type1, 0x1d, 0x01), (PiType::Type3, 0x1c, 0x05)] {
+            let g = Geometry {
+                pi: Some(ty),
+                ..geo()
+            };
+            let mut v = [0u8; 64];
+            vpd(0x86, &id(b""), &g, &mut v).unwrap();
+            assert_eq!((v[4], v[5]), (vpd86, 0x07));
+            assert_eq!(read_capacity16(&g)[12], rc16);
+            let mut m = [0u8; 64];
+            let ms = ModeSense::decode(&[0x1a, 0x08, 0x0a, 0, 64, 0]);
+            let n = mode_sense(&ms, &g, false, &mut m).unwrap();
+            assert_eq!(n, 16);
+            assert_eq!(m[4 + 5], 0xc0); // ATO and TAS
+        }
+        let mut v = [0u8; 64];
+        vpd(0x86, &id(b""), &geo(), &mut v).unwrap();
+        assert_eq!(v[4], 0);
+        assert_eq!(read_capacity16(&geo())[12], 0);
     }
 
     #[test]

@@ -1,0 +1,121 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# T10 protection information on rtarget and on C LIO in the same boot: the configfs rules of
+# pi_prot_type / pi_prot_format / pi_prot_verify, then an rd_mcp LUN of type 1 and a fileio LUN
+# of type 3 through the loopback fabric, whose disks get an integrity profile (DIX): what
+# INQUIRY, VPD 86h, READ CAPACITY(16) and the control page advertise, data written and read
+# back through the disks with the block layer generating and checking the tuples, and tuples
+# corrupted by hand (WRPROTECT=3) caught with LIO's sense (ABORTED COMMAND 10/01, 10/03, the
+# LBA in INFORMATION).
+. "$(dirname "$0")/lib.sh"
+OP="python3 $(dirname "$0")/cfsop.py"
+SGIO="$(dirname "$0")/sgio.py"
+W=/tmp/pi; rm -rf $W; mkdir -p $W
+PER_SIDE=29
+tap_plan $((2 * PER_SIDE + 2))
+unload_all; dmesg_mark
+check "scratch storage" scratch_up
+
+is() { # ERRNO OP ARGS...: the configfs operation answers ERRNO (or OK)
+    local want=$1 got; shift
+    got=$($OP "$@"); [ "$got" = "$want" ] || { echo "expected $want, got $got"; return 1; }
+}
+# answer SG CDB [ARGS]: "good", or "KEY/ASC/ASCQ info=N" (INFORMATION when VALID is set).
+answer() {
+    local out s
+    out=$(python3 "$SGIO" "$@" 2>&1)
+    case "$out" in
+        status=00*) echo good ;;
+        status=02*) s=${out#*sense=}; s=${s%% *}
+            if [ $((0x${s:0:2} & 0x80)) -ne 0 ]; then
+                echo "${s:5:1}/${s:24:2}/${s:26:2} info=$((0x${s:6:8}))"
+            else
+                echo "${s:5:1}/${s:24:2}/${s:26:2}"
+            fi ;;
+        *) echo "other: $out" ;;
+    esac
+}
+expect() { # DESC WANT SG CDB [ARGS]
+    local desc=$1 want=$2 got; shift 2
+    got=$(answer "$@")
+    if [ "$got" = "$want" ]; then tap_ok "$desc"; else tap_not_ok "$desc (got $got)"; fi
+}
+# One block of 0x5a at LBA 7, and of zeroes, as hex data-out.
+FIVES=$(printf '5a%.0s' $(seq 512))
+ZEROES=$(printf '00%.0s' $(seq 512))
+# w10 PROTECT LBA: a WRITE(10) of one block with WRPROTECT; r10 the same READ(10).
+w10() { printf '2a%02x%08x000001 00' $(($1 << 5)) "$2"; }
+r10() { printf '28%02x%08x000001 00' $(($1 << 5)) "$2"; }
+# ei SG SPT GRD_CHK APP_CHK REF_CHK: sg_vpd's decoding of VPD 86h says so.
+ei() {
+    local out f v
+    out=$(sg_vpd -p ei "$1") || return 1
+    set -- "$2" "$3" "$4" "$5"
+    for f in SPT GRD_CHK APP_CHK REF_CHK; do
+        v=$1; shift
+        echo "$out" | grep -Eq "(^| )$f[=:] ?$v( |$)" || { echo "$out"; echo "expected $f=$v"; return 1; }
+    done
+}
+# attr SYSFS_FILE WANT: the file holds WANT.
+attr() { [ "$(cat "$1")" = "$2" ] || { echo "$1: $(cat "$1"), expected $2"; return 1; }; }
+
+side() { # CORE_MODULE PROC_NAME NAME
+    local n=$3 r=$CFG/core/rd_mcp_1/p0 f=$CFG/core/fileio_1/p1 b=$CFG/core/iblock_1/p2 s0 s1 d0 d1
+    rm -f $BK/pi.img $BK/pi.img.protection
+    check "$n: modprobe" modprobe "$1"
+    mkdir -p $r $f $b $CFG/core/rd_mcp_1/off
+    check "$n: pi_prot_type of a disabled rd_mcp: ENODEV" is ENODEV write $CFG/core/rd_mcp_1/off/attrib/pi_prot_type 1
+    echo rd_pages=8192 > $r/control; echo 1 > $r/enable
+    echo fd_dev_name=$BK/pi.img,fd_dev_size=33554432 > $f/control; echo 1 > $f/enable
+    echo udev_path=/dev/ram0 > $b/control; echo 1 > $b/enable
+    check "$n: pi_prot_type 2: ENOSYS" is ENOSYS write $r/attrib/pi_prot_type 2
+    check "$n: pi_prot_type 4: EINVAL" is EINVAL write $r/attrib/pi_prot_type 4
+    check "$n: iblock stores no protection information: ENOSYS" is ENOSYS write $b/attrib/pi_prot_type 1
+    check "$n: pi_prot_verify stays 0 without protection information" bash -c \
+        "echo 1 > $r/attrib/pi_prot_verify && [ \$(cat $r/attrib/pi_prot_verify) = 0 ]"
+    check "$n: rd_mcp pi_prot_type 1, and pi_prot_verify follows" bash -c \
+        "echo 1 > $r/attrib/pi_prot_type && [ \$(cat $r/attrib/pi_prot_type) = 1 ] && [ \$(cat $r/attrib/pi_prot_verify) = 1 ]"
+    check "$n: rd_mcp has nothing to format: ENOSYS" is ENOSYS write $r/attrib/pi_prot_format 1
+    check "$n: fileio pi_prot_type 3, then pi_prot_format" bash -c \
+        "echo 3 > $f/attrib/pi_prot_type && echo 1 > $f/attrib/pi_prot_format && [ \$(cat $f/attrib/pi_prot_format) = 0 ]"
+    check "$n: the format wrote all ones to pi.img.protection, 8 bytes a block" bash -c \
+        "[ \$(stat -c %s $BK/pi.img.protection) -ge 524288 ] && [ -z \"\$(head -c 524288 $BK/pi.img.protection | tr -d '\\377' | head -c 1)\" ]"
+    echo 6f9a2b3c-1d2e-4f50-8a9b-0c1d2e3f4a50 > $r/wwn/vpd_unit_serial
+    echo 7f9a2b3c-1d2e-4f50-8a9b-0c1d2e3f4a51 > $f/wwn/vpd_unit_serial
+    check "$n: rd_mcp and fileio linked as LUNs 0 and 1" bash -c "$(declare -f link_dev); TPG=$TPG NEXUS=$NEXUS; link_dev $r 0 && link_dev $f 1"
+    check "$n: pi_prot_type of an exported device: EINVAL" is EINVAL write $r/attrib/pi_prot_type 0
+    s0=$(lun_dev "$2" scsi_generic 0); s1=$(lun_dev "$2" scsi_generic 1)
+    d0=$(lun_dev "$2" block 0); d1=$(lun_dev "$2" block 1)
+    for s in $s0 $s1; do sg_turs "$s" >/dev/null 2>&1; sg_turs "$s" >/dev/null 2>&1; done
+    udevadm settle 2>/dev/null
+    check "$n: the disks carry T10-DIF-TYPE1-CRC and T10-DIF-TYPE3-CRC" bash -c \
+        "$(declare -f attr); attr /sys/block/${d0#/dev/}/integrity/format T10-DIF-TYPE1-CRC && attr /sys/block/${d1#/dev/}/integrity/format T10-DIF-TYPE3-CRC"
+    check "$n: INQUIRY: PROTECT" bash -c "sg_inq $s0 | grep -q 'Protect=1'"
+    check "$n: READ CAPACITY(16): prot_en=1, p_type 0 and 2" bash -c \
+        "sg_readcap -l $s0 | grep -q 'prot_en=1, p_type=0' && sg_readcap -l $s1 | grep -q 'prot_en=1, p_type=2'"
+    check "$n: VPD 86h: SPT=3, GRD_CHK, REF_CHK for type 1 only" bash -c \
+        "$(declare -f ei); ei $s0 3 1 0 1 && ei $s1 3 1 0 0"
+    check "$n: control page: ATO (and TAS)" bash -c "python3 $SGIO $s0 1a080a00ff00 --in 255 | grep -Eq 'data=.{18}c0'"
+    head -c $((4 << 20)) /dev/urandom > $W/pattern
+    for d in $d0 $d1; do
+        check "$n: 4 MiB written through $d (the block layer makes the tuples) and read back" bash -c \
+            "dd if=$W/pattern of=$d bs=64k oflag=direct status=none && dd if=$d of=$W/got bs=64k count=64 iflag=direct status=none && cmp $W/got $W/pattern"
+    done
+    expect "$n: WRITE WRPROTECT=1 of a block without its tuple (zeroes): 10/01 at LBA 7" "b/10/01 info=7" $s0 "$(w10 1 7)" --out $FIVES
+    expect "$n: WRITE WRPROTECT=3 stores the zero tuple unchecked" good $s0 "$(w10 3 7)" --out $FIVES
+    expect "$n: READ RDPROTECT=0 of LBA 7: LOGICAL BLOCK GUARD CHECK FAILED, INFORMATION 7" "b/10/01 info=7" $s0 "$(r10 0 7)" --in 512
+    check "$n: reading LBA 7 through the disk fails" bash -c "! dd if=$d0 of=/dev/null bs=512 skip=7 count=1 iflag=direct status=none"
+    expect "$n: a zero block with the zero tuple at LBA 9: REFERENCE TAG CHECK FAILED" good $s0 "$(w10 3 9)" --out $ZEROES
+    expect "$n: READ of LBA 9: 10/03, INFORMATION 9" "b/10/03 info=9" $s0 "$(r10 0 9)" --in 512
+    expect "$n: type 3 checks no reference tag: READ of a zero block with the zero tuple" good $s1 "$(w10 3 9)" --out $ZEROES
+    expect "$n: ... reads back GOOD" good $s1 "$(r10 0 9)" --in 512
+    expect "$n: RDPROTECT=6: INVALID FIELD IN CDB" 5/24/00 $s0 "$(r10 6 0)" --in 512
+    check "$n: blocks rewritten through the disk read back" bash -c \
+        "dd if=$W/pattern of=$d0 bs=512 count=16 oflag=direct status=none && dd if=$d0 of=$W/got bs=512 count=16 iflag=direct status=none && cmp -n 8192 $W/got $W/pattern"
+    unload_all
+}
+
+side rtarget_core rtarget_loop rtarget
+side target_core_mod tcm_loopback LIO
+check "no oops or warning in dmesg" dmesg_clean
+tap_done
