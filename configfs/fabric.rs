@@ -323,12 +323,13 @@ impl Dir for LunDir {
         let lun = Lun::new(self.index, dev.clone(), self.port.clone())?;
         // `lun_0` and `lun_00` name the same LUN: only one of them may be linked.
         dev.export(&self.port, self.index)?;
-        if let Err(e) = self.port.add(lun.clone()) {
+        // Armed before the port shows it, so a scan that finds it can send it commands.
+        if let Err(e) = Lun::arm(&lun) {
             dev.unexport(&self.port, self.index);
             return Err(e);
         }
-        if let Err(e) = Lun::arm(&lun) {
-            self.port.remove(&lun);
+        if let Err(e) = self.port.add(lun.clone()) {
+            lun.retire(LUN_DRAIN);
             dev.unexport(&self.port, self.index);
             return Err(e);
         }
@@ -346,7 +347,9 @@ impl Dir for LunDir {
         // removes its view, waiting for commands in flight.
         self.port.remove(&lun);
         self.tpg.lun_unlinking(&lun);
-        lun.retire();
+        // The fabric's view is gone; commands still in the core (a slow backend) get a
+        // bounded wait, as LIO's `transport_clear_lun_ref`.
+        lun.retire(LUN_DRAIN);
         lun.device.unexport(&self.port, lun.index);
     }
 
@@ -354,6 +357,9 @@ impl Dir for LunDir {
         self
     }
 }
+
+/// How long unlinking a LUN waits for its commands in flight.
+const LUN_DRAIN: kernel::time::Delta = kernel::time::Delta::from_secs(8);
 
 /// `lun_<M>/statistics/*`.
 struct LunStat(Arc<LunDir>);

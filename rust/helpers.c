@@ -240,6 +240,13 @@ bool rt_live_refs_is_zero(struct rt_live_refs *r)
 }
 EXPORT_SYMBOL_GPL(rt_live_refs_is_zero);
 
+/* Waits for a queued release to have dropped the owner's Arc. */
+void rt_live_refs_flush(struct rt_live_refs *r)
+{
+	flush_work(&r->release_work);
+}
+EXPORT_SYMBOL_GPL(rt_live_refs_flush);
+
 void rt_live_refs_exit(struct rt_live_refs *r)
 {
 	percpu_ref_exit(&r->ref);

@@ -61,6 +61,7 @@ void rt_live_refs_get(struct rt_live_refs *r);
 void rt_live_refs_put(struct rt_live_refs *r);
 void rt_live_refs_kill(struct rt_live_refs *r);
 bool rt_live_refs_is_zero(struct rt_live_refs *r);
+void rt_live_refs_flush(struct rt_live_refs *r);
 void rt_live_refs_exit(struct rt_live_refs *r);
 
 /* vfs.rs */

@@ -92,6 +92,15 @@ impl LiveRefs {
         // SAFETY: initialised (type invariant).
         unsafe { bindings::rt_live_refs_is_zero(self.raw()) }
     }
+
+    /// Once the refs are killed and at zero ([`LiveRefs::is_zero`]): waits for them to have
+    /// dropped their `Arc`, so the owner goes with the caller's last `Arc` rather than later
+    /// from the workqueue. Process context; sleeps.
+    pub fn flush_release(&self) {
+        // SAFETY: initialised; `&self` keeps the owner alive, so the release work cannot drop
+        // the last `Arc` and free the refs while it is flushed.
+        unsafe { bindings::rt_live_refs_flush(self.raw()) }
+    }
 }
 
 #[pinned_drop]

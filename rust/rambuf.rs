@@ -55,7 +55,6 @@ impl RamBuf {
         Ok(())
     }
 
-
     /// Whether the `unit`-byte unit at `pos` holds anything but zeroes, and how many bytes
     /// from `pos` (whole units, at most `len`) share that state. EINVAL out of bounds.
     pub fn extent(&self, pos: u64, len: u64, unit: u32) -> Result<(bool, u64)> {

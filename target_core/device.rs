@@ -555,6 +555,10 @@ impl Device {
     /// nexus gets CAPACITY DATA HAS CHANGED.
     pub(crate) fn resize(&self, bytes: u64) -> Result {
         let be = self.backend().ok_or(EINVAL)?;
+        // The new blocks would have no tuples.
+        if self.pi_type().is_some() {
+            return Err(EBUSY);
+        }
         be.resize(bytes)?;
         self.bytes.store(bytes, Relaxed);
         self.raise_ua(crate::ua::CAPACITY_CHANGED);

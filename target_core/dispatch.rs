@@ -11,7 +11,7 @@ use crate::device::{At, Device};
 use crate::lun::Lun;
 use crate::proto::cdb::RwCdb;
 use crate::proto::command::{self, Action, AtomicLimits, Limits, Thin, NO_SENSE};
-use crate::proto::pi::PiType;
+use crate::proto::pi::{PiOp, PiType};
 use crate::proto::sense::Sense;
 use crate::proto::spc::{self, Geometry, Identity};
 use crate::sbc::PiIo;
@@ -45,6 +45,7 @@ fn limits(d: &Device, io: bool) -> Limits {
             atomic(d)
         },
         three_pc: !io && d.attr(At::ThreePc) != 0,
+        pi_store: !io && d.pi_type().is_some(),
     }
 }
 
@@ -58,21 +59,28 @@ fn atomic(d: &Device) -> AtomicLimits {
     }
 }
 
+/// Without protection information only: deallocation would leave the tuples stale.
 fn thin(d: &Device) -> Thin {
+    let unprotected = d.pi_type().is_none();
     Thin {
-        tpu: d.attr(At::Tpu) != 0,
-        tpws: d.attr(At::Tpws) != 0,
+        tpu: d.attr(At::Tpu) != 0 && unprotected,
+        tpws: d.attr(At::Tpws) != 0 && unprotected,
         lbprz: d.attr(At::UnmapZeroesData) != 0,
         max_unmap_lba_count: d.attr(At::MaxUnmapLbaCount),
         max_unmap_desc_count: d.attr(At::MaxUnmapDescCount),
-        max_write_same: d.attr(At::MaxWriteSameLen),
+        max_write_same: if unprotected {
+            d.attr(At::MaxWriteSameLen)
+        } else {
+            0
+        },
     }
 }
 
 /// The protection type a nexus sees: the device's, if its fabric carries protection
 /// information (LIO advertises it only then).
 fn advertised_pi(d: &Device, session: Option<&Session>) -> Option<PiType> {
-    d.pi_type().filter(|_| session.is_some_and(|s| s.pi))
+    let s = session.filter(|s| s.pi.carries)?;
+    d.pi_type().or(s.pi.fabric_type)
 }
 
 fn geometry(d: &Device, pi: Option<PiType>) -> Geometry {
@@ -97,7 +105,7 @@ fn geometry(d: &Device, pi: Option<PiType>) -> Geometry {
         nonrot: d.attr(At::IsNonrot) != 0,
         write_cache: write_cache(d),
         dpofua: d.attr(At::FuaWrite) != 0,
-        caw: d.attr(At::Caw) != 0,
+        caw: d.attr(At::Caw) != 0 && d.pi_type().is_none(),
         wce_changeable: d.backend().is_some_and(|b| b.write_cache().is_none()),
         thin: thin(d),
         unmap_granularity: d.attr(At::UnmapGranularity),
@@ -277,8 +285,10 @@ fn decide(cmd: &mut CmdRef) -> Next {
 fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) -> (Next, u32) {
     let dev = &lun.device;
     let mut limits = limits(dev, true);
-    let pi = dev.pi_type();
-    limits.pi = pi.is_some() && session.is_some_and(|s| s.pi);
+    // The device's protection information, or the fabric's for a device without.
+    let store = dev.pi_type();
+    let pi = store.or(session.and_then(|s| s.pi.fabric_type));
+    limits.pi = pi.is_some() && session.is_some_and(|s| s.pi.carries);
     let action = match command::parse_rw(rw, &limits, data_len) {
         Ok(a) => a,
         Err(s) => return (Next::Done(Err(s)), 0),
@@ -307,7 +317,9 @@ fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) ->
             }
             match crate::proto::pi::plan(rw.protect, write, pi) {
                 Err(s) => (Next::Done(Err(s)), 0),
-                Ok(Some(plan)) => (
+                // A transfer of no blocks has no tuples either; without a store only tuples
+                // that travel with the data are work.
+                Ok(Some(plan)) if len > 0 && (store.is_some() || plan.op == PiOp::Pass) => (
                     Next::Pi(PiIo {
                         plan,
                         rw: io,
@@ -315,11 +327,12 @@ fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) ->
                         block_size: limits.block_size,
                         write,
                         moved: false,
+                        store: store.is_some(),
                     }),
                     resid,
                 ),
-                Ok(None) if write => (Next::Backend(Op::Write(io)), resid),
-                Ok(None) => (Next::Backend(Op::Read(io)), resid),
+                Ok(_) if write => (Next::Backend(Op::Write(io)), resid),
+                Ok(_) => (Next::Backend(Op::Read(io)), resid),
             }
         }
         _ => (Next::Done(Err(Sense::internal_target_failure())), 0),
@@ -571,7 +584,7 @@ fn emulate(cmd: &mut CmdRef, lun: &Lun, action: Action) -> Result<u32, Sense> {
                 rtpi: 0,
                 tg_pt_gp_id: 0,
                 lu_gp_id: 0,
-                three_pc: dev.attr(At::ThreePc) != 0,
+                three_pc: dev.attr(At::ThreePc) != 0 && dev.pi_type().is_none(),
                 protect: pi.is_some(),
             };
             match action {

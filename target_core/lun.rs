@@ -163,9 +163,12 @@ impl Lun {
         LiveRefs::arm(this)
     }
 
-    /// Refuses new commands; the LUN is freed once the last one is released.
-    pub fn retire(&self) {
+    /// Refuses new commands and waits up to `bound` for those in flight, so that the LUN (and
+    /// its hold on the device) goes with the caller's `Arc`; after that the last command
+    /// released frees it. Process context.
+    pub fn retire(&self, bound: kernel::time::Delta) -> bool {
         self.cmds.kill();
+        crate::session::drain(&self.cmds, bound)
     }
 }
 

@@ -81,6 +81,18 @@ mod tests {
     use super::proto::cdb::{Dir, RwCdb, READ_10};
     use super::proto::sense::Sense;
 
+    /// The kernel's CRC library (the guard of protection information) through our wrapper
+    /// agrees with the pure implementation the host tests use.
+    #[test]
+    fn crc_t10dif_matches_the_pure_one() {
+        let data: [u8; 512] = core::array::from_fn(|i| (i * 7) as u8);
+        assert_eq!(super::rt::io::crc_t10dif(0, b"123456789"), 0xd0db);
+        assert_eq!(
+            super::rt::io::crc_t10dif(0, &data),
+            super::proto::pi::crc_t10dif(0, &data)
+        );
+    }
+
     #[test]
     fn read10_decodes_in_kernel() {
         let c = RwCdb::decode(&[READ_10, 0, 0, 0, 0, 8, 0, 0, 4, 0])

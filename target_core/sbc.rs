@@ -105,6 +105,9 @@ pub(crate) struct PiIo {
     pub(crate) write: bool,
     /// The data has moved (WRITE: written; READ: read).
     pub(crate) moved: bool,
+    /// The device stores tuples (else they are the fabric's, `fabric_prot_type`: checked and
+    /// dropped on WRITE, made on READ).
+    pub(crate) store: bool,
 }
 
 /// COMPARE AND WRITE's steps: take the device's slot, read, compare, write.
@@ -641,7 +644,8 @@ fn pi_step(mut cmd: CmdRef, mut step: KBox<Step>, io: PiIo) {
     let Some(be) = lun.device.backend() else {
         return cmd::complete(cmd, Err(Sense::lun_not_supported()));
     };
-    let verify = lun.device.attr(At::PiVerify) != 0;
+    // The fabric's tuples are always checked (LIO's DOUT_STRIP).
+    let verify = !io.store || lun.device.attr(At::PiVerify) != 0;
     let blocks = (io.rw.len / u64::from(io.block_size)) as usize;
     let (prot_sgl, offload) = (cmd.data().prot_sgl, cmd.data().pi_offload);
     // The tuples come with the data (DIX), unless the fabric is to make or check them.
@@ -649,7 +653,7 @@ fn pi_step(mut cmd: CmdRef, mut step: KBox<Step>, io: PiIo) {
     step.result = None;
     match (io.write, io.moved) {
         (true, false) => {
-            let mut tuples = KVec::new();
+            let mut tuples = KVVec::new();
             let store = tuples
                 .resize(blocks * TUPLE_LEN, 0u8, GFP_KERNEL)
                 .map_err(|_| ENOMEM)
@@ -660,22 +664,22 @@ fn pi_step(mut cmd: CmdRef, mut step: KBox<Step>, io: PiIo) {
             if given {
                 prot_sgl.copy_from(0, &mut tuples);
             }
-            let made = each_guard(&step.fabric_sgl, blocks, io.block_size, |i, guard| {
-                let at = i * TUPLE_LEN;
-                let lba = io.lba + i as u64;
-                let t = &mut tuples[at..at + TUPLE_LEN];
-                if io.plan.op == PiOp::Insert || offload {
-                    t.copy_from_slice(&Tuple::generated(guard, lba, io.plan.ty, 0).encode());
-                    Ok(())
-                } else if verify {
-                    // Without a protection buffer the tuples are zeroes, as LIO's.
+            let generate = io.plan.op == PiOp::Insert || offload;
+            // Without a protection buffer the tuples to check are zeroes, as LIO's.
+            let made = (generate || verify).then(|| {
+                each_guard(&step.fabric_sgl, blocks, io.block_size, |i, guard| {
+                    let at = i * TUPLE_LEN;
+                    let lba = io.lba + i as u64;
+                    let t = &mut tuples[at..at + TUPLE_LEN];
+                    if generate {
+                        t.copy_from_slice(&Tuple::generated(guard, lba, io.plan.ty, 0).encode());
+                        return Ok(());
+                    }
                     let tuple = Tuple::decode((&*t).try_into().unwrap_or(&[0; TUPLE_LEN]));
                     pi::check(&tuple, guard, lba, io.plan.checks)
-                } else {
-                    Ok(())
-                }
+                })
             });
-            if let Err(sense) = made {
+            if let Some(Err(sense)) = made {
                 return fail(cmd, sense);
             }
             store.sgl().copy_to(0, &tuples);
@@ -688,7 +692,8 @@ fn pi_step(mut cmd: CmdRef, mut step: KBox<Step>, io: PiIo) {
         }
         (true, true) => {
             let stored = match &step.scratch {
-                Some(store) => be.pi_rw(io.lba, &store.sgl(), true),
+                Some(store) if io.store => be.pi_rw(io.lba, &store.sgl(), true),
+                Some(_) => Ok(()),
                 None => Err(EINVAL),
             };
             drop(step);
@@ -720,10 +725,22 @@ fn pi_read_check(
     given: bool,
     offload: bool,
 ) -> Result<(), Sense> {
-    let mut tuples = KVec::new();
+    let mut tuples = KVVec::new();
     tuples
         .resize(blocks * TUPLE_LEN, 0u8, GFP_KERNEL)
         .map_err(|_| Sense::internal_target_failure())?;
+    if !io.store {
+        // The fabric's protection: tuples made for the data read.
+        if given {
+            each_guard(cmd.sgl(), blocks, io.block_size, |i, guard| {
+                let t = Tuple::generated(guard, io.lba + i as u64, io.plan.ty, 0);
+                tuples[i * TUPLE_LEN..(i + 1) * TUPLE_LEN].copy_from_slice(&t.encode());
+                Ok(())
+            })?;
+            cmd.data().prot_sgl.copy_to(0, &tuples);
+        }
+        return Ok(());
+    }
     let store = ScratchSgl::new((blocks * TUPLE_LEN) as u32)
         .map_err(|_| Sense::internal_target_failure())?;
     be.pi_rw(io.lba, &store.sgl(), false)
@@ -760,7 +777,7 @@ fn each_guard(
     let bs = block_size as usize;
     // Copies of whole blocks, 64 KiB at a time.
     let per_chunk = (65536 / bs).max(1);
-    let mut buf = KVec::new();
+    let mut buf = KVVec::new();
     buf.resize(per_chunk * bs, 0u8, GFP_KERNEL)
         .map_err(|_| Sense::internal_target_failure())?;
     let mut i = 0;

@@ -6,6 +6,7 @@
 //! (each holds a per-CPU [`LiveRef`] of it) and queues its unit attentions. Node ACLs, mapped LUNs and reservations hang off it next.
 
 use crate::lun::Port;
+use crate::proto::pi::PiType;
 use crate::proto::sense::Sense;
 use crate::rt::live_ref::{HasLiveRefs, LiveRefs};
 use crate::ua::{self, UaAction, UaQueue};
@@ -26,6 +27,17 @@ fn copy_key(lun: u64, list_id: u8) -> u64 {
     ((lun & 0xffff) << 40) | (u64::from(list_id) << 32)
 }
 
+/// What a session's fabric does with T10 protection information.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionPi {
+    /// It carries the tuples with the data (loopback's DIX): only then is protection
+    /// advertised, and may READ and WRITE name it (LIO's `sup_prot_ops` PASS).
+    pub carries: bool,
+    /// `fabric_prot_type`: a device without protection information looks protected with this
+    /// type; the core checks and drops the initiator's tuples on WRITE and makes them on READ.
+    pub fabric_type: Option<PiType>,
+}
+
 /// An I_T nexus.
 #[pin_data]
 pub struct Session {
@@ -33,9 +45,8 @@ pub struct Session {
     pub initiator: CString,
     /// The target port it logged in to.
     pub port: Arc<Port>,
-    /// Its fabric carries T10 protection information with the data (loopback's DIX): only
-    /// then is it advertised and may READ and WRITE name it (LIO's `sup_prot_ops` PASS).
-    pub pi: bool,
+    /// What its fabric does with T10 protection information.
+    pub pi: SessionPi,
     /// One per command between submission and release.
     #[pin]
     cmds: LiveRefs,
@@ -52,8 +63,7 @@ pub struct Session {
 impl Session {
     /// Creates the nexus of `initiator` to `port` and registers it with the port. Every LUN the
     /// port exports gets a POWER ON, RESET, OR BUS DEVICE RESET OCCURRED unit attention.
-    /// `pi`: the fabric carries protection information.
-    pub fn new(port: &Arc<Port>, initiator: &CStr, pi: bool) -> Result<Arc<Session>> {
+    pub fn new(port: &Arc<Port>, initiator: &CStr, pi: SessionPi) -> Result<Arc<Session>> {
         let s = Arc::pin_init(
             try_pin_init!(Session {
                 initiator: initiator.to_cstring()?,
@@ -81,7 +91,7 @@ impl Session {
         self.cmds.kill();
         self.port.remove_session(self);
         self.release_reservations();
-        wait_until(bound, || self.cmds.is_zero())
+        drain(&self.cmds, bound)
     }
 
     /// Drops the SPC-2 reservations this nexus holds on the port's devices (I_T nexus loss).
@@ -158,6 +168,16 @@ impl HasLiveRefs for Session {
     fn live_refs(&self) -> &LiveRefs {
         &self.cmds
     }
+}
+
+/// After a kill: waits up to `bound` for the commands holding `refs` to be released, then for
+/// the refs to drop their `Arc`. Returns whether they did.
+pub(crate) fn drain(refs: &LiveRefs, bound: Delta) -> bool {
+    let drained = wait_until(bound, || refs.is_zero());
+    if drained {
+        refs.flush_release();
+    }
+    drained
 }
 
 /// Polls `done` every 10 ms for up to `bound` (process context). Sleeping in short steps keeps

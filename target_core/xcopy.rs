@@ -271,7 +271,14 @@ fn reachable(
         .with_luns(|luns| {
             luns.iter()
                 .map(|l| &l.device)
-                .find(|d| d.enabled() && d.attr(At::ThreePc) != 0 && d.designator() == id)
+                // A device with protection information is no copy target: the copy would
+                // leave its tuples stale.
+                .find(|d| {
+                    d.enabled()
+                        && d.attr(At::ThreePc) != 0
+                        && d.pi_type().is_none()
+                        && d.designator() == id
+                })
                 .cloned()
         })
         .ok_or(xcopy::not_reachable())

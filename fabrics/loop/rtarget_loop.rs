@@ -15,12 +15,13 @@ use kernel::sync::{Arc, Mutex, SpinLock};
 use rtarget_core::cmd::{self, Cmd, CmdRef, FabricOps};
 use rtarget_core::fabric::{self, Fabric, FabricTpg, FabricWwn};
 use rtarget_core::lun::{Lun, Port};
+use rtarget_core::proto::pi::PiType;
 use rtarget_core::proto::sense::FIXED_SENSE_LEN;
 use rtarget_core::proto::spc::Proto;
 use rtarget_core::rt::configfs::{emit_line, strip_nl, Attr};
 use rtarget_core::rt::live_ref::LiveRef;
 use rtarget_core::rt::scsi_host::{self, Command, Host, HostOps, HostRef};
-use rtarget_core::session::Session;
+use rtarget_core::session::{Session, SessionPi};
 use rtarget_core::tmf::{self, TmfResponse, TMF_WAIT};
 
 module! {
@@ -135,6 +136,7 @@ impl FabricWwn for LoopWwn {
                 host: self.host.clone(),
                 session <- kernel::new_mutex!(None),
                 state: Arc::new(TpgState { offline: Atomic::new(false) }, GFP_KERNEL)?,
+                fabric_prot_type: Atomic::new(0),
             }? Error),
             GFP_KERNEL,
         )?;
@@ -164,6 +166,8 @@ struct LoopTpg {
     #[pin]
     session: Mutex<Option<Arc<Session>>>,
     state: Arc<TpgState>,
+    /// `attrib/fabric_prot_type`: 0, 1 or 3.
+    fabric_prot_type: Atomic<u32>,
 }
 
 /// What the I/O path checks of its TPG. Disks hold this, not the TPG, so a disk never keeps
@@ -205,8 +209,13 @@ impl LoopTpg {
         }
         let name =
             CString::try_from_fmt(fmt!("{}", core::str::from_utf8(name).map_err(|_| EINVAL)?))?;
-        // The host carries protection information (DIX), as tcm_loop's.
-        *nexus = Some(Session::new(&self.port, &name, true)?);
+        // The host carries protection information (DIX), as tcm_loop's; `fabric_prot_type`
+        // is read when the nexus is made, as in LIO.
+        let pi = SessionPi {
+            carries: true,
+            fabric_type: PiType::from_attr(self.fabric_prot_type.load(Relaxed)),
+        };
+        *nexus = Some(Session::new(&self.port, &name, pi)?);
         Ok(())
     }
 }
@@ -261,16 +270,21 @@ impl FabricTpg for LoopTpg {
 
     fn attrib_show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
         match attr {
-            b"fabric_prot_type" => Ok(emit_line(page, b"0")),
+            b"fabric_prot_type" => {
+                let v = [b'0' + self.fabric_prot_type.load(Relaxed) as u8];
+                Ok(emit_line(page, &v))
+            }
             _ => Err(EINVAL),
         }
     }
 
     fn attrib_store(&self, attr: &[u8], data: &[u8]) -> Result {
         match (attr, strip_nl(data)) {
-            (b"fabric_prot_type", b"0") => Ok(()),
-            // T10-PI is not implemented yet.
-            (b"fabric_prot_type", b"1" | b"3") => Err(ENOSYS),
+            // As tcm_loop: 0, 1 or 3, for nexuses made from now on.
+            (b"fabric_prot_type", v @ (b"0" | b"1" | b"3")) => {
+                self.fabric_prot_type.store(u32::from(v[0] - b'0'), Relaxed);
+                Ok(())
+            }
             _ => Err(EINVAL),
         }
     }

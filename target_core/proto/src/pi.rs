@@ -3,7 +3,8 @@
 //! (target_core_sbc.c: `sbc_check_prot`, `sbc_set_prot_op_checks`, `sbc_dif_verify`).
 //!
 //! The guard is CRC-16/T10-DIF of the block's data. The kernel computes it with its crc
-//! library; [`crc_t10dif`] is the same function, for the host tests and the fuzzers.
+//! library; [`crc_t10dif`] is the same function, for the host tests (and a KUnit case that
+//! compares the two).
 
 use super::sense::Sense;
 
