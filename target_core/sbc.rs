@@ -668,15 +668,13 @@ fn pi_step(mut cmd: CmdRef, mut step: KBox<Step>, io: PiIo) {
             // Without a protection buffer the tuples to check are zeroes, as LIO's.
             let made = (generate || verify).then(|| {
                 each_guard(&step.fabric_sgl, blocks, io.block_size, |i, guard| {
-                    let at = i * TUPLE_LEN;
                     let lba = io.lba + i as u64;
-                    let t = &mut tuples[at..at + TUPLE_LEN];
                     if generate {
-                        t.copy_from_slice(&Tuple::generated(guard, lba, io.plan.ty, 0).encode());
+                        let t = Tuple::generated(guard, lba, io.plan.ty, 0);
+                        tuples[i * TUPLE_LEN..(i + 1) * TUPLE_LEN].copy_from_slice(&t.encode());
                         return Ok(());
                     }
-                    let tuple = Tuple::decode((&*t).try_into().unwrap_or(&[0; TUPLE_LEN]));
-                    pi::check(&tuple, guard, lba, io.plan.checks)
+                    pi::check(&tuple_at(&tuples, i), guard, lba, io.plan.checks)
                 })
             });
             if let Some(Err(sense)) = made {
@@ -725,20 +723,21 @@ fn pi_read_check(
     given: bool,
     offload: bool,
 ) -> Result<(), Sense> {
+    if !io.store && !given {
+        return Ok(());
+    }
     let mut tuples = KVVec::new();
     tuples
         .resize(blocks * TUPLE_LEN, 0u8, GFP_KERNEL)
         .map_err(|_| Sense::internal_target_failure())?;
     if !io.store {
         // The fabric's protection: tuples made for the data read.
-        if given {
-            each_guard(cmd.sgl(), blocks, io.block_size, |i, guard| {
-                let t = Tuple::generated(guard, io.lba + i as u64, io.plan.ty, 0);
-                tuples[i * TUPLE_LEN..(i + 1) * TUPLE_LEN].copy_from_slice(&t.encode());
-                Ok(())
-            })?;
-            cmd.data().prot_sgl.copy_to(0, &tuples);
-        }
+        each_guard(cmd.sgl(), blocks, io.block_size, |i, guard| {
+            let t = Tuple::generated(guard, io.lba + i as u64, io.plan.ty, 0);
+            tuples[i * TUPLE_LEN..(i + 1) * TUPLE_LEN].copy_from_slice(&t.encode());
+            Ok(())
+        })?;
+        cmd.data().prot_sgl.copy_to(0, &tuples);
         return Ok(());
     }
     let store = ScratchSgl::new((blocks * TUPLE_LEN) as u32)
@@ -753,17 +752,25 @@ fn pi_read_check(
     };
     if check {
         each_guard(cmd.sgl(), blocks, io.block_size, |i, guard| {
-            let at = i * TUPLE_LEN;
-            let t: &[u8; TUPLE_LEN] = tuples[at..at + TUPLE_LEN]
-                .try_into()
-                .map_err(|_| Sense::internal_target_failure())?;
-            pi::check(&Tuple::decode(t), guard, io.lba + i as u64, io.plan.checks)
+            pi::check(
+                &tuple_at(&tuples, i),
+                guard,
+                io.lba + i as u64,
+                io.plan.checks,
+            )
         })?;
     }
     if given {
         cmd.data().prot_sgl.copy_to(0, &tuples);
     }
     Ok(())
+}
+
+/// Block `i`'s tuple in a buffer of tuples.
+fn tuple_at(tuples: &[u8], i: usize) -> Tuple {
+    let mut t = [0u8; TUPLE_LEN];
+    t.copy_from_slice(&tuples[i * TUPLE_LEN..(i + 1) * TUPLE_LEN]);
+    Tuple::decode(&t)
 }
 
 /// Calls `f(i, guard)` for each of the `blocks` blocks of `sgl`, with the CRC of its data;
