@@ -6,7 +6,8 @@
 # INQUIRY, VPD 86h, READ CAPACITY(16) and the control page advertise, data written and read
 # back through the disks with the block layer generating and checking the tuples, and tuples
 # corrupted by hand (WRPROTECT=3) caught with LIO's sense (ABORTED COMMAND 10/01, 10/03, the
-# LBA in INFORMATION).
+# LBA in INFORMATION). Type 2 (which LIO refuses) on rtarget only: sd's READ(32) and WRITE(32)
+# through the disk, the expected reference and application tags of the 32-byte CDBs.
 . "$(dirname "$0")/lib.sh"
 OP="python3 $(dirname "$0")/cfsop.py"
 SGIO="$(dirname "$0")/sgio.py"
@@ -14,7 +15,8 @@ W=/tmp/pi; rm -rf $W; mkdir -p $W
 TPG2=$CFG/loopback/$WWN/tpgt_2
 NEXUS2=naa.5001405f00000002
 PER_SIDE=39
-tap_plan $((2 * PER_SIDE + 3))
+TYPE2=16
+tap_plan $((2 * PER_SIDE + 3 + TYPE2))
 unload_all; dmesg_mark
 check "scratch storage" scratch_up
 
@@ -70,7 +72,12 @@ side() { # CORE_MODULE PROC_NAME NAME
     echo rd_pages=8192 > $r/control; echo 1 > $r/enable
     echo fd_dev_name=$BK/pi.img,fd_dev_size=33554432 > $f/control; echo 1 > $f/enable
     echo udev_path=/dev/ram0 > $b/control; echo 1 > $b/enable
-    check "$n: pi_prot_type 2: ENOSYS" is ENOSYS write $r/attrib/pi_prot_type 2
+    if [ "$n" = rtarget ]; then
+        check "$n: pi_prot_type 2 is taken (LIO: ENOSYS), and 0 again" bash -c \
+            "echo 2 > $r/attrib/pi_prot_type && [ \$(cat $r/attrib/pi_prot_type) = 2 ] && echo 0 > $r/attrib/pi_prot_type"
+    else
+        check "$n: pi_prot_type 2: ENOSYS" is ENOSYS write $r/attrib/pi_prot_type 2
+    fi
     check "$n: pi_prot_type 4: EINVAL" is EINVAL write $r/attrib/pi_prot_type 4
     check "$n: iblock stores no protection information: ENOSYS" is ENOSYS write $b/attrib/pi_prot_type 1
     check "$n: pi_prot_verify stays 0 without protection information" bash -c \
@@ -147,7 +154,43 @@ side() { # CORE_MODULE PROC_NAME NAME
     check "$n: 4 MiB through it (tuples checked and dropped on WRITE, made on READ)" bash -c \
         "dd if=$W/pattern of=$d3 bs=64k oflag=direct status=none && dd if=$d3 of=$W/got bs=64k count=64 iflag=direct status=none && cmp $W/got $W/pattern"
     expect "$n: its WRITE WRPROTECT=1 of a block without its tuple: 10/01 at LBA 7" "b/10/01 info=7" $s3 "$(w10 1 7)" --out $FIVES
+    [ "$n" = rtarget ] && type2 "$2" "$s0"
     unload_all
+}
+
+# rw32 SA PROTECT LBA EILBRT APP MASK: a READ(32) (SA 9) or WRITE(32) (SA b) of one block.
+rw32() { printf '7f00000000000018000%s%02x00%016x%08x%04x%04x00000001' "$1" $(($2 << 5)) "$3" "$4" "$5" "$6"; }
+
+type2() { # PROC_NAME TYPE1_SG: a type 2 rd_mcp as LUN 2 of TPG 1 (rtarget only)
+    local p=$CFG/core/rd_mcp_1/p4 s d T=/sys/kernel/tracing
+    mkdir -p $p; echo rd_pages=8192 > $p/control; echo 1 > $p/enable
+    echo 9f9a2b3c-1d2e-4f50-8a9b-0c1d2e3f4a53 > $p/wwn/vpd_unit_serial
+    check "type 2: rd_mcp pi_prot_type 2, linked as LUN 2" bash -c \
+        "echo 2 > $p/attrib/pi_prot_type && $(declare -f link_dev); TPG=$TPG NEXUS=$NEXUS; link_dev $p 2"
+    s=$(lun_dev "$1" scsi_generic 2); d=$(lun_dev "$1" block 2)
+    sg_turs "$s" >/dev/null 2>&1; sg_turs "$s" >/dev/null 2>&1; udevadm settle 2>/dev/null
+    check "type 2: the disk carries T10-DIF-TYPE1-CRC (sd's profile for type 2), READ CAPACITY(16) p_type 1" bash -c \
+        "$(declare -f attr); attr /sys/block/${d#/dev/}/integrity/format T10-DIF-TYPE1-CRC && sg_readcap -l $s | grep -q 'prot_en=1, p_type=1'"
+    check "type 2: VPD 86h: SPT=7, GRD_CHK, APP_CHK, REF_CHK" bash -c "$(declare -f ei); ei $s 7 1 1 1"
+    check "type 2: REPORT SUPPORTED OPERATION CODES lists READ(32) and WRITE(32); type 1 does not" bash -c \
+        "sg_opcodes $s | grep -qi 'read(32)' && sg_opcodes $s | grep -qi 'write(32)' && ! sg_opcodes $2 | grep -qi 'read(32)'"
+    mountpoint -q $T || mount -t tracefs tracefs $T 2>/dev/null
+    echo > $T/trace; echo 1 > $T/events/scsi/scsi_dispatch_cmd_start/enable
+    check "type 2: 4 MiB written through the disk and read back" bash -c \
+        "dd if=$W/pattern of=$d bs=64k oflag=direct status=none && dd if=$d of=$W/got bs=64k count=64 iflag=direct status=none && cmp $W/got $W/pattern"
+    echo 0 > $T/events/scsi/scsi_dispatch_cmd_start/enable
+    check "type 2: sd sent them as WRITE(32) and READ(32) with the tags' seed" bash -c \
+        "grep -q 'WRITE_32 lba=[0-9]* txlen=[0-9]* protect=1' $T/trace && grep -q 'READ_32 lba=[0-9]* txlen=[0-9]* protect=1' $T/trace"
+    expect "type 2: WRITE(32) WRPROTECT=3 stores a zero block with the zero tuple at LBA 9" good $s "$(rw32 b 3 9 0 0 0)" --out $ZEROES
+    expect "type 2: READ(32) RDPROTECT=1 expecting reference tag 0 (the tuple's): GOOD" good $s "$(rw32 9 1 9 0 0 0)" --in 512
+    expect "type 2: READ(32) expecting reference tag 9: 10/03 at LBA 9" "b/10/03 info=9" $s "$(rw32 9 1 9 9 0 0)" --in 512
+    expect "type 2: READ(32) expecting application tag 1234h under mask FFFFh: 10/02 at LBA 9" "b/10/02 info=9" $s "$(rw32 9 1 9 0 4660 65535)" --in 512
+    expect "type 2: READ(10) with RDPROTECT: INVALID COMMAND OPERATION CODE" 5/20/00 $s "$(r10 1 9)" --in 512
+    expect "type 2: READ(10) without RDPROTECT checks the guard only: GOOD" good $s "$(r10 0 9)" --in 512
+    expect "type 2: WRITE(32) WRPROTECT=0 with application tag BEEFh: the tuple made carries it" good $s "$(rw32 b 0 12 500 48879 65535)" --out $FIVES
+    expect "type 2: ... READ(32) expecting BEEFh and reference tag 500: GOOD" good $s "$(rw32 9 1 12 500 48879 65535)" --in 512
+    expect "type 2: READ(32) on the type 1 disk: INVALID COMMAND OPERATION CODE" 5/20/00 $2 "$(rw32 9 0 9 0 0 0)" --in 512
+    check "type 2: mkfs.ext4 on the disk, then fsck finds it clean" bash -c "mkfs.ext4 -q -F $d && fsck.ext4 -fn $d"
 }
 
 side rtarget_core rtarget_loop rtarget

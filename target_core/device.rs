@@ -437,16 +437,15 @@ impl Device {
         self.attrib[i].load(Relaxed)
     }
 
-    /// `pi_prot_type`, with LIO's checks in LIO's order: 0, 1 or 3 (2: ENOSYS); 1 and 3 need
-    /// a backend that stores protection information (ENOSYS); the device must be enabled
+    /// `pi_prot_type`, with LIO's checks in LIO's order: 0 to 3 (LIO refuses type 2 with
+    /// ENOSYS; rtarget has it); 1 to 3 need a backend that stores protection information
+    /// (ENOSYS); the device must be enabled
     /// (ENODEV) and exported by no LUN (EINVAL). Turning it on creates the store (all ones),
     /// turning it off drops it, and `pi_prot_verify` follows.
     fn store_pi_type(&self, data: &[u8]) -> Result {
         let v = parse_u32(data)?;
-        match v {
-            0 | 1 | 3 => {}
-            2 => return Err(ENOSYS),
-            _ => return Err(EINVAL),
+        if v > 3 {
+            return Err(EINVAL);
         }
         if !self.plugin.supports_pi() {
             return if v == 0 { Ok(()) } else { Err(ENOSYS) };

@@ -46,6 +46,7 @@ fn limits(d: &Device, io: bool) -> Limits {
         },
         three_pc: !io && d.attr(At::ThreePc) != 0,
         pi_store: !io && d.pi_type().is_some(),
+        type2: d.pi_type() == Some(PiType::Type2),
     }
 }
 
@@ -288,6 +289,7 @@ fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) ->
     // The device's protection information, or the fabric's for a device without.
     let store = dev.pi_type();
     let pi = store.or(session.and_then(|s| s.pi.fabric_type));
+    // Protection fields are taken, and the control page says ATO, when the nexus carries it.
     limits.pi = pi.is_some() && session.is_some_and(|s| s.pi.carries);
     let action = match command::parse_rw(rw, &limits, data_len) {
         Ok(a) => a,
@@ -315,7 +317,7 @@ fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) ->
             if write && dev.backend().is_some_and(|b| b.read_only()) {
                 return (Next::Done(Err(Sense::write_protected())), 0);
             }
-            match crate::proto::pi::plan(rw.protect, write, pi) {
+            match crate::proto::pi::plan(rw, pi, limits.pi) {
                 Err(s) => (Next::Done(Err(s)), 0),
                 // A transfer of no blocks has no tuples either; without a store only tuples
                 // that travel with the data are work.
@@ -323,7 +325,6 @@ fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) ->
                     Next::Pi(PiIo {
                         plan,
                         rw: io,
-                        lba,
                         block_size: limits.block_size,
                         write,
                         moved: false,

@@ -16,7 +16,7 @@ use crate::backend::{Backend, Op, Rw};
 use crate::cmd::{self, CmdRef};
 use crate::device::At;
 use crate::device::CawSlot;
-use crate::proto::pi::{self, PiOp, Plan, Tuple, TUPLE_LEN};
+use crate::proto::pi::{PiOp, Plan, Tuple, TUPLE_LEN};
 use crate::proto::sense::Sense;
 use crate::rt::io::{ScratchSgl, Sgl};
 use kernel::prelude::*;
@@ -97,8 +97,6 @@ pub(crate) struct PiIo {
     pub(crate) plan: Plan,
     /// The data transfer.
     pub(crate) rw: Rw,
-    /// Its first block.
-    pub(crate) lba: u64,
     /// Logical block size.
     pub(crate) block_size: u32,
     /// A WRITE.
@@ -668,13 +666,12 @@ fn pi_step(mut cmd: CmdRef, mut step: KBox<Step>, io: PiIo) {
             // Without a protection buffer the tuples to check are zeroes, as LIO's.
             let made = (generate || verify).then(|| {
                 each_guard(&step.fabric_sgl, blocks, io.block_size, |i, guard| {
-                    let lba = io.lba + i as u64;
                     if generate {
-                        let t = Tuple::generated(guard, lba, io.plan.ty, 0);
+                        let t = io.plan.generated(i as u64, guard);
                         tuples[i * TUPLE_LEN..(i + 1) * TUPLE_LEN].copy_from_slice(&t.encode());
                         return Ok(());
                     }
-                    pi::check(&tuple_at(&tuples, i), guard, lba, io.plan.checks)
+                    io.plan.check(&tuple_at(&tuples, i), guard, i as u64)
                 })
             });
             if let Some(Err(sense)) = made {
@@ -690,7 +687,7 @@ fn pi_step(mut cmd: CmdRef, mut step: KBox<Step>, io: PiIo) {
         }
         (true, true) => {
             let stored = match &step.scratch {
-                Some(store) if io.store => be.pi_rw(io.lba, &store.sgl(), true),
+                Some(store) if io.store => be.pi_rw(io.plan.lba, &store.sgl(), true),
                 Some(_) => Ok(()),
                 None => Err(EINVAL),
             };
@@ -733,7 +730,7 @@ fn pi_read_check(
     if !io.store {
         // The fabric's protection: tuples made for the data read.
         each_guard(cmd.sgl(), blocks, io.block_size, |i, guard| {
-            let t = Tuple::generated(guard, io.lba + i as u64, io.plan.ty, 0);
+            let t = io.plan.generated(i as u64, guard);
             tuples[i * TUPLE_LEN..(i + 1) * TUPLE_LEN].copy_from_slice(&t.encode());
             Ok(())
         })?;
@@ -742,7 +739,7 @@ fn pi_read_check(
     }
     let store = ScratchSgl::new((blocks * TUPLE_LEN) as u32)
         .map_err(|_| Sense::internal_target_failure())?;
-    be.pi_rw(io.lba, &store.sgl(), false)
+    be.pi_rw(io.plan.lba, &store.sgl(), false)
         .map_err(|_| Sense::backend_io_failure())?;
     store.sgl().copy_from(0, &mut tuples);
     let check = match io.plan.op {
@@ -752,12 +749,7 @@ fn pi_read_check(
     };
     if check {
         each_guard(cmd.sgl(), blocks, io.block_size, |i, guard| {
-            pi::check(
-                &tuple_at(&tuples, i),
-                guard,
-                io.lba + i as u64,
-                io.plan.checks,
-            )
+            io.plan.check(&tuple_at(&tuples, i), guard, i as u64)
         })?;
     }
     if given {

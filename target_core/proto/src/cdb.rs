@@ -1,4 +1,5 @@
-//! CDB decoding for the block READ and WRITE commands (SBC-4 5.x): 6, 10, 12 and 16 byte forms.
+//! CDB decoding for the block READ and WRITE commands (SBC-4 5.x): 6, 10, 12, 16 and 32 byte
+//! forms.
 //! Decoding is pure; range checks against a device are in [`RwCdb::check`].
 
 use super::sense::Sense;
@@ -19,6 +20,14 @@ pub const WRITE_12: u8 = 0xaa;
 pub const READ_16: u8 = 0x88;
 /// WRITE(16).
 pub const WRITE_16: u8 = 0x8a;
+/// VARIABLE LENGTH CDB: the service action is in bytes 8-9.
+pub const VARIABLE_LENGTH: u8 = 0x7f;
+/// READ(32), a VARIABLE LENGTH CDB service action (type 2 protection).
+pub const READ_32: u16 = 0x0009;
+/// WRITE(32), a VARIABLE LENGTH CDB service action (type 2 protection).
+pub const WRITE_32: u16 = 0x000b;
+/// ADDITIONAL CDB LENGTH of the 32-byte READ and WRITE.
+const ADDITIONAL_LEN_32: u8 = 0x18;
 
 /// CDB length implied by the opcode's group code (SPC-4 4.2.5.1), or `None` for the variable
 /// length (7Fh) and vendor-specific groups, whose length the CDB itself must give.
@@ -41,12 +50,23 @@ pub enum Dir {
     Write,
 }
 
+/// What a 32-byte READ or WRITE expects of the protection information (SBC-4 5.19, 5.42).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpectedTags {
+    /// EXPECTED INITIAL LOGICAL BLOCK REFERENCE TAG: the first block's reference tag.
+    pub reference: u32,
+    /// EXPECTED LOGICAL BLOCK APPLICATION TAG.
+    pub app: u16,
+    /// LOGICAL BLOCK APPLICATION TAG MASK: the application tag bits checked.
+    pub app_mask: u16,
+}
+
 /// A decoded READ or WRITE CDB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RwCdb {
     /// Direction.
     pub dir: Dir,
-    /// Length of the CDB form (6, 10, 12 or 16).
+    /// Length of the CDB form (6, 10, 12, 16 or 32).
     pub cdb_len: u8,
     /// First logical block.
     pub lba: u64,
@@ -58,6 +78,8 @@ pub struct RwCdb {
     pub dpo: bool,
     /// RDPROTECT or WRPROTECT (0 for the 6-byte forms).
     pub protect: u8,
+    /// The 32-byte forms' expected tags.
+    pub tags: Option<ExpectedTags>,
 }
 
 fn be(b: &[u8]) -> u64 {
@@ -74,6 +96,7 @@ impl RwCdb {
         let dir = match op {
             READ_6 | READ_10 | READ_12 | READ_16 => Dir::Read,
             WRITE_6 | WRITE_10 | WRITE_12 | WRITE_16 => Dir::Write,
+            VARIABLE_LENGTH => return Self::decode_32(cdb),
             _ => return Ok(None),
         };
         let len = match cdb_len(op) {
@@ -103,7 +126,47 @@ impl RwCdb {
             fua: long && flags & 0x08 != 0,
             dpo: long && flags & 0x10 != 0,
             protect: if long { flags >> 5 } else { 0 },
+            tags: None,
         }))
+    }
+
+    /// READ(32) and WRITE(32); other VARIABLE LENGTH CDBs are `Ok(None)`.
+    fn decode_32(cdb: &[u8]) -> Result<Option<RwCdb>, Sense> {
+        let dir = match cdb.get(8..10).map(|sa| be(sa) as u16) {
+            Some(READ_32) => Dir::Read,
+            Some(WRITE_32) => Dir::Write,
+            _ => return Ok(None),
+        };
+        if cdb.len() < 32 {
+            return Err(Sense::invalid_cdb_field(cdb.len() as u16, None));
+        }
+        if cdb[7] != ADDITIONAL_LEN_32 {
+            return Err(Sense::invalid_cdb_field(7, None));
+        }
+        let flags = cdb[10];
+        Ok(Some(RwCdb {
+            dir,
+            cdb_len: 32,
+            lba: be(&cdb[12..20]),
+            blocks: be(&cdb[28..32]) as u32,
+            fua: flags & 0x08 != 0,
+            dpo: flags & 0x10 != 0,
+            protect: flags >> 5,
+            tags: Some(ExpectedTags {
+                reference: be(&cdb[20..24]) as u32,
+                app: be(&cdb[24..26]) as u16,
+                app_mask: be(&cdb[26..28]) as u16,
+            }),
+        }))
+    }
+
+    /// Offset of the byte holding RDPROTECT / WRPROTECT, DPO and FUA, for field pointers.
+    pub const fn flags_field(&self) -> u16 {
+        if self.cdb_len == 32 {
+            10
+        } else {
+            1
+        }
     }
 
     /// Offset of the TRANSFER LENGTH field, for field pointers.
@@ -112,6 +175,7 @@ impl RwCdb {
             6 => 4,
             10 => 7,
             12 => 6,
+            32 => 28,
             _ => 10,
         }
     }
@@ -120,7 +184,7 @@ impl RwCdb {
     /// `max_blocks` per command and has protection information enabled or not.
     pub fn check(&self, capacity: u64, max_blocks: u32, pi: bool) -> Result<(), Sense> {
         if self.protect != 0 && !pi {
-            return Err(Sense::invalid_cdb_field(1, Some(7)));
+            return Err(Sense::invalid_cdb_field(self.flags_field(), Some(7)));
         }
         match self.lba.checked_add(u64::from(self.blocks)) {
             Some(end) if end <= capacity => {}
@@ -192,6 +256,50 @@ mod tests {
             (Dir::Write, 0x0102_0304_0506_0708, 0xdead_beef)
         );
         assert_eq!(c.length_field(), 10);
+    }
+
+    fn rw32(sa: u16, flags: u8) -> [u8; 32] {
+        let mut c = [0u8; 32];
+        c[0] = VARIABLE_LENGTH;
+        c[7] = 0x18;
+        c[8..10].copy_from_slice(&sa.to_be_bytes());
+        c[10] = flags;
+        c[12..20].copy_from_slice(&0x0102_0304_0506_0708u64.to_be_bytes());
+        c[20..24].copy_from_slice(&0x1122_3344u32.to_be_bytes());
+        c[24..26].copy_from_slice(&0x5566u16.to_be_bytes());
+        c[26..28].copy_from_slice(&0x7788u16.to_be_bytes());
+        c[28..32].copy_from_slice(&16u32.to_be_bytes());
+        c
+    }
+
+    #[test]
+    fn rw32_fields() {
+        let c = rw(&rw32(READ_32, 0x38));
+        assert_eq!(
+            (c.dir, c.cdb_len, c.lba, c.blocks, c.protect, c.fua, c.dpo),
+            (Dir::Read, 32, 0x0102_0304_0506_0708, 16, 1, true, true)
+        );
+        assert_eq!(
+            c.tags,
+            Some(ExpectedTags {
+                reference: 0x1122_3344,
+                app: 0x5566,
+                app_mask: 0x7788
+            })
+        );
+        assert_eq!((c.length_field(), c.flags_field()), (28, 10));
+        assert_eq!(rw(&rw32(WRITE_32, 0)).dir, Dir::Write);
+        // Another service action is another command; a wrong ADDITIONAL CDB LENGTH or a
+        // truncated CDB is malformed.
+        assert_eq!(RwCdb::decode(&rw32(0x000a, 0)), Ok(None));
+        assert_eq!(RwCdb::decode(&[VARIABLE_LENGTH, 0, 0]), Ok(None));
+        let mut bad = rw32(READ_32, 0);
+        bad[7] = 0x10;
+        assert_eq!(RwCdb::decode(&bad).unwrap_err().field.unwrap().byte, 7);
+        assert_eq!(RwCdb::decode(&rw32(WRITE_32, 0)[..31]).unwrap_err().field.unwrap().byte, 31);
+        // Protection fields without protection point at byte 10.
+        let s = rw(&rw32(WRITE_32, 0x20)).check(u64::MAX, u32::MAX, false).unwrap_err();
+        assert_eq!(s.field.unwrap().byte, 10);
     }
 
     #[test]

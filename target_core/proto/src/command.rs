@@ -312,6 +312,9 @@ pub struct Limits {
     /// its tuples (WRITE SAME, UNMAP, COMPARE AND WRITE, ORWRITE, WRITE AND VERIFY, EXTENDED
     /// COPY) are not offered, so no tuple is left stale.
     pub pi_store: bool,
+    /// The device has type 2 protection: READ(32) and WRITE(32) are its commands, and the
+    /// shorter READ and WRITE take no protection field (SBC-4 4.22.2.4).
+    pub type2: bool,
 }
 
 /// Atomic write limits in blocks (`attrib/atomic_*`, VPD B0h bytes 44-63); `max_len` 0: the
@@ -374,8 +377,9 @@ fn be32(b: &[u8]) -> u32 {
 pub struct OpInfo {
     /// OPERATION CODE.
     pub opcode: u8,
-    /// SERVICE ACTION, for opcodes that have them (in CDB byte 1, bits 4-0).
-    pub sa: Option<u8>,
+    /// SERVICE ACTION, for opcodes that have them (CDB byte 1, bits 4-0; bytes 8-9 of a
+    /// VARIABLE LENGTH CDB).
+    pub sa: Option<u16>,
     /// CDB USAGE DATA (SPC-4 6.35.3): the CDB with a one in every bit the command looks at.
     /// Its length is the CDB's.
     pub usage: &'static [u8],
@@ -398,6 +402,8 @@ pub enum Needs {
     Atomic,
     /// `emulate_3pc` (EXTENDED COPY, RECEIVE COPY RESULTS).
     ThreePc,
+    /// Type 2 protection (READ(32), WRITE(32)).
+    Type2,
     /// No stored protection information (see [`Limits::pi_store`]).
     Unprotected,
 }
@@ -412,13 +418,14 @@ impl Needs {
             Needs::Atomic => dev.atomic.max_len != 0,
             Needs::ThreePc => dev.three_pc && !dev.pi_store,
             Needs::Unprotected => !dev.pi_store,
+            Needs::Type2 => dev.type2,
         }
     }
 }
 
 const fn info(
     opcode: u8,
-    sa: Option<u8>,
+    sa: Option<u16>,
     usage: &'static [u8],
     decode: fn(&[u8], &Limits, u32) -> Result<Action, Sense>,
 ) -> OpInfo {
@@ -435,7 +442,21 @@ const fn only_with(needs: Needs, i: OpInfo) -> OpInfo {
     OpInfo { needs, ..i }
 }
 
-use super::cdb::{READ_10, READ_12, READ_16, READ_6, WRITE_10, WRITE_12, WRITE_16, WRITE_6};
+use super::cdb::{
+    READ_10, READ_12, READ_16, READ_32, READ_6, VARIABLE_LENGTH, WRITE_10, WRITE_12, WRITE_16,
+    WRITE_32, WRITE_6,
+};
+
+/// CDB usage data of READ(32) and WRITE(32) (DPO, FUA, the LBA, the expected tags, the length).
+macro_rules! usage32 {
+    ($sa:expr) => {
+        &[
+            VARIABLE_LENGTH, 0x07, 0, 0, 0, 0, 0x3f, 0x18, 0, $sa, 0xf8, 0,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ]
+    };
+}
 
 /// Every implemented command, by opcode and service action. CDB usage data as LIO reports it
 /// where LIO implements the command.
@@ -475,25 +496,31 @@ pub static COMMANDS: &[OpInfo] = &[
     info(op::SYNCHRONIZE_CACHE_16, None, &[0x91, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], sync_cache),
     only_with(Needs::Unprotected, info(op::WRITE_SAME_16, None, &[0x93, 0xe9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], write_same)),
     only_with(Needs::Atomic, info(op::WRITE_ATOMIC_16, None, &[0x9c, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], write_atomic)),
-    info(op::SERVICE_ACTION_IN_16, Some(op::SAI_READ_CAPACITY_16), &[0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], read_capacity16),
-    info(op::SERVICE_ACTION_IN_16, Some(op::SAI_GET_LBA_STATUS), &[0x9e, 0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07], get_lba_status),
-    only_with(Needs::ThreePc, info(op::EXTENDED_COPY, Some(0x00), &[0x83, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], extended_copy)),
-    only_with(Needs::ThreePc, info(op::RECEIVE_COPY_RESULTS, Some(RCR_COPY_STATUS), &[0x84, 0x00, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], receive_copy_results)),
-    only_with(Needs::ThreePc, info(op::RECEIVE_COPY_RESULTS, Some(RCR_OPERATING_PARAMETERS), &[0x84, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], receive_copy_results)),
+    info(op::SERVICE_ACTION_IN_16, Some(op::SAI_READ_CAPACITY_16 as u16), &[0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], read_capacity16),
+    info(op::SERVICE_ACTION_IN_16, Some(op::SAI_GET_LBA_STATUS as u16), &[0x9e, 0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07], get_lba_status),
+    only_with(Needs::ThreePc, info(op::EXTENDED_COPY, Some(0), &[0x83, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], extended_copy)),
+    only_with(Needs::ThreePc, info(op::RECEIVE_COPY_RESULTS, Some(RCR_COPY_STATUS as u16), &[0x84, 0x00, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], receive_copy_results)),
+    only_with(Needs::ThreePc, info(op::RECEIVE_COPY_RESULTS, Some(RCR_OPERATING_PARAMETERS as u16), &[0x84, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], receive_copy_results)),
     info(op::REPORT_LUNS, None, &[0xa0, 0, 0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_luns),
-    info(op::MAINTENANCE_IN, Some(op::MI_REPORT_OPCODES), &[0xa3, 0x0c, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_opcodes),
-    info(op::MAINTENANCE_IN, Some(op::MI_REPORT_TMFS), &[0xa3, 0x0d, 0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_tmfs),
+    info(op::MAINTENANCE_IN, Some(op::MI_REPORT_OPCODES as u16), &[0xa3, 0x0c, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_opcodes),
+    info(op::MAINTENANCE_IN, Some(op::MI_REPORT_TMFS as u16), &[0xa3, 0x0d, 0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_tmfs),
     info(READ_12, None, &[READ_12, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], read_write),
     info(WRITE_12, None, &[WRITE_12, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], read_write),
     only_with(Needs::Unprotected, info(op::WRITE_VERIFY_12, None, &[0xae, 0xf2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], write_verify)),
     info(op::VERIFY_12, None, &[0xaf, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], verify),
+    only_with(Needs::Type2, info(VARIABLE_LENGTH, Some(READ_32), usage32!(READ_32 as u8), read_write)),
+    only_with(Needs::Type2, info(VARIABLE_LENGTH, Some(WRITE_32), usage32!(WRITE_32 as u8), read_write)),
 ];
 
 /// The table entry for `cdb`: `Err` with INVALID COMMAND OPERATION CODE, or INVALID FIELD IN
 /// CDB at the service action when the opcode has service actions but not this one.
 pub fn lookup(cdb: &[u8], dev: &Limits) -> Result<&'static OpInfo, Sense> {
     let &opcode = cdb.first().ok_or(Sense::invalid_opcode())?;
-    let sa = cdb.get(1).map(|b| b & 0x1f);
+    let (sa, sa_field) = if opcode == VARIABLE_LENGTH {
+        (cdb.get(8..10).map(|b| be16(b) as u16), (8, None))
+    } else {
+        (cdb.get(1).map(|b| u16::from(b & 0x1f)), (1, Some(4)))
+    };
     let mut has_sa = false;
     for d in COMMANDS
         .iter()
@@ -506,7 +533,7 @@ pub fn lookup(cdb: &[u8], dev: &Limits) -> Result<&'static OpInfo, Sense> {
         }
     }
     Err(if has_sa {
-        Sense::invalid_cdb_field(1, Some(4))
+        Sense::invalid_cdb_field(sa_field.0, sa_field.1)
     } else {
         Sense::invalid_opcode()
     })
@@ -1015,7 +1042,7 @@ pub fn report_opcodes_data(q: &OpcodeQuery, dev: &Limits, buf: &mut [u8]) -> Res
     if q.options == 0 {
         let mut at = 4;
         for d in commands {
-            let sa = u16::from(d.sa.unwrap_or(0)).to_be_bytes();
+            let sa = d.sa.unwrap_or(0).to_be_bytes();
             let flags = (u8::from(q.rctd) << 1) | u8::from(d.sa.is_some());
             let len = (d.usage.len() as u16).to_be_bytes();
             at = put(
@@ -1035,7 +1062,7 @@ pub fn report_opcodes_data(q: &OpcodeQuery, dev: &Limits, buf: &mut [u8]) -> Res
         match (q.options, d.sa) {
             (1, Some(_)) | (2, None) => return Err(Sense::invalid_cdb_field(2, Some(2))),
             (1, None) => found = Some(d),
-            (_, sa) if u16::from(sa.unwrap_or(0)) == q.sa => found = Some(d),
+            (_, sa) if sa.unwrap_or(0) == q.sa => found = Some(d),
             _ => {}
         }
         if found.is_some() {
@@ -1077,9 +1104,15 @@ pub fn report_tmfs_data(repd: bool) -> ([u8; 16], usize) {
 
 /// Checks a decoded READ or WRITE against the device and its data buffer.
 pub fn parse_rw(rw: &RwCdb, dev: &Limits, data_len: u32) -> Result<Action, Sense> {
+    // The 32-byte forms exist only with type 2 protection, which refuses protection fields
+    // in the shorter ones (SBC-4 4.22.2.4).
+    let long = rw.cdb_len == 32;
+    if long != dev.type2 && (long || rw.protect != 0) {
+        return Err(Sense::invalid_opcode());
+    }
     if !dev.dpofua && (rw.dpo || rw.fua) {
         let bit = if rw.dpo { 4 } else { 3 };
-        return Err(Sense::invalid_cdb_field(1, Some(bit)));
+        return Err(Sense::invalid_cdb_field(rw.flags_field(), Some(bit)));
     }
     rw.check(dev.blocks, dev.max_transfer, dev.pi)?;
     let need = u64::from(rw.blocks) * u64::from(dev.block_size);
@@ -1144,6 +1177,7 @@ mod tests {
         },
         three_pc: true,
         pi_store: false,
+        type2: false,
     };
 
     #[test]
@@ -1400,6 +1434,43 @@ mod tests {
     }
 
     #[test]
+    fn type2_takes_protection_in_the_32_byte_cdbs_only() {
+        let t2 = Limits {
+            type2: true,
+            pi: true,
+            ..DEV
+        };
+        let mut r32 = [0u8; 32];
+        r32[0] = 0x7f;
+        r32[7] = 0x18;
+        r32[9] = 0x09;
+        r32[10] = 0x20;
+        r32[31] = 1;
+        assert_eq!(
+            parse(&r32, &t2, 512),
+            Ok(Action::Read {
+                lba: 0,
+                blocks: 1,
+                fua: false
+            })
+        );
+        // Without type 2, READ(32) is not a command; with it, READ(10) takes no RDPROTECT.
+        let t1 = Limits { pi: true, ..DEV };
+        assert_eq!(parse(&r32, &t1, 512), Err(Sense::invalid_opcode()));
+        let r10 = [READ_10, 0x20, 0, 0, 0, 0, 0, 0, 1, 0];
+        assert!(parse(&r10, &t1, 512).is_ok());
+        assert_eq!(parse(&r10, &t2, 512), Err(Sense::invalid_opcode()));
+        let plain = [READ_10, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+        assert!(parse(&plain, &t2, 512).is_ok());
+        // RDPROTECT without protection carried points at byte 10.
+        let no_pi = Limits { pi: false, ..t2 };
+        assert_eq!(
+            parse(&r32, &no_pi, 512).unwrap_err().field.unwrap().byte,
+            10
+        );
+    }
+
+    #[test]
     fn unknown_and_truncated() {
         assert_eq!(
             parse(&[0xff, 0, 0, 0, 0, 0], &DEV, 0),
@@ -1411,17 +1482,37 @@ mod tests {
 
     #[test]
     fn table_is_consistent() {
+        let type2 = Limits {
+            type2: true,
+            ..DEV
+        };
         for d in COMMANDS {
             assert_eq!(d.usage[0], d.opcode);
-            assert_eq!(Some(d.usage.len()), cdb_len(d.opcode), "{:#x}", d.opcode);
-            if let Some(sa) = d.sa {
-                assert_eq!(d.usage[1] & 0x1f, sa);
-            }
-            let mut cdb = [0u8; 16];
+            let mut cdb = [0u8; 32];
             cdb[0] = d.opcode;
-            cdb[1] = d.sa.unwrap_or(0);
-            assert!(core::ptr::eq(lookup(&cdb, &DEV).unwrap(), d));
+            if d.opcode == VARIABLE_LENGTH {
+                assert_eq!(d.usage.len(), 32);
+                let sa = d.sa.unwrap();
+                assert_eq!(be16(&d.usage[8..10]) as u16, sa);
+                cdb[8..10].copy_from_slice(&sa.to_be_bytes());
+                assert!(lookup(&cdb, &DEV).is_err());
+            } else {
+                assert_eq!(Some(d.usage.len()), cdb_len(d.opcode), "{:#x}", d.opcode);
+                if let Some(sa) = d.sa {
+                    assert_eq!(u16::from(d.usage[1] & 0x1f), sa);
+                }
+                cdb[1] = d.sa.unwrap_or(0) as u8;
+            }
+            assert!(core::ptr::eq(lookup(&cdb, &type2).unwrap(), d));
         }
+        // VARIABLE LENGTH CDBs: another service action on a type 2 device points at bytes 8-9.
+        let mut other = [0u8; 32];
+        other[0] = VARIABLE_LENGTH;
+        other[9] = 0x0d;
+        assert_eq!(
+            lookup(&other, &type2).unwrap_err(),
+            Sense::invalid_cdb_field(8, None)
+        );
         // An opcode with service actions, but not this one: the pointer names the SA field.
         assert_eq!(
             lookup(&[0xa3, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], &DEV).unwrap_err(),
@@ -1438,7 +1529,12 @@ mod tests {
             sa,
         };
         let mut buf = [0u8; 4096];
-        let n = report_opcodes_data(&q, &DEV, &mut buf)?;
+        // Every command of the table: type 2 adds the 32-byte ones.
+        let dev = Limits {
+            type2: true,
+            ..DEV
+        };
+        let n = report_opcodes_data(&q, &dev, &mut buf)?;
         Ok(buf[..n].to_vec())
     }
 
@@ -1451,6 +1547,12 @@ mod tests {
         assert!(all[4..]
             .chunks(8)
             .any(|c| c[0] == 0x9e && c[3] == 0x10 && c[5] == 0x01 && c[7] == 16));
+        // So is READ(32), with its two-byte service action.
+        assert!(all[4..]
+            .chunks(8)
+            .any(|c| c[0] == 0x7f && c[2..4] == [0, 9] && c[5] == 0x01 && c[7] == 32));
+        let w32 = rsoc(2, false, 0x7f, 0x0b).unwrap();
+        assert_eq!((&w32[..4], w32[4], w32[13]), (&[0, 0x03, 0, 32][..], 0x7f, 0x0b));
         let timed = rsoc(0, true, 0, 0).unwrap();
         assert_eq!(timed.len(), 4 + 20 * COMMANDS.len());
         assert_eq!(timed[4 + 5], 0x02);

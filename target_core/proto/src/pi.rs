@@ -6,6 +6,7 @@
 //! library; [`crc_t10dif`] is the same function, for the host tests (and a KUnit case that
 //! compares the two).
 
+use super::cdb::{Dir, RwCdb};
 use super::sense::Sense;
 
 /// Bytes of protection information per logical block.
@@ -14,20 +15,25 @@ pub const TUPLE_LEN: usize = 8;
 /// The application tag that disables every check of its block (T10_PI_APP_ESCAPE).
 pub const APP_ESCAPE: u16 = 0xffff;
 
-/// A device's protection type (type 2 is refused, as in LIO).
+/// A device's protection type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PiType {
     /// Type 1: the reference tag is the low 32 bits of the LBA.
     Type1,
+    /// Type 2: the reference tag is the 32-byte CDB's EXPECTED INITIAL LOGICAL BLOCK
+    /// REFERENCE TAG, plus the block's index in the command; protection fields are taken only
+    /// in READ(32) and WRITE(32).
+    Type2,
     /// Type 3: the reference tag is not checked.
     Type3,
 }
 
 impl PiType {
-    /// The `pi_prot_type` attribute's value (1 or 3); 0 and 2 are no type here.
+    /// The `pi_prot_type` attribute's value (1, 2 or 3); 0 is no type.
     pub const fn from_attr(v: u32) -> Option<Self> {
         match v {
             1 => Some(PiType::Type1),
+            2 => Some(PiType::Type2),
             3 => Some(PiType::Type3),
             _ => None,
         }
@@ -37,15 +43,18 @@ impl PiType {
     pub const fn read_capacity_byte(self) -> u8 {
         match self {
             PiType::Type1 => 0x01,
+            PiType::Type2 => 0x03,
             PiType::Type3 => 0x05,
         }
     }
 
-    /// Extended INQUIRY Data VPD page byte 4: SPT 011b (types 1 and 3), GRD_CHK, and REF_CHK
-    /// for type 1 (APP_CHK never: application tags are not checked).
+    /// Extended INQUIRY Data VPD page byte 4: SPT, GRD_CHK, APP_CHK, REF_CHK. Types 1 and 3
+    /// as LIO (SPT 011b, REF_CHK for type 1). Type 2: SPT 111b, and every tag checked: the
+    /// 32-byte CDBs give the expected reference and application tags.
     pub const fn vpd86_byte(self) -> u8 {
         match self {
             PiType::Type1 => 0x1d,
+            PiType::Type2 => 0x3f,
             PiType::Type3 => 0x1c,
         }
     }
@@ -80,19 +89,6 @@ impl Tuple {
         b[4..].copy_from_slice(&self.reference.to_be_bytes());
         b
     }
-
-    /// The tuple the target generates for a block whose guard is `guard` (app tag 0; type 1's
-    /// reference tag is the LBA's low 32 bits, type 3's is `reference` unchanged, as in LIO).
-    pub const fn generated(guard: u16, lba: u64, ty: PiType, reference: u32) -> Self {
-        Tuple {
-            guard,
-            app: 0,
-            reference: match ty {
-                PiType::Type1 => lba as u32,
-                PiType::Type3 => reference,
-            },
-        }
-    }
 }
 
 /// Which fields of the tuples a command checks.
@@ -100,8 +96,10 @@ impl Tuple {
 pub struct Checks {
     /// The guard against the data's CRC.
     pub guard: bool,
-    /// The reference tag against the LBA (type 1 only).
+    /// The reference tag (type 1: against the LBA; type 2: against the expected tag).
     pub reference: bool,
+    /// The application tag's masked bits against the expected tag (32-byte CDBs, ATO).
+    pub app: bool,
 }
 
 /// What the target does with a command's protection information.
@@ -124,39 +122,61 @@ pub struct Plan {
     pub ty: PiType,
     /// The checks made.
     pub checks: Checks,
+    /// The command's first block.
+    pub lba: u64,
+    /// The reference tag of the first block (types 1 and 2; each next block adds one).
+    pub first_ref: u32,
+    /// The expected application tag (0 unless a 32-byte CDB gives it and ATO is set).
+    pub app: u16,
+    /// The application tag bits checked.
+    pub app_mask: u16,
 }
 
-/// The plan for a READ (`write` false) or WRITE whose CDB byte 1 holds `protect` in bits 7-5,
-/// on a device of protection type `ty` (`None`: no protection). `Ok(None)`: no protection
-/// work. RDPROTECT / WRPROTECT 6 and 7, and any non-zero value without protection, are
-/// INVALID FIELD IN CDB (SBC-4 tables 65, 97).
-pub fn plan(protect: u8, write: bool, ty: Option<PiType>) -> Result<Option<Plan>, Sense> {
-    let refuse = Err(Sense::invalid_cdb_field(1, Some(7)));
+/// The plan for the READ or WRITE `rw` on a device of protection type `ty` (`None`: no
+/// protection), whose control page says ATO (`ato`: the application tag belongs to the
+/// initiator). `Ok(None)`: no protection work. RDPROTECT / WRPROTECT 6 and 7, and any
+/// non-zero value without protection, are INVALID FIELD IN CDB (SBC-4 tables 65, 97).
+/// Which CDB forms a type 2 device takes is [`crate::command::parse_rw`]'s check.
+pub fn plan(rw: &RwCdb, ty: Option<PiType>, ato: bool) -> Result<Option<Plan>, Sense> {
+    let refuse = Err(Sense::invalid_cdb_field(rw.flags_field(), Some(7)));
     let Some(ty) = ty else {
-        return if protect == 0 { Ok(None) } else { refuse };
+        return if rw.protect == 0 { Ok(None) } else { refuse };
     };
-    let t1 = ty == PiType::Type1;
-    let (op, checks) = match protect {
-        0 if write => (PiOp::Insert, Checks::default()),
+    let reference = match ty {
+        PiType::Type1 => true,
+        // Only a 32-byte CDB says which reference tag to expect.
+        PiType::Type2 => rw.tags.is_some(),
+        PiType::Type3 => false,
+    };
+    let (app, app_mask) = match rw.tags {
+        Some(t) if ato => (t.app, t.app_mask),
+        _ => (0, 0),
+    };
+    let app_check = app_mask != 0;
+    let (op, checks) = match rw.protect {
+        0 if rw.dir == Dir::Write => (PiOp::Insert, Checks::default()),
         0 => (
             PiOp::Strip,
             Checks {
                 guard: true,
-                reference: t1,
+                reference,
+                app: app_check,
             },
         ),
         1 | 5 => (
             PiOp::Pass,
             Checks {
                 guard: true,
-                reference: t1,
+                reference,
+                app: app_check,
             },
         ),
         2 => (
             PiOp::Pass,
             Checks {
                 guard: false,
-                reference: t1,
+                reference,
+                app: app_check,
             },
         ),
         3 => (PiOp::Pass, Checks::default()),
@@ -164,27 +184,79 @@ pub fn plan(protect: u8, write: bool, ty: Option<PiType>) -> Result<Option<Plan>
             PiOp::Pass,
             Checks {
                 guard: true,
-                reference: false,
+                ..Checks::default()
             },
         ),
         _ => return refuse,
     };
-    Ok(Some(Plan { op, ty, checks }))
+    let first_ref = match (ty, rw.tags) {
+        (PiType::Type2, Some(t)) => t.reference,
+        _ => rw.lba as u32,
+    };
+    Ok(Some(Plan {
+        op,
+        ty,
+        checks,
+        lba: rw.lba,
+        first_ref,
+        app,
+        app_mask,
+    }))
 }
 
-/// Checks block `lba`'s tuple against its data's CRC `guard`. An application tag of
-/// [`APP_ESCAPE`] disables the checks (LIO's rule, for every type). The sense names the LBA.
-pub fn check(tuple: &Tuple, guard: u16, lba: u64, checks: Checks) -> Result<(), Sense> {
-    if tuple.app == APP_ESCAPE {
-        return Ok(());
+impl Plan {
+    /// The plan of a command that writes blocks from `lba` on without protection fields
+    /// (WRITE SAME, COMPARE AND WRITE, ...): the target makes their tuples.
+    pub const fn insert(ty: PiType, lba: u64) -> Plan {
+        Plan {
+            op: PiOp::Insert,
+            ty,
+            checks: Checks {
+                guard: false,
+                reference: false,
+                app: false,
+            },
+            lba,
+            first_ref: lba as u32,
+            app: 0,
+            app_mask: 0,
+        }
     }
-    if checks.guard && tuple.guard != guard {
-        return Err(Sense::pi_check_failed(0x01, lba));
+
+    /// The tuple the target makes for the command's block `i`, whose data's CRC is `guard`:
+    /// the expected application tag (0 without one); types 1 and 2 number the reference tags
+    /// from the first block's, type 3 leaves 0 (LIO sets none).
+    pub const fn generated(&self, i: u64, guard: u16) -> Tuple {
+        Tuple {
+            guard,
+            app: self.app,
+            reference: match self.ty {
+                PiType::Type3 => 0,
+                _ => self.first_ref.wrapping_add(i as u32),
+            },
+        }
     }
-    if checks.reference && tuple.reference != lba as u32 {
-        return Err(Sense::pi_check_failed(0x03, lba));
+
+    /// Checks the tuple of the command's block `i` against its data's CRC `guard`. An
+    /// application tag of [`APP_ESCAPE`] disables the checks (LIO's rule, for every type). The
+    /// sense names the block's LBA.
+    pub fn check(&self, tuple: &Tuple, guard: u16, i: u64) -> Result<(), Sense> {
+        if tuple.app == APP_ESCAPE {
+            return Ok(());
+        }
+        let lba = self.lba + i;
+        let c = self.checks;
+        if c.guard && tuple.guard != guard {
+            return Err(Sense::pi_check_failed(0x01, lba));
+        }
+        if c.app && (tuple.app ^ self.app) & self.app_mask != 0 {
+            return Err(Sense::pi_check_failed(0x02, lba));
+        }
+        if c.reference && tuple.reference != self.generated(i, guard).reference {
+            return Err(Sense::pi_check_failed(0x03, lba));
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 const fn crc_table() -> [u16; 256] {
@@ -221,6 +293,7 @@ pub fn crc_t10dif(mut crc: u16, data: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cdb::ExpectedTags;
     use crate::sense::SenseKey;
 
     #[test]
@@ -244,86 +317,158 @@ mod tests {
         assert_eq!(Tuple::decode(&t.encode()), t);
     }
 
+    fn rw(protect: u8, write: bool) -> RwCdb {
+        let op = if write { 0x2a } else { 0x28 };
+        let mut c = RwCdb::decode(&[op, protect << 5, 0, 0, 0, 7, 0, 0, 1, 0])
+            .unwrap()
+            .unwrap();
+        c.protect = protect;
+        c
+    }
+
+    fn rw32(protect: u8, write: bool, tags: ExpectedTags) -> RwCdb {
+        RwCdb {
+            cdb_len: 32,
+            tags: Some(tags),
+            ..rw(protect, write)
+        }
+    }
+
+    const GUARD: Checks = Checks {
+        guard: true,
+        reference: false,
+        app: false,
+    };
+    const BOTH: Checks = Checks {
+        guard: true,
+        reference: true,
+        app: false,
+    };
+
     #[test]
     fn plans_follow_lio() {
         let t1 = Some(PiType::Type1);
         let t3 = Some(PiType::Type3);
-        let both = Checks {
-            guard: true,
-            reference: true,
-        };
-        let guard = Checks {
-            guard: true,
-            reference: false,
-        };
-        assert_eq!(plan(0, false, None), Ok(None));
+        assert_eq!(plan(&rw(0, false), None, true), Ok(None));
         for p in 1..8 {
-            assert!(plan(p, false, None).is_err());
-            assert!(plan(p, true, None).is_err());
+            assert!(plan(&rw(p, false), None, true).is_err());
+            assert!(plan(&rw(p, true), None, true).is_err());
         }
-        let p = |protect, write, ty| plan(protect, write, ty).unwrap().unwrap();
+        let p = |protect, write, ty| plan(&rw(protect, write), ty, true).unwrap().unwrap();
         assert_eq!(p(0, true, t1).op, PiOp::Insert);
         assert_eq!(p(0, true, t1).checks, Checks::default());
         assert_eq!(
             (p(0, false, t1).op, p(0, false, t1).checks),
-            (PiOp::Strip, both)
+            (PiOp::Strip, BOTH)
         );
-        assert_eq!(p(0, false, t3).checks, guard);
+        assert_eq!(p(0, false, t3).checks, GUARD);
         for w in [false, true] {
-            assert_eq!((p(1, w, t1).op, p(1, w, t1).checks), (PiOp::Pass, both));
-            assert_eq!(p(5, w, t1).checks, both);
-            assert_eq!(p(1, w, t3).checks, guard);
+            assert_eq!((p(1, w, t1).op, p(1, w, t1).checks), (PiOp::Pass, BOTH));
+            assert_eq!(p(5, w, t1).checks, BOTH);
+            assert_eq!(p(1, w, t3).checks, GUARD);
             assert_eq!(
                 p(2, w, t1).checks,
                 Checks {
-                    guard: false,
-                    reference: true
+                    reference: true,
+                    ..Checks::default()
                 }
             );
             assert_eq!(p(2, w, t3).checks, Checks::default());
             assert_eq!(p(3, w, t1).checks, Checks::default());
-            assert_eq!(p(4, w, t1).checks, guard);
+            assert_eq!(p(4, w, t1).checks, GUARD);
             for bad in [6, 7] {
-                let e = plan(bad, w, t1).unwrap_err();
+                let e = plan(&rw(bad, w), t1, true).unwrap_err();
                 assert_eq!((e.key, e.asc, e.ascq), (SenseKey::IllegalRequest, 0x24, 0));
             }
         }
     }
 
     #[test]
+    fn type2_expects_the_32_byte_cdbs_tags() {
+        let t2 = Some(PiType::Type2);
+        let tags = ExpectedTags {
+            reference: 100,
+            app: 0x1234,
+            app_mask: 0xff00,
+        };
+        // A 10-byte READ of a type 2 device checks the guard only: no expected reference tag.
+        let p = plan(&rw(0, false), t2, true).unwrap().unwrap();
+        assert_eq!(p.checks, GUARD);
+        let p = plan(&rw32(1, false, tags), t2, true).unwrap().unwrap();
+        assert_eq!(
+            p.checks,
+            Checks {
+                guard: true,
+                reference: true,
+                app: true
+            }
+        );
+        let data = [0x5au8; 512];
+        let guard = crc_t10dif(0, &data);
+        // Block 2 of the command (LBA 9): reference tag 102, application tag 0x12xx.
+        let good = Tuple {
+            guard,
+            app: 0x12ab,
+            reference: 102,
+        };
+        assert_eq!(p.check(&good, guard, 2), Ok(()));
+        let e = p.check(&Tuple { app: 0x13ab, ..good }, guard, 2).unwrap_err();
+        assert_eq!((e.asc, e.ascq, e.info), (0x10, 0x02, Some(9)));
+        let e = p.check(&Tuple { reference: 9, ..good }, guard, 2).unwrap_err();
+        assert_eq!((e.asc, e.ascq, e.info), (0x10, 0x03, Some(9)));
+        // Generated tuples carry the expected tags.
+        assert_eq!(p.generated(2, guard), Tuple { app: 0x1234, ..good });
+        // Without ATO the application tag belongs to the target: neither checked nor set.
+        let p = plan(&rw32(1, false, tags), t2, false).unwrap().unwrap();
+        assert!(!p.checks.app);
+        assert_eq!(p.check(&Tuple { app: 0x13ab, ..good }, guard, 2), Ok(()));
+        assert_eq!(p.generated(0, guard).app, 0);
+        // A zero mask checks nothing; WRPROTECT 3 and 4 never check the application tag.
+        let zero_mask = ExpectedTags { app_mask: 0, ..tags };
+        assert!(!plan(&rw32(1, true, zero_mask), t2, true).unwrap().unwrap().checks.app);
+        assert!(!plan(&rw32(4, true, tags), t2, true).unwrap().unwrap().checks.app);
+        // The escape still disables every check.
+        let p = plan(&rw32(1, false, tags), t2, true).unwrap().unwrap();
+        assert_eq!(p.check(&Tuple { app: APP_ESCAPE, reference: 0, guard: 0 }, guard, 0), Ok(()));
+    }
+
+    #[test]
     fn checks_report_the_failing_lba() {
         let data = [0x5au8; 512];
         let guard = crc_t10dif(0, &data);
-        let both = Checks {
-            guard: true,
-            reference: true,
-        };
-        let good = Tuple::generated(guard, 7, PiType::Type1, 0);
-        assert_eq!(check(&good, guard, 7, both), Ok(()));
-        let e = check(&good, guard ^ 1, 7, both).unwrap_err();
+        let p = plan(&rw(1, false), Some(PiType::Type1), true).unwrap().unwrap();
+        // The command starts at LBA 7: block 0 is LBA 7.
+        let good = p.generated(0, guard);
+        assert_eq!(good.reference, 7);
+        assert_eq!(p.check(&good, guard, 0), Ok(()));
+        let e = p.check(&good, guard ^ 1, 0).unwrap_err();
         assert_eq!(
             (e.key, e.asc, e.ascq, e.info),
             (SenseKey::AbortedCommand, 0x10, 1, Some(7))
         );
-        let e = check(&good, guard, 8, both).unwrap_err();
+        let e = p.check(&good, guard, 1).unwrap_err();
         assert_eq!((e.asc, e.ascq, e.info), (0x10, 3, Some(8)));
         // Only the checks asked for are made.
-        assert_eq!(check(&good, guard, 8, Checks::default()), Ok(()));
+        let none = plan(&rw(3, false), Some(PiType::Type1), true).unwrap().unwrap();
+        assert_eq!(none.check(&good, guard ^ 1, 1), Ok(()));
         // The application tag escape disables them all.
         let escaped = Tuple {
             app: APP_ESCAPE,
             ..good
         };
-        assert_eq!(check(&escaped, guard ^ 1, 8, both), Ok(()));
+        assert_eq!(p.check(&escaped, guard ^ 1, 1), Ok(()));
         // Type 1 compares the LBA's low 32 bits; INFORMATION cannot hold a larger LBA.
-        let high = (1u64 << 32) + 7;
-        assert_eq!(check(&good, guard, high, both), Ok(()));
-        let e = check(&good, guard ^ 1, high, both).unwrap_err();
-        assert_eq!(e.info, None);
-        // Type 3 keeps the reference tag it is given.
-        assert_eq!(
-            Tuple::generated(guard, 7, PiType::Type3, 0xffff_ffff).reference,
-            0xffff_ffff
-        );
+        let high = Plan {
+            lba: (1u64 << 32) + 7,
+            ..p
+        };
+        assert_eq!(high.check(&good, guard, 0), Ok(()));
+        assert_eq!(high.check(&good, guard ^ 1, 0).unwrap_err().info, None);
+        // Type 3 sets reference tag 0.
+        let t3 = plan(&rw(0, true), Some(PiType::Type3), true).unwrap().unwrap();
+        assert_eq!(t3.generated(5, guard).reference, 0);
+        // The other writing commands make the tuples a WRITE without WRPROTECT makes.
+        let w = plan(&rw(0, true), Some(PiType::Type1), true).unwrap().unwrap();
+        assert_eq!(Plan::insert(PiType::Type1, 7), w);
     }
 }
