@@ -15,8 +15,8 @@ W=/tmp/pi; rm -rf $W; mkdir -p $W
 TPG2=$CFG/loopback/$WWN/tpgt_2
 NEXUS2=naa.5001405f00000002
 PER_SIDE=39
-TYPE2=16
-tap_plan $((2 * PER_SIDE + 3 + TYPE2))
+TYPE2=16 KEEPS=14
+tap_plan $((2 * PER_SIDE + 3 + TYPE2 + KEEPS))
 unload_all; dmesg_mark
 check "scratch storage" scratch_up
 
@@ -131,11 +131,12 @@ side() { # CORE_MODULE PROC_NAME NAME
     expect "$n: READ of LBA 11: $want (rtarget: tuples made by WRITE(6); LIO: stale)" "$want" $s0 "$(r10 0 11)" --in 512
     check "$n: blocks rewritten through the disk read back" bash -c \
         "dd if=$W/pattern of=$d0 bs=512 count=16 oflag=direct status=none && dd if=$d0 of=$W/got bs=512 count=16 iflag=direct status=none && cmp -n 8192 $W/got $W/pattern"
-    # Commands that would leave tuples stale are not offered (rtarget: not in the command
-    # table; LIO refuses a WRITE SAME with protection as INVALID FIELD IN CDB).
-    if [ "$n" = rtarget ]; then want=5/20/00; else want=5/24/00; fi
-    expect "$n: WRITE SAME(16) on the protected rd_mcp is refused ($want)" $want $s0 \
+    # rtarget keeps the tuples of the blocks WRITE SAME writes; LIO refuses it on a protected
+    # device (INVALID FIELD IN CDB).
+    if [ "$n" = rtarget ]; then want=good; else want=5/24/00; fi
+    expect "$n: WRITE SAME(16) of a zero block on the protected rd_mcp: $want" $want $s0 \
         93000000000000000000000000010000 --out $ZEROES
+    [ "$n" = rtarget ] && keeps_tuples "$s0" "$r"
     check "$n: mkfs.ext4 on the type 1 disk, then fsck finds it clean" bash -c \
         "mkfs.ext4 -q -F $d0 && fsck.ext4 -fn $d0"
     # fabric_prot_type: a device without protection information, protected by the fabric for
@@ -156,6 +157,33 @@ side() { # CORE_MODULE PROC_NAME NAME
     expect "$n: its WRITE WRPROTECT=1 of a block without its tuple: 10/01 at LBA 7" "b/10/01 info=7" $s3 "$(w10 1 7)" --out $FIVES
     [ "$n" = rtarget ] && type2 "$2" "$s0"
     unload_all
+}
+
+# keeps_tuples SG DEV_DIR: the commands besides READ and WRITE that change data make the
+# tuples of what they write (rtarget only), or all ones for deallocated blocks: each READ
+# after them checks guard and reference tag (type 1).
+keeps_tuples() {
+    local s=$1 lba
+    echo 1 > "$2/attrib/emulate_tpu"
+    expect "rtarget: WRITE SAME(16) of a 5Ah block over LBAs 40-47: GOOD" good $s \
+        "$(printf '9300%016x%08x0000' 40 8)" --out $FIVES
+    for lba in 40 47; do
+        expect "rtarget: ... READ of LBA $lba checks the tuple made: GOOD" good $s "$(r10 0 $lba)" --in 512
+    done
+    expect "rtarget: UNMAP of LBAs 40-47: GOOD" good $s "$(printf '42000000000000%04x00' 24)" \
+        --out 0016001000000000$(printf '%016x%08x00000000' 40 8)
+    expect "rtarget: ... READ of LBA 44 (deallocated: all-ones tuple, checks off): GOOD" good $s "$(r10 0 44)" --in 512
+    expect "rtarget: COMPARE AND WRITE at LBA 44 (zeroes, then 5Ah): GOOD" good $s \
+        "$(printf '8900%016x00000001%04x' 44 0)" --out $ZEROES$FIVES
+    expect "rtarget: ... READ of LBA 44: GOOD" good $s "$(r10 0 44)" --in 512
+    expect "rtarget: ORWRITE(16) of 5Ah at LBA 45: GOOD" good $s "$(printf '8b00%016x00000001%04x' 45 0)" --out $FIVES
+    expect "rtarget: ... READ of LBA 45: GOOD" good $s "$(r10 0 45)" --in 512
+    expect "rtarget: WRITE AND VERIFY(10) of 5Ah at LBA 46: GOOD" good $s "2e00$(printf '%08x' 46)00000100" --out $FIVES
+    expect "rtarget: ... READ of LBA 46: GOOD" good $s "$(r10 0 46)" --in 512
+    expect "rtarget: WRITE SAME(16) NDOB at LBA 46: GOOD" good $s "$(printf '9301%016x%08x0000' 46 1)"
+    expect "rtarget: ... READ of LBA 46: GOOD" good $s "$(r10 0 46)" --in 512
+    expect "rtarget: EXTENDED COPY is still not offered: INVALID COMMAND OPERATION CODE" 5/20/00 $s \
+        83000000000000000000000000000000
 }
 
 # rw32 SA PROTECT LBA EILBRT APP MASK: a READ(32) (SA 9) or WRITE(32) (SA b) of one block.
@@ -181,6 +209,8 @@ type2() { # PROC_NAME TYPE1_SG: a type 2 rd_mcp as LUN 2 of TPG 1 (rtarget only)
     echo 0 > $T/events/scsi/scsi_dispatch_cmd_start/enable
     check "type 2: sd sent them as WRITE(32) and READ(32) with the tags' seed" bash -c \
         "grep -q 'WRITE_32 lba=[0-9]* txlen=[0-9]* protect=1' $T/trace && grep -q 'READ_32 lba=[0-9]* txlen=[0-9]* protect=1' $T/trace"
+    # (Before the blocks below get tuples of their own, which the disk's reads would refuse.)
+    check "type 2: mkfs.ext4 on the disk, then fsck finds it clean" bash -c "mkfs.ext4 -q -F $d && fsck.ext4 -fn $d"
     expect "type 2: WRITE(32) WRPROTECT=3 stores a zero block with the zero tuple at LBA 9" good $s "$(rw32 b 3 9 0 0 0)" --out $ZEROES
     expect "type 2: READ(32) RDPROTECT=1 expecting reference tag 0 (the tuple's): GOOD" good $s "$(rw32 9 1 9 0 0 0)" --in 512
     expect "type 2: READ(32) expecting reference tag 9: 10/03 at LBA 9" "b/10/03 info=9" $s "$(rw32 9 1 9 9 0 0)" --in 512
@@ -190,7 +220,6 @@ type2() { # PROC_NAME TYPE1_SG: a type 2 rd_mcp as LUN 2 of TPG 1 (rtarget only)
     expect "type 2: WRITE(32) WRPROTECT=0 with application tag BEEFh: the tuple made carries it" good $s "$(rw32 b 0 12 500 48879 65535)" --out $FIVES
     expect "type 2: ... READ(32) expecting BEEFh and reference tag 500: GOOD" good $s "$(rw32 9 1 12 500 48879 65535)" --in 512
     expect "type 2: READ(32) on the type 1 disk: INVALID COMMAND OPERATION CODE" 5/20/00 $2 "$(rw32 9 0 9 0 0 0)" --in 512
-    check "type 2: mkfs.ext4 on the disk, then fsck finds it clean" bash -c "mkfs.ext4 -q -F $d && fsck.ext4 -fn $d"
 }
 
 side rtarget_core rtarget_loop rtarget

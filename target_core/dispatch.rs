@@ -60,20 +60,14 @@ fn atomic(d: &Device) -> AtomicLimits {
     }
 }
 
-/// Without protection information only: deallocation would leave the tuples stale.
 fn thin(d: &Device) -> Thin {
-    let unprotected = d.pi_type().is_none();
     Thin {
-        tpu: d.attr(At::Tpu) != 0 && unprotected,
-        tpws: d.attr(At::Tpws) != 0 && unprotected,
+        tpu: d.attr(At::Tpu) != 0,
+        tpws: d.attr(At::Tpws) != 0,
         lbprz: d.attr(At::UnmapZeroesData) != 0,
         max_unmap_lba_count: d.attr(At::MaxUnmapLbaCount),
         max_unmap_desc_count: d.attr(At::MaxUnmapDescCount),
-        max_write_same: if unprotected {
-            d.attr(At::MaxWriteSameLen)
-        } else {
-            0
-        },
+        max_write_same: d.attr(At::MaxWriteSameLen),
     }
 }
 
@@ -106,7 +100,7 @@ fn geometry(d: &Device, pi: Option<PiType>) -> Geometry {
         nonrot: d.attr(At::IsNonrot) != 0,
         write_cache: write_cache(d),
         dpofua: d.attr(At::FuaWrite) != 0,
-        caw: d.attr(At::Caw) != 0 && d.pi_type().is_none(),
+        caw: d.attr(At::Caw) != 0,
         wce_changeable: d.backend().is_some_and(|b| b.write_cache().is_none()),
         thin: thin(d),
         unmap_granularity: d.attr(At::UnmapGranularity),
@@ -446,11 +440,12 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             or: true,
         },
         // Written through to the medium (FUA) before GOOD; with BYTCHK, read back and compared.
+        // (On a device with protection information, verified too: its steps keep the tuples.)
         Action::WriteVerify {
             lba,
             blocks,
             bytchk: false,
-        } => Next::Backend(Op::Write(Rw {
+        } if dev.pi_type().is_none() => Next::Backend(Op::Write(Rw {
             pos: lba * bs,
             len: u64::from(blocks) * bs,
             fua: true,

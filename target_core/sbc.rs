@@ -5,9 +5,10 @@
 //! block (write a buffer of the repeated block, a chunk at a time), UNMAP (one deallocation
 //! per block descriptor), GET LBA STATUS (asked from process context), COMPARE AND WRITE
 //! and ORWRITE (read, compare or OR, write, holding the device's compare-and-write slot),
-//! WRITE AND VERIFY (write, then verify). Each step is an ordinary backend request on the command; its
-//! completion comes back here through [`step_done`], from any context, and the next step
-//! runs from the I/O workqueue.
+//! WRITE AND VERIFY (write, then verify), and READ and WRITE of a device with protection
+//! information. Each step is an ordinary backend request on the command; its completion comes
+//! back here through [`step_done`], from any context, and the next step runs from the I/O
+//! workqueue, after the tuples of what the step wrote are kept ([`keep_tuples`]).
 //!
 //! Not the I/O fast path: a command allocates its step (and buffer), and each continuation is
 //! deferred.
@@ -221,6 +222,19 @@ pub(crate) fn write_same(
         cmd.sgl().copy_from(0, &mut block);
     }
     if block.iter().all(|&b| b == 0) {
+        // On a device with protection information the request is a step whose end makes the
+        // blocks' tuples ([`keep_tuples`]); the range is already covered, so none follows.
+        if cmd.lun().is_some_and(|l| l.device.pi_type().is_some()) {
+            let done = pos + len;
+            let kind = StepKind::WriteSame {
+                next: done,
+                end: done,
+            };
+            match Step::new(&cmd, kind, None, false) {
+                Ok(step) => cmd.data_mut().step = Some(step),
+                Err(_) => return cmd::complete(cmd, Err(Sense::internal_target_failure())),
+            }
+        }
         return if unmap {
             cmd.data_mut().op = Op::Discard { pos, len };
             be.discard(cmd, pos, len)
@@ -535,7 +549,18 @@ pub(crate) fn resume(mut cmd: CmdRef) {
     let Some(step) = cmd.data_mut().step.take() else {
         return cmd::complete(cmd, Err(Sense::internal_target_failure()));
     };
+    // The request that just finished, and the buffer it wrote from.
+    let (op, written) = (cmd.data().op, cmd.data().sgl);
     cmd.data_mut().sgl = step.fabric_sgl;
+    // READ / WRITE and EXTENDED COPY keep their tuples themselves.
+    if matches!(step.result, Some(Ok(_)))
+        && !matches!(step.kind, StepKind::Pi(_) | StepKind::Xcopy(_))
+    {
+        if let Err(sense) = keep_tuples(&cmd, op, &written) {
+            drop(step);
+            return cmd::complete(cmd, Err(sense));
+        }
+    }
     let result = match (step.result, step.kind, &step.scratch) {
         (Some(Ok(_)), StepKind::VerifyCompare { bytchk, block_size }, Some(scratch)) => {
             compare(&step.fabric_sgl, &scratch.sgl(), bytchk, block_size).map(|()| 0)
@@ -665,7 +690,7 @@ fn pi_step(mut cmd: CmdRef, mut step: KBox<Step>, io: PiIo) {
             let generate = io.plan.op == PiOp::Insert || offload;
             // Without a protection buffer the tuples to check are zeroes, as LIO's.
             let made = (generate || verify).then(|| {
-                each_guard(&step.fabric_sgl, blocks, io.block_size, |i, guard| {
+                each_guard(&step.fabric_sgl, 0, blocks, io.block_size, |i, guard| {
                     if generate {
                         let t = io.plan.generated(i as u64, guard);
                         tuples[i * TUPLE_LEN..(i + 1) * TUPLE_LEN].copy_from_slice(&t.encode());
@@ -729,7 +754,7 @@ fn pi_read_check(
         .map_err(|_| Sense::internal_target_failure())?;
     if !io.store {
         // The fabric's protection: tuples made for the data read.
-        each_guard(cmd.sgl(), blocks, io.block_size, |i, guard| {
+        each_guard(cmd.sgl(), 0, blocks, io.block_size, |i, guard| {
             let t = io.plan.generated(i as u64, guard);
             tuples[i * TUPLE_LEN..(i + 1) * TUPLE_LEN].copy_from_slice(&t.encode());
             Ok(())
@@ -748,12 +773,68 @@ fn pi_read_check(
         PiOp::Insert => false,
     };
     if check {
-        each_guard(cmd.sgl(), blocks, io.block_size, |i, guard| {
+        each_guard(cmd.sgl(), 0, blocks, io.block_size, |i, guard| {
             io.plan.check(&tuple_at(&tuples, i), guard, i as u64)
         })?;
     }
     if given {
         cmd.data().prot_sgl.copy_to(0, &tuples);
+    }
+    Ok(())
+}
+
+/// Tuples made per store write by [`keep_tuples`] (64 KiB of them).
+const TUPLES_PER_WRITE: u64 = 8192;
+
+/// After a step of a command other than READ and WRITE wrote to (or deallocated blocks of) a
+/// device with protection information, its tuples follow the data (process context): made
+/// from `written` for a write, made for zeroes for a WRITE SAME of zeroes, all ones (checks
+/// disabled) for deallocated blocks, as an unmapped block's protection information reads
+/// (SBC-4 4.7.4.5). Like a WRITE's, they are stored after the data.
+fn keep_tuples(cmd: &CmdRef, op: Op, written: &Sgl) -> Result<(), Sense> {
+    let (pos, len) = match op {
+        Op::Write(rw) => (rw.pos, rw.len),
+        Op::WriteZeroes { pos, len } | Op::Discard { pos, len } => (pos, len),
+        _ => return Ok(()),
+    };
+    let Some(lun) = cmd.lun() else {
+        return Ok(());
+    };
+    let Some(ty) = lun.device.pi_type() else {
+        return Ok(());
+    };
+    let Some(be) = lun.device.backend() else {
+        return Err(Sense::lun_not_supported());
+    };
+    let bs = lun.device.attr(At::BlockSize);
+    let (lba, blocks) = (pos / u64::from(bs), len / u64::from(bs));
+    let plan = Plan::insert(ty, lba);
+    let per = blocks.min(TUPLES_PER_WRITE) as usize;
+    let mut tuples = KVVec::new();
+    tuples
+        .resize(per * TUPLE_LEN, 0xffu8, GFP_KERNEL)
+        .map_err(|_| Sense::internal_target_failure())?;
+    let store =
+        ScratchSgl::new((per * TUPLE_LEN) as u32).map_err(|_| Sense::internal_target_failure())?;
+    let mut at = 0;
+    while at < blocks {
+        let n = (blocks - at).min(TUPLES_PER_WRITE) as usize;
+        let mut put = |i: usize, guard: u16| {
+            let t = plan.generated(at + i as u64, guard);
+            tuples[i * TUPLE_LEN..(i + 1) * TUPLE_LEN].copy_from_slice(&t.encode());
+            Ok(())
+        };
+        match op {
+            Op::Write(_) => each_guard(written, at as usize, n, bs, put)?,
+            // A block of zeroes has guard 0.
+            Op::WriteZeroes { .. } => (0..n).try_for_each(|i| put(i, 0))?,
+            _ => {}
+        }
+        let chunk = store.sgl();
+        chunk.copy_to(0, &tuples[..n * TUPLE_LEN]);
+        be.pi_rw(lba + at, &chunk.prefix((n * TUPLE_LEN) as u32), true)
+            .map_err(|_| Sense::backend_io_failure())?;
+        at += n as u64;
     }
     Ok(())
 }
@@ -765,10 +846,11 @@ fn tuple_at(tuples: &[u8], i: usize) -> Tuple {
     Tuple::decode(&t)
 }
 
-/// Calls `f(i, guard)` for each of the `blocks` blocks of `sgl`, with the CRC of its data;
-/// stops at the first error.
+/// Calls `f(i, guard)` for each of the `blocks` blocks of `sgl` from block `first` on, with
+/// the CRC of its data (`i` counts from `first`); stops at the first error.
 fn each_guard(
     sgl: &Sgl,
+    first: usize,
     blocks: usize,
     block_size: u32,
     mut f: impl FnMut(usize, u16) -> Result<(), Sense>,
@@ -782,7 +864,7 @@ fn each_guard(
     let mut i = 0;
     while i < blocks {
         let n = per_chunk.min(blocks - i);
-        if sgl.copy_from(i * bs, &mut buf[..n * bs]) != n * bs {
+        if sgl.copy_from((first + i) * bs, &mut buf[..n * bs]) != n * bs {
             return Err(Sense::internal_target_failure());
         }
         for (j, block) in buf[..n * bs].chunks_exact(bs).enumerate() {

@@ -296,9 +296,18 @@ mod tests {
         let mut bad = rw32(READ_32, 0);
         bad[7] = 0x10;
         assert_eq!(RwCdb::decode(&bad).unwrap_err().field.unwrap().byte, 7);
-        assert_eq!(RwCdb::decode(&rw32(WRITE_32, 0)[..31]).unwrap_err().field.unwrap().byte, 31);
+        assert_eq!(
+            RwCdb::decode(&rw32(WRITE_32, 0)[..31])
+                .unwrap_err()
+                .field
+                .unwrap()
+                .byte,
+            31
+        );
         // Protection fields without protection point at byte 10.
-        let s = rw(&rw32(WRITE_32, 0x20)).check(u64::MAX, u32::MAX, false).unwrap_err();
+        let s = rw(&rw32(WRITE_32, 0x20))
+            .check(u64::MAX, u32::MAX, false)
+            .unwrap_err();
         assert_eq!(s.field.unwrap().byte, 10);
     }
 

@@ -308,9 +308,8 @@ pub struct Limits {
     pub atomic: AtomicLimits,
     /// Third-party copy enabled (`emulate_3pc`): EXTENDED COPY and RECEIVE COPY RESULTS.
     pub three_pc: bool,
-    /// The device stores protection information: commands that change data without keeping
-    /// its tuples (WRITE SAME, UNMAP, COMPARE AND WRITE, ORWRITE, WRITE AND VERIFY, EXTENDED
-    /// COPY) are not offered, so no tuple is left stale.
+    /// The device stores protection information: EXTENDED COPY, which does not keep the
+    /// tuples, is not offered. (The other commands that change data keep them.)
     pub pi_store: bool,
     /// The device has type 2 protection: READ(32) and WRITE(32) are its commands, and the
     /// shorter READ and WRITE take no protection field (SBC-4 4.22.2.4).
@@ -404,8 +403,6 @@ pub enum Needs {
     ThreePc,
     /// Type 2 protection (READ(32), WRITE(32)).
     Type2,
-    /// No stored protection information (see [`Limits::pi_store`]).
-    Unprotected,
 }
 
 impl Needs {
@@ -413,11 +410,10 @@ impl Needs {
     pub fn met(self, dev: &Limits) -> bool {
         match self {
             Needs::Nothing => true,
-            Needs::Tpu => dev.thin.tpu && !dev.pi_store,
-            Needs::Caw => dev.caw && !dev.pi_store,
+            Needs::Tpu => dev.thin.tpu,
+            Needs::Caw => dev.caw,
             Needs::Atomic => dev.atomic.max_len != 0,
             Needs::ThreePc => dev.three_pc && !dev.pi_store,
-            Needs::Unprotected => !dev.pi_store,
             Needs::Type2 => dev.type2,
         }
     }
@@ -451,9 +447,38 @@ use super::cdb::{
 macro_rules! usage32 {
     ($sa:expr) => {
         &[
-            VARIABLE_LENGTH, 0x07, 0, 0, 0, 0, 0x3f, 0x18, 0, $sa, 0xf8, 0,
-            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            VARIABLE_LENGTH,
+            0x07,
+            0,
+            0,
+            0,
+            0,
+            0x3f,
+            0x18,
+            0,
+            $sa,
+            0xf8,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
         ]
     };
 }
@@ -476,9 +501,9 @@ pub static COMMANDS: &[OpInfo] = &[
     info(op::READ_CAPACITY_10, None, &[0x25, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x01, 0x07], read_capacity10),
     info(READ_10, None, &[READ_10, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], read_write),
     info(WRITE_10, None, &[WRITE_10, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], read_write),
-    only_with(Needs::Unprotected, info(op::WRITE_VERIFY_10, None, &[0x2e, 0xf2, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], write_verify)),
+    info(op::WRITE_VERIFY_10, None, &[0x2e, 0xf2, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], write_verify),
     info(op::VERIFY_10, None, &[0x2f, 0xf6, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], verify),
-    only_with(Needs::Unprotected, info(op::WRITE_SAME_10, None, &[0x41, 0xe8, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], write_same)),
+    info(op::WRITE_SAME_10, None, &[0x41, 0xe8, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], write_same),
     only_with(Needs::Tpu, info(op::UNMAP, None, &[0x42, 0x00, 0, 0, 0, 0, 0x1f, 0xff, 0xff, 0x07], unmap)),
     info(op::PRE_FETCH_10, None, &[0x34, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], pre_fetch),
     info(op::SYNCHRONIZE_CACHE_10, None, &[0x35, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], sync_cache),
@@ -489,12 +514,12 @@ pub static COMMANDS: &[OpInfo] = &[
     info(READ_16, None, &[READ_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], read_write),
     info(WRITE_16, None, &[WRITE_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], read_write),
     only_with(Needs::Caw, info(op::COMPARE_AND_WRITE, None, &[0x89, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0xff, 0x3f, 0x07], compare_and_write)),
-    only_with(Needs::Unprotected, info(op::ORWRITE_16, None, &[0x8b, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], orwrite)),
-    only_with(Needs::Unprotected, info(op::WRITE_VERIFY_16, None, &[0x8e, 0xf2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], write_verify)),
+    info(op::ORWRITE_16, None, &[0x8b, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], orwrite),
+    info(op::WRITE_VERIFY_16, None, &[0x8e, 0xf2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], write_verify),
     info(op::VERIFY_16, None, &[0x8f, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], verify),
     info(op::PRE_FETCH_16, None, &[0x90, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], pre_fetch),
     info(op::SYNCHRONIZE_CACHE_16, None, &[0x91, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], sync_cache),
-    only_with(Needs::Unprotected, info(op::WRITE_SAME_16, None, &[0x93, 0xe9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], write_same)),
+    info(op::WRITE_SAME_16, None, &[0x93, 0xe9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], write_same),
     only_with(Needs::Atomic, info(op::WRITE_ATOMIC_16, None, &[0x9c, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], write_atomic)),
     info(op::SERVICE_ACTION_IN_16, Some(op::SAI_READ_CAPACITY_16 as u16), &[0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], read_capacity16),
     info(op::SERVICE_ACTION_IN_16, Some(op::SAI_GET_LBA_STATUS as u16), &[0x9e, 0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07], get_lba_status),
@@ -506,7 +531,7 @@ pub static COMMANDS: &[OpInfo] = &[
     info(op::MAINTENANCE_IN, Some(op::MI_REPORT_TMFS as u16), &[0xa3, 0x0d, 0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x07], report_tmfs),
     info(READ_12, None, &[READ_12, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], read_write),
     info(WRITE_12, None, &[WRITE_12, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], read_write),
-    only_with(Needs::Unprotected, info(op::WRITE_VERIFY_12, None, &[0xae, 0xf2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], write_verify)),
+    info(op::WRITE_VERIFY_12, None, &[0xae, 0xf2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], write_verify),
     info(op::VERIFY_12, None, &[0xaf, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], verify),
     only_with(Needs::Type2, info(VARIABLE_LENGTH, Some(READ_32), usage32!(READ_32 as u8), read_write)),
     only_with(Needs::Type2, info(VARIABLE_LENGTH, Some(WRITE_32), usage32!(WRITE_32 as u8), read_write)),
@@ -1181,7 +1206,7 @@ mod tests {
     };
 
     #[test]
-    fn a_device_with_protection_information_offers_no_command_that_leaves_tuples_stale() {
+    fn a_device_with_protection_information_offers_every_command_but_extended_copy() {
         let pi = Limits {
             pi_store: true,
             ..DEV
@@ -1199,14 +1224,16 @@ mod tests {
         };
         let plain = all(&DEV, &mut buf);
         let listed = all(&pi, &mut buf);
-        for opcode in [0x2e, 0x41, 0x42, 0x89, 0x8b, 0x8e, 0x93, 0xae, 0x83] {
+        for opcode in [0x83, 0x84] {
             assert!(plain.contains(&opcode), "{opcode:#x} offered without PI");
             assert!(!listed.contains(&opcode), "{opcode:#x} offered with PI");
             let mut cdb = [0u8; 16];
             cdb[0] = opcode;
             assert_eq!(parse(&cdb, &pi, 0), Err(Sense::invalid_opcode()));
         }
-        for opcode in [0x28, 0x2a, 0x88, 0x8a, 0x2f, 0x35] {
+        for opcode in [
+            0x28, 0x2a, 0x88, 0x8a, 0x2f, 0x35, 0x2e, 0x41, 0x42, 0x89, 0x8b, 0x8e, 0x93, 0xae,
+        ] {
             assert!(
                 listed.contains(&opcode),
                 "{opcode:#x} still offered with PI"
@@ -1482,10 +1509,7 @@ mod tests {
 
     #[test]
     fn table_is_consistent() {
-        let type2 = Limits {
-            type2: true,
-            ..DEV
-        };
+        let type2 = Limits { type2: true, ..DEV };
         for d in COMMANDS {
             assert_eq!(d.usage[0], d.opcode);
             let mut cdb = [0u8; 32];
@@ -1530,10 +1554,7 @@ mod tests {
         };
         let mut buf = [0u8; 4096];
         // Every command of the table: type 2 adds the 32-byte ones.
-        let dev = Limits {
-            type2: true,
-            ..DEV
-        };
+        let dev = Limits { type2: true, ..DEV };
         let n = report_opcodes_data(&q, &dev, &mut buf)?;
         Ok(buf[..n].to_vec())
     }
@@ -1552,7 +1573,10 @@ mod tests {
             .chunks(8)
             .any(|c| c[0] == 0x7f && c[2..4] == [0, 9] && c[5] == 0x01 && c[7] == 32));
         let w32 = rsoc(2, false, 0x7f, 0x0b).unwrap();
-        assert_eq!((&w32[..4], w32[4], w32[13]), (&[0, 0x03, 0, 32][..], 0x7f, 0x0b));
+        assert_eq!(
+            (&w32[..4], w32[4], w32[13]),
+            (&[0, 0x03, 0, 32][..], 0x7f, 0x0b)
+        );
         let timed = rsoc(0, true, 0, 0).unwrap();
         assert_eq!(timed.len(), 4 + 20 * COMMANDS.len());
         assert_eq!(timed[4 + 5], 0x02);

@@ -412,31 +412,93 @@ mod tests {
             reference: 102,
         };
         assert_eq!(p.check(&good, guard, 2), Ok(()));
-        let e = p.check(&Tuple { app: 0x13ab, ..good }, guard, 2).unwrap_err();
+        let e = p
+            .check(
+                &Tuple {
+                    app: 0x13ab,
+                    ..good
+                },
+                guard,
+                2,
+            )
+            .unwrap_err();
         assert_eq!((e.asc, e.ascq, e.info), (0x10, 0x02, Some(9)));
-        let e = p.check(&Tuple { reference: 9, ..good }, guard, 2).unwrap_err();
+        let e = p
+            .check(
+                &Tuple {
+                    reference: 9,
+                    ..good
+                },
+                guard,
+                2,
+            )
+            .unwrap_err();
         assert_eq!((e.asc, e.ascq, e.info), (0x10, 0x03, Some(9)));
         // Generated tuples carry the expected tags.
-        assert_eq!(p.generated(2, guard), Tuple { app: 0x1234, ..good });
+        assert_eq!(
+            p.generated(2, guard),
+            Tuple {
+                app: 0x1234,
+                ..good
+            }
+        );
         // Without ATO the application tag belongs to the target: neither checked nor set.
         let p = plan(&rw32(1, false, tags), t2, false).unwrap().unwrap();
         assert!(!p.checks.app);
-        assert_eq!(p.check(&Tuple { app: 0x13ab, ..good }, guard, 2), Ok(()));
+        assert_eq!(
+            p.check(
+                &Tuple {
+                    app: 0x13ab,
+                    ..good
+                },
+                guard,
+                2
+            ),
+            Ok(())
+        );
         assert_eq!(p.generated(0, guard).app, 0);
         // A zero mask checks nothing; WRPROTECT 3 and 4 never check the application tag.
-        let zero_mask = ExpectedTags { app_mask: 0, ..tags };
-        assert!(!plan(&rw32(1, true, zero_mask), t2, true).unwrap().unwrap().checks.app);
-        assert!(!plan(&rw32(4, true, tags), t2, true).unwrap().unwrap().checks.app);
+        let zero_mask = ExpectedTags {
+            app_mask: 0,
+            ..tags
+        };
+        assert!(
+            !plan(&rw32(1, true, zero_mask), t2, true)
+                .unwrap()
+                .unwrap()
+                .checks
+                .app
+        );
+        assert!(
+            !plan(&rw32(4, true, tags), t2, true)
+                .unwrap()
+                .unwrap()
+                .checks
+                .app
+        );
         // The escape still disables every check.
         let p = plan(&rw32(1, false, tags), t2, true).unwrap().unwrap();
-        assert_eq!(p.check(&Tuple { app: APP_ESCAPE, reference: 0, guard: 0 }, guard, 0), Ok(()));
+        assert_eq!(
+            p.check(
+                &Tuple {
+                    app: APP_ESCAPE,
+                    reference: 0,
+                    guard: 0
+                },
+                guard,
+                0
+            ),
+            Ok(())
+        );
     }
 
     #[test]
     fn checks_report_the_failing_lba() {
         let data = [0x5au8; 512];
         let guard = crc_t10dif(0, &data);
-        let p = plan(&rw(1, false), Some(PiType::Type1), true).unwrap().unwrap();
+        let p = plan(&rw(1, false), Some(PiType::Type1), true)
+            .unwrap()
+            .unwrap();
         // The command starts at LBA 7: block 0 is LBA 7.
         let good = p.generated(0, guard);
         assert_eq!(good.reference, 7);
@@ -449,7 +511,9 @@ mod tests {
         let e = p.check(&good, guard, 1).unwrap_err();
         assert_eq!((e.asc, e.ascq, e.info), (0x10, 3, Some(8)));
         // Only the checks asked for are made.
-        let none = plan(&rw(3, false), Some(PiType::Type1), true).unwrap().unwrap();
+        let none = plan(&rw(3, false), Some(PiType::Type1), true)
+            .unwrap()
+            .unwrap();
         assert_eq!(none.check(&good, guard ^ 1, 1), Ok(()));
         // The application tag escape disables them all.
         let escaped = Tuple {
@@ -465,10 +529,14 @@ mod tests {
         assert_eq!(high.check(&good, guard, 0), Ok(()));
         assert_eq!(high.check(&good, guard ^ 1, 0).unwrap_err().info, None);
         // Type 3 sets reference tag 0.
-        let t3 = plan(&rw(0, true), Some(PiType::Type3), true).unwrap().unwrap();
+        let t3 = plan(&rw(0, true), Some(PiType::Type3), true)
+            .unwrap()
+            .unwrap();
         assert_eq!(t3.generated(5, guard).reference, 0);
         // The other writing commands make the tuples a WRITE without WRPROTECT makes.
-        let w = plan(&rw(0, true), Some(PiType::Type1), true).unwrap().unwrap();
+        let w = plan(&rw(0, true), Some(PiType::Type1), true)
+            .unwrap()
+            .unwrap();
         assert_eq!(Plan::insert(PiType::Type1, 7), w);
     }
 }
