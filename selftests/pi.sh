@@ -47,6 +47,7 @@ expect() { # DESC WANT SG CDB [ARGS]
 # One block of 0x5a at LBA 7, and of zeroes, as hex data-out.
 FIVES=$(printf '5a%.0s' $(seq 512))
 ZEROES=$(printf '00%.0s' $(seq 512))
+A5S=$(printf 'a5%.0s' $(seq 512))
 # w10 PROTECT LBA: a WRITE(10) of one block with WRPROTECT; r10 the same READ(10).
 w10() { printf '2a%02x%08x000001 00' $(($1 << 5)) "$2"; }
 r10() { printf '28%02x%08x000001 00' $(($1 << 5)) "$2"; }
@@ -160,8 +161,9 @@ side() { # CORE_MODULE PROC_NAME NAME
 }
 
 # keeps_tuples SG DEV_DIR: the commands besides READ and WRITE that change data make the
-# tuples of what they write (rtarget only), or all ones for deallocated blocks: each READ
-# after them checks guard and reference tag (type 1).
+# tuples of what they write, or all ones for deallocated blocks (rtarget only). Each command
+# changes blocks whose tuples were made for other data, so a READ after it (type 1: guard and
+# reference tag checked) fails if the tuples did not follow.
 keeps_tuples() {
     local s=$1 lba
     echo 1 > "$2/attrib/emulate_tpu"
@@ -170,18 +172,18 @@ keeps_tuples() {
     for lba in 40 47; do
         expect "rtarget: ... READ of LBA $lba checks the tuple made: GOOD" good $s "$(r10 0 $lba)" --in 512
     done
-    expect "rtarget: UNMAP of LBAs 40-47: GOOD" good $s "$(printf '42000000000000%04x00' 24)" \
-        --out 0016001000000000$(printf '%016x%08x00000000' 40 8)
-    expect "rtarget: ... READ of LBA 44 (deallocated: all-ones tuple, checks off): GOOD" good $s "$(r10 0 44)" --in 512
-    expect "rtarget: COMPARE AND WRITE at LBA 44 (zeroes, then 5Ah): GOOD" good $s \
-        "$(printf '8900%016x00000001%04x' 44 0)" --out $ZEROES$FIVES
+    expect "rtarget: UNMAP of LBAs 40-41: GOOD" good $s "$(printf '42000000000000%04x00' 24)" \
+        --out 0016001000000000$(printf '%016x%08x00000000' 40 2)
+    expect "rtarget: ... READ of LBA 40 (zeroes now; all-ones tuple, checks off): GOOD" good $s "$(r10 0 40)" --in 512
+    expect "rtarget: COMPARE AND WRITE at LBA 44 (5Ah, then zeroes): GOOD" good $s \
+        "$(printf '8900%016x00000001%04x' 44 0)" --out $FIVES$ZEROES
     expect "rtarget: ... READ of LBA 44: GOOD" good $s "$(r10 0 44)" --in 512
-    expect "rtarget: ORWRITE(16) of 5Ah at LBA 45: GOOD" good $s "$(printf '8b00%016x00000001%04x' 45 0)" --out $FIVES
+    expect "rtarget: ORWRITE(16) of A5h onto 5Ah at LBA 45: GOOD" good $s "$(printf '8b00%016x00000001%04x' 45 0)" --out $A5S
     expect "rtarget: ... READ of LBA 45: GOOD" good $s "$(r10 0 45)" --in 512
-    expect "rtarget: WRITE AND VERIFY(10) of 5Ah at LBA 46: GOOD" good $s "2e00$(printf '%08x' 46)00000100" --out $FIVES
+    expect "rtarget: WRITE AND VERIFY(10) of zeroes at LBA 46: GOOD" good $s "2e00$(printf '%08x' 46)00000100" --out $ZEROES
     expect "rtarget: ... READ of LBA 46: GOOD" good $s "$(r10 0 46)" --in 512
-    expect "rtarget: WRITE SAME(16) NDOB at LBA 46: GOOD" good $s "$(printf '9301%016x%08x0000' 46 1)"
-    expect "rtarget: ... READ of LBA 46: GOOD" good $s "$(r10 0 46)" --in 512
+    expect "rtarget: WRITE SAME(16) NDOB at LBA 47: GOOD" good $s "$(printf '9301%016x%08x0000' 47 1)"
+    expect "rtarget: ... READ of LBA 47: GOOD" good $s "$(r10 0 47)" --in 512
     expect "rtarget: EXTENDED COPY is still not offered: INVALID COMMAND OPERATION CODE" 5/20/00 $s \
         83000000000000000000000000000000
 }
@@ -200,15 +202,16 @@ type2() { # PROC_NAME TYPE1_SG: a type 2 rd_mcp as LUN 2 of TPG 1 (rtarget only)
     check "type 2: the disk carries T10-DIF-TYPE1-CRC (sd's profile for type 2), READ CAPACITY(16) p_type 1" bash -c \
         "$(declare -f attr); attr /sys/block/${d#/dev/}/integrity/format T10-DIF-TYPE1-CRC && sg_readcap -l $s | grep -q 'prot_en=1, p_type=1'"
     check "type 2: VPD 86h: SPT=7, GRD_CHK, APP_CHK, REF_CHK" bash -c "$(declare -f ei); ei $s 7 1 1 1"
+    sg_turs "$2" >/dev/null 2>&1
     check "type 2: REPORT SUPPORTED OPERATION CODES lists READ(32) and WRITE(32); type 1 does not" bash -c \
-        "sg_opcodes $s | grep -qi 'read(32)' && sg_opcodes $s | grep -qi 'write(32)' && ! sg_opcodes $2 | grep -qi 'read(32)'"
+        "sg_opcodes $s | grep -qi 'read(32)' && sg_opcodes $s | grep -qi 'write(32)' && out=\$(sg_opcodes $2) && ! grep -qi 'read(32)' <<< \"\$out\""
     mountpoint -q $T || mount -t tracefs tracefs $T 2>/dev/null
     echo > $T/trace; echo 1 > $T/events/scsi/scsi_dispatch_cmd_start/enable
     check "type 2: 4 MiB written through the disk and read back" bash -c \
         "dd if=$W/pattern of=$d bs=64k oflag=direct status=none && dd if=$d of=$W/got bs=64k count=64 iflag=direct status=none && cmp $W/got $W/pattern"
     echo 0 > $T/events/scsi/scsi_dispatch_cmd_start/enable
-    check "type 2: sd sent them as WRITE(32) and READ(32) with the tags' seed" bash -c \
-        "grep -q 'WRITE_32 lba=[0-9]* txlen=[0-9]* protect=1' $T/trace && grep -q 'READ_32 lba=[0-9]* txlen=[0-9]* protect=1' $T/trace"
+    check "type 2: sd sent them as WRITE(32) and READ(32), the expected reference tag the LBA" bash -c \
+        "grep -Eq 'WRITE_32 lba=([0-9]+) txlen=[0-9]+ protect=1 ei_lbrt=\\1\\b' $T/trace && grep -Eq 'READ_32 lba=([0-9]+) txlen=[0-9]+ protect=1 ei_lbrt=\\1\\b' $T/trace"
     # (Before the blocks below get tuples of their own, which the disk's reads would refuse.)
     check "type 2: mkfs.ext4 on the disk, then fsck finds it clean" bash -c "mkfs.ext4 -q -F $d && fsck.ext4 -fn $d"
     expect "type 2: WRITE(32) WRPROTECT=3 stores a zero block with the zero tuple at LBA 9" good $s "$(rw32 b 3 9 0 0 0)" --out $ZEROES

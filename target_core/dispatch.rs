@@ -46,7 +46,8 @@ fn limits(d: &Device, io: bool) -> Limits {
         },
         three_pc: !io && d.attr(At::ThreePc) != 0,
         pi_store: !io && d.pi_type().is_some(),
-        type2: d.pi_type() == Some(PiType::Type2),
+        // Set by the callers, who know the nexus.
+        type2: false,
     }
 }
 
@@ -145,11 +146,12 @@ enum Next {
         fua: bool,
         or: bool,
     },
-    /// WRITE AND VERIFY with BYTCHK: write, read back, compare.
+    /// WRITE AND VERIFY as steps: write, then with BYTCHK read back and compare.
     WriteVerify {
         pos: u64,
         len: u64,
         block_size: u32,
+        bytchk: bool,
     },
     /// EXTENDED COPY with a parameter list of `len` bytes.
     Xcopy {
@@ -229,7 +231,8 @@ fn run(mut cmd: CmdRef, next: Next) {
             pos,
             len,
             block_size,
-        } => crate::sbc::write_verify(cmd, pos, len, block_size),
+            bytchk,
+        } => crate::sbc::write_verify(cmd, pos, len, block_size, bytchk),
         Next::LbaStatus {
             lba,
             alloc,
@@ -285,6 +288,7 @@ fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) ->
     let pi = store.or(session.and_then(|s| s.pi.fabric_type));
     // Protection fields are taken, and the control page says ATO, when the nexus carries it.
     limits.pi = pi.is_some() && session.is_some_and(|s| s.pi.carries);
+    limits.type2 = limits.pi && store == Some(PiType::Type2);
     let action = match command::parse_rw(rw, &limits, data_len) {
         Ok(a) => a,
         Err(s) => return (Next::Done(Err(s)), 0),
@@ -349,7 +353,8 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
     };
     let dev = &lun.device;
     let data_len = cmd.sgl().len();
-    let limits = limits(dev, false);
+    let mut limits = limits(dev, false);
+    limits.type2 = advertised_pi(dev, cmd.session().map(|s| &**s)) == Some(PiType::Type2);
     let action = match command::parse(cmd.cdb(), &limits, data_len) {
         Ok(a) => a,
         Err(s) => return Next::Done(Err(s)),
@@ -440,7 +445,7 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             or: true,
         },
         // Written through to the medium (FUA) before GOOD; with BYTCHK, read back and compared.
-        // (On a device with protection information, verified too: its steps keep the tuples.)
+        // On a device with protection information it runs as steps, whose end keeps the tuples.
         Action::WriteVerify {
             lba,
             blocks,
@@ -450,10 +455,15 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             len: u64::from(blocks) * bs,
             fua: true,
         })),
-        Action::WriteVerify { lba, blocks, .. } => Next::WriteVerify {
+        Action::WriteVerify {
+            lba,
+            blocks,
+            bytchk,
+        } => Next::WriteVerify {
             pos: lba * bs,
             len: u64::from(blocks) * bs,
             block_size: limits.block_size,
+            bytchk,
         },
         Action::ExtendedCopy { len: 0 } => Next::Done(Ok(0)),
         Action::ExtendedCopy { len } => Next::Xcopy { len },
@@ -606,11 +616,21 @@ fn emulate(cmd: &mut CmdRef, lun: &Lun, action: Action) -> Result<u32, Sense> {
         Action::ModeSense { ms, alloc } => (spc::mode_sense(&ms, &geo, false, &mut buf)?, alloc),
         Action::ReportLuns { alloc } => return Ok(report_luns(cmd, lun, alloc)),
         Action::ReportOpcodes { query, alloc } => {
-            let limits = limits(dev, false);
+            let mut limits = limits(dev, false);
+            limits.type2 = pi == Some(PiType::Type2);
             (
                 command::report_opcodes_data(&query, &limits, &mut buf)?,
                 alloc,
             )
+        }
+        Action::ReadDefectData {
+            twelve,
+            lists,
+            alloc,
+        } => {
+            let (data, len) = command::defect_data(twelve, lists);
+            buf[..len].copy_from_slice(&data[..len]);
+            (len, alloc)
         }
         Action::ReportTmfs { repd, alloc } => {
             let (data, len) = command::report_tmfs_data(repd);

@@ -34,7 +34,9 @@ pub(crate) enum StepKind {
         /// Logical block size.
         block_size: u32,
     },
-    /// Writing the scratch buffer (the block repeated) over `next..end`, a chunk at a time.
+    /// Writing the scratch buffer (the block repeated) over `next..end`, a chunk at a time; or,
+    /// with `next == end`, a WRITE SAME of zeroes offloaded to the backend, as a step so that
+    /// its end keeps the tuples.
     WriteSame {
         /// Byte offset of the next chunk.
         next: u64,
@@ -52,7 +54,7 @@ pub(crate) enum StepKind {
         /// Logical block size.
         block_size: u32,
     },
-    /// WRITE AND VERIFY: the data is written; next, read it back and compare.
+    /// WRITE AND VERIFY: the data is written; next, with BYTCHK, read it back and compare.
     WriteVerify {
         /// Byte offset.
         pos: u64,
@@ -60,6 +62,8 @@ pub(crate) enum StepKind {
         len: u64,
         /// Logical block size.
         block_size: u32,
+        /// BYTCHK (without it the command runs as a step only to keep the tuples).
+        bytchk: bool,
     },
     /// COMPARE AND WRITE (`or`: ORWRITE) of `len` bytes at `pos`, in `phase`.
     Caw {
@@ -296,7 +300,7 @@ fn lba_status(cmd: &CmdRef, lba: u64, alloc: u32, blocks: u64, bs: u32) -> Resul
     let bs64 = u64::from(bs);
     let want = (blocks - lba).min(u64::from(u32::MAX));
     let (mapped, bytes) = be.extent(lba * bs64, want * bs64, bs)?;
-    let run = (bytes / bs64).clamp(1, want) as u32;
+    let run = bytes.checked_div(bs64).unwrap_or(0).clamp(1, want) as u32;
     let data = crate::proto::command::lba_status_data(lba, run, mapped);
     let sgl = cmd.sgl();
     let n = data.len().min(alloc as usize).min(sgl.len() as usize);
@@ -419,9 +423,9 @@ fn caw_step(
     be.rw(cmd, rw, write)
 }
 
-/// WRITE AND VERIFY with BYTCHK: write `len` bytes at `pos` through to the medium, then
+/// WRITE AND VERIFY: write `len` bytes at `pos` through to the medium, then with `bytchk`
 /// verify them as VERIFY with BYTCHK 1 does.
-pub(crate) fn write_verify(mut cmd: CmdRef, pos: u64, len: u64, block_size: u32) {
+pub(crate) fn write_verify(mut cmd: CmdRef, pos: u64, len: u64, block_size: u32, bytchk: bool) {
     let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
         return cmd::complete(cmd, Err(Sense::lun_not_supported()));
     };
@@ -429,6 +433,7 @@ pub(crate) fn write_verify(mut cmd: CmdRef, pos: u64, len: u64, block_size: u32)
         pos,
         len,
         block_size,
+        bytchk,
     };
     let Ok(step) = Step::new(&cmd, kind, None, false) else {
         return cmd::complete(cmd, Err(Sense::internal_target_failure()));
@@ -598,12 +603,14 @@ pub(crate) fn resume(mut cmd: CmdRef) {
                 pos,
                 len,
                 block_size,
+                bytchk: true,
             },
             _,
         ) => {
             drop(step);
             return verify(cmd, pos, len, 1, block_size);
         }
+        (Some(Ok(_)), StepKind::WriteVerify { bytchk: false, .. }, _) => Ok(0),
         (Some(Err(sense)), _, _) => Err(sense),
         _ => Err(Sense::internal_target_failure()),
     };
@@ -669,7 +676,7 @@ fn pi_step(mut cmd: CmdRef, mut step: KBox<Step>, io: PiIo) {
     };
     // The fabric's tuples are always checked (LIO's DOUT_STRIP).
     let verify = !io.store || lun.device.attr(At::PiVerify) != 0;
-    let blocks = (io.rw.len / u64::from(io.block_size)) as usize;
+    let blocks = io.rw.len.checked_div(u64::from(io.block_size)).unwrap_or(0) as usize;
     let (prot_sgl, offload) = (cmd.data().prot_sgl, cmd.data().pi_offload);
     // The tuples come with the data (DIX), unless the fabric is to make or check them.
     let given = io.plan.op == PiOp::Pass && !offload && !prot_sgl.is_empty();
@@ -807,7 +814,11 @@ fn keep_tuples(cmd: &CmdRef, op: Op, written: &Sgl) -> Result<(), Sense> {
         return Err(Sense::lun_not_supported());
     };
     let bs = lun.device.attr(At::BlockSize);
-    let (lba, blocks) = (pos / u64::from(bs), len / u64::from(bs));
+    let per_block = |bytes: u64| bytes.checked_div(u64::from(bs)).unwrap_or(0);
+    let (lba, blocks) = (per_block(pos), per_block(len));
+    if blocks == 0 {
+        return Ok(());
+    }
     let plan = Plan::insert(ty, lba);
     let per = blocks.min(TUPLES_PER_WRITE) as usize;
     let mut tuples = KVVec::new();
@@ -847,7 +858,7 @@ fn tuple_at(tuples: &[u8], i: usize) -> Tuple {
 }
 
 /// Calls `f(i, guard)` for each of the `blocks` blocks of `sgl` from block `first` on, with
-/// the CRC of its data (`i` counts from `first`); stops at the first error.
+/// the CRC of its data (`i` is 0 for block `first`); stops at the first error.
 fn each_guard(
     sgl: &Sgl,
     first: usize,
@@ -857,7 +868,7 @@ fn each_guard(
 ) -> Result<(), Sense> {
     let bs = block_size as usize;
     // Copies of whole blocks, 64 KiB at a time.
-    let per_chunk = (65536 / bs).max(1);
+    let per_chunk = 65536usize.checked_div(bs).unwrap_or(0).max(1);
     let mut buf = KVVec::new();
     buf.resize(per_chunk * bs, 0u8, GFP_KERNEL)
         .map_err(|_| Sense::internal_target_failure())?;

@@ -86,6 +86,10 @@ pub mod op {
     pub const MI_REPORT_OPCODES: u8 = 0x0c;
     /// REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS, a MAINTENANCE IN service action.
     pub const MI_REPORT_TMFS: u8 = 0x0d;
+    /// READ DEFECT DATA(10).
+    pub const READ_DEFECT_DATA_10: u8 = 0x37;
+    /// READ DEFECT DATA(12).
+    pub const READ_DEFECT_DATA_12: u8 = 0xb7;
 }
 
 /// What the device must do for a command. Response-building actions carry the CDB's
@@ -262,6 +266,15 @@ pub enum Action {
         /// Allocation length.
         alloc: u32,
     },
+    /// READ DEFECT DATA(10/12): the header of an empty defect list.
+    ReadDefectData {
+        /// The 12-byte form (8-byte header).
+        twelve: bool,
+        /// REQ_PLIST, REQ_GLIST and DEFECT LIST FORMAT, as in the header's byte 1.
+        lists: u8,
+        /// Allocation length.
+        alloc: u32,
+    },
     /// SPC-2 RESERVE(6/10) of the whole logical unit for the issuing nexus.
     Reserve,
     /// SPC-2 RELEASE(6/10).
@@ -311,8 +324,9 @@ pub struct Limits {
     /// The device stores protection information: EXTENDED COPY, which does not keep the
     /// tuples, is not offered. (The other commands that change data keep them.)
     pub pi_store: bool,
-    /// The device has type 2 protection: READ(32) and WRITE(32) are its commands, and the
-    /// shorter READ and WRITE take no protection field (SBC-4 4.22.2.4).
+    /// The nexus sees type 2 protection (the device has it and the nexus carries tuples):
+    /// READ(32) and WRITE(32) are its commands, and the shorter READ and WRITE take no
+    /// protection field (SBC-4 4.22.2.4).
     pub type2: bool,
 }
 
@@ -507,6 +521,7 @@ pub static COMMANDS: &[OpInfo] = &[
     only_with(Needs::Tpu, info(op::UNMAP, None, &[0x42, 0x00, 0, 0, 0, 0, 0x1f, 0xff, 0xff, 0x07], unmap)),
     info(op::PRE_FETCH_10, None, &[0x34, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], pre_fetch),
     info(op::SYNCHRONIZE_CACHE_10, None, &[0x35, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], sync_cache),
+    info(op::READ_DEFECT_DATA_10, None, &[0x37, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0x07], read_defect_data),
     info(op::MODE_SELECT_10, None, &[0x55, 0x11, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], mode_select),
     info(op::RESERVE_10, None, &[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0x07], reserve_release),
     info(op::RELEASE_10, None, &[0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0x07], reserve_release),
@@ -533,6 +548,7 @@ pub static COMMANDS: &[OpInfo] = &[
     info(WRITE_12, None, &[WRITE_12, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], read_write),
     info(op::WRITE_VERIFY_12, None, &[0xae, 0xf2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], write_verify),
     info(op::VERIFY_12, None, &[0xaf, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f, 0x07], verify),
+    info(op::READ_DEFECT_DATA_12, None, &[0xb7, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07], read_defect_data),
     only_with(Needs::Type2, info(VARIABLE_LENGTH, Some(READ_32), usage32!(READ_32 as u8), read_write)),
     only_with(Needs::Type2, info(VARIABLE_LENGTH, Some(WRITE_32), usage32!(WRITE_32 as u8), read_write)),
 ];
@@ -796,6 +812,35 @@ fn start_stop(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
         }
     }
     Ok(Action::Good)
+}
+
+/// READ DEFECT DATA(10/12): a virtual medium has no defects, so each list asked for is valid
+/// and empty, in any of the address formats (short and long block, bytes from index,
+/// physical sector: SBC-4 6.2); the reserved and vendor-specific formats are refused.
+fn read_defect_data(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    let twelve = cdb[0] == op::READ_DEFECT_DATA_12;
+    let at = if twelve { 1 } else { 2 };
+    let lists = cdb[at] & 0x1f;
+    if !matches!(lists & 0x07, 0 | 3 | 4 | 5) {
+        return Err(Sense::invalid_cdb_field(at as u16, Some(2)));
+    }
+    Ok(Action::ReadDefectData {
+        twelve,
+        lists,
+        alloc: if twelve {
+            be32(&cdb[6..10])
+        } else {
+            be16(&cdb[7..9])
+        },
+    })
+}
+
+/// READ DEFECT DATA's parameter data: the 4-byte (10) or 8-byte (12) header of an empty list,
+/// PLISTV / GLISTV set for the lists asked for, the format echoed; its length.
+pub fn defect_data(twelve: bool, lists: u8) -> ([u8; 8], usize) {
+    let mut b = [0u8; 8];
+    b[1] = lists & 0x1f;
+    (b, if twelve { 8 } else { 4 })
 }
 
 /// PREVENT ALLOW MEDIUM REMOVAL: the medium is not removable, so there is nothing to lock;
@@ -1495,6 +1540,35 @@ mod tests {
             parse(&r32, &no_pi, 512).unwrap_err().field.unwrap().byte,
             10
         );
+    }
+
+    #[test]
+    fn read_defect_data_reports_empty_lists() {
+        let ten = [0x37, 0, 0x18, 0, 0, 0, 0, 0, 32, 0];
+        assert_eq!(
+            parse(&ten, &DEV, 32),
+            Ok(Action::ReadDefectData {
+                twelve: false,
+                lists: 0x18,
+                alloc: 32
+            })
+        );
+        assert_eq!(defect_data(false, 0x18), ([0, 0x18, 0, 0, 0, 0, 0, 0], 4));
+        let twelve = [0xb7, 0x05, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0];
+        assert_eq!(
+            parse(&twelve, &DEV, 256),
+            Ok(Action::ReadDefectData {
+                twelve: true,
+                lists: 0x05,
+                alloc: 256
+            })
+        );
+        assert_eq!(defect_data(true, 0x05).1, 8);
+        // Reserved formats: the pointer names the field.
+        for f in [1, 2, 6, 7] {
+            let e = parse(&[0x37, 0, f, 0, 0, 0, 0, 0, 32, 0], &DEV, 32).unwrap_err();
+            assert_eq!(e.field.unwrap().byte, 2);
+        }
     }
 
     #[test]
