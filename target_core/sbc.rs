@@ -699,8 +699,7 @@ fn pi_step(mut cmd: CmdRef, mut step: KBox<Step>, io: PiIo) {
             let made = (generate || verify).then(|| {
                 each_guard(&step.fabric_sgl, 0, blocks, io.block_size, |i, guard| {
                     if generate {
-                        let t = io.plan.generated(i as u64, guard);
-                        tuples[i * TUPLE_LEN..(i + 1) * TUPLE_LEN].copy_from_slice(&t.encode());
+                        put_tuple(&mut tuples, i, &io.plan.generated(i as u64, guard));
                         return Ok(());
                     }
                     io.plan.check(&tuple_at(&tuples, i), guard, i as u64)
@@ -762,8 +761,7 @@ fn pi_read_check(
     if !io.store {
         // The fabric's protection: tuples made for the data read.
         each_guard(cmd.sgl(), 0, blocks, io.block_size, |i, guard| {
-            let t = io.plan.generated(i as u64, guard);
-            tuples[i * TUPLE_LEN..(i + 1) * TUPLE_LEN].copy_from_slice(&t.encode());
+            put_tuple(&mut tuples, i, &io.plan.generated(i as u64, guard));
             Ok(())
         })?;
         cmd.data().prot_sgl.copy_to(0, &tuples);
@@ -831,8 +829,7 @@ fn keep_tuples(cmd: &CmdRef, op: Op, written: &Sgl) -> Result<(), Sense> {
     while at < blocks {
         let n = (blocks - at).min(TUPLES_PER_WRITE) as usize;
         let mut put = |i: usize, guard: u16| {
-            let t = plan.generated(at + i as u64, guard);
-            tuples[i * TUPLE_LEN..(i + 1) * TUPLE_LEN].copy_from_slice(&t.encode());
+            put_tuple(&mut tuples, i, &plan.generated(at + i as u64, guard));
             Ok(())
         };
         match op {
@@ -848,6 +845,11 @@ fn keep_tuples(cmd: &CmdRef, op: Op, written: &Sgl) -> Result<(), Sense> {
         at += n as u64;
     }
     Ok(())
+}
+
+/// Stores block `i`'s tuple in a buffer of tuples.
+fn put_tuple(tuples: &mut [u8], i: usize, t: &Tuple) {
+    tuples[i * TUPLE_LEN..(i + 1) * TUPLE_LEN].copy_from_slice(&t.encode());
 }
 
 /// Block `i`'s tuple in a buffer of tuples.
