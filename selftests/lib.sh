@@ -31,6 +31,8 @@ SERIAL=6f9a2b3c-1d2e-4f50-8a9b-0c1d2e3f4a5b
 WWN=naa.5001405a1b2c3d4e
 NEXUS=naa.5001405f00000001
 TPG=$CFG/loopback/$WWN/tpgt_1
+NEXUS2=naa.5001405f00000002
+TPG2=$CFG/loopback/$WWN/tpgt_2
 
 # setup_lun [SIZE_MB]: plain configfs writes, as LIO documents them.
 setup_lun() {
@@ -58,6 +60,14 @@ link_dev() {
     mkdir -p "$TPG/lun/lun_$lun" &&
     { [ -n "$(cat "$TPG/nexus" 2>/dev/null)" ] || echo "$NEXUS" > "$TPG/nexus"; } &&
     ln -s "$1" "$TPG/lun/lun_$lun/link$lun"
+}
+
+# two_tpgs CORE_MODULE: one ramdisk exported as LUN 0 of both test TPGs: two nexuses
+# ($NEXUS, $NEXUS2) to one device.
+two_tpgs() {
+    local dev
+    modprobe "$1" && dev=$(setup_dev rd_mcp r0 rd_pages=1024) && link_dev "$dev" &&
+        mkdir -p "$TPG2/lun/lun_0" && echo $NEXUS2 > "$TPG2/nexus" && ln -s "$dev" "$TPG2/lun/lun_0/link0"
 }
 
 # teardown_lun: remove every LUN, target, fabric and backstore, whoever made them.

@@ -15,8 +15,6 @@
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=/tmp/libiscsi; rm -rf $OUT; mkdir -p $OUT
-NEXUS2=naa.5001405f00000002
-TPG2=$CFG/loopback/$WWN/tpgt_2
 
 # NAME|PLUGIN|CONTROL|ATTRIBUTES (written where the stack accepts them)
 # Thin provisioning on, where the stack accepts it (C LIO's rd_mcp does not), so the

@@ -12,8 +12,6 @@
 OP="python3 $(dirname "$0")/cfsop.py"
 SGIO="$(dirname "$0")/sgio.py"
 W=/tmp/pi; rm -rf $W; mkdir -p $W
-TPG2=$CFG/loopback/$WWN/tpgt_2
-NEXUS2=naa.5001405f00000002
 PER_SIDE=39
 TYPE2=16 KEEPS=14
 tap_plan $((2 * PER_SIDE + 3 + TYPE2 + KEEPS))

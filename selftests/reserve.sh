@@ -5,8 +5,6 @@
 # SELECT of the caching page through sd's cache_type (rtarget: WCE is changeable on an
 # emulated cache, and the other nexus gets MODE PARAMETERS CHANGED; LIO refuses any change).
 . "$(dirname "$0")/lib.sh"
-NEXUS2=naa.5001405f00000002
-TPG2=$CFG/loopback/$WWN/tpgt_2
 STEPS=10
 tap_plan $((2 * (STEPS + 1) + 3 + 1))
 unload_all; dmesg_mark
@@ -32,11 +30,6 @@ expect() {
 TUR=000000000000; RESERVE=160000000000; RELEASE=170000000000
 RESERVE10=56000000000000000000; INQ="120000002400 --in 36"
 
-two_tpgs() { # CORE_MODULE
-    local dev
-    modprobe "$1" && dev=$(setup_dev rd_mcp r0 rd_pages=1024) && link_dev "$dev" &&
-        mkdir -p $TPG2/lun/lun_0 && echo $NEXUS2 > $TPG2/nexus && ln -s "$dev" $TPG2/lun/lun_0/link0
-}
 side() { # CORE_MODULE PROC_NAME NAME
     local sg1 sg2 sd1 s
     check "$3: one ramdisk in two TPGs" two_tpgs "$1"

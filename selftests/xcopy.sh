@@ -10,8 +10,6 @@
 . "$(dirname "$0")/lib.sh"
 SGIO="$(dirname "$0")/sgio.py"
 W=/tmp/xcopy; rm -rf $W; mkdir -p $W
-NEXUS2=naa.5001405f00000002
-TPG2=$CFG/loopback/$WWN/tpgt_2
 PER_SIDE=13
 OWN=18
 tap_plan $((2 * PER_SIDE + OWN + 2))

@@ -12,7 +12,9 @@ use crate::backend::{Backend, BackendConfig, Geometry, Plugin};
 use crate::cmd::CmdRef;
 use crate::lun::Port;
 use crate::proto::spc::LIO_COMPANY_ID;
+use crate::reservation::Reservations;
 use crate::rt::configfs::strip_nl;
+use crate::session::Session;
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::atomic::{ordering::Relaxed, Atomic};
@@ -144,6 +146,7 @@ pub(crate) enum At {
     HwQueueDepth = 24,
     Caw = 9,
     ThreePc = 10,
+    EmulatePr = 11,
     PiType = 12,
     PiVerify = 15,
     Tpu = 7,
@@ -298,6 +301,9 @@ pub struct Device {
     /// The session holding an SPC-2 reservation (RESERVE), 0 when none: one relaxed load
     /// per command checks it.
     spc2_holder: Atomic<usize>,
+    /// Persistent reservations.
+    #[pin]
+    pub(crate) pr: Reservations,
     /// The ports and LUN numbers exporting the device, for device-wide unit attentions.
     #[pin]
     exports: Mutex<KVec<(Arc<Port>, u64)>>,
@@ -365,6 +371,7 @@ impl Device {
                 backend: SetOnce::new(),
                 bytes: Atomic::new(0),
                 spc2_holder: Atomic::new(0),
+                pr <- Reservations::new(),
                 exports <- kernel::new_mutex!(KVec::new()),
                 caw <- kernel::new_mutex!(CawQueue { busy: false, waiting: KVec::new() }),
             }? Error),
@@ -541,6 +548,22 @@ impl Device {
                 }
             });
         }
+    }
+
+    /// Raises a unit attention on every nexus that reaches the device and that `pick` chooses.
+    pub(crate) fn raise_ua_where(&self, code: (u8, u8), pick: impl Fn(&Session) -> bool) {
+        for (port, lun) in self.exports.lock().iter() {
+            port.for_each_session(|s| {
+                if pick(s) {
+                    s.raise_ua(*lun, code)
+                }
+            });
+        }
+    }
+
+    /// Whether an SPC-2 reservation is held, by anyone.
+    pub(crate) fn spc2_held(&self) -> bool {
+        self.spc2_holder.load(Relaxed) != 0
     }
 
     /// Raises a unit attention on every nexus that reaches the device, through every LUN.

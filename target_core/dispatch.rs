@@ -12,10 +12,12 @@ use crate::lun::Lun;
 use crate::proto::cdb::RwCdb;
 use crate::proto::command::{self, Action, AtomicLimits, Limits, Thin, NO_SENSE};
 use crate::proto::pi::{PiOp, PiType};
+use crate::proto::pr::{self, Access, ProutParams, Refusal, Spc2};
 use crate::proto::sense::Sense;
 use crate::proto::spc::{self, Geometry, Identity};
 use crate::sbc::PiIo;
 use crate::session::Session;
+use kernel::prelude::*;
 
 /// Largest response any emulated command builds.
 const RESPONSE_MAX: usize = spc::VPD_MAX;
@@ -46,6 +48,7 @@ fn limits(d: &Device, io: bool) -> Limits {
         },
         three_pc: !io && d.attr(At::ThreePc) != 0,
         pi_store: !io && d.pi_type().is_some(),
+        reservations: !io && d.attr(At::EmulatePr) != 0,
         // Set by the callers, who know the nexus.
         type2: false,
     }
@@ -297,7 +300,11 @@ fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) ->
         if let Some(ua) = s.ua_check(lun.index, rw_opcode(rw), dev.attr(At::UaIntlck)) {
             return (Next::Done(Err(ua)), 0);
         }
-        if dev.spc2_conflict(s.id()) {
+        let access = match rw.dir {
+            crate::proto::cdb::Dir::Read => Access::Read,
+            crate::proto::cdb::Dir::Write => Access::Write,
+        };
+        if dev.spc2_conflict(s.id()) || dev.pr.conflicts(&s.holder, access) {
             return (Next::Conflict, 0);
         }
     }
@@ -370,6 +377,20 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
     if dev.spc2_conflict(nexus) && !command::passes_reservation(opcode) {
         return Next::Conflict;
     }
+    // While an SPC-2 reservation is held, every PRIN and PROUT conflicts, the holder's too
+    // (SPC-2 5.5.1, as LIO).
+    let pr_command = matches!(
+        opcode,
+        pr::PERSISTENT_RESERVE_IN | pr::PERSISTENT_RESERVE_OUT
+    );
+    if pr_command && dev.spc2_held() {
+        return Next::Conflict;
+    }
+    if let Some(s) = cmd.session() {
+        if dev.pr.conflicts(&s.holder, pr::access(cmd.cdb())) {
+            return Next::Conflict;
+        }
+    }
     let bs = u64::from(limits.block_size);
     match action {
         // A well-formed READ or WRITE never comes here (`decide` takes it).
@@ -393,12 +414,34 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             Next::Done(mode_select(cmd, dev, nexus, ten, len))
         }
         Action::ModeSelect { .. } => Next::FetchAndRetry,
-        Action::Reserve if dev.spc2_reserve(nexus) => Next::Done(Ok(0)),
-        Action::Reserve => Next::Conflict,
-        Action::Release => {
-            dev.spc2_release(nexus);
-            Next::Done(Ok(0))
+        Action::Reserve | Action::Release => {
+            // Beside persistent reservations, SPC-4 5.13.3's exceptions come first.
+            match cmd
+                .session()
+                .map_or(Spc2::Proceed, |s| dev.pr.spc2(&s.holder))
+            {
+                Spc2::Good => Next::Done(Ok(0)),
+                Spc2::Conflict => Next::Conflict,
+                Spc2::Proceed if matches!(action, Action::Release) => {
+                    dev.spc2_release(nexus);
+                    Next::Done(Ok(0))
+                }
+                Spc2::Proceed if dev.spc2_reserve(nexus) => Next::Done(Ok(0)),
+                Spc2::Proceed => Next::Conflict,
+            }
         }
+        Action::PersistentReserveIn { sa, alloc } => {
+            Next::Done(persistent_reserve_in(cmd, dev, sa, alloc))
+        }
+        Action::PersistentReserveOut { len, .. } if len as usize != pr::PROUT_PARAM_LEN => {
+            Next::Done(Err(Sense::param_list_length()))
+        }
+        Action::PersistentReserveOut { sa, scope_type, .. }
+            if cmd.data().data_ready || cmd.data().dir != DataDir::ToDevice =>
+        {
+            persistent_reserve_out(cmd, dev, sa, scope_type)
+        }
+        Action::PersistentReserveOut { .. } => Next::FetchAndRetry,
         Action::WriteSame { .. } | Action::Unmap { .. }
             if dev.backend().is_some_and(|b| b.read_only()) =>
         {
@@ -566,6 +609,38 @@ fn check_unmap(sgl: &crate::rt::io::Sgl, len: u32, dev: &Limits) -> Result<u32, 
         command::unmap_descriptor(&d, i, dev)?;
     }
     Ok(count)
+}
+
+/// PERSISTENT RESERVE IN: the response, truncated to the allocation length, straight into
+/// the data buffer (READ KEYS and READ FULL STATUS grow with the registrations).
+fn persistent_reserve_in(cmd: &mut CmdRef, dev: &Device, sa: u8, alloc: u32) -> Result<u32, Sense> {
+    let data_len = cmd.sgl().len();
+    let want = alloc.min(data_len) as usize;
+    let mut buf =
+        KVec::from_elem(0u8, want, GFP_KERNEL).map_err(|_| Sense::internal_target_failure())?;
+    let full = dev.pr.prin(sa, &mut buf);
+    let n = full.min(want);
+    cmd.sgl().copy_to(0, &buf[..n]);
+    Ok(data_len - n as u32)
+}
+
+/// PERSISTENT RESERVE OUT, its 24-byte parameter list in the data buffer.
+fn persistent_reserve_out(cmd: &mut CmdRef, dev: &Device, sa: u8, scope_type: u8) -> Next {
+    let Some(s) = cmd.session() else {
+        return Next::Done(Err(Sense::internal_target_failure()));
+    };
+    let mut list = [0u8; pr::PROUT_PARAM_LEN];
+    cmd.sgl().copy_from(0, &mut list);
+    let params = match ProutParams::decode(&list) {
+        Ok(p) => p,
+        Err(e) => return Next::Done(Err(e)),
+    };
+    match dev.pr.prout(dev, &s.holder, sa, scope_type, &params) {
+        Ok(()) => Next::Done(Ok(0)),
+        Err(Refusal::Conflict) => Next::Conflict,
+        Err(Refusal::Check(e)) => Next::Done(Err(e)),
+        Err(Refusal::NoRoom) => Next::Done(Err(pr::insufficient_registration_resources())),
+    }
 }
 
 /// Builds an emulated response on the stack and copies it out.

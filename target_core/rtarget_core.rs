@@ -18,6 +18,8 @@ pub mod proto {
     pub mod command;
     #[path = "../proto/src/pi.rs"]
     pub mod pi;
+    #[path = "../proto/src/pr.rs"]
+    pub mod pr;
     #[path = "../proto/src/sense.rs"]
     pub mod sense;
     #[path = "../proto/src/spc.rs"]
@@ -35,6 +37,7 @@ pub mod device;
 mod dispatch;
 pub mod fabric;
 pub mod lun;
+pub(crate) mod reservation;
 pub(crate) mod sbc;
 pub mod session;
 pub mod tmf;

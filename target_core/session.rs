@@ -3,11 +3,13 @@
 //! Sessions: one I_T nexus each (LIO's `se_session`). A fabric creates one when an initiator
 //! port logs in (the loopback fabric, when `nexus` is written) and closes it when the
 //! initiator goes away. A session names the initiator port, counts its commands in flight
-//! (each holds a per-CPU [`LiveRef`] of it) and queues its unit attentions. Node ACLs, mapped LUNs and reservations hang off it next.
+//! (each holds a per-CPU [`LiveRef`] of it) and queues its unit attentions; its [`Holder`] is
+//! who it is to persistent reservations. Node ACLs and mapped LUNs hang off it next.
 
 use crate::lun::Port;
 use crate::proto::pi::PiType;
 use crate::proto::sense::Sense;
+use crate::reservation::Holder;
 use crate::rt::live_ref::{HasLiveRefs, LiveRefs};
 use crate::ua::{self, UaAction, UaQueue};
 use kernel::prelude::*;
@@ -45,6 +47,8 @@ pub struct Session {
     pub initiator: CString,
     /// The target port it logged in to.
     pub port: Arc<Port>,
+    /// The nexus as persistent reservations know it (they outlive the session).
+    pub(crate) holder: Arc<Holder>,
     /// What its fabric does with T10 protection information.
     pub pi: SessionPi,
     /// One per command between submission and release.
@@ -64,10 +68,20 @@ impl Session {
     /// Creates the nexus of `initiator` to `port` and registers it with the port. Every LUN the
     /// port exports gets a POWER ON, RESET, OR BUS DEVICE RESET OCCURRED unit attention.
     pub fn new(port: &Arc<Port>, initiator: &CStr, pi: SessionPi) -> Result<Arc<Session>> {
+        let holder = Arc::new(
+            Holder {
+                initiator: initiator.to_cstring()?,
+                port_wwn: port.wwn.to_cstring()?,
+                tpgt: port.tpgt,
+                proto: port.proto,
+            },
+            GFP_KERNEL,
+        )?;
         let s = Arc::pin_init(
             try_pin_init!(Session {
                 initiator: initiator.to_cstring()?,
                 port: port.clone(),
+                holder,
                 pi,
                 cmds <- LiveRefs::new(),
                 copy_status: Atomic::new(0),

@@ -275,6 +275,22 @@ pub enum Action {
         /// Allocation length.
         alloc: u32,
     },
+    /// PERSISTENT RESERVE IN of service action `sa`.
+    PersistentReserveIn {
+        /// SERVICE ACTION (`pr::prin`).
+        sa: u8,
+        /// Allocation length.
+        alloc: u32,
+    },
+    /// PERSISTENT RESERVE OUT of service action `sa` with a parameter list of `len` bytes.
+    PersistentReserveOut {
+        /// SERVICE ACTION (`pr::prout`).
+        sa: u8,
+        /// SCOPE and TYPE (CDB byte 2).
+        scope_type: u8,
+        /// Parameter list length.
+        len: u32,
+    },
     /// SPC-2 RESERVE(6/10) of the whole logical unit for the issuing nexus.
     Reserve,
     /// SPC-2 RELEASE(6/10).
@@ -324,6 +340,9 @@ pub struct Limits {
     /// The device stores protection information: EXTENDED COPY, which does not keep the
     /// tuples, is not offered. (The other commands that change data keep them.)
     pub pi_store: bool,
+    /// Reservations are emulated (`emulate_pr`): PERSISTENT RESERVE IN / OUT, RESERVE and
+    /// RELEASE are commands of the device.
+    pub reservations: bool,
     /// The nexus sees type 2 protection (the device has it and the nexus carries tuples):
     /// READ(32) and WRITE(32) are its commands, and the shorter READ and WRITE take no
     /// protection field (SBC-4 4.22.2.4).
@@ -417,6 +436,8 @@ pub enum Needs {
     ThreePc,
     /// Type 2 protection (READ(32), WRITE(32)).
     Type2,
+    /// `emulate_pr` (PERSISTENT RESERVE IN / OUT, RESERVE, RELEASE).
+    Reservations,
 }
 
 impl Needs {
@@ -429,6 +450,7 @@ impl Needs {
             Needs::Atomic => dev.atomic.max_len != 0,
             Needs::ThreePc => dev.three_pc && !dev.pi_store,
             Needs::Type2 => dev.type2,
+            Needs::Reservations => dev.reservations,
         }
     }
 }
@@ -456,6 +478,7 @@ use super::cdb::{
     READ_10, READ_12, READ_16, READ_32, READ_6, VARIABLE_LENGTH, WRITE_10, WRITE_12, WRITE_16,
     WRITE_32, WRITE_6,
 };
+use super::pr::{prin, prout, PERSISTENT_RESERVE_IN as PR_IN, PERSISTENT_RESERVE_OUT as PR_OUT};
 
 /// CDB usage data of READ(32) and WRITE(32) (DPO, FUA, the LBA, the expected tags, the length).
 macro_rules! usage32 {
@@ -506,8 +529,8 @@ pub static COMMANDS: &[OpInfo] = &[
     info(READ_6, None, &[READ_6, 0x1f, 0xff, 0xff, 0xff, 0x07], read_write),
     info(WRITE_6, None, &[WRITE_6, 0x1f, 0xff, 0xff, 0xff, 0x07], read_write),
     info(op::MODE_SELECT_6, None, &[0x15, 0x11, 0, 0, 0xff, 0x07], mode_select),
-    info(op::RESERVE_6, None, &[0x16, 0, 0, 0, 0, 0x07], reserve_release),
-    info(op::RELEASE_6, None, &[0x17, 0, 0, 0, 0, 0x07], reserve_release),
+    only_with(Needs::Reservations, info(op::RESERVE_6, None, &[0x16, 0, 0, 0, 0, 0x07], reserve_release)),
+    only_with(Needs::Reservations, info(op::RELEASE_6, None, &[0x17, 0, 0, 0, 0, 0x07], reserve_release)),
     info(op::INQUIRY, None, &[0x12, 0x01, 0xff, 0xff, 0xff, 0x07], inquiry),
     info(op::MODE_SENSE_6, None, &[0x1a, 0x08, 0xff, 0xff, 0xff, 0x07], mode_sense),
     info(op::START_STOP_UNIT, None, &[0x1b, 0x01, 0x00, 0x0f, 0xf7, 0x07], start_stop),
@@ -523,8 +546,19 @@ pub static COMMANDS: &[OpInfo] = &[
     info(op::SYNCHRONIZE_CACHE_10, None, &[0x35, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], sync_cache),
     info(op::READ_DEFECT_DATA_10, None, &[0x37, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0x07], read_defect_data),
     info(op::MODE_SELECT_10, None, &[0x55, 0x11, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], mode_select),
-    info(op::RESERVE_10, None, &[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0x07], reserve_release),
-    info(op::RELEASE_10, None, &[0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0x07], reserve_release),
+    only_with(Needs::Reservations, info(op::RESERVE_10, None, &[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0x07], reserve_release)),
+    only_with(Needs::Reservations, info(op::RELEASE_10, None, &[0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0x07], reserve_release)),
+    only_with(Needs::Reservations, info(PR_IN, Some(prin::READ_KEYS as u16), &[PR_IN, prin::READ_KEYS, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], persistent_reserve_in)),
+    only_with(Needs::Reservations, info(PR_IN, Some(prin::READ_RESERVATION as u16), &[PR_IN, prin::READ_RESERVATION, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], persistent_reserve_in)),
+    only_with(Needs::Reservations, info(PR_IN, Some(prin::REPORT_CAPABILITIES as u16), &[PR_IN, prin::REPORT_CAPABILITIES, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], persistent_reserve_in)),
+    only_with(Needs::Reservations, info(PR_IN, Some(prin::READ_FULL_STATUS as u16), &[PR_IN, prin::READ_FULL_STATUS, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], persistent_reserve_in)),
+    only_with(Needs::Reservations, info(PR_OUT, Some(prout::REGISTER as u16), &[PR_OUT, prout::REGISTER, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x07], persistent_reserve_out)),
+    only_with(Needs::Reservations, info(PR_OUT, Some(prout::RESERVE as u16), &[PR_OUT, prout::RESERVE, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x07], persistent_reserve_out)),
+    only_with(Needs::Reservations, info(PR_OUT, Some(prout::RELEASE as u16), &[PR_OUT, prout::RELEASE, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x07], persistent_reserve_out)),
+    only_with(Needs::Reservations, info(PR_OUT, Some(prout::CLEAR as u16), &[PR_OUT, prout::CLEAR, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x07], persistent_reserve_out)),
+    only_with(Needs::Reservations, info(PR_OUT, Some(prout::PREEMPT as u16), &[PR_OUT, prout::PREEMPT, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x07], persistent_reserve_out)),
+    only_with(Needs::Reservations, info(PR_OUT, Some(prout::PREEMPT_AND_ABORT as u16), &[PR_OUT, prout::PREEMPT_AND_ABORT, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x07], persistent_reserve_out)),
+    only_with(Needs::Reservations, info(PR_OUT, Some(prout::REGISTER_AND_IGNORE as u16), &[PR_OUT, prout::REGISTER_AND_IGNORE, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x07], persistent_reserve_out)),
     info(op::MODE_SENSE_10, None, &[0x5a, 0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, 0x07], mode_sense),
     info(READ_16, None, &[READ_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], read_write),
     info(WRITE_16, None, &[WRITE_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x07], read_write),
@@ -757,6 +791,33 @@ fn reserve_release(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
     Ok(match cdb[0] {
         op::RESERVE_6 | op::RESERVE_10 => Action::Reserve,
         _ => Action::Release,
+    })
+}
+
+/// PERSISTENT RESERVE IN (SPC-4 6.15): the service action's response is built from the
+/// device's state.
+fn persistent_reserve_in(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
+    Ok(Action::PersistentReserveIn {
+        sa: cdb[1] & 0x1f,
+        alloc: be16(&cdb[7..9]),
+    })
+}
+
+/// PERSISTENT RESERVE OUT (SPC-4 6.16): the parameter list is checked once it has arrived;
+/// one shorter than 24 bytes is PARAMETER LIST LENGTH ERROR (as LIO; the state machine
+/// wants exactly 24).
+fn persistent_reserve_out(cdb: &[u8], _: &Limits, data_len: u32) -> Result<Action, Sense> {
+    let len = be32(&cdb[5..9]);
+    if (len as usize) < super::pr::PROUT_PARAM_LEN {
+        return Err(Sense::param_list_length());
+    }
+    if data_len < len {
+        return Err(Sense::param_list_length());
+    }
+    Ok(Action::PersistentReserveOut {
+        sa: cdb[1] & 0x1f,
+        scope_type: cdb[2],
+        len,
     })
 }
 
@@ -1238,6 +1299,7 @@ mod tests {
             max_write_same: 0xffff,
         },
         caw: true,
+        reservations: true,
         atomic: AtomicLimits {
             max_len: 16,
             alignment: 2,

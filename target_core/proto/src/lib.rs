@@ -5,6 +5,7 @@
 pub mod cdb;
 pub mod command;
 pub mod pi;
+pub mod pr;
 pub mod sense;
 pub mod spc;
 pub mod xcopy;
