@@ -6,10 +6,13 @@
 use super::{plain, show_fmt, show_u32, Fixed, Tree, TARGET_CORE_VERSION};
 use crate::backend::{Applied, Plugin};
 use crate::device::{parse_u32, At, Device, Field, ATTRIBS};
+use crate::proto::pr::ResType;
+use crate::reservation::Reg;
 use crate::rt::configfs::{emit, emit_line as show_line, strip_nl, Dir, NewNode};
 use core::any::Any;
 use core::fmt::Write;
 use kernel::prelude::*;
+use kernel::str::Formatter;
 use kernel::sync::atomic::{ordering::Relaxed, Atomic};
 use kernel::sync::Arc;
 
@@ -100,7 +103,11 @@ impl Dir for Hba {
                 &k.attrib,
                 Arc::new(AttribDir { dev: dev.clone() }, GFP_KERNEL)?,
             )?
-            .with_default(c"pr", &k.pr, Arc::new(Fixed(PR_FILES), GFP_KERNEL)?)?
+            .with_default(
+                c"pr",
+                &k.pr,
+                Arc::new(PrDir { dev: dev.clone() }, GFP_KERNEL)?,
+            )?
             .with_default(c"wwn", &k.wwn, Arc::new(WwnDir { dev }, GFP_KERNEL)?)?;
         node.add_default(alua);
         node.add_default(stats);
@@ -262,22 +269,104 @@ impl Dir for AttribDir {
     }
 }
 
-/// `<dev>/pr` while persistent reservations are not implemented: LIO's answers with no
-/// registrations. APTPL metadata is refused.
-static PR_FILES: &[(&str, &str)] = &[
-    ("res_holder", "No SPC-3 Reservation holder\n"),
-    ("res_pr_all_tgt_pts", "No SPC-3 Reservation holder\n"),
-    ("res_pr_generation", "0x00000000\n"),
-    ("res_pr_holder_tg_port", "No SPC-3 Reservation holder\n"),
-    ("res_pr_registered_i_pts", "SPC-3 PR Registrations:\nNone\n"),
-    ("res_pr_type", "No SPC-3 Reservation holder\n"),
-    ("res_type", "SPC3_PERSISTENT_RESERVATIONS\n"),
-    ("res_aptpl_active", "APTPL Bit Status: Disabled\n"),
-    (
-        "res_aptpl_metadata",
-        "Ready to process PR APTPL metadata..\n",
-    ),
-];
+/// `<dev>/pr`: the device's reservations, in LIO's words. APTPL metadata is refused.
+struct PrDir {
+    dev: Arc<Device>,
+}
+
+const NO_HOLDER: &str = "No SPC-3 Reservation holder\n";
+
+impl Dir for PrDir {
+    fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        let dev = &self.dev;
+        let on = dev.attr(At::EmulatePr) != 0;
+        let mut f = Formatter::new(page);
+        match attr {
+            b"res_type" if !on => f.write_str("SPC_RESERVATIONS_DISABLED\n"),
+            b"res_holder" if !on => f.write_str("SPC_RESERVATIONS_DISABLED\n"),
+            b"res_aptpl_active" | b"res_aptpl_metadata" if !on => Ok(()),
+            b"res_type" if dev.spc2_held() => f.write_str("SPC2_RESERVATIONS\n"),
+            b"res_type" => f.write_str("SPC3_PERSISTENT_RESERVATIONS\n"),
+            b"res_holder" if dev.spc2_held() => match dev.spc2_session() {
+                Some(s) => writeln!(
+                    f,
+                    "SPC-2 Reservation: {} Initiator: {}",
+                    s.port.fabric.to_str().unwrap_or("?"),
+                    s.initiator.to_str().unwrap_or("?")
+                ),
+                None => f.write_str("No SPC-2 Reservation holder\n"),
+            },
+            b"res_aptpl_active" => f.write_str("APTPL Bit Status: Disabled\n"),
+            b"res_aptpl_metadata" => f.write_str("Ready to process PR APTPL metadata..\n"),
+            _ => dev.pr.with_state(|st| {
+                let holder = st.reservation.and_then(|_| {
+                    st.regs.iter().find(|r| r.holder).or(st.regs.first())
+                });
+                fn name(r: &Reg) -> (&str, &str) {
+                    (
+                        r.nexus.fabric.to_str().unwrap_or("?"),
+                        r.nexus.initiator.to_str().unwrap_or("?"),
+                    )
+                }
+                match (attr, holder) {
+                    (b"res_pr_generation", _) => writeln!(f, "0x{:08x}", st.generation),
+                    (b"res_pr_registered_i_pts", _) => {
+                        f.write_str("SPC-3 PR Registrations:\n")?;
+                        for r in st.regs.iter() {
+                            let (fabric, node) = name(r);
+                            writeln!(f, "{fabric} Node: {node} Key: 0x{:016x} PRgen: 0x{:08x}", r.key, r.generation)?;
+                        }
+                        if st.regs.is_empty() {
+                            f.write_str("None\n")?;
+                        }
+                        Ok(())
+                    }
+                    (_, None) => f.write_str(NO_HOLDER),
+                    (b"res_holder", Some(r)) => {
+                        let (fabric, node) = name(r);
+                        writeln!(f, "SPC-3 Reservation: {fabric} Initiator: {node}")
+                    }
+                    (b"res_pr_all_tgt_pts", Some(r)) => writeln!(
+                        f,
+                        "SPC-3 Reservation: {} Target Port registration",
+                        if r.all_tg_pt { "All" } else { "Single" }
+                    ),
+                    (b"res_pr_type", Some(_)) => writeln!(
+                        f,
+                        "SPC-3 Reservation Type: {}",
+                        st.reservation.map_or("", type_name)
+                    ),
+                    (b"res_pr_holder_tg_port", Some(r)) => {
+                        let fabric = r.nexus.fabric.to_str().unwrap_or("?");
+                        let wwn = r.nexus.port_wwn.to_str().unwrap_or("?");
+                        let tpgt = r.nexus.tpgt;
+                        let lun = dev.lun_on(wwn.as_bytes(), tpgt).unwrap_or(0);
+                        writeln!(f, "SPC-3 Reservation: {fabric} Target Node Endpoint: {wwn}")?;
+                        writeln!(f, "SPC-3 Reservation: Relative Port Identifier Tag: 0 {fabric} Portal Group Tag: {tpgt} {fabric} Logical Unit: {lun}")
+                    }
+                    _ => Err(core::fmt::Error),
+                }
+            }),
+        }
+        .map_err(|_| EINVAL)?;
+        Ok(f.bytes_written())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// How LIO names a reservation type.
+fn type_name(t: ResType) -> &'static str {
+    match t {
+        ResType::WriteExclusive => "Write Exclusive Access",
+        ResType::ExclusiveAccess => "Exclusive Access",
+        ResType::WriteExclusiveRegistrants => "Write Exclusive Access, Registrants Only",
+        ResType::ExclusiveAccessRegistrants => "Exclusive Access, Registrants Only",
+        ResType::WriteExclusiveAll => "Write Exclusive Access, All Registrants",
+        ResType::ExclusiveAccessAll => "Exclusive Access, All Registrants",
+    }
+}
 
 /// `<dev>/wwn`.
 struct WwnDir {

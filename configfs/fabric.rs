@@ -87,6 +87,7 @@ impl Dir for FabricDir {
         let dir = WwnDir {
             tree: self.tree.clone(),
             kinds: self.kinds.clone(),
+            fabric: self.fabric.name(),
             wwn,
         };
         NewNode::new(name, &k.empty, Arc::new(dir, GFP_KERNEL)?)?
@@ -121,6 +122,7 @@ static WWN_PARAM: &[(&str, &str)] = &[
 struct WwnDir {
     tree: Arc<Tree>,
     kinds: Arc<FabricKinds>,
+    fabric: &'static CStr,
     wwn: Arc<dyn FabricWwn>,
 }
 
@@ -132,7 +134,7 @@ impl Dir for WwnDir {
             .and_then(|s| s.strip_prefix("tpgt_"))
             .ok_or(EINVAL)?;
         let tag: u16 = tag.parse().map_err(|_| EINVAL)?;
-        let port = Port::new(self.wwn.proto(), self.wwn.port_name(), tag)?;
+        let port = Port::new(self.fabric, self.wwn.proto(), self.wwn.port_name(), tag)?;
         let tpg = self.wwn.make_tpg(tag, port.clone())?;
         self.tpg_node(name, tag, port, tpg.clone())
             .inspect_err(|_| self.wwn.drop_tpg(tag))

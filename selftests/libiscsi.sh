@@ -66,7 +66,10 @@ stack() {
     local core=$1 proc=$2 side=$3 i=0 b plugin control attrs dev a sg1 sg2 rc=0
     shift 3
     rm -f $BK/conf.img
-    modprobe "$core" || return 1
+    # C LIO writes its APTPL file under dbroot/pr on every REGISTER and fails the PROUT if it
+    # cannot: both stacks get a scratch dbroot.
+    mkdir -p $OUT/db/pr
+    modprobe "$core" && echo $OUT/db > $CFG/dbroot || return 1
     for b in "$@"; do
         IFS='|' read -r _ plugin control attrs <<< "$(grep "^$b|" <<< "$BACKENDS")"
         dev=$(setup_dev "$plugin" conf "$control") || return 1

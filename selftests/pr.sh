@@ -6,7 +6,7 @@
 # READ and WRITE, PREEMPT and its unit attention, READ FULL STATUS, the holder unregistering,
 # CLEAR, SPC-2 RESERVE beside registrations, emulate_pr); then bad input on rtarget.
 . "$(dirname "$0")/lib.sh"
-STEPS=36
+STEPS=37
 BAD=6
 tap_plan $((2 * STEPS + BAD + 1))
 unload_all; dmesg_mark
@@ -69,6 +69,7 @@ side() { # CORE_MODULE PROC_NAME NAME
     expect "$n: RESERVE Write Exclusive from nexus 1" good $sg1 $(prout 1 1 0xa 0)
     expect_data "$n: READ RESERVATION: key a, type 1" \
         "0000000200000010$(hex16 0xa)0000000000010000" $sg2 $(prin 1 64)
+    pr_files "$1" "$n"
     expect "$n: WE: WRITE from registered nexus 2: CONFLICT" conflict $sg2 $WRITE10
     expect "$n: WE: READ from nexus 2" good $sg2 $READ10
     expect "$n: WE: WRITE from the holder" good $sg1 $WRITE10
@@ -107,6 +108,22 @@ side() { # CORE_MODULE PROC_NAME NAME
     expect "$n: emulate_pr 0: PRIN is INVALID COMMAND OPERATION CODE" check:5/20/00 $sg1 $(prin 0 64)
     [ "$1" = rtarget_core ] && bad_input "$sg1"
     unload_all
+}
+# pr_files CORE_MODULE NAME: the device's pr/ files while nexus 1 holds Write Exclusive, with
+# keys a and b: rtarget's must say so, LIO's must say the same.
+PRF="res_holder res_pr_all_tgt_pts res_pr_generation res_pr_registered_i_pts res_pr_type res_type res_aptpl_active"
+pr_files() {
+    local f d=$CFG/core/rd_mcp_1/r0/pr
+    for f in $PRF; do echo "$f: $(cat $d/$f)"; done > /tmp/pr_files.$1
+    if [ "$1" = rtarget_core ]; then
+        check "$2: pr/ names the holder, its type, both registrations and the generation" bash -c "
+            grep -qx 'res_holder: SPC-3 Reservation: loopback Initiator: $NEXUS' /tmp/pr_files.$1 &&
+            grep -qx 'res_pr_type: SPC-3 Reservation Type: Write Exclusive Access' /tmp/pr_files.$1 &&
+            grep -qx 'res_pr_generation: 0x00000002' /tmp/pr_files.$1 &&
+            grep -qx 'loopback Node: $NEXUS2 Key: 0x000000000000000b PRgen: 0x00000001' /tmp/pr_files.$1"
+    else
+        check "$2: pr/ reads as rtarget's" diff /tmp/pr_files.rtarget_core /tmp/pr_files.$1
+    fi
 }
 bad_input() { # SG
     echo 1 > $CFG/core/rd_mcp_1/r0/attrib/emulate_pr

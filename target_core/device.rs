@@ -539,26 +539,46 @@ impl Device {
         self.attrib[At::WriteCache as usize].store(u32::from(on), Relaxed);
     }
 
+    /// Calls `f` with every nexus that reaches the device and the LUN it reaches it through.
+    pub(crate) fn for_each_nexus(&self, mut f: impl FnMut(&Arc<Session>, u64)) {
+        for (port, lun) in self.exports.lock().iter() {
+            port.for_each_session(|s| f(s, *lun));
+        }
+    }
+
     /// Raises a unit attention on every nexus that reaches the device but session `except`.
     pub(crate) fn raise_ua_except(&self, code: (u8, u8), except: usize) {
-        for (port, lun) in self.exports.lock().iter() {
-            port.for_each_session(|s| {
-                if s.id() != except {
-                    s.raise_ua(*lun, code)
-                }
-            });
-        }
+        self.raise_ua_where(code, |s| s.id() != except);
     }
 
     /// Raises a unit attention on every nexus that reaches the device and that `pick` chooses.
     pub(crate) fn raise_ua_where(&self, code: (u8, u8), pick: impl Fn(&Session) -> bool) {
-        for (port, lun) in self.exports.lock().iter() {
-            port.for_each_session(|s| {
-                if pick(s) {
-                    s.raise_ua(*lun, code)
-                }
-            });
-        }
+        self.for_each_nexus(|s, lun| {
+            if pick(s) {
+                s.raise_ua(lun, code)
+            }
+        });
+    }
+
+    /// The session holding the SPC-2 reservation, if it is still logged in.
+    pub(crate) fn spc2_session(&self) -> Option<Arc<Session>> {
+        let holder = self.spc2_holder.load(Relaxed);
+        let mut found = None;
+        self.for_each_nexus(|s, _| {
+            if holder != 0 && s.id() == holder {
+                found = Some(s.clone());
+            }
+        });
+        found
+    }
+
+    /// The LUN through which the port `wwn` / `tpgt` exports the device.
+    pub(crate) fn lun_on(&self, wwn: &[u8], tpgt: u16) -> Option<u64> {
+        self.exports
+            .lock()
+            .iter()
+            .find(|(p, _)| p.wwn.to_bytes() == wwn && p.tpgt == tpgt)
+            .map(|(_, l)| *l)
     }
 
     /// Whether an SPC-2 reservation is held, by anyone.
@@ -568,9 +588,7 @@ impl Device {
 
     /// Raises a unit attention on every nexus that reaches the device, through every LUN.
     pub(crate) fn raise_ua(&self, code: (u8, u8)) {
-        for (port, lun) in self.exports.lock().iter() {
-            port.for_each_session(|s| s.raise_ua(*lun, code));
-        }
+        self.raise_ua_where(code, |_| true);
     }
 
     /// A new capacity of `bytes` for an enabled device: the backend makes room, then every

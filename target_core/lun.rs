@@ -15,6 +15,8 @@ use kernel::sync::{Arc, SpinLock};
 /// A target port: a fabric's TPG as the core sees it.
 #[pin_data]
 pub struct Port {
+    /// The fabric's name (`loopback`, ...).
+    pub fabric: &'static CStr,
     /// Transport protocol.
     pub proto: Proto,
     /// The fabric WWN (target port name).
@@ -29,9 +31,10 @@ pub struct Port {
 
 impl Port {
     /// A port with no LUNs and no sessions.
-    pub fn new(proto: Proto, wwn: &CStr, tpgt: u16) -> Result<Arc<Port>> {
+    pub fn new(fabric: &'static CStr, proto: Proto, wwn: &CStr, tpgt: u16) -> Result<Arc<Port>> {
         Arc::pin_init(
             try_pin_init!(Port {
+                fabric,
                 proto,
                 wwn: wwn.to_cstring()?,
                 tpgt,

@@ -24,6 +24,8 @@ use kernel::sync::{Arc, SpinLock};
 pub struct Holder {
     /// The initiator port's name.
     pub initiator: CString,
+    /// The fabric's name.
+    pub fabric: &'static CStr,
     /// The target port's name.
     pub port_wwn: CString,
     /// Portal group tag.
@@ -64,8 +66,10 @@ impl<N> Regs<N> for KVec<Registration<N>> {
     }
 }
 
-type Reg = Registration<Arc<Holder>>;
-type Table = PrState<Arc<Holder>, KVec<Reg>>;
+/// A registration of a device.
+pub(crate) type Reg = Registration<Arc<Holder>>;
+/// A device's reservation state.
+pub(crate) type Table = PrState<Arc<Holder>, KVec<Reg>>;
 
 /// A device's persistent reservations.
 #[pin_data]
@@ -92,6 +96,11 @@ impl Reservations {
             return false;
         }
         self.state.lock().conflicts(who, access)
+    }
+
+    /// Runs `f` on the state, under its lock (configfs' `pr/` files).
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&Table) -> R) -> R {
+        f(&self.state.lock())
     }
 
     /// What an SPC-2 RESERVE or RELEASE from `who` does beside the registrations.

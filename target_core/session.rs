@@ -71,6 +71,7 @@ impl Session {
         let holder = Arc::new(
             Holder {
                 initiator: initiator.to_cstring()?,
+                fabric: port.fabric,
                 port_wwn: port.wwn.to_cstring()?,
                 tpgt: port.tpgt,
                 proto: port.proto,

@@ -127,6 +127,8 @@ pub struct Registration<N> {
     pub all_tg_pt: bool,
     /// It holds the reservation (types other than all-registrants).
     pub holder: bool,
+    /// PRGENERATION when it was made (LIO's configfs shows it).
+    pub generation: u32,
 }
 
 impl<N: Nexus> Registration<N> {
@@ -445,6 +447,7 @@ impl<N: Nexus, L: Regs<N>> PrState<N, L> {
                             key: p.sa_key,
                             all_tg_pt: p.all_tg_pt,
                             holder: false,
+                            generation: self.generation,
                         };
                         self.regs.add(r).map_err(|_| Refusal::NoRoom)?;
                         self.generation = self.generation.wrapping_add(1);
