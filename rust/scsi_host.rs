@@ -575,6 +575,16 @@ impl<T: HostOps> Host<T> {
         &self.ops
     }
 
+    /// Calls `f` with the command slot of every command the midlayer has started on the host
+    /// (process context).
+    pub fn for_each_cmd(&self, f: &mut dyn FnMut(&Cmd)) {
+        HostRef {
+            shost: self.shost,
+            _p: PhantomData,
+        }
+        .for_each_cmd(f)
+    }
+
     /// The host number (`hostN` in sysfs).
     pub fn host_no(&self) -> u32 {
         // SAFETY: the host is live.

@@ -62,11 +62,11 @@ link_dev() {
     ln -s "$1" "$TPG/lun/lun_$lun/link$lun"
 }
 
-# two_tpgs CORE_MODULE: one ramdisk exported as LUN 0 of both test TPGs: two nexuses
-# ($NEXUS, $NEXUS2) to one device.
+# two_tpgs CORE_MODULE [PLUGIN NAME CONTROL]: one device (default: a ramdisk, r0) exported as
+# LUN 0 of both test TPGs: two nexuses ($NEXUS, $NEXUS2) to it.
 two_tpgs() {
     local dev
-    modprobe "$1" && dev=$(setup_dev rd_mcp r0 rd_pages=1024) && link_dev "$dev" &&
+    modprobe "$1" && dev=$(setup_dev "${2:-rd_mcp}" "${3:-r0}" "${4:-rd_pages=1024}") && link_dev "$dev" &&
         mkdir -p "$TPG2/lun/lun_0" && echo $NEXUS2 > "$TPG2/nexus" && ln -s "$dev" "$TPG2/lun/lun_0/link0"
 }
 

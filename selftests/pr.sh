@@ -8,15 +8,18 @@
 . "$(dirname "$0")/lib.sh"
 STEPS=37
 BAD=6
-tap_plan $((2 * STEPS + BAD + 1))
+ABORT=6
+tap_plan $((2 * STEPS + ABORT + BAD + 1))
 unload_all; dmesg_mark
 
 SGIO="$(dirname "$0")/sgio.py"
-# res SG CDB [ARGS]: good, conflict, check:K/ASC/ASCQ (hex), or other.
+# res SG CDB [ARGS]: good, conflict, check:K/ASC/ASCQ (hex), host:XX (the initiator's host
+# byte, e.g. 08 after a reset), or other.
 res() {
     local out s
     out=$(python3 "$SGIO" "$@" 2>&1)
     case "$out" in
+        status=??\ host=0[1-9a-f]*) s=${out#*host=}; echo "host:${s:0:2}" ;;
         status=18*) echo conflict ;;
         status=00*) echo good ;;
         status=02*) s=${out#*sense=}; echo "check:${s:5:1}/${s:24:2}/${s:26:2}" ;;
@@ -135,7 +138,39 @@ bad_input() { # SG
     res $1 $(prout 0 0 0 0xa) >/dev/null
     expect "rtarget: RESERVE with element scope: INVALID FIELD IN CDB" check:5/24/00 $1 $(prout 1 0x21 0xa 0)
 }
+# preempt_abort CORE_MODULE PROC_NAME NAME: a WRITE of nexus 1 in flight on a null_blk that
+# takes 3 s per I/O when nexus 2 preempts its key: PREEMPT lets it finish GOOD; PREEMPT AND
+# ABORT aborts it (the initiator sees a reset, or its retry meets the reservation).
+SLOW=/sys/kernel/config/nullb/rtslow
+preempt_abort() {
+    local sg1 sg2 s n=$3 w=/tmp/pr_write.$1
+    check "$n: iblock on a slow null_blk in two TPGs" bash -c "modprobe null_blk nr_devices=0 &&
+        mkdir -p $SLOW && echo 2 > $SLOW/irqmode && echo 3000000000 > $SLOW/completion_nsec &&
+        echo 1 > $SLOW/power && udevadm settle && [ -b /dev/rtslow ]" &&
+        check "$n: exported" two_tpgs "$1" iblock slow udev_path=/dev/rtslow
+    sg1=$(lun_dev "$2" scsi_generic 0 1); sg2=$(lun_dev "$2" scsi_generic 0 2)
+    for s in $sg1 $sg2; do res $s $TUR >/dev/null; res $s $TUR >/dev/null; done
+    res $sg1 $(prout 0 0 0 0xa) >/dev/null; res $sg2 $(prout 0 0 0 0xb) >/dev/null
+    res $sg1 $(prout 1 1 0xa 0) >/dev/null
+    res $sg1 $WRITE10 > $w & sleep 1
+    expect "$n: PREEMPT while nexus 1 writes" good $sg2 $(prout 4 1 0xb 0xa)
+    wait
+    check "$n: PREEMPT: the WRITE in flight completes GOOD" grep -qx good $w
+    res $sg1 $TUR >/dev/null
+    res $sg2 $(prout 2 1 0xb 0) >/dev/null; res $sg1 $(prout 0 0 0 0xc) >/dev/null
+    res $sg1 $(prout 1 1 0xc 0) >/dev/null
+    res $sg1 $WRITE10 > $w & sleep 1
+    expect "$n: PREEMPT AND ABORT while nexus 1 writes" good $sg2 $(prout 5 1 0xb 0xc)
+    wait
+    check "$n: PREEMPT AND ABORT: the WRITE in flight does not complete GOOD ($(cat $w))" bash -c "! grep -qx good $w"
+    unload_all
+    echo 0 > $SLOW/power; rmdir $SLOW
+}
 side rtarget_core rtarget_loop rtarget
+preempt_abort rtarget_core rtarget_loop rtarget
 side target_core_mod tcm_loopback "C LIO"
+# (C LIO is not put through preempt_abort: its PREEMPT AND ABORT of a command in flight over
+# tcm_loop never returns; core_tmr_lun_reset waits in flush_work from the submission
+# workqueue, and the tasks stay in D state.)
 check "no oops or warning in dmesg" dmesg_clean
 tap_done

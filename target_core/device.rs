@@ -541,8 +541,13 @@ impl Device {
 
     /// Calls `f` with every nexus that reaches the device and the LUN it reaches it through.
     pub(crate) fn for_each_nexus(&self, mut f: impl FnMut(&Arc<Session>, u64)) {
+        self.for_each_export(|port, lun| port.for_each_session(|s| f(s, lun)));
+    }
+
+    /// Calls `f` with every port that exports the device and the LUN it exports it as.
+    pub(crate) fn for_each_export(&self, mut f: impl FnMut(&Arc<Port>, u64)) {
         for (port, lun) in self.exports.lock().iter() {
-            port.for_each_session(|s| f(s, *lun));
+            f(port, *lun);
         }
     }
 

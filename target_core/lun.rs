@@ -7,10 +7,11 @@ use crate::device::Device;
 use crate::proto::spc::Proto;
 use crate::rt::live_ref::{HasLiveRefs, LiveRefs};
 use crate::session::Session;
+use crate::tmf::Tasks;
 use crate::ua;
 use kernel::prelude::*;
 use kernel::str::CString;
-use kernel::sync::{Arc, SpinLock};
+use kernel::sync::{Arc, Mutex, SpinLock};
 
 /// A target port: a fabric's TPG as the core sees it.
 #[pin_data]
@@ -27,6 +28,9 @@ pub struct Port {
     luns: SpinLock<KVec<Arc<Lun>>>,
     #[pin]
     sessions: SpinLock<KVec<Arc<Session>>>,
+    /// How the fabric finds the commands of the port's sessions.
+    #[pin]
+    tasks: Mutex<Option<Arc<dyn Tasks>>>,
 }
 
 impl Port {
@@ -40,9 +44,21 @@ impl Port {
                 tpgt,
                 luns <- kernel::new_spinlock!(KVec::new()),
                 sessions <- kernel::new_spinlock!(KVec::new()),
+                tasks <- kernel::new_mutex!(None),
             }? Error),
             GFP_KERNEL,
         )
+    }
+
+    /// The fabric's walk of the port's commands (`None` to drop it, which the fabric must do
+    /// when the TPG goes, as the walk may hold its host).
+    pub fn set_tasks(&self, tasks: Option<Arc<dyn Tasks>>) {
+        *self.tasks.lock() = tasks;
+    }
+
+    /// The fabric's walk of the port's commands.
+    pub(crate) fn tasks(&self) -> Option<Arc<dyn Tasks>> {
+        self.tasks.lock().clone()
     }
 
     /// The LUN linked at `index`.

@@ -13,6 +13,8 @@ use crate::proto::pr::{
     self, Access, Nexus, PrState, ProutParams, Refusal, Registration, Regs, Spc2, Ua,
 };
 use crate::proto::spc::Proto;
+use crate::session::Session;
+use crate::tmf::{self, Tasks};
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::atomic::{ordering::Relaxed, Atomic};
@@ -148,6 +150,32 @@ impl Reservations {
         for (reg, ua) in told.iter() {
             dev.raise_ua_where(ua.code(), |s| reg.covers(&s.holder));
         }
+        if r.is_ok() && sa == pr::prout::PREEMPT_AND_ABORT {
+            abort_preempted(dev, &told);
+        }
         r
+    }
+}
+
+/// PREEMPT AND ABORT: the commands of the preempted nexuses to the device are aborted
+/// (SPC-4 5.13.11.4.4), and the PROUT waits for them, bounded, as task management does.
+fn abort_preempted(dev: &Device, told: &[(Reg, Ua)]) {
+    let mut victims: KVec<(Arc<Session>, u64, Arc<dyn Tasks>)> = KVec::new();
+    dev.for_each_export(|port, lun| {
+        let Some(tasks) = port.tasks() else {
+            return;
+        };
+        port.for_each_session(|s| {
+            let preempted = told
+                .iter()
+                .any(|(reg, ua)| *ua == Ua::RegistrationsPreempted && reg.covers(&s.holder));
+            if preempted {
+                // Without memory the nexus keeps its commands; it is still preempted.
+                let _ = victims.push((s.clone(), lun, tasks.clone()), GFP_ATOMIC);
+            }
+        });
+    });
+    for (s, lun, tasks) in victims.iter() {
+        tmf::abort_task_set(s, *lun, &|f| tasks.walk(f), tmf::TMF_WAIT);
     }
 }

@@ -20,6 +20,15 @@ use kernel::time::Delta;
 /// Walks a fabric's commands: calls the visitor with every command slot that may be in flight.
 pub type Walker<'a> = &'a dyn Fn(&mut dyn FnMut(&Cmd));
 
+/// A fabric's walk of the commands of a port's sessions, for the task management the core
+/// starts itself (PREEMPT AND ABORT): set on the port with [`Port::set_tasks`].
+///
+/// [`Port::set_tasks`]: crate::lun::Port::set_tasks
+pub trait Tasks: Send + Sync {
+    /// Calls `f` with every command slot that may be in flight.
+    fn walk(&self, f: &mut dyn FnMut(&Cmd));
+}
+
 /// How long a task management function waits for the commands it aborted.
 pub const TMF_WAIT: Delta = Delta::from_secs(8);
 

@@ -22,7 +22,7 @@ use rtarget_core::rt::configfs::{emit_line, strip_nl, Attr};
 use rtarget_core::rt::live_ref::LiveRef;
 use rtarget_core::rt::scsi_host::{self, Command, Host, HostOps, HostRef};
 use rtarget_core::session::{Session, SessionPi};
-use rtarget_core::tmf::{self, TmfResponse, TMF_WAIT};
+use rtarget_core::tmf::{self, Tasks, TmfResponse, TMF_WAIT};
 
 module! {
     type: RtargetLoop,
@@ -140,18 +140,39 @@ impl FabricWwn for LoopWwn {
             }? Error),
             GFP_KERNEL,
         )?;
-        let mut tpgs = self.host.ops().tpgs.lock();
-        if tpgs[slot].is_some() {
-            return Err(EEXIST);
+        {
+            let mut tpgs = self.host.ops().tpgs.lock();
+            if tpgs[slot].is_some() {
+                return Err(EEXIST);
+            }
+            tpgs[slot] = Some(tpg.clone());
         }
-        tpgs[slot] = Some(tpg.clone());
+        tpg.port
+            .set_tasks(Some(Arc::new(HostTasks(self.host.clone()), GFP_KERNEL)?));
         Ok(tpg)
     }
 
     fn drop_tpg(&self, tag: u16) {
-        if let Some(t) = self.host.ops().tpgs.lock().get_mut(usize::from(tag)) {
-            *t = None;
+        let tpg = self
+            .host
+            .ops()
+            .tpgs
+            .lock()
+            .get_mut(usize::from(tag))
+            .and_then(|t| t.take());
+        if let Some(t) = tpg {
+            t.port.set_tasks(None);
         }
+    }
+}
+
+/// The commands of a host's TPGs, for the task management the core starts (PREEMPT AND
+/// ABORT). The port holds it until its TPG goes.
+struct HostTasks(Arc<Host<LoopHost>>);
+
+impl Tasks for HostTasks {
+    fn walk(&self, f: &mut dyn FnMut(&Cmd)) {
+        self.0.for_each_cmd(f)
     }
 }
 
