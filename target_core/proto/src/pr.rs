@@ -441,6 +441,13 @@ impl<N: Nexus, L: Regs<N>> PrState<N, L> {
                 match reg {
                     None if !ignore && p.key != 0 => Err(Refusal::Conflict),
                     None if p.sa_key == 0 => Ok(()),
+                    // An ALL_TG_PT registration would cover a nexus of the initiator that is
+                    // registered through another port.
+                    None if p.all_tg_pt
+                        && self.regs.iter().any(|r| r.nexus.initiator() == nexus.initiator()) =>
+                    {
+                        Err(Refusal::Conflict)
+                    }
                     None => {
                         let r = Registration {
                             nexus: nexus.clone(),
@@ -862,9 +869,12 @@ mod tests {
             all_tg_pt: true,
             ..params(0, 2)
         };
+        // ALL_TG_PT may not cover a nexus registered through another port.
+        assert_eq!(s.prout(&A2, prout::REGISTER, 0, &all, |_, _| ()), Err(Refusal::Conflict));
+        ok(&mut s, &A, prout::REGISTER, 0, 1, 0);
         s.prout(&A2, prout::REGISTER, 0, &all, |_, _| ()).unwrap();
-        assert_eq!(s.registration(&A2), Some(1));
-        assert_eq!(s.registration(&It(b"naa.6001405000000001", 7)), Some(1));
+        assert_eq!(s.registration(&A), Some(0));
+        assert_eq!(s.registration(&It(b"naa.6001405000000001", 7)), Some(0));
     }
 
     #[test]
@@ -1132,6 +1142,60 @@ mod tests {
         assert_eq!(d[24], 0x06);
         assert_eq!(d[28..36], [0x60, 0x01, 0x40, 0x50, 0, 0, 0, 0x02]);
         assert_eq!(report_capabilities()[4..6], [0xea, 0x01]);
+    }
+
+    /// Random PROUT sequences from four nexuses (one initiator through two ports) keep the
+    /// state's invariants.
+    #[test]
+    fn random_sequences_keep_the_invariants() {
+        let nexuses = [A, B, C, A2];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..200 {
+            let mut s = state();
+            let mut generation = 0;
+            for _ in 0..200 {
+                let who = &nexuses[next(4) as usize];
+                let sa = next(8) as u8;
+                let ty = [0, 1, 2, 3, 5, 6, 7, 8, 0x11][next(9) as usize];
+                let p = ProutParams {
+                    key: next(4),
+                    sa_key: next(4),
+                    spec_i_pt: false,
+                    all_tg_pt: next(4) == 0,
+                    aptpl: false,
+                };
+                let before = (s.generation, s.reservation, s.regs.0.clone());
+                let r = s.prout(who, sa, ty, &p, |_, _| ());
+                assert!(s.generation >= generation, "the generation only grows");
+                if r.is_err() {
+                    let after = (s.generation, s.reservation, s.regs.0.clone());
+                    assert_eq!(before, after, "a refused PROUT changes nothing");
+                }
+                generation = s.generation;
+                assert!(s.regs.iter().all(|r| r.key != 0));
+                for n in &nexuses {
+                    assert!(s.regs.iter().filter(|r| r.covers(n)).count() <= 1, "one registration per nexus");
+                }
+                let holders = s.regs.iter().filter(|r| r.holder).count();
+                match s.reservation {
+                    None => assert_eq!(holders, 0),
+                    Some(t) if t.all_registrants() => assert!(!s.regs.is_empty()),
+                    Some(_) => assert_eq!(holders, 1),
+                }
+                for n in &nexuses {
+                    let i = s.registration(n);
+                    if s.holds(i) {
+                        assert!(!s.conflicts(n, Access::Write) && !s.conflicts(n, Access::Read));
+                    }
+                }
+            }
+        }
     }
 
     #[test]
