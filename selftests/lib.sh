@@ -107,11 +107,13 @@ unload_all() {
     done
     true
 }
-# atomic_disk: loads scsi_debug with atomic writes (atomic_wr=1, 64 MiB) and prints its disk's
+# atomic_disk [MAX_BLOCKS]: loads scsi_debug with atomic writes (atomic_wr=1, 64 MiB, up to
+# MAX_BLOCKS blocks in one, default 128) and prints its disk's
 # name (sda...), waiting up to 10 s for it; prints nothing if none appears.
 atomic_disk() {
-    local i d
-    modprobe scsi_debug atomic_wr=1 dev_size_mb=64 || return 1
+    local i d max=${1:-128}
+    modprobe scsi_debug atomic_wr=1 dev_size_mb=64 atomic_wr_max_length=$max \
+        atomic_wr_max_length_bndry=$max atomic_wr_max_bndry=$max || return 1
     for i in $(seq 50); do
         d=$(ls /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*/block 2>/dev/null | head -1)
         [ -n "$d" ] && [ -b "/dev/$d" ] && { echo "$d"; return 0; }

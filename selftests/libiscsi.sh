@@ -8,7 +8,8 @@
 # outcomes are held to libiscsi.expect: a test that got worse fails the check; the table of
 # differences with C LIO is printed. LIBISCSI_PRINT=1 prints every outcome in the
 # expectations' format. LIBISCSI_LIO lists the backends C LIO runs on too (default rd_mcp, to
-# keep make check's time in bounds on the debug kernel; "all" for every backend, "none").
+# keep make check's time in bounds on the debug kernel, and iblock_atomic; "all" for every
+# backend, "none").
 # Outcomes: pass, fail, notimpl (the target lacks the command), skip. LIBISCSI_BACKENDS and
 # LIBISCSI_SUITES narrow a developer's run; LIBISCSI_LOG=1 prints the log of every failed test
 # (a regression prints its backend's always); LIBISCSI_SCSI_LOG=1 logs every SCSI command too.
@@ -16,30 +17,35 @@
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=/tmp/libiscsi; rm -rf $OUT; mkdir -p $OUT
 
-# NAME|PLUGIN|CONTROL|ATTRIBUTES (written where the stack accepts them)
-# Thin provisioning on, where the stack accepts it (C LIO's rd_mcp does not), so the
-# thin-provisioning tests run instead of skipping.
+# NAME|PLUGIN|CONTROL|ATTRIBUTES (written where the stack accepts them)|SUITES (a regex; all
+# if empty). Thin provisioning on, where the stack accepts it (C LIO's rd_mcp does not), so the
+# thin-provisioning tests run instead of skipping. No medium of the three has atomic writes,
+# so WriteAtomic16 also runs on iblock over a scsi_debug disk that has them (@atomic).
 TP="emulate_tpu=1 emulate_tpws=1"
-BACKENDS="rd_mcp|rd_mcp|rd_pages=16384|$TP
-fileio|fileio|fd_dev_name=$BK/conf.img,fd_dev_size=67108864|$TP
-iblock|iblock|udev_path=/dev/ram0|$TP"
+BACKENDS="rd_mcp|rd_mcp|rd_pages=16384|$TP|
+fileio|fileio|fd_dev_name=$BK/conf.img,fd_dev_size=67108864|$TP|
+iblock|iblock|udev_path=/dev/ram0|$TP|
+iblock_atomic|iblock|udev_path=@atomic||WriteAtomic16"
 [ -z "${LIBISCSI_BACKENDS:-}" ] || BACKENDS=$(grep -E "^(${LIBISCSI_BACKENDS// /|})\|" <<< "$BACKENDS")
 nb=$(echo "$BACKENDS" | wc -l)
 iscsi-test-cu -l | awk -F. 'NF == 3 && $1 == "ALL" { print $2 "." $3 }' |
     grep -E "^(${LIBISCSI_SUITES:-.*})\." > $OUT/tests
-SUITES=$(cut -d. -f1 $OUT/tests | uniq)
-LIO_ON=${LIBISCSI_LIO:-rd_mcp}
+# Each backend's tests: those of its suites.
+while IFS='|' read -r b _ _ _ suites; do
+    grep -E "^(${suites:-.*})\." $OUT/tests > $OUT/$b.tests
+done <<< "$BACKENDS"
+LIO_ON=${LIBISCSI_LIO:-rd_mcp iblock_atomic}
 tap_plan $((nb + 3))
 unload_all
 check "scratch storage" scratch_up
 
-# suites SG1 SG2 OUT: every suite, one iscsi-test-cu run each: a test that crashes the tool
+# suites SG1 SG2 OUT TESTS: every suite of TESTS, one iscsi-test-cu run each: a test that crashes the tool
 # (some do over SG_IO, on any target) costs only itself: the tests of its suite that had not
 # started then run one by one. The log goes to OUT.log, each suite's time to OUT.times.
 suites() {
     local suite t0 rc t
     : > "$3.log"; : > "$3.times"
-    for suite in $SUITES; do
+    for suite in $(cut -d. -f1 "$4" | uniq); do
         echo "### iscsi-test-cu ALL.$suite" >> "$3.log"
         t0=$SECONDS
         timeout 300 iscsi-test-cu -d -S ${LIBISCSI_SCSI_LOG:+-V} -t "ALL.$suite" "$1" "$2" >> "$3.log" 2>&1
@@ -48,7 +54,7 @@ suites() {
         if [ $rc -gt 124 ]; then
             # Killed by a signal (not timed out): the suite's tests that had not started yet
             # get a run each.
-            for t in $(grep "^$suite\." $OUT/tests); do
+            for t in $(grep "^$suite\." "$4"); do
                 sed -n "/^### iscsi-test-cu ALL.$suite\$/,\$p" "$3.log" | grep -q "Test: ${t#*.} \.\.\." && continue
                 echo "### iscsi-test-cu ALL.$t" >> "$3.log"
                 timeout 300 iscsi-test-cu -d -S ${LIBISCSI_SCSI_LOG:+-V} -t "ALL.$t" "$1" "$2" >> "$3.log" 2>&1
@@ -71,8 +77,11 @@ stack() {
     mkdir -p $OUT/db/pr
     modprobe "$core" && echo $OUT/db > $CFG/dbroot || return 1
     for b in "$@"; do
-        IFS='|' read -r _ plugin control attrs <<< "$(grep "^$b|" <<< "$BACKENDS")"
-        dev=$(setup_dev "$plugin" conf "$control") || return 1
+        IFS='|' read -r _ plugin control attrs _ <<< "$(grep "^$b|" <<< "$BACKENDS")"
+        # WriteAtomic16 writes up to 256 blocks atomically (its only bound is the maximum
+        # transfer length): scsi_debug's atomic writes reach that far.
+        [[ $control == *@atomic* ]] && { a=$(atomic_disk 256) || return 1; control=${control/@atomic//dev/$a}; }
+        dev=$(setup_dev "$plugin" "$b" "$control") || return 1
         for a in $attrs; do echo "${a#*=}" > "$dev/attrib/${a%%=*}" 2>/dev/null; done
         link_dev "$dev" $i && mkdir -p "$TPG2/lun/lun_$i" &&
             { [ -n "$(cat "$TPG2/nexus")" ] || echo "$NEXUS2" > "$TPG2/nexus"; } &&
@@ -83,12 +92,12 @@ stack() {
     for b in "$@"; do
         sg1=$(lun_dev "$proc" scsi_generic $i 1) && sg2=$(lun_dev "$proc" scsi_generic $i 2) || return 1
         for a in $(seq 8); do sg_turs "$sg1" && sg_turs "$sg2" && break; done >/dev/null 2>&1
-        suites "$sg1" "$sg2" "$OUT/$b.$side" &
+        suites "$sg1" "$sg2" "$OUT/$b.$side" $OUT/$b.tests &
         i=$((i + 1))
     done
     wait
     for b in "$@"; do
-        python3 "$HERE/libiscsi.py" parse "$OUT/$b.$side.log" $OUT/tests > "$OUT/$b.$side" || rc=1
+        python3 "$HERE/libiscsi.py" parse "$OUT/$b.$side.log" $OUT/$b.tests > "$OUT/$b.$side" || rc=1
     done
     return $rc
 }
@@ -100,14 +109,16 @@ times() { # SIDE BACKEND...
 }
 
 names=$(cut -d'|' -f1 <<< "$BACKENDS" | tr '\n' ' ')
-check "rtarget: iscsi-test-cu ran its $(wc -l < $OUT/tests) tests on each of $names" stack rtarget_core rtarget_loop rtarget $names
+check "rtarget: iscsi-test-cu ran each backend's tests on $names" stack rtarget_core rtarget_loop rtarget $names
 unload_all
 times rtarget $names
 [ "$LIO_ON" = all ] && LIO_ON=$names
-if [ "$LIO_ON" = none ]; then
+# Only backends of this run.
+LIO_ON=$(for b in $LIO_ON; do [[ " $names " == *" $b "* ]] && echo -n "$b "; done)
+if [ -z "$LIO_ON" ] || [ "${LIBISCSI_LIO:-}" = none ]; then
     tap_ok "C LIO: not run (LIBISCSI_LIO=none)"
 else
-    check "C LIO: iscsi-test-cu ran its $(wc -l < $OUT/tests) tests on each of $LIO_ON" stack target_core_mod tcm_loopback lio $LIO_ON
+    check "C LIO: iscsi-test-cu ran each backend's tests on $LIO_ON" stack target_core_mod tcm_loopback lio $LIO_ON
     unload_all
     times lio $LIO_ON
 fi
@@ -123,4 +134,5 @@ for bname in $names; do
     if [ $rc -eq 0 ]; then tap_ok "$bname: no test worse than libiscsi.expect"; else tap_not_ok "$bname: no test worse than libiscsi.expect"; fi
 done
 scratch_down
+rmmod scsi_debug 2>/dev/null
 tap_done

@@ -6,7 +6,7 @@
 # READ and WRITE, PREEMPT and its unit attention, READ FULL STATUS, the holder unregistering,
 # CLEAR, SPC-2 RESERVE beside registrations, emulate_pr); then bad input on rtarget.
 . "$(dirname "$0")/lib.sh"
-STEPS=37
+STEPS=39
 BAD=6
 ABORT=6
 tap_plan $((2 * STEPS + ABORT + BAD + 1))
@@ -107,6 +107,9 @@ side() { # CORE_MODULE PROC_NAME NAME
     expect "$n: SPC-2 RESERVE(6) with no registration" good $sg1 160000000000
     expect "$n: PRIN while an SPC-2 reservation is held, even from its holder: CONFLICT" conflict $sg1 $(prin 0 64)
     expect "$n: RELEASE(6)" good $sg1 170000000000
+    expect "$n: REGISTER key e from nexus 2" good $sg2 $(prout 0 0 0 0xe)
+    check "$n: nexus 2's LUN unlinked: its registration goes" bash -c "rm $TPG2/lun/lun_0/link0 &&
+        python3 $SGIO $sg1 $(prin 0 64) | grep -Eq 'data=[0-9a-f]{8}00000000\$'"
     check "$n: emulate_pr 0" bash -c "echo 0 > $CFG/core/rd_mcp_1/r0/attrib/emulate_pr"
     expect "$n: emulate_pr 0: PRIN is INVALID COMMAND OPERATION CODE" check:5/20/00 $sg1 $(prin 0 64)
     [ "$1" = rtarget_core ] && bad_input "$sg1"
@@ -143,7 +146,8 @@ bad_input() { # SG
 # ABORT aborts it (the initiator sees a reset, or its retry meets the reservation).
 SLOW=/sys/kernel/config/nullb/rtslow
 preempt_abort() {
-    local sg1 sg2 s n=$3 w=/tmp/pr_write.$1
+    local sg1 sg2 s n=$3 w=/tmp/pr_write.$1 ours=
+    loaded null_blk || ours=1
     check "$n: iblock on a slow null_blk in two TPGs" bash -c "modprobe null_blk nr_devices=0 &&
         mkdir -p $SLOW && echo 2 > $SLOW/irqmode && echo 3000000000 > $SLOW/completion_nsec &&
         echo 1 > $SLOW/power && udevadm settle && [ -b /dev/rtslow ]" &&
@@ -165,6 +169,7 @@ preempt_abort() {
     check "$n: PREEMPT AND ABORT: the WRITE in flight does not complete GOOD ($(cat $w))" bash -c "! grep -qx good $w"
     unload_all
     echo 0 > $SLOW/power; rmdir $SLOW
+    [ -z "$ours" ] || rmmod null_blk
 }
 side rtarget_core rtarget_loop rtarget
 preempt_abort rtarget_core rtarget_loop rtarget

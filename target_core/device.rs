@@ -531,6 +531,10 @@ impl Device {
         {
             let _ = exports.remove(i);
         }
+        // Another LUN may still export the device through the same port.
+        if !exports.iter().any(|(p, _)| core::ptr::eq(&**p, port)) {
+            self.pr.forget_port(port);
+        }
         self.export_count.fetch_sub(1, Relaxed);
     }
 

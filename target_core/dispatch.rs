@@ -691,12 +691,14 @@ fn emulate(cmd: &mut CmdRef, lun: &Lun, action: Action) -> Result<u32, Sense> {
         Action::ModeSense { ms, alloc } => (spc::mode_sense(&ms, &geo, false, &mut buf)?, alloc),
         Action::ReportLuns { alloc } => return Ok(report_luns(cmd, lun, alloc)),
         Action::ReportOpcodes { query, alloc } => {
+            // All commands with timeouts descriptors outgrow the stack buffer.
             let mut limits = limits(dev, false);
             limits.type2 = pi == Some(PiType::Type2);
-            (
-                command::report_opcodes_data(&query, &limits, &mut buf)?,
-                alloc,
-            )
+            let full = command::report_opcodes_data(&query, &limits, &mut [])?;
+            let mut data = KVec::from_elem(0u8, full, GFP_KERNEL)
+                .map_err(|_| Sense::internal_target_failure())?;
+            let n = command::report_opcodes_data(&query, &limits, &mut data)?;
+            return respond(cmd, &data[..n], alloc, true);
         }
         Action::ReadDefectData {
             twelve,

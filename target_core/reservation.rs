@@ -9,6 +9,7 @@
 //! NVMe host) can be a [`Nexus`] too.
 
 use crate::device::Device;
+use crate::lun::Port;
 use crate::proto::pr::{
     self, Access, Nexus, PrState, ProutParams, Refusal, Registration, Regs, Spc2, Ua,
 };
@@ -98,6 +99,19 @@ impl Reservations {
             return false;
         }
         self.state.lock().conflicts(who, access)
+    }
+
+    /// The device is no longer reached through `port`: the registrations made through it go
+    /// (those with ALL_TG_PT stay).
+    pub(crate) fn forget_port(&self, port: &Port) {
+        let mut st = self.state.lock();
+        st.forget(|r| {
+            !r.all_tg_pt
+                && r.nexus.tpgt == port.tpgt
+                && r.nexus.port_wwn.to_bytes() == port.wwn.to_bytes()
+        });
+        self.reserved
+            .store(u32::from(st.reservation.is_some()), Relaxed);
     }
 
     /// Runs `f` on the state, under its lock (configfs' `pr/` files).

@@ -964,6 +964,9 @@ fn write_atomic(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense
     let lba = be64(&cdb[2..10]);
     let boundary = u32::from(u16::from_be_bytes([cdb[10], cdb[11]]));
     let blocks = u32::from(u16::from_be_bytes([cdb[12], cdb[13]]));
+    // The range first, as libiscsi's WriteAtomic16.BeyondEol expects of transfers longer
+    // than the atomic limit (SBC-4 orders neither check first; LIO checks the limits first).
+    check_range(lba, blocks, dev)?;
     let a = &dev.atomic;
     let (length_ok, boundary_ok) = if boundary != 0 {
         (blocks <= a.max_with_boundary, boundary <= a.max_boundary)
@@ -980,7 +983,6 @@ fn write_atomic(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense
     if !multiple(lba, a.alignment) {
         return Err(Sense::invalid_cdb_field(2, None));
     }
-    check_range(lba, blocks, dev)?;
     if u64::from(data_len) != u64::from(blocks) * u64::from(dev.block_size) {
         return Err(invalid_field_in_iu());
     }
@@ -2034,6 +2036,11 @@ mod tests {
         );
         assert_eq!(
             parse(&wa(0, 254, 0, 2), &Limits { blocks: 255, ..DEV }, 1024).unwrap_err(),
+            Sense::lba_out_of_range()
+        );
+        // Beyond the end and longer than the atomic limit: the range is checked first.
+        assert_eq!(
+            parse(&wa(0, 250, 0, 18), &Limits { blocks: 255, ..DEV }, 18 * 512).unwrap_err(),
             Sense::lba_out_of_range()
         );
         // A device without atomic writes has no such command, and does not report one.

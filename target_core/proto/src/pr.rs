@@ -423,6 +423,18 @@ impl<N: Nexus, L: Regs<N>> PrState<N, L> {
         }
     }
 
+    /// Drops the registrations `gone` picks (their nexus cannot reach the logical unit any
+    /// more), releasing the reservation if its holder is among them, as an unregistering
+    /// would, but without unit attentions or a new generation: no PROUT did it (LIO drops a
+    /// node's registrations when its LUN mapping goes).
+    pub fn forget(&mut self, gone: impl Fn(&Registration<N>) -> bool) {
+        for i in (0..self.regs.len()).rev() {
+            if gone(&self.regs[i]) {
+                self.unregister(i, &mut |_, _| ());
+            }
+        }
+    }
+
     /// Runs a PERSISTENT RESERVE OUT of `sa` with TYPE and SCOPE byte `scope_type` from
     /// `nexus`. `ua` is called for each registration that another nexus must hear of (it may
     /// already be gone from the list).
@@ -444,7 +456,10 @@ impl<N: Nexus, L: Regs<N>> PrState<N, L> {
                     // An ALL_TG_PT registration would cover a nexus of the initiator that is
                     // registered through another port.
                     None if p.all_tg_pt
-                        && self.regs.iter().any(|r| r.nexus.initiator() == nexus.initiator()) =>
+                        && self
+                            .regs
+                            .iter()
+                            .any(|r| r.nexus.initiator() == nexus.initiator()) =>
                     {
                         Err(Refusal::Conflict)
                     }
@@ -870,7 +885,10 @@ mod tests {
             ..params(0, 2)
         };
         // ALL_TG_PT may not cover a nexus registered through another port.
-        assert_eq!(s.prout(&A2, prout::REGISTER, 0, &all, |_, _| ()), Err(Refusal::Conflict));
+        assert_eq!(
+            s.prout(&A2, prout::REGISTER, 0, &all, |_, _| ()),
+            Err(Refusal::Conflict)
+        );
         ok(&mut s, &A, prout::REGISTER, 0, 1, 0);
         s.prout(&A2, prout::REGISTER, 0, &all, |_, _| ()).unwrap();
         assert_eq!(s.registration(&A), Some(0));
@@ -1018,6 +1036,17 @@ mod tests {
         ok(&mut s, &A, prout::RELEASE, 1, 0xa, 0);
         ok(&mut s, &A, prout::RESERVE, 5, 0xa, 0);
         assert_eq!(s.spc2(&B), Spc2::Good);
+    }
+
+    #[test]
+    fn forgetting_a_port_releases_its_holder() {
+        let mut s = state();
+        register(&mut s, &A, 0xa);
+        register(&mut s, &B, 0xb);
+        ok(&mut s, &B, prout::RESERVE, 5, 0xb, 0);
+        let g = s.generation;
+        s.forget(|r| r.nexus.0 == B.0);
+        assert_eq!((s.regs.len(), s.reservation, s.generation), (1, None, g));
     }
 
     #[test]
@@ -1180,7 +1209,10 @@ mod tests {
                 generation = s.generation;
                 assert!(s.regs.iter().all(|r| r.key != 0));
                 for n in &nexuses {
-                    assert!(s.regs.iter().filter(|r| r.covers(n)).count() <= 1, "one registration per nexus");
+                    assert!(
+                        s.regs.iter().filter(|r| r.covers(n)).count() <= 1,
+                        "one registration per nexus"
+                    );
                 }
                 let holders = s.regs.iter().filter(|r| r.holder).count();
                 match s.reservation {
