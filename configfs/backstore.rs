@@ -298,6 +298,26 @@ impl Dir for PrDir {
             },
             b"res_aptpl_active" => f.write_str("APTPL Bit Status: Disabled\n"),
             b"res_aptpl_metadata" => f.write_str("Ready to process PR APTPL metadata..\n"),
+            b"res_pr_holder_tg_port" => {
+                // The holder is taken under the reservation lock; its LUN is looked up (under
+                // the exports mutex) after it.
+                let holder = dev.pr.with_state(|st| {
+                    st.reservation?;
+                    let r = st.regs.iter().find(|r| r.holder).or(st.regs.first())?;
+                    Some(r.nexus.clone())
+                });
+                match holder {
+                    None => f.write_str(NO_HOLDER),
+                    Some(h) => {
+                        let fabric = h.fabric.to_str().unwrap_or("?");
+                        let wwn = h.port_wwn.to_str().unwrap_or("?");
+                        let tpgt = h.tpgt;
+                        let lun = dev.lun_on(wwn.as_bytes(), tpgt).unwrap_or(0);
+                        writeln!(f, "SPC-3 Reservation: {fabric} Target Node Endpoint: {wwn}")?;
+                        writeln!(f, "SPC-3 Reservation: Relative Port Identifier Tag: 0 {fabric} Portal Group Tag: {tpgt} {fabric} Logical Unit: {lun}")
+                    }
+                }
+            }
             _ => dev.pr.with_state(|st| {
                 let holder = st.reservation.and_then(|_| {
                     st.regs.iter().find(|r| r.holder).or(st.regs.first())
@@ -336,14 +356,6 @@ impl Dir for PrDir {
                         "SPC-3 Reservation Type: {}",
                         st.reservation.map_or("", type_name)
                     ),
-                    (b"res_pr_holder_tg_port", Some(r)) => {
-                        let fabric = r.nexus.fabric.to_str().unwrap_or("?");
-                        let wwn = r.nexus.port_wwn.to_str().unwrap_or("?");
-                        let tpgt = r.nexus.tpgt;
-                        let lun = dev.lun_on(wwn.as_bytes(), tpgt).unwrap_or(0);
-                        writeln!(f, "SPC-3 Reservation: {fabric} Target Node Endpoint: {wwn}")?;
-                        writeln!(f, "SPC-3 Reservation: Relative Port Identifier Tag: 0 {fabric} Portal Group Tag: {tpgt} {fabric} Logical Unit: {lun}")
-                    }
                     _ => Err(core::fmt::Error),
                 }
             }),

@@ -6,9 +6,9 @@
 # READ and WRITE, PREEMPT and its unit attention, READ FULL STATUS, the holder unregistering,
 # CLEAR, SPC-2 RESERVE beside registrations, emulate_pr); then bad input on rtarget.
 . "$(dirname "$0")/lib.sh"
-STEPS=39
+STEPS=41
 BAD=6
-ABORT=6
+ABORT=12
 tap_plan $((2 * STEPS + ABORT + BAD + 1))
 unload_all; dmesg_mark
 
@@ -52,9 +52,9 @@ READ10="28000000000100000100 --in 512"
 WRITE10="2a000000000100000100 --out $(printf '%01024d' 0)"
 
 side() { # CORE_MODULE PROC_NAME NAME
-    local sg1 sg2 s db n=$3 g5=5 g6=6
+    local sg1 sg2 s db n=$3 g5=5 g6=7
     # SPC-4 counts every REGISTER in PRGENERATION; LIO does not count unregistering.
-    [ "$1" = rtarget_core ] || { g5=4; g6=5; }
+    [ "$1" = rtarget_core ] || { g5=4; g6=6; }
     # LIO writes its APTPL file (even with APTPL 0) under dbroot/pr and fails the PROUT
     # when it cannot: give both a scratch dbroot.
     db=$(mktemp -d) && mkdir "$db/pr"
@@ -102,7 +102,9 @@ side() { # CORE_MODULE PROC_NAME NAME
     expect "$n: the holder unregisters" good $sg2 $(prout 0 0 0xb 0)
     expect "$n: nexus 1 gets RESERVATIONS RELEASED" check:6/2a/04 $sg1 $TUR
     expect_data "$n: READ RESERVATION: released with its holder" 0000000${g5}00000000 $sg1 $(prin 1 64)
+    expect "$n: REGISTER key f from nexus 2" good $sg2 $(prout 0 0 0 0xf)
     expect "$n: CLEAR from nexus 1" good $sg1 $(prout 3 0 0xd 0)
+    expect "$n: nexus 2 gets RESERVATIONS PREEMPTED" check:6/2a/03 $sg2 $TUR
     expect_data "$n: READ KEYS: none, generation $g6" 0000000${g6}00000000 $sg2 $(prin 0 64)
     expect "$n: SPC-2 RESERVE(6) with no registration" good $sg1 160000000000
     expect "$n: PRIN while an SPC-2 reservation is held, even from its holder: CONFLICT" conflict $sg1 $(prin 0 64)
@@ -126,7 +128,9 @@ pr_files() {
             grep -qx 'res_holder: SPC-3 Reservation: loopback Initiator: $NEXUS' /tmp/pr_files.$1 &&
             grep -qx 'res_pr_type: SPC-3 Reservation Type: Write Exclusive Access' /tmp/pr_files.$1 &&
             grep -qx 'res_pr_generation: 0x00000002' /tmp/pr_files.$1 &&
-            grep -qx 'loopback Node: $NEXUS2 Key: 0x000000000000000b PRgen: 0x00000001' /tmp/pr_files.$1"
+            grep -qx 'loopback Node: $NEXUS2 Key: 0x000000000000000b PRgen: 0x00000001' /tmp/pr_files.$1 &&
+            grep -q 'Target Node Endpoint: $WWN' $d/res_pr_holder_tg_port &&
+            grep -q 'Portal Group Tag: 1 loopback Logical Unit: 0' $d/res_pr_holder_tg_port"
     else
         check "$2: pr/ reads as rtarget's" diff /tmp/pr_files.rtarget_core /tmp/pr_files.$1
     fi
@@ -143,7 +147,7 @@ bad_input() { # SG
 }
 # preempt_abort CORE_MODULE PROC_NAME NAME: a WRITE of nexus 1 in flight on a null_blk that
 # takes 3 s per I/O when nexus 2 preempts its key: PREEMPT lets it finish GOOD; PREEMPT AND
-# ABORT aborts it (the initiator sees a reset, or its retry meets the reservation).
+# ABORT aborts it (the initiator sees DID_RESET).
 SLOW=/sys/kernel/config/nullb/rtslow
 preempt_abort() {
     local sg1 sg2 s n=$3 w=/tmp/pr_write.$1 ours=
@@ -154,19 +158,21 @@ preempt_abort() {
         check "$n: exported" two_tpgs "$1" iblock slow udev_path=/dev/rtslow
     sg1=$(lun_dev "$2" scsi_generic 0 1); sg2=$(lun_dev "$2" scsi_generic 0 2)
     for s in $sg1 $sg2; do res $s $TUR >/dev/null; res $s $TUR >/dev/null; done
-    res $sg1 $(prout 0 0 0 0xa) >/dev/null; res $sg2 $(prout 0 0 0 0xb) >/dev/null
-    res $sg1 $(prout 1 1 0xa 0) >/dev/null
+    expect "$n: REGISTER a from nexus 1" good $sg1 $(prout 0 0 0 0xa)
+    expect "$n: REGISTER b from nexus 2" good $sg2 $(prout 0 0 0 0xb)
+    expect "$n: RESERVE Write Exclusive from nexus 1" good $sg1 $(prout 1 1 0xa 0)
     res $sg1 $WRITE10 > $w & sleep 1
     expect "$n: PREEMPT while nexus 1 writes" good $sg2 $(prout 4 1 0xb 0xa)
     wait
     check "$n: PREEMPT: the WRITE in flight completes GOOD" grep -qx good $w
     res $sg1 $TUR >/dev/null
-    res $sg2 $(prout 2 1 0xb 0) >/dev/null; res $sg1 $(prout 0 0 0 0xc) >/dev/null
-    res $sg1 $(prout 1 1 0xc 0) >/dev/null
+    expect "$n: RELEASE by nexus 2" good $sg2 $(prout 2 1 0xb 0)
+    expect "$n: REGISTER c from nexus 1" good $sg1 $(prout 0 0 0 0xc)
+    expect "$n: RESERVE Write Exclusive from nexus 1 again" good $sg1 $(prout 1 1 0xc 0)
     res $sg1 $WRITE10 > $w & sleep 1
     expect "$n: PREEMPT AND ABORT while nexus 1 writes" good $sg2 $(prout 5 1 0xb 0xc)
     wait
-    check "$n: PREEMPT AND ABORT: the WRITE in flight does not complete GOOD ($(cat $w))" bash -c "! grep -qx good $w"
+    check "$n: PREEMPT AND ABORT: the WRITE in flight is aborted, the initiator sees a reset ($(cat $w))" grep -qx host:08 $w
     unload_all
     echo 0 > $SLOW/power; rmdir $SLOW
     [ -z "$ours" ] || rmmod null_blk

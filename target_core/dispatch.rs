@@ -304,7 +304,10 @@ fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) ->
             crate::proto::cdb::Dir::Read => Access::Read,
             crate::proto::cdb::Dir::Write => Access::Write,
         };
-        if dev.spc2_conflict(s.id()) || dev.pr.conflicts(&s.holder, access) {
+        // Reservations are enforced only while `emulate_pr` is on, as in LIO.
+        if (dev.spc2_conflict(s.id()) || dev.pr.conflicts(&s.holder, access))
+            && dev.attr(At::EmulatePr) != 0
+        {
             return (Next::Conflict, 0);
         }
     }
@@ -374,7 +377,9 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             return Next::Done(Err(ua));
         }
     }
-    if dev.spc2_conflict(nexus) && !command::passes_reservation(opcode) {
+    // Reservations are enforced only while `emulate_pr` is on, as in LIO.
+    let enforced = limits.reservations;
+    if enforced && dev.spc2_conflict(nexus) && !command::passes_reservation(opcode) {
         return Next::Conflict;
     }
     // While an SPC-2 reservation is held, every PRIN and PROUT conflicts, the holder's too
@@ -386,7 +391,7 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
     if pr_command && dev.spc2_held() {
         return Next::Conflict;
     }
-    if let Some(s) = cmd.session() {
+    if let Some(s) = cmd.session().filter(|_| enforced) {
         if dev.pr.conflicts(&s.holder, pr::access(cmd.cdb())) {
             return Next::Conflict;
         }
@@ -631,7 +636,7 @@ fn persistent_reserve_out(cmd: &mut CmdRef, dev: &Device, sa: u8, scope_type: u8
     };
     let mut list = [0u8; pr::PROUT_PARAM_LEN];
     cmd.sgl().copy_from(0, &mut list);
-    let params = match ProutParams::decode(&list) {
+    let params = match ProutParams::decode(sa, &list) {
         Ok(p) => p,
         Err(e) => return Next::Done(Err(e)),
     };

@@ -172,7 +172,8 @@ impl Reservations {
 }
 
 /// PREEMPT AND ABORT: the commands of the preempted nexuses to the device are aborted
-/// (SPC-4 5.13.11.4.4), and the PROUT waits for them, bounded, as task management does.
+/// (SPC-4 5.13.11.4.4), and the PROUT waits until they are gone, however long the backend
+/// takes (in steps, as task management waits, with a warning after each).
 fn abort_preempted(dev: &Device, told: &[(Reg, Ua)]) {
     let mut victims: KVec<(Arc<Session>, u64, Arc<dyn Tasks>)> = KVec::new();
     dev.for_each_export(|port, lun| {
@@ -189,7 +190,13 @@ fn abort_preempted(dev: &Device, told: &[(Reg, Ua)]) {
             }
         });
     });
+    // GOOD must not go out while a preempted command may still reach the medium: past the
+    // bound, warn and wait again.
     for (s, lun, tasks) in victims.iter() {
-        tmf::abort_task_set(s, *lun, &|f| tasks.walk(f), tmf::TMF_WAIT);
+        while tmf::abort_task_set(s, *lun, &|f| tasks.walk(f), tmf::TMF_WAIT)
+            == tmf::TmfResponse::Failed
+        {
+            pr_warn!("rtarget: PREEMPT AND ABORT still waits for a preempted command\n");
+        }
     }
 }

@@ -237,9 +237,10 @@ fn be64(b: &[u8]) -> u64 {
 }
 
 impl ProutParams {
-    /// Decodes a 24-byte parameter list. SPEC_I_PT (TransportIDs after the list) and
-    /// APTPL are not supported (REPORT CAPABILITIES says so): INVALID FIELD IN PARAMETER LIST.
-    pub fn decode(p: &[u8]) -> Result<Self, Sense> {
+    /// Decodes the 24-byte parameter list of service action `sa`. SPEC_I_PT (TransportIDs
+    /// after the list) and APTPL are not supported (REPORT CAPABILITIES says so): INVALID
+    /// FIELD IN PARAMETER LIST; APTPL counts only for the two REGISTER actions (SPC-4 6.16.3).
+    pub fn decode(sa: u8, p: &[u8]) -> Result<Self, Sense> {
         if p.len() != PROUT_PARAM_LEN {
             return Err(Sense::param_list_length());
         }
@@ -255,7 +256,8 @@ impl ProutParams {
         if params.spec_i_pt {
             return Err(Sense::invalid_param_field(20, Some(3)));
         }
-        if params.aptpl {
+        let register = matches!(sa, prout::REGISTER | prout::REGISTER_AND_IGNORE);
+        if params.aptpl && register {
             return Err(Sense::invalid_param_field(20, Some(0)));
         }
         Ok(params)
@@ -315,6 +317,8 @@ pub fn access(cdb: &[u8]) -> Access {
         op::MAINTENANCE_IN if matches!(sa, op::MI_REPORT_OPCODES | op::MI_REPORT_TMFS) => {
             Access::Describe
         }
+        // REPORT TARGET PORT GROUPS.
+        op::MAINTENANCE_IN if sa == 0x0a => Access::Always,
         READ_6
         | READ_10
         | READ_12
@@ -481,6 +485,7 @@ impl<N: Nexus, L: Regs<N>> PrState<N, L> {
                             self.unregister(i, &mut ua);
                         } else {
                             self.regs[i].key = p.sa_key;
+                            self.regs[i].generation = self.generation;
                         }
                         self.generation = self.generation.wrapping_add(1);
                         Ok(())
@@ -590,10 +595,17 @@ impl<N: Nexus, L: Regs<N>> PrState<N, L> {
         let mut me = me;
         let mut removed = 0;
         for j in (0..self.regs.len()).rev() {
-            let victim = j != me && ((all && sa_key == 0) || self.regs[j].key == sa_key);
+            // Taking the reservation keeps the preemptor's registration; otherwise its own goes
+            // too if it has the key (SPC-4 5.13.11.4.3, as LIO), without a unit attention.
+            let victim = if takes_reservation {
+                j != me && (all || self.regs[j].key == sa_key)
+            } else {
+                self.regs[j].key == sa_key
+            };
             if victim {
-                if let Some(r) = self.regs.take(j) {
-                    ua(&r, Ua::RegistrationsPreempted);
+                match self.regs.take(j) {
+                    Some(r) if j != me => ua(&r, Ua::RegistrationsPreempted),
+                    _ => (),
                 }
                 removed += 1;
                 if j < me {
@@ -603,6 +615,10 @@ impl<N: Nexus, L: Regs<N>> PrState<N, L> {
         }
         if !takes_reservation && removed == 0 {
             return Err(Refusal::Conflict);
+        }
+        // An all-registrants reservation goes with its last registrant.
+        if all && self.regs.is_empty() {
+            self.release();
         }
         if let Some(ty) = new_type {
             let old = self.reservation;
@@ -1125,7 +1141,8 @@ mod tests {
         assert_eq!(access(&[0x2a, 0]), Access::Write);
         assert_eq!(access(&[0x1a, 0]), Access::Describe);
         assert_eq!(access(&[0xa3, 0x0c]), Access::Describe);
-        assert_eq!(access(&[0xa3, 0x0a]), Access::Write);
+        assert_eq!(access(&[0xa3, 0x0a]), Access::Always);
+        assert_eq!(access(&[0xa3, 0x05]), Access::Write);
         assert_eq!(access(&[0x35, 0]), Access::Write);
         let mut r32 = [0u8; 32];
         r32[0] = 0x7f;
@@ -1251,21 +1268,33 @@ mod tests {
         p[7] = 1;
         p[15] = 2;
         p[20] = 0x04;
-        let d = ProutParams::decode(&p).unwrap();
+        let d = ProutParams::decode(prout::REGISTER, &p).unwrap();
         assert!(d.key == 1 && d.sa_key == 2 && d.all_tg_pt && !d.aptpl);
         assert_eq!(
-            ProutParams::decode(&p[..23]),
+            ProutParams::decode(prout::REGISTER, &p[..23]),
             Err(Sense::param_list_length())
         );
         p[20] = 0x08;
         assert_eq!(
-            ProutParams::decode(&p),
+            ProutParams::decode(prout::REGISTER, &p),
             Err(Sense::invalid_param_field(20, Some(3)))
         );
         p[20] = 0x01;
         assert_eq!(
-            ProutParams::decode(&p),
+            ProutParams::decode(prout::REGISTER, &p),
             Err(Sense::invalid_param_field(20, Some(0)))
         );
+        // APTPL means nothing to the other service actions.
+        assert!(ProutParams::decode(prout::RESERVE, &p).is_ok_and(|d| d.aptpl));
+    }
+
+    #[test]
+    fn preempt_without_the_reservation_takes_the_preemptors_own_key_too() {
+        let mut s = state();
+        register(&mut s, &A, 0xa);
+        register(&mut s, &B, 0xa);
+        let uas = ok(&mut s, &A, prout::PREEMPT, 1, 0xa, 0xa);
+        assert_eq!(uas, vec![(B.0, Ua::RegistrationsPreempted)]);
+        assert!(s.regs.is_empty());
     }
 }
