@@ -7,9 +7,8 @@
 # parallel: the debug VM has two CPUs and each run keeps about one busy. Each backend's rtarget
 # outcomes are held to libiscsi.expect: a test that got worse fails the check; the table of
 # differences with C LIO is printed. LIBISCSI_PRINT=1 prints every outcome in the
-# expectations' format. LIBISCSI_LIO lists the backends C LIO runs on too (default rd_mcp, to
-# keep make check's time in bounds on the debug kernel, and iblock_atomic; "all" for every
-# backend, "none").
+# expectations' format. LIBISCSI_LIO lists the backends C LIO runs on too (default "all";
+# "none" for none).
 # Outcomes: pass, fail, notimpl (the target lacks the command), skip. LIBISCSI_BACKENDS and
 # LIBISCSI_SUITES narrow a developer's run; LIBISCSI_LOG=1 prints the log of every failed test
 # (a regression prints its backend's always); LIBISCSI_SCSI_LOG=1 logs every SCSI command too.
@@ -34,7 +33,7 @@ iscsi-test-cu -l | awk -F. 'NF == 3 && $1 == "ALL" { print $2 "." $3 }' |
 while IFS='|' read -r b _ _ _ suites; do
     grep -E "^(${suites:-.*})\." $OUT/tests > $OUT/$b.tests
 done <<< "$BACKENDS"
-LIO_ON=${LIBISCSI_LIO:-rd_mcp iblock_atomic}
+LIO_ON=${LIBISCSI_LIO:-all}
 tap_plan $((nb + 3))
 unload_all
 check "scratch storage" scratch_up

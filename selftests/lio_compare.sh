@@ -56,12 +56,15 @@ ALLOWED_DPOFUA='modesense6_all modesense10_all modesense6_caching modesense6_con
 # Standard INQUIRY byte 5, TPGS: LIO claims 3 (ALUA); rtarget claims 0 until it implements
 # ALUA. The other bits of the byte (3PC among them) must match.
 ALLOWED_INQ_TPGS='inquiry inquiry_short'
+# VPD B0h byte 4, WSNZ: rtarget writes to the end of the medium for a WRITE SAME of zero
+# blocks (WSNZ 0); LIO refuses it (WSNZ 1).
+ALLOWED_WSNZ='vpdb0'
 
-# no_tpgs ANSWER: the answer with standard INQUIRY's TPGS bits (byte 5, bits 5-4) cleared.
-no_tpgs() {
-    local d=${1#*data=}
-    [ ${#d} -ge 12 ] || { echo "$1"; return; }
-    printf '%sdata=%s%02x%s\n' "${1%%data=*}" "${d:0:10}" $((0x${d:10:2} & 0xcf)) "${d:12}"
+# clear_bits ANSWER BYTE MASK: the answer with MASK's bits of data byte BYTE cleared.
+clear_bits() {
+    local d=${1#*data=} at=$(($2 * 2))
+    [[ "$1" == *data=* ]] && [ ${#d} -ge $((at + 2)) ] || { echo "$1"; return; }
+    printf '%sdata=%s%02x%s\n' "${1%%data=*}" "${d:0:at}" $((0x${d:at:2} & ~$3 & 0xff)) "${d:at+2}"
 }
 
 capture() { # OUTDIR PROC_NAME
@@ -123,8 +126,13 @@ while IFS='|' read -r bname plugin control; do
             why="$why (DPOFUA allowed to differ)"
         fi
         if [[ " $ALLOWED_INQ_TPGS " == *" $name "* ]]; then
-            r=$(no_tpgs "$r"); l=$(no_tpgs "$l")
+            r=$(clear_bits "$r" 5 0x30); l=$(clear_bits "$l" 5 0x30)
             why="$why (INQUIRY TPGS allowed to differ)"
+        fi
+        if [[ " $ALLOWED_WSNZ " == *" $name "* ]]; then
+            [[ "${r#*data=}" == 00b0????00* ]] || r="$r (rtarget sets WSNZ)"
+            r=$(clear_bits "$r" 4 0x01); l=$(clear_bits "$l" 4 0x01)
+            why="$why (WSNZ allowed to differ)"
         fi
         if [ -n "$r" ] && [ "$r" = "$l" ]; then
             tap_ok "$bname: $name: identical$why"

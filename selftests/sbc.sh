@@ -14,7 +14,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 BACKENDS="rd_mcp|rd_pages=4096
 fileio|fd_dev_name=$BK/sbc.img,fd_dev_size=16777216
 iblock|udev_path=/dev/ram0"
-PER=32
+PER=33
 ATOMIC=6
 tap_plan $(( $(echo "$BACKENDS" | wc -l) * PER + ATOMIC + 2 ))
 unload_all; dmesg_mark
@@ -67,7 +67,13 @@ while IFS='|' read -r plugin control; do
     check "$plugin: the last of those 3000 blocks holds the block" bash -c "blocks $sd 3999 1 $W/last && cmp $W/last $W/other"
     check "$plugin: sg_write_same --16 --ndob zeroes LBAs 32-47" bash -c "sg_write_same --16 --ndob --lba=32 --num=16 $sg &&
         blocks $sd 32 16 $W/z && cmp $W/z <(head -c 8192 /dev/zero)"
-    check "$plugin: WRITE SAME of 0 blocks: INVALID FIELD IN CDB (WSNZ)" bash -c "sg_raw -s 512 -i $W/block $sg 41 00 00 00 00 00 00 00 00 00 2>&1 | grep -q 'Invalid field in cdb'"
+    # WRITE SAME of 0 blocks (WSNZ 0): from the LBA to the end of the medium.
+    nb=$(blockdev --getsz "$sd")
+    repeat $W/other 5 $W/want5
+    check "$plugin: WRITE SAME(16) of 0 blocks at LBA $((nb - 5)) fills the last 5 blocks, not the one before" bash -c "
+        sg_raw -s 512 -i $W/other $sg 93 00 $(printf '%016x' $((nb - 5)) | sed 's/../& /g') 00 00 00 00 00 00 &&
+        blocks $sd $((nb - 5)) 5 $W/end5 && cmp $W/end5 $W/want5 && blocks $sd $((nb - 6)) 1 $W/before && ! cmp -s $W/before $W/other"
+    check "$plugin: WRITE SAME(10) of 0 blocks at LBA $nb: LBA OUT OF RANGE" bash -c "sg_raw -s 512 -i $W/block $sg 41 00 $(printf '%08x' $nb | sed 's/../& /g') 00 00 00 00 2>&1 | grep -qi 'address out of range'"
     check "$plugin: WRITE SAME with ANCHOR: INVALID FIELD IN CDB" bash -c "sg_raw -s 512 -i $W/block $sg 41 10 00 00 00 00 00 00 01 00 2>&1 | grep -q 'Invalid field in cdb'"
 
     # UNMAP: the range reads back as zeroes where the backend says so (LBPRZ).

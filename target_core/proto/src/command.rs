@@ -1080,8 +1080,16 @@ fn write_same(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> 
         return Err(Sense::invalid_cdb_field(1, Some(3)));
     }
     let ndob = sixteen && cdb[1] & 0x01 != 0;
-    // WSNZ: a count of zero is not supported; nor is more than MAXIMUM WRITE SAME LENGTH.
-    if blocks == 0 || blocks > dev.thin.max_write_same {
+    // WSNZ 0: a count of zero writes from the LBA to the end of the medium.
+    let blocks = if blocks == 0 {
+        if lba >= dev.blocks {
+            return Err(Sense::lba_out_of_range());
+        }
+        u32::try_from(dev.blocks - lba).unwrap_or(u32::MAX)
+    } else {
+        blocks
+    };
+    if blocks > dev.thin.max_write_same {
         return Err(Sense::invalid_cdb_field(count_field, None));
     }
     check_range(lba, blocks, dev)?;
@@ -1872,14 +1880,48 @@ mod tests {
                 ndob: false
             })
         );
+        // Zero blocks: to the end of the medium, within MAXIMUM WRITE SAME LENGTH.
+        let ws10_at = |lba: u32, n: u8| {
+            let mut c = ws10(0, n);
+            c[2..6].copy_from_slice(&lba.to_be_bytes());
+            c
+        };
         assert_eq!(
-            parse(&ws10(0, 0), &DEV, 512)
+            parse(&ws10_at(1000, 0), &DEV, 512),
+            Ok(Action::WriteSame {
+                lba: 1000,
+                blocks: 24,
+                unmap: false,
+                ndob: false
+            })
+        );
+        assert_eq!(
+            parse(&ws10_at(1023, 0), &DEV, 512)
+                .map(|a| matches!(a, Action::WriteSame { blocks: 1, .. })),
+            Ok(true)
+        );
+        for lba in [1024, 1025, u32::MAX] {
+            assert_eq!(
+                parse(&ws10_at(lba, 0), &DEV, 512),
+                Err(Sense::lba_out_of_range())
+            );
+        }
+        let short = Limits {
+            thin: Thin {
+                max_write_same: 16,
+                ..DEV.thin
+            },
+            ..DEV
+        };
+        assert_eq!(
+            parse(&ws10_at(1000, 0), &short, 512)
                 .unwrap_err()
                 .field
                 .unwrap()
                 .byte,
             7
         );
+        assert!(parse(&ws10_at(1008, 0), &short, 512).is_ok());
         assert_eq!(
             parse(&ws10(0x10, 1), &DEV, 512)
                 .unwrap_err()

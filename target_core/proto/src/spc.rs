@@ -207,7 +207,7 @@ pub fn vpd(page: u8, id: &Identity<'_>, geo: &Geometry, buf: &mut [u8]) -> Resul
         }
         0xb0 => {
             let mut b = [0u8; 60];
-            b[0] = 0x01; // WSNZ
+            // WSNZ 0: WRITE SAME of zero blocks writes to the end of the medium.
             b[1] = u8::from(geo.caw);
             b[2..4].copy_from_slice(&geo.granularity.to_be_bytes());
             b[4..8].copy_from_slice(&geo.max_transfer.to_be_bytes());
@@ -876,7 +876,7 @@ mod tests {
         assert_eq!(vpd(0xb0, &id(b""), &geo(), &mut b), Ok(16));
         assert_eq!(
             &b[..16],
-            &[0, 0xb0, 0, 0x0c, 1, 1, 0, 1, 0xff, 0xff, 0xff, 0xf8, 0xff, 0xff, 0xff, 0xf8]
+            &[0, 0xb0, 0, 0x0c, 0, 1, 0, 1, 0xff, 0xff, 0xff, 0xf8, 0xff, 0xff, 0xff, 0xf8]
         );
         assert_eq!(vpd(0xb1, &id(b""), &geo(), &mut b), Ok(64));
         assert_eq!(&b[..6], &[0, 0xb1, 0, 0x3c, 0, 1]);
