@@ -6,7 +6,8 @@
 #   make bench    fio in one VM: rtarget vs C LIO vs scsi_debug vs brd (ratios, bench.json)
 #   make clippy   build with CLIPPY=1, warnings as errors
 #   make fmt      rustfmt with the kernel's settings
-.PHONY: all modules check demo bench clippy fmt bootstrap host-test clean
+#   make fuzz     libFuzzer over the iSCSI codecs (FUZZ_SECONDS each; FUZZ_MERGE=1 grows the corpus)
+.PHONY: all modules check demo bench clippy fmt fuzz bootstrap host-test clean
 
 all: modules
 
@@ -24,6 +25,10 @@ clippy:
 
 host-test:
 	cd target_core/proto && cargo test
+	cd fabrics/iscsi/proto && cargo test
+
+fuzz:
+	scripts/fuzz
 
 check:
 	scripts/check
@@ -36,6 +41,7 @@ bench:
 
 clean:
 	rm -f *.ko *.o *.mod *.mod.c *.mod.o modules.order Module.symvers .*.cmd
-	find . -path ./target_core/proto/target -prune -o \( -name '*.o' -o -name '.*.cmd' -o -name '*.rmeta' \
+	find . \( -path ./target_core/proto/target -o -path ./fabrics/iscsi/proto/target \) -prune -o \( -name '*.o' -o -name '.*.cmd' -o -name '*.rmeta' \
 		-o -name '*.d' -o -name 'exports_*_generated.h' -o -name 'bindings_generated.rs' \) -print0 | xargs -0 rm -f
 	cd target_core/proto && cargo clean
+	cd fabrics/iscsi/proto && cargo clean

@@ -1,0 +1,154 @@
+//! Fuzzing entry points: each takes arbitrary bytes, drives a codec with them and asserts the
+//! invariants that must hold for any input. `tests/corpus.rs` replays the committed corpus
+//! through them; `fuzz/` runs them under libFuzzer.
+
+use crate::pdu::{self, Framing, Request, Response, BHS_LEN};
+use crate::text::{self, Declared, Negotiation, Params, SessionType, Writer};
+
+/// An initiator BHS (the first 48 bytes; shorter inputs are padded with zeroes).
+pub fn pdu(data: &[u8]) {
+    let mut b = [0u8; BHS_LEN];
+    let n = data.len().min(BHS_LEN);
+    b[..n].copy_from_slice(&data[..n]);
+    let f = Framing::of(&b, data.len() % 2 == 1, data.len() % 3 == 1);
+    assert!(f.tail_len() >= f.data_at() + f.data);
+    assert!(f.tail_len() <= 1020 + 4 + (1 << 24) + 4);
+    match pdu::parse(&b) {
+        Ok(p) => {
+            assert_eq!(p.data_len, pdu::data_len(&b));
+            assert_eq!(p.ahs_len, usize::from(b[4]) * 4);
+            let op = pdu::opcode(&b);
+            let kind = match p.request {
+                Request::Nop(_) => pdu::op::NOP_OUT,
+                Request::Command(c) => {
+                    assert_eq!(&c.cdb[..], &b[32..48]);
+                    pdu::op::SCSI_COMMAND
+                }
+                Request::TaskMgmt(_) => pdu::op::TASK_MGMT,
+                Request::Login(l) => {
+                    assert!(p.immediate && !(l.transit && l.continue_));
+                    assert!(l.csg != pdu::Stage::FullFeature);
+                    pdu::op::LOGIN
+                }
+                Request::Text(t) => {
+                    assert!(!(t.final_ && t.continue_));
+                    pdu::op::TEXT
+                }
+                Request::DataOut(_) => pdu::op::DATA_OUT,
+                Request::Logout(_) => pdu::op::LOGOUT,
+                Request::Snack(_) => pdu::op::SNACK,
+            };
+            assert_eq!(op, kind);
+        }
+        Err(r) => assert!((r.byte as usize) < BHS_LEN),
+    }
+    // The same bytes as a target response's fields: the encoding keeps its opcode and length.
+    let word = |i: usize| {
+        let mut w = [0u8; 4];
+        for (j, x) in w.iter_mut().enumerate() {
+            *x = b[(4 * i + j) % BHS_LEN];
+        }
+        u32::from_be_bytes(w)
+    };
+    let responses = [
+        Response::NopIn {
+            lun: u64::from(word(2)) << 32,
+            itt: word(3),
+            ttt: word(4),
+        },
+        Response::Scsi {
+            itt: word(3),
+            response: b[2],
+            status: b[3],
+            exp_datasn: word(5),
+            residual: pdu::Residual::of(word(6), word(7)),
+        },
+        Response::DataIn {
+            final_: b[1] & 1 != 0,
+            status: (b[1] & 2 != 0).then_some(b[3]),
+            lun: 0,
+            itt: word(3),
+            datasn: word(8),
+            offset: word(9),
+            residual: pdu::Residual::of(word(10), word(11)),
+        },
+        Response::R2t {
+            lun: 0,
+            itt: word(3),
+            ttt: word(4),
+            r2tsn: word(5),
+            offset: word(6),
+            length: word(7),
+        },
+    ];
+    for r in &responses {
+        let mut out = [0u8; BHS_LEN];
+        pdu::encode(r, pdu::Sn::default(), word(1), &mut out);
+        assert_eq!(pdu::data_len(&out), word(1).min(pdu::MAX_DATA_SEGMENT));
+        assert!(
+            pdu::parse(&out).is_err(),
+            "a target PDU is never taken as a request"
+        );
+    }
+}
+
+/// A text data segment, negotiated as a leading login of both session types and as a later
+/// connection.
+pub fn text(data: &[u8]) {
+    for p in text::pairs(data).flatten() {
+        assert!(
+            !p.0.is_empty()
+                && p.0.len() <= text::MAX_KEY
+                && !p.0.contains(&b'=')
+                && !p.0.contains(&0)
+        );
+        assert!(!p.1.contains(&0));
+    }
+    let ours = Params::default();
+    for (session, leading) in [
+        (SessionType::Normal, true),
+        (SessionType::Discovery, true),
+        (SessionType::Normal, false),
+    ] {
+        let mut n = Negotiation::new(ours);
+        let mut buf = [0u8; 8192];
+        let mut w = Writer::new(&mut buf);
+        let mut d = Declared::default();
+        let mut ok = true;
+        for p in text::pairs(data) {
+            match p.and_then(|(k, v)| n.offer(k, v, session, leading, &mut d, &mut w)) {
+                Ok(_) => {}
+                Err(_) => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok && n.finish(&mut w).is_err() {
+            ok = false;
+        }
+        // The response is itself a well-formed text segment.
+        let written = w.len();
+        assert!(text::pairs(&buf[..written]).all(|p| p.is_ok()));
+        let a = n.agreed;
+        // Agreed values never exceed what the target offered nor leave their ranges.
+        assert!(a.max_burst_length <= ours.max_burst_length && a.max_burst_length >= 512);
+        assert!(a.first_burst_length <= ours.first_burst_length);
+        if ok {
+            assert!(a.first_burst_length <= a.max_burst_length);
+        }
+        assert!(a.max_outstanding_r2t >= 1 && a.max_outstanding_r2t <= ours.max_outstanding_r2t);
+        assert!(a.error_recovery_level <= ours.error_recovery_level);
+        assert!(a.max_connections <= ours.max_connections);
+        assert!(a.default_time2wait >= ours.default_time2wait && a.default_time2wait <= 3600);
+        assert!(
+            a.max_xmit_data_segment_length >= 512
+                && a.max_xmit_data_segment_length <= ours.max_xmit_data_segment_length
+        );
+        assert!(a.initial_r2t || !ours.initial_r2t);
+        assert!(!a.immediate_data || ours.immediate_data);
+        if session == SessionType::Discovery || !leading {
+            assert_eq!(a.max_burst_length, ours.max_burst_length);
+        }
+    }
+}
