@@ -152,3 +152,120 @@ pub fn text(data: &[u8]) {
         }
     }
 }
+
+/// A stand-in for the kernel's crypto in fuzzing: a keyed sum, counting random bytes.
+struct FuzzCrypto(core::cell::Cell<u8>);
+
+impl crate::chap::Crypto for FuzzCrypto {
+    fn has(&self, _: crate::chap::Alg) -> bool {
+        true
+    }
+    fn digest(&self, _: crate::chap::Alg, parts: &[&[u8]], out: &mut [u8]) {
+        let sum = parts
+            .iter()
+            .flat_map(|p| p.iter())
+            .fold(0u8, |a, b| a.wrapping_mul(3).wrapping_add(*b));
+        out.fill(sum);
+    }
+    fn random(&self, out: &mut [u8]) {
+        for o in out {
+            *o = self.0.get();
+            self.0.set(self.0.get().wrapping_add(1));
+        }
+    }
+}
+
+/// A portal with one target (`iqn.t`, TPG 1) whose ACL of `iqn.i` needs CHAP (user `u`,
+/// secret `s`, mutual `t`/`m`) when the input's first byte is odd.
+struct FuzzPortal(bool);
+
+impl crate::login::Portal for FuzzPortal {
+    type Target = u8;
+    fn target(&self, name: &[u8]) -> Result<u8, crate::login::Status> {
+        if name == b"iqn.t" {
+            Ok(1)
+        } else {
+            Err(pdu::login_status::NOT_FOUND)
+        }
+    }
+    fn admit(
+        &self,
+        _: Option<u8>,
+        initiator: &[u8],
+    ) -> Result<crate::login::Auth<'_>, crate::login::Status> {
+        use crate::chap::Secret;
+        if initiator != b"iqn.i" {
+            return Err(pdu::login_status::FORBIDDEN);
+        }
+        Ok(if self.0 {
+            crate::login::Auth::Chap {
+                secret: Secret {
+                    user: b"u",
+                    password: b"s",
+                },
+                mutual: Some(Secret {
+                    user: b"t",
+                    password: b"m",
+                }),
+            }
+        } else {
+            crate::login::Auth::None
+        })
+    }
+    fn tpgt(&self, _: u8) -> u16 {
+        1
+    }
+    fn params(&self, _: Option<u8>) -> Params {
+        Params::default()
+    }
+}
+
+/// A login: the input's first byte picks the portal's authentication (odd: CHAP), the rest is
+/// a sequence of Login Requests separated by FFh bytes, each a flags byte (byte 1 of the BHS:
+/// T, C, CSG, NSG) followed by its text.
+pub fn login(data: &[u8]) {
+    use crate::login::{Login, Step};
+    let portal = FuzzPortal(data.first().is_some_and(|b| b & 1 == 1));
+    let crypto = FuzzCrypto(core::cell::Cell::new(0));
+    let mut login: Login<u8> = Login::new();
+    for part in data.get(1..).unwrap_or_default().split(|&b| b == 0xff) {
+        let Some((&flags, text)) = part.split_first() else {
+            continue;
+        };
+        let mut b = [0u8; BHS_LEN];
+        b[0] = 0x43;
+        b[1] = flags;
+        let Ok(pdu::Pdu {
+            request: Request::Login(req),
+            ..
+        }) = pdu::parse(&b)
+        else {
+            continue;
+        };
+        let mut buf = [0u8; 4096];
+        let mut w = Writer::new(&mut buf);
+        let step = if req.continue_ {
+            login.partial(&req)
+        } else {
+            login.step(&req, text, &portal, &crypto, &mut w)
+        };
+        let len = w.len();
+        assert!(text::pairs(&buf[..len]).all(|p| p.is_ok()));
+        match step {
+            Step::Reply { transit, csg, nsg } => {
+                assert!(!transit && csg == nsg || transit && (nsg as u8) > (csg as u8))
+            }
+            Step::FullFeature { .. } => {
+                let a = login.agreed();
+                assert!(a.first_burst_length <= a.max_burst_length);
+                assert!(login.initiator.is_some());
+                assert_eq!(login.target.is_some(), login.session == SessionType::Normal);
+                return;
+            }
+            Step::Fail(s) => {
+                assert!(s.0 == 2 || s.0 == 3);
+                return;
+            }
+        }
+    }
+}

@@ -2,7 +2,9 @@
 //! files are compiled into the kernel fabric (by `#[path]`) and tested and fuzzed here.
 #![cfg_attr(not(test), no_std)]
 
+pub mod chap;
 pub mod fuzz;
+pub mod login;
 pub mod pdu;
 pub mod serial;
 pub mod text;

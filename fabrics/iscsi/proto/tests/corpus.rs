@@ -30,3 +30,9 @@ fn text_corpus() {
     let n = replay("text", rtarget_iscsi_proto::fuzz::text);
     assert!(n >= 16, "corpus/text has only {n} inputs");
 }
+
+#[test]
+fn login_corpus() {
+    let n = replay("login", rtarget_iscsi_proto::fuzz::login);
+    assert!(n >= 8, "corpus/login has only {n} inputs");
+}
