@@ -269,3 +269,78 @@ pub fn login(data: &[u8]) {
         }
     }
 }
+
+/// A write's data: limits and the command from the first 16 bytes, then R2T requests and
+/// Data-Out PDUs (9 bytes each: kind, TTT choice, DataSN, offset delta, length).
+pub fn xfer(data: &[u8]) {
+    use crate::xfer::{data_in, Limits, Write};
+    if data.len() < 16 {
+        return;
+    }
+    let w16 = |i: usize| u32::from(u16::from_be_bytes([data[i], data[i + 1]]));
+    let limits = Limits {
+        initial_r2t: data[0] & 1 != 0,
+        immediate_data: data[0] & 2 != 0,
+        first_burst: 512 + w16(1) * 8,
+        max_burst: 512 + w16(3) * 8,
+        max_outstanding_r2t: u32::from(data[5] % 20),
+        max_recv_segment: 512 + w16(6),
+        max_xmit_segment: 512 + w16(8),
+    };
+    let edtl = w16(10) * 16;
+    let immediate = w16(12).min(edtl);
+    let mut total = 0;
+    for d in data_in(edtl, &limits) {
+        assert_eq!(d.offset, total);
+        assert!(d.len > 0 && d.len <= limits.max_xmit_segment.max(512));
+        total += d.len;
+        assert_eq!(d.last, total == edtl);
+    }
+    assert_eq!(total, edtl);
+    let Ok(mut w) = Write::new(edtl, immediate, data[14] & 1 != 0, limits) else {
+        return;
+    };
+    let mut ttts = [0u32; 64];
+    let mut issued = 0;
+    for op in data[16..].chunks(9) {
+        if op.len() < 9 {
+            break;
+        }
+        let before = w.received();
+        if op[0] & 1 == 0 {
+            if let Some(r) = w.next_r2t(issued as u32 + 1) {
+                assert!(r.len > 0 && r.offset + r.len <= edtl && r.len <= limits.max_burst);
+                ttts[issued % 64] = r.ttt;
+                issued += 1;
+            }
+            continue;
+        }
+        let ttt = if op[1] == 0 {
+            pdu::RESERVED_TAG
+        } else {
+            ttts[usize::from(op[1]) % 64]
+        };
+        let offset = if op[3] & 0x80 == 0 {
+            before
+        } else {
+            u32::from_be_bytes([op[4], op[5], op[6], 0])
+        };
+        let len = u32::from(u16::from_be_bytes([op[7], op[8]]));
+        let d = pdu::DataOut {
+            final_: op[0] & 2 != 0,
+            lun: 0,
+            ttt,
+            exp_statsn: 0,
+            datasn: u32::from(op[2]),
+            offset,
+        };
+        match w.data_out(&d, len) {
+            // Taken data is the next in order and never goes past the command.
+            Ok(()) => {
+                assert!(offset == before && w.received() == before + len && w.received() <= edtl)
+            }
+            Err(_) => assert_eq!(w.received(), before),
+        }
+        assert_eq!(w.complete(), w.received() == edtl);
+    }
+}

@@ -8,3 +8,4 @@ pub mod login;
 pub mod pdu;
 pub mod serial;
 pub mod text;
+pub mod xfer;

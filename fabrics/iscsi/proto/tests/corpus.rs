@@ -36,3 +36,9 @@ fn login_corpus() {
     let n = replay("login", rtarget_iscsi_proto::fuzz::login);
     assert!(n >= 8, "corpus/login has only {n} inputs");
 }
+
+#[test]
+fn xfer_corpus() {
+    let n = replay("xfer", rtarget_iscsi_proto::fuzz::xfer);
+    assert!(n >= 4, "corpus/xfer has only {n} inputs");
+}
