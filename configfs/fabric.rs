@@ -13,6 +13,7 @@ use crate::rt::configfs::{emit, emit_line, strip_nl, Attr, Dir, Kind, NewNode, N
 use crate::rt::module_ref::ModuleRef;
 use core::any::Any;
 use kernel::prelude::*;
+use kernel::str::CString;
 use kernel::sync::{Arc, Mutex};
 
 /// Item types that depend on the fabric's attribute lists.
@@ -58,11 +59,20 @@ pub(super) fn make_fabric_dir(tree: &Arc<Tree>, name: &CStr) -> Result<NewNode> 
         _owner: owner,
     };
     let fabric_kind = dir.kinds.fabric_dir.clone();
-    NewNode::new(name, &fabric_kind, Arc::new(dir, GFP_KERNEL)?)?.with_default(
-        c"discovery_auth",
-        &k.empty,
-        Arc::new(super::Plain, GFP_KERNEL)?,
-    )
+    let node = NewNode::new(name, &fabric_kind, Arc::new(dir, GFP_KERNEL)?)?;
+    if name.to_bytes() == b"iscsi" {
+        node.with_default(
+            c"discovery_auth",
+            &k.iscsi_discovery_auth,
+            DiscoveryAuth::new()?,
+        )
+    } else {
+        node.with_default(
+            c"discovery_auth",
+            &k.empty,
+            Arc::new(super::Plain, GFP_KERNEL)?,
+        )
+    }
 }
 
 /// `target/<fabric>`: holds the fabric's module while it exists.
@@ -88,9 +98,9 @@ impl Dir for FabricDir {
             tree: self.tree.clone(),
             kinds: self.kinds.clone(),
             fabric: self.fabric.name(),
-            wwn,
+            wwn: wwn.clone(),
         };
-        NewNode::new(name, &k.empty, Arc::new(dir, GFP_KERNEL)?)?
+        let node = NewNode::new(name, &k.empty, Arc::new(dir, GFP_KERNEL)?)?
             .with_default(
                 c"fabric_statistics",
                 &k.empty,
@@ -100,7 +110,15 @@ impl Dir for FabricDir {
                 c"param",
                 &k.wwn_param,
                 Arc::new(Fixed(WWN_PARAM), GFP_KERNEL)?,
-            )
+            )?;
+        fabric::add_wwn(self.fabric.name(), wwn)?;
+        Ok(node)
+    }
+
+    fn drop_dir(&self, child: &Node) {
+        if let Some(w) = child.downcast::<WwnDir>() {
+            fabric::remove_wwn(self.fabric.name(), &w.wwn);
+        }
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -175,12 +193,56 @@ impl WwnDir {
             .with_default(
                 c"attrib",
                 &self.kinds.tpg_attrib,
-                Arc::new(TpgAttrib(tpg), GFP_KERNEL)?,
+                Arc::new(TpgAttrib(tpg.clone()), GFP_KERNEL)?,
             )?;
-        for n in [c"np", c"acls", c"auth", c"param"] {
+        let np = NpGroup {
+            tpg,
+            kind: k.empty.clone(),
+        };
+        node = node.with_default(c"np", &k.empty, Arc::new(np, GFP_KERNEL)?)?;
+        for n in [c"acls", c"auth", c"param"] {
             node.add_default(plain(n, &k.empty)?);
         }
         Ok(node)
+    }
+}
+
+/// `tpgt_<N>/np`: the fabric's network portals, one directory each.
+struct NpGroup {
+    tpg: Arc<dyn FabricTpg>,
+    kind: Arc<Kind>,
+}
+
+/// `np/<portal>`.
+struct NpDir {
+    name: CString,
+}
+
+impl Dir for NpDir {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl Dir for NpGroup {
+    fn make_dir(&self, name: &CStr) -> Result<NewNode> {
+        // The node first: if it cannot be built, no portal is left listening.
+        let dir = NpDir {
+            name: name.to_cstring()?,
+        };
+        let node = NewNode::new(name, &self.kind, Arc::new(dir, GFP_KERNEL)?)?;
+        self.tpg.make_np(name)?;
+        Ok(node)
+    }
+
+    fn drop_dir(&self, child: &Node) {
+        if let Some(np) = child.downcast::<NpDir>() {
+            self.tpg.drop_np(&np.name);
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 

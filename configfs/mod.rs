@@ -426,6 +426,7 @@ pub(crate) fn register(module: &'static ThisModule) -> Result<Subsystem> {
 pub(crate) fn autoload(name: &CStr) {
     let module = match name.to_bytes() {
         b"loopback" => c"rtarget_loop",
+        b"iscsi" => c"rtarget_iscsi",
         _ => return,
     };
     // A failed load shows up as the fabric still missing.

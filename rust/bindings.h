@@ -7,3 +7,4 @@
 #include <scsi/scsi_proto.h>
 #include "helpers.h"
 #include "io_helpers.h"
+#include "net_helpers.h"

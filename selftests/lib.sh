@@ -102,9 +102,32 @@ unload_all() {
     local d
     for d in "$CFG"/loopback; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
     teardown_lun
-    for m in rtarget_loop rtarget_core tcm_loop target_core_pscsi target_core_file target_core_iblock target_core_user target_core_mod; do
+    teardown_iscsi
+    for m in rtarget_loop rtarget_iscsi rtarget_core tcm_loop iscsi_target_mod target_core_pscsi target_core_file target_core_iblock target_core_user target_core_mod; do
         loaded "$m" && rmmod "$m" 2>/dev/null
     done
+    true
+}
+# teardown_iscsi: every iSCSI target's portals, LUN links, TPGs, then target/iscsi itself.
+teardown_iscsi() {
+    local w t x
+    [ -d "$CFG/iscsi" ] || return 0
+    for w in "$CFG"/iscsi/*/; do
+        [ -d "$w/fabric_statistics" ] || continue
+        for t in "$w"tpgt_*/; do
+            [ -d "$t" ] || continue
+            echo 0 > "$t/enable" 2>/dev/null
+            for x in "$t"np/*/; do [ -d "$x" ] && rmdir "$x"; done
+            for x in "$t"lun/lun_*/; do
+                [ -d "$x" ] || continue
+                find "$x" -maxdepth 1 -type l -delete
+                rmdir "$x"
+            done
+            rmdir "$t"
+        done
+        rmdir "$w"
+    done
+    rmdir "$CFG/iscsi" 2>/dev/null
     true
 }
 # atomic_disk [MAX_BLOCKS]: loads scsi_debug with atomic writes (atomic_wr=1, 64 MiB, up to

@@ -33,7 +33,7 @@ pub trait Fabric: Sync {
 }
 
 /// A fabric target (one WWN directory).
-pub trait FabricWwn: Send + Sync {
+pub trait FabricWwn: Send + Sync + core::any::Any {
     /// The transport protocol the WWN implies.
     fn proto(&self) -> Proto;
     /// The target port name reported in VPD 83h.
@@ -62,6 +62,13 @@ pub trait FabricTpg: Send + Sync {
     fn attrib_store(&self, _attr: &[u8], _data: &[u8]) -> Result {
         Err(EINVAL)
     }
+    /// `mkdir np/<name>`: a network portal (`<ipv4>:<port>` or `[<ipv6>]:<port>`); the fabric
+    /// parses the name and starts listening. LIO's `fabric_make_np`.
+    fn make_np(&self, _name: &CStr) -> Result {
+        Err(EPERM)
+    }
+    /// `rmdir np/<name>`: the portal stops listening before this returns.
+    fn drop_np(&self, _name: &CStr) {}
     /// A LUN was linked and accepts commands (LIO's `fabric_post_link`).
     fn lun_linked(&self, _lun: &Arc<Lun>) {}
     /// A LUN is being unlinked; when this returns, the fabric sends it no more commands
@@ -73,6 +80,8 @@ pub trait FabricTpg: Send + Sync {
 pub(crate) struct FabricEntry {
     pub(crate) fabric: &'static dyn Fabric,
     pub(crate) owner: &'static ThisModule,
+    /// Its WWNs (`target/<fabric>/<wwn>`), in creation order.
+    pub(crate) wwns: KVec<Arc<dyn FabricWwn>>,
 }
 
 /// Keeps a fabric registered; dropping it (in the fabric's module exit) unregisters.
@@ -89,7 +98,14 @@ pub fn register(fabric: &'static dyn Fabric, owner: &'static ThisModule) -> Resu
     if table.iter().any(|e| e.fabric.name() == name) {
         return Err(EEXIST);
     }
-    table.push(FabricEntry { fabric, owner }, GFP_KERNEL)?;
+    table.push(
+        FabricEntry {
+            fabric,
+            owner,
+            wwns: KVec::new(),
+        },
+        GFP_KERNEL,
+    )?;
     pr_info!("fabric {} registered: {}\n", name, fabric.version());
     Ok(Registration { name })
 }
@@ -113,6 +129,36 @@ pub fn version_of(name: &CStr) -> Option<&'static CStr> {
         .iter()
         .find(|e| e.fabric.name() == name)
         .map(|e| e.fabric.version())
+}
+
+/// Calls `f` with each WWN of fabric `name` (a fabric finds its own targets: iSCSI's
+/// SendTargets). Configuration paths only: it holds the registry's lock.
+#[inline(never)]
+pub fn for_each_wwn(name: &CStr, f: &mut dyn FnMut(&Arc<dyn FabricWwn>)) {
+    if let Some(e) = FABRICS.lock().iter().find(|e| e.fabric.name() == name) {
+        e.wwns.iter().for_each(f);
+    }
+}
+
+/// Records a new WWN of fabric `name`.
+pub(crate) fn add_wwn(name: &CStr, wwn: Arc<dyn FabricWwn>) -> Result {
+    let mut table = FABRICS.lock();
+    let e = table
+        .iter_mut()
+        .find(|e| e.fabric.name() == name)
+        .ok_or(ENOENT)?;
+    e.wwns.push(wwn, GFP_KERNEL)?;
+    Ok(())
+}
+
+/// Forgets a WWN of fabric `name`.
+pub(crate) fn remove_wwn(name: &CStr, wwn: &Arc<dyn FabricWwn>) {
+    let mut table = FABRICS.lock();
+    if let Some(e) = table.iter_mut().find(|e| e.fabric.name() == name) {
+        if let Some(i) = e.wwns.iter().position(|w| Arc::ptr_eq(w, wwn)) {
+            e.wwns.remove(i).ok();
+        }
+    }
 }
 
 /// Finds fabric `name` and pins its module, so its vtable stays valid while the returned

@@ -6,6 +6,7 @@ pub mod chap;
 pub mod fuzz;
 pub mod login;
 pub mod pdu;
+pub mod portal;
 pub mod serial;
 pub mod text;
 pub mod xfer;

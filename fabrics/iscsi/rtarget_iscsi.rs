@@ -1,0 +1,791 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! rtarget_iscsi: the iSCSI fabric (RFC 7143) over kernel TCP, under LIO's `target/iscsi`.
+//!
+//! This first stage serves discovery. `iscsi/<iqn>/tpgt_<N>/np/<ip:port>` listens (IPv4,
+//! IPv6, `[::]` dual-stack), each accepted connection gets its own kernel thread, logs in
+//! through `login.rs` (pure, host-tested and fuzzed, like every codec here), and a discovery
+//! session answers SendTargets with the enabled TPGs' portals, NOP-Out and Logout. Login to a
+//! normal session is refused with SERVICE UNAVAILABLE until the command path lands: no
+//! session reaches the core yet.
+//!
+//! Threads: one acceptor per portal, one per connection (as LIO's rx thread; a connection's
+//! replies are sent from the same thread). `rmdir np/<portal>` shuts the listener and every
+//! connection's socket down, then waits for their threads.
+
+#![allow(missing_docs)]
+
+use core::any::Any;
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::atomic::{ordering::Relaxed, Atomic};
+use kernel::sync::{Arc, Mutex};
+use kernel::time::{delay::fsleep, Delta};
+use rtarget_core::fabric::{self, Fabric, FabricTpg, FabricWwn};
+use rtarget_core::lun::Port;
+use rtarget_core::proto::spc::Proto;
+use rtarget_core::rt::configfs::{emit_line, strip_nl, Attr};
+use rtarget_core::rt::net::{Listener, SockAddr, Stream};
+use rtarget_core::rt::thread::{self, Thread};
+
+// The pure protocol crate (fabrics/iscsi/proto), module by module at the crate root, where its
+// `crate::` paths resolve.
+#[path = "proto/src/chap.rs"]
+pub mod chap;
+#[path = "proto/src/login.rs"]
+pub mod login;
+#[path = "proto/src/pdu.rs"]
+pub mod pdu;
+#[path = "proto/src/portal.rs"]
+pub mod portal;
+#[path = "proto/src/serial.rs"]
+pub mod serial;
+#[path = "proto/src/text.rs"]
+pub mod text;
+#[path = "proto/src/xfer.rs"]
+pub mod xfer;
+
+use login::{Auth, Login, Status, Step};
+use pdu::{login_status, Framing, Request, Response, Sn, BHS_LEN, RESERVED_TAG};
+use portal::Ip;
+use text::{Params, SessionType, Writer};
+
+module! {
+    type: RtargetIscsi,
+    name: "rtarget_iscsi",
+    authors: ["rtarget developers"],
+    description: "rtarget iSCSI fabric (RFC 7143, LIO's configfs tree)",
+    license: "GPL",
+}
+
+/// The data segment the target takes in a login or Text request (its MaxRecvDataSegmentLength
+/// during login, as LIO).
+const LOGIN_SEGMENT: usize = 8192;
+/// A login's text across Login Requests with the C bit, at most.
+const LOGIN_TEXT_MAX: usize = 65536;
+/// Pending connections per portal.
+const BACKLOG: i32 = 256;
+
+struct Iscsi;
+
+static ISCSI: Iscsi = Iscsi;
+
+static TPG_ATTRS: [Attr; 2] = [Attr::rw(c"enable"), Attr::ro(c"dynamic_sessions")];
+
+/// `tpgt_<N>/attrib`: LIO's names, defaults and bounds (iscsi_target_core.h, `TA_*`).
+static ATTRIB: [(&CStr, u32, u32, u32); 13] = [
+    (c"authentication", 1, 0, 1),
+    (c"login_timeout", 15, 5, 30),
+    (c"generate_node_acls", 0, 0, 1),
+    (c"default_cmdsn_depth", 64, 1, 512),
+    (c"cache_dynamic_acls", 0, 0, 1),
+    (c"demo_mode_write_protect", 1, 0, 1),
+    (c"prod_mode_write_protect", 0, 0, 1),
+    (c"demo_mode_discovery", 1, 0, 1),
+    (c"default_erl", 0, 0, 2),
+    (c"t10_pi", 0, 0, 1),
+    (c"fabric_prot_type", 0, 0, 3),
+    (c"tpg_enabled_sendtargets", 1, 0, 1),
+    (c"login_keys_workaround", 1, 0, 1),
+];
+static TPG_ATTRIB_ATTRS: [Attr; 13] = [
+    Attr::rw(c"authentication"),
+    Attr::rw(c"login_timeout"),
+    Attr::rw(c"generate_node_acls"),
+    Attr::rw(c"default_cmdsn_depth"),
+    Attr::rw(c"cache_dynamic_acls"),
+    Attr::rw(c"demo_mode_write_protect"),
+    Attr::rw(c"prod_mode_write_protect"),
+    Attr::rw(c"demo_mode_discovery"),
+    Attr::rw(c"default_erl"),
+    Attr::rw(c"t10_pi"),
+    Attr::rw(c"fabric_prot_type"),
+    Attr::rw(c"tpg_enabled_sendtargets"),
+    Attr::rw(c"login_keys_workaround"),
+];
+const DEMO_MODE_DISCOVERY: usize = 7;
+const DEFAULT_CMDSN_DEPTH: usize = 3;
+const TPG_ENABLED_SENDTARGETS: usize = 11;
+
+impl Fabric for Iscsi {
+    fn name(&self) -> &'static CStr {
+        c"iscsi"
+    }
+
+    fn version(&self) -> &'static CStr {
+        c"rtarget iSCSI fabric v0.1 (discovery)"
+    }
+
+    fn make_wwn(&self, name: &CStr) -> Result<Arc<dyn FabricWwn>> {
+        let s = name.to_bytes();
+        // iSCSI names (RFC 7143 4.2.7): iqn., eui. or naa., at most 223 bytes, as LIO checks.
+        let ok_prefix = s.starts_with(b"iqn.") || s.starts_with(b"eui.") || s.starts_with(b"naa.");
+        if !ok_prefix || s.len() > login::MAX_NAME || s.iter().any(|c| c.is_ascii_whitespace()) {
+            pr_warn!("iSCSI target names start with iqn., eui. or naa. (at most 223 bytes)\n");
+            return Err(EINVAL);
+        }
+        let wwn = Arc::pin_init(
+            try_pin_init!(IscsiWwn {
+                name: name.to_cstring()?,
+                tpgs <- kernel::new_mutex!(KVec::new()),
+            }? Error),
+            GFP_KERNEL,
+        )?;
+        Ok(wwn)
+    }
+
+    fn tpg_attrs(&self) -> &'static [Attr] {
+        &TPG_ATTRS
+    }
+
+    fn tpg_attrib_attrs(&self) -> &'static [Attr] {
+        &TPG_ATTRIB_ATTRS
+    }
+}
+
+/// `iscsi/<iqn>`.
+#[pin_data]
+struct IscsiWwn {
+    name: CString,
+    #[pin]
+    tpgs: Mutex<KVec<Arc<IscsiTpg>>>,
+}
+
+impl FabricWwn for IscsiWwn {
+    fn proto(&self) -> Proto {
+        Proto::Iscsi
+    }
+
+    fn port_name(&self) -> &CStr {
+        &self.name
+    }
+
+    fn make_tpg(&self, tag: u16, _port: Arc<Port>) -> Result<Arc<dyn FabricTpg>> {
+        if tag == 0 {
+            return Err(EINVAL);
+        }
+        let settings = Arc::new(
+            Settings {
+                enabled: Atomic::new(false),
+                attrib: core::array::from_fn(|i| Atomic::new(ATTRIB[i].1)),
+            },
+            GFP_KERNEL,
+        )?;
+        let tpg = Arc::pin_init(
+            try_pin_init!(IscsiTpg {
+                tag,
+                settings,
+                portals <- kernel::new_mutex!(KVec::new()),
+            }? Error),
+            GFP_KERNEL,
+        )?;
+        self.tpgs.lock().push(tpg.clone(), GFP_KERNEL)?;
+        Ok(tpg)
+    }
+
+    fn drop_tpg(&self, tag: u16) {
+        let mut tpgs = self.tpgs.lock();
+        if let Some(i) = tpgs.iter().position(|t| t.tag == tag) {
+            tpgs.remove(i).ok();
+        }
+    }
+}
+
+/// What a TPG's connections read: `enable` and `attrib/`.
+struct Settings {
+    enabled: Atomic<bool>,
+    attrib: [Atomic<u32>; 13],
+}
+
+impl Settings {
+    fn attrib(&self, i: usize) -> u32 {
+        self.attrib[i].load(Relaxed)
+    }
+}
+
+/// `iscsi/<iqn>/tpgt_<N>`.
+#[pin_data]
+struct IscsiTpg {
+    tag: u16,
+    settings: Arc<Settings>,
+    #[pin]
+    portals: Mutex<KVec<Portal>>,
+}
+
+impl FabricTpg for IscsiTpg {
+    fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        match attr {
+            b"enable" => Ok(emit_line(
+                page,
+                if self.settings.enabled.load(Relaxed) {
+                    b"1"
+                } else {
+                    b"0"
+                },
+            )),
+            b"dynamic_sessions" => Ok(0),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn store(&self, attr: &[u8], data: &[u8]) -> Result {
+        match (attr, strip_nl(data)) {
+            (b"enable", b"0") => self.settings.enabled.store(false, Relaxed),
+            (b"enable", b"1") => self.settings.enabled.store(true, Relaxed),
+            _ => return Err(EINVAL),
+        }
+        Ok(())
+    }
+
+    fn attrib_show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        let i = attrib_index(attr)?;
+        let s = CString::try_from_fmt(fmt!("{}", self.settings.attrib(i)))?;
+        Ok(emit_line(page, s.to_bytes()))
+    }
+
+    fn attrib_store(&self, attr: &[u8], data: &[u8]) -> Result {
+        let i = attrib_index(attr)?;
+        let v: u32 = core::str::from_utf8(strip_nl(data))
+            .map_err(|_| EINVAL)?
+            .parse()
+            .map_err(|_| EINVAL)?;
+        let (_, _, lo, hi) = ATTRIB[i];
+        if !(lo..=hi).contains(&v) || (ATTRIB[i].0 == c"fabric_prot_type" && v == 2) {
+            return Err(EINVAL);
+        }
+        self.settings.attrib[i].store(v, Relaxed);
+        Ok(())
+    }
+
+    fn make_np(&self, name: &CStr) -> Result {
+        let (ip, port) = portal::parse(name.to_bytes()).ok_or(EINVAL)?;
+        let addr = match ip {
+            Ip::V4(a) => SockAddr::V4(a, port),
+            Ip::V6(a) => SockAddr::V6(a, port),
+        };
+        let listener = Listener::bind(addr, BACKLOG)?;
+        let shared = Arc::pin_init(
+            try_pin_init!(PortalShared {
+                listener,
+                ip,
+                port,
+                tag: self.tag,
+                settings: self.settings.clone(),
+                stopping: Atomic::new(false),
+                conns <- kernel::new_mutex!(KVec::new()),
+            }? Error),
+            GFP_KERNEL,
+        )?;
+        let s = shared.clone();
+        let acceptor = Thread::spawn(c"rt_iscsi_np", move || accept_loop(s))?;
+        let portal = Portal {
+            name: name.to_cstring()?,
+            shared,
+            acceptor: Some(acceptor),
+        };
+        self.portals.lock().push(portal, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    fn drop_np(&self, name: &CStr) {
+        let portal = {
+            let mut portals = self.portals.lock();
+            match portals.iter().position(|p| *p.name == *name) {
+                Some(i) => portals.remove(i).ok(),
+                None => None,
+            }
+        };
+        // Stopped outside the lock: connection threads take it for SendTargets.
+        drop(portal);
+    }
+}
+
+fn attrib_index(attr: &[u8]) -> Result<usize> {
+    ATTRIB
+        .iter()
+        .position(|a| a.0.to_bytes() == attr)
+        .ok_or(EINVAL)
+}
+
+/// A listening portal of a TPG.
+struct Portal {
+    name: CString,
+    shared: Arc<PortalShared>,
+    acceptor: Option<Thread>,
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        let s = &self.shared;
+        s.stopping.store(true, Relaxed);
+        s.listener.shutdown();
+        drop(self.acceptor.take());
+        // No connection is added from now on: end them all.
+        let conns = core::mem::take(&mut *s.conns.lock());
+        for c in conns.iter() {
+            c.stream.shutdown();
+        }
+        drop(conns);
+    }
+}
+
+/// What a portal's threads share.
+#[pin_data]
+struct PortalShared {
+    listener: Listener,
+    ip: Ip,
+    port: u16,
+    tag: u16,
+    settings: Arc<Settings>,
+    stopping: Atomic<bool>,
+    #[pin]
+    conns: Mutex<KVec<Conn>>,
+}
+
+/// A connection and its thread (stopped when this is dropped).
+struct Conn {
+    stream: Arc<Stream>,
+    done: Arc<Atomic<bool>>,
+    _thread: Thread,
+}
+
+fn accept_loop(shared: Arc<PortalShared>) {
+    while !shared.stopping.load(Relaxed) && !thread::should_stop() {
+        let stream = match shared.listener.accept() {
+            Ok(s) => s,
+            Err(_) => {
+                fsleep(Delta::from_millis(10));
+                continue;
+            }
+        };
+        if shared.stopping.load(Relaxed) {
+            break;
+        }
+        if let Err(e) = start_conn(&shared, stream) {
+            pr_warn!("iSCSI: cannot serve a connection: {:?}\n", e);
+        }
+    }
+}
+
+fn start_conn(shared: &Arc<PortalShared>, stream: Stream) -> Result {
+    let stream = Arc::new(stream, GFP_KERNEL)?;
+    let done = Arc::new(Atomic::new(false), GFP_KERNEL)?;
+    let (st, d, sh) = (stream.clone(), done.clone(), shared.clone());
+    let mut conns = shared.conns.lock();
+    // Forget the connections that have ended.
+    conns.retain(|c| !c.done.load(Relaxed));
+    let thread = Thread::spawn(c"rt_iscsi_conn", move || {
+        // Whatever ended the connection (a logout, a failed login, an error), it closes.
+        let _ = Connection::new(&st, &sh).run();
+        st.shutdown();
+        d.store(true, Relaxed);
+    })?;
+    conns.push(
+        Conn {
+            stream,
+            done,
+            _thread: thread,
+        },
+        GFP_KERNEL,
+    )?;
+    Ok(())
+}
+
+/// TSIHs handed out (never 0).
+static NEXT_TSIH: Atomic<u32> = Atomic::new(1);
+
+fn next_tsih() -> u16 {
+    loop {
+        let t = NEXT_TSIH.fetch_add(1, Relaxed) as u16;
+        if t != 0 {
+            return t;
+        }
+    }
+}
+
+/// The login's view of the portal: discovery sessions only, for now.
+struct LoginPortal<'a> {
+    shared: &'a PortalShared,
+}
+
+impl login::Portal for LoginPortal<'_> {
+    type Target = u16;
+
+    fn target(&self, _name: &[u8]) -> Result<u16, Status> {
+        // Normal sessions wait for the command path.
+        Err(login_status::SERVICE_UNAVAILABLE)
+    }
+
+    fn admit(&self, target: Option<u16>, _initiator: &[u8]) -> Result<Auth<'_>, Status> {
+        match target {
+            None if self.shared.settings.attrib(DEMO_MODE_DISCOVERY) == 1 => Ok(Auth::None),
+            None => Err(login_status::FORBIDDEN),
+            Some(_) => Err(login_status::SERVICE_UNAVAILABLE),
+        }
+    }
+
+    fn tpgt(&self, _target: u16) -> u16 {
+        self.shared.tag
+    }
+
+    fn params(&self, _target: Option<u16>) -> Params {
+        // Digests come with the CRC32C helper; until then only None is offered.
+        Params {
+            header_digest: [Some(text::Digest::None), None],
+            data_digest: [Some(text::Digest::None), None],
+            max_recv_data_segment_length: LOGIN_SEGMENT as u32,
+            ..Params::default()
+        }
+    }
+}
+
+/// CHAP is not offered to discovery sessions yet (`enforce_discovery_auth` stays 0).
+struct NoCrypto;
+
+impl chap::Crypto for NoCrypto {
+    fn has(&self, _: chap::Alg) -> bool {
+        false
+    }
+    fn digest(&self, _: chap::Alg, _: &[&[u8]], _: &mut [u8]) {}
+    fn random(&self, out: &mut [u8]) {
+        out.fill(0);
+    }
+}
+
+/// One connection: its socket, sequence numbers and buffers.
+struct Connection<'a> {
+    stream: &'a Stream,
+    shared: &'a PortalShared,
+    statsn: u32,
+    exp_cmdsn: u32,
+    /// The initiator's MaxRecvDataSegmentLength.
+    xmit_segment: usize,
+    /// A Text response still being sent in parts (C bit).
+    pending_text: KVec<u8>,
+    pending_at: usize,
+}
+
+impl<'a> Connection<'a> {
+    fn new(stream: &'a Stream, shared: &'a PortalShared) -> Self {
+        Connection {
+            stream,
+            shared,
+            statsn: 1,
+            exp_cmdsn: 0,
+            xmit_segment: LOGIN_SEGMENT,
+            pending_text: KVec::new(),
+            pending_at: 0,
+        }
+    }
+
+    fn sn(&self) -> Sn {
+        let depth = self.shared.settings.attrib(DEFAULT_CMDSN_DEPTH).max(1);
+        Sn {
+            statsn: self.statsn,
+            exp_cmdsn: self.exp_cmdsn,
+            max_cmdsn: self.exp_cmdsn.wrapping_add(depth - 1),
+        }
+    }
+
+    /// Sends a PDU: its BHS, then its data padded to four bytes. Responses that carry status
+    /// advance StatSN.
+    fn send(&mut self, r: &Response, data: &[u8], advance: bool) -> Result {
+        let mut bhs = [0u8; BHS_LEN];
+        pdu::encode(r, self.sn(), data.len() as u32, &mut bhs);
+        self.stream.send(&bhs, !data.is_empty())?;
+        if !data.is_empty() {
+            self.stream
+                .send(data, pdu::pad4(data.len()) != data.len())?;
+            let pad = pdu::pad4(data.len()) - data.len();
+            if pad > 0 {
+                self.stream.send(&[0u8; 3][..pad], false)?;
+            }
+        }
+        if advance {
+            self.statsn = self.statsn.wrapping_add(1);
+        }
+        Ok(())
+    }
+
+    /// Receives the AHS and data segment after `bhs` into `buf` (data only, unpadded); fails
+    /// if the segment exceeds `max`.
+    fn recv_tail(&self, bhs: &[u8; BHS_LEN], buf: &mut KVec<u8>, max: usize) -> Result {
+        let f = Framing::of(bhs, false, false);
+        if f.data > max {
+            return Err(EPROTO);
+        }
+        let mut ahs = [0u8; 4];
+        for _ in 0..f.ahs / 4 {
+            self.recv(&mut ahs)?;
+        }
+        buf.clear();
+        buf.resize(pdu::pad4(f.data), 0, GFP_KERNEL)?;
+        self.recv(buf)?;
+        buf.truncate(f.data);
+        Ok(())
+    }
+
+    fn recv(&self, buf: &mut [u8]) -> Result {
+        match self.stream.recv_exact(buf)? {
+            true => Ok(()),
+            false => Err(ECONNRESET),
+        }
+    }
+
+    fn run(&mut self) -> Result {
+        let mut login: Login<u16> = Login::new();
+        let mut gathered = KVec::new();
+        let mut seg = KVec::new();
+        let mut out = KVec::from_elem(0u8, LOGIN_SEGMENT, GFP_KERNEL)?;
+        let mut tsih = 0;
+        // The login phase.
+        loop {
+            let mut bhs = [0u8; BHS_LEN];
+            self.recv(&mut bhs)?;
+            let Ok(pdu::Pdu {
+                request: Request::Login(req),
+                itt,
+                ahs_len,
+                ..
+            }) = pdu::parse(&bhs)
+            else {
+                // Only Login Requests belong to the login phase.
+                return Err(EPROTO);
+            };
+            self.exp_cmdsn = req.cmdsn;
+            let ok = ahs_len == 0 && self.recv_tail(&bhs, &mut seg, LOGIN_SEGMENT).is_ok();
+            let mut w = Writer::new(&mut out);
+            let step = if !ok || gathered.len() + seg.len() > LOGIN_TEXT_MAX {
+                Step::Fail(login_status::INITIATOR_ERROR)
+            } else {
+                gathered.extend_from_slice(&seg, GFP_KERNEL)?;
+                if req.continue_ {
+                    login.partial(&req)
+                } else {
+                    let portal = LoginPortal {
+                        shared: self.shared,
+                    };
+                    let s = login.step(&req, &gathered, &portal, &NoCrypto, &mut w);
+                    gathered.clear();
+                    s
+                }
+            };
+            let (transit, csg, nsg, status) = match step {
+                Step::Reply { transit, csg, nsg } => (transit, csg, nsg, login_status::SUCCESS),
+                Step::FullFeature { csg } => {
+                    tsih = if login.leading() {
+                        next_tsih()
+                    } else {
+                        req.tsih
+                    };
+                    (true, csg, pdu::Stage::FullFeature, login_status::SUCCESS)
+                }
+                Step::Fail(s) => (false, req.csg, req.csg, s),
+            };
+            let len = if status == login_status::SUCCESS {
+                w.len()
+            } else {
+                0
+            };
+            let r = Response::Login {
+                transit,
+                continue_: false,
+                csg,
+                nsg,
+                isid: req.isid,
+                tsih,
+                itt,
+                class: status.0,
+                detail: status.1,
+            };
+            self.send(&r, &out[..len], true)?;
+            match step {
+                Step::Fail(_) => return Ok(()),
+                Step::FullFeature { .. } => break,
+                Step::Reply { .. } => {}
+            }
+        }
+        self.xmit_segment = login.agreed().max_xmit_data_segment_length as usize;
+        if login.session != SessionType::Discovery {
+            return Ok(());
+        }
+        self.discovery(&mut seg)
+    }
+
+    /// Full feature phase of a discovery session: Text (SendTargets), NOP-Out, Logout.
+    fn discovery(&mut self, seg: &mut KVec<u8>) -> Result {
+        loop {
+            let mut bhs = [0u8; BHS_LEN];
+            self.recv(&mut bhs)?;
+            let parsed = pdu::parse(&bhs);
+            if self.recv_tail(&bhs, seg, LOGIN_SEGMENT).is_err() {
+                return Err(EPROTO);
+            }
+            let p = match parsed {
+                Ok(p) => p,
+                Err(refused) => {
+                    let r = Response::Reject {
+                        reason: refused.reason,
+                        datasn: 0,
+                    };
+                    self.send(&r, &bhs, true)?;
+                    continue;
+                }
+            };
+            if !p.immediate && !matches!(p.request, Request::Nop(_) if p.itt == RESERVED_TAG) {
+                self.exp_cmdsn = self.exp_cmdsn.wrapping_add(1);
+            }
+            match p.request {
+                Request::Text(t) => self.text(p.itt, &t, seg)?,
+                Request::Nop(n) if p.itt != RESERVED_TAG => {
+                    let r = Response::NopIn {
+                        lun: n.lun,
+                        itt: p.itt,
+                        ttt: RESERVED_TAG,
+                    };
+                    let data = core::mem::take(seg);
+                    self.send(&r, &data, true)?;
+                    *seg = data;
+                }
+                Request::Nop(_) => {}
+                Request::Logout(_) => {
+                    let r = Response::Logout {
+                        itt: p.itt,
+                        response: 0,
+                        time2wait: 0,
+                        time2retain: 0,
+                    };
+                    self.send(&r, &[], true)?;
+                    return Ok(());
+                }
+                // A discovery session carries no commands (RFC 7143 6.3).
+                _ => {
+                    let r = Response::Reject {
+                        reason: pdu::RejectReason::ProtocolError,
+                        datasn: 0,
+                    };
+                    self.send(&r, &bhs, true)?;
+                }
+            }
+        }
+    }
+
+    fn text(&mut self, itt: u32, t: &pdu::Text, data: &[u8]) -> Result {
+        if t.ttt == RESERVED_TAG {
+            // A new exchange: SendTargets=All (or one target's name).
+            let mut which: Option<&[u8]> = None;
+            for p in text::pairs(data) {
+                match p {
+                    Ok((b"SendTargets", v)) => which = Some(v),
+                    Ok(_) => {}
+                    Err(_) => return self.reject(data),
+                }
+            }
+            self.pending_text.clear();
+            self.pending_at = 0;
+            if let Some(w) = which {
+                self.send_targets(w)?;
+            }
+        }
+        let rest = self.pending_text.len() - self.pending_at;
+        let n = rest.min(self.xmit_segment.max(512));
+        let more = n < rest;
+        let r = Response::Text {
+            final_: !more,
+            continue_: more,
+            lun: 0,
+            itt,
+            ttt: if more { 1 } else { RESERVED_TAG },
+        };
+        let chunk = core::mem::take(&mut self.pending_text);
+        let res = self.send(&r, &chunk[self.pending_at..self.pending_at + n], true);
+        self.pending_text = chunk;
+        self.pending_at += n;
+        res
+    }
+
+    fn reject(&mut self, _data: &[u8]) -> Result {
+        let r = Response::Reject {
+            reason: pdu::RejectReason::ProtocolError,
+            datasn: 0,
+        };
+        self.send(&r, &[], true)
+    }
+
+    /// Builds the SendTargets answer in `pending_text`: each target with an enabled TPG (or
+    /// any TPG, when `tpg_enabled_sendtargets` is 0) and its portals; a wildcard portal is
+    /// reported as the address this connection arrived on.
+    fn send_targets(&mut self, which: &[u8]) -> Result {
+        let local = self.stream.local_addr()?;
+        let mut out = KVec::new();
+        let mut failed = Ok(());
+        fabric::for_each_wwn(c"iscsi", &mut |w| {
+            let any: &dyn Any = &**w;
+            let Some(wwn) = any.downcast_ref::<IscsiWwn>() else {
+                return;
+            };
+            let name = wwn.name.to_bytes();
+            if which != b"All" && which != name {
+                return;
+            }
+            let mut named = false;
+            for tpg in wwn.tpgs.lock().iter() {
+                let s = &tpg.settings;
+                if !s.enabled.load(Relaxed) && s.attrib(TPG_ENABLED_SENDTARGETS) == 1 {
+                    continue;
+                }
+                for p in tpg.portals.lock().iter() {
+                    let r = add_target(&mut out, name, &mut named, p, &local, tpg.tag);
+                    if r.is_err() {
+                        failed = r;
+                    }
+                }
+            }
+        });
+        failed?;
+        self.pending_text = out;
+        Ok(())
+    }
+}
+
+/// Appends `TargetName=` (once per target) and the portal's `TargetAddress=`.
+fn add_target(
+    out: &mut KVec<u8>,
+    name: &[u8],
+    named: &mut bool,
+    p: &Portal,
+    local: &SockAddr,
+    tag: u16,
+) -> Result {
+    let ip = match (p.shared.ip.is_any(), local) {
+        (false, _) => p.shared.ip,
+        (true, SockAddr::V4(a, _)) => Ip::V4(*a),
+        (true, SockAddr::V6(a, _)) => Ip::V6(*a),
+    };
+    let mut addr = [0u8; 64];
+    let n = portal::format(&ip, p.shared.port, &mut addr).ok_or(EINVAL)?;
+    if !*named {
+        *named = true;
+        out.extend_from_slice(b"TargetName=", GFP_KERNEL)?;
+        out.extend_from_slice(name, GFP_KERNEL)?;
+        out.push(0, GFP_KERNEL)?;
+    }
+    let tag = CString::try_from_fmt(fmt!(",{}", tag))?;
+    out.extend_from_slice(b"TargetAddress=", GFP_KERNEL)?;
+    out.extend_from_slice(&addr[..n], GFP_KERNEL)?;
+    out.extend_from_slice(tag.to_bytes(), GFP_KERNEL)?;
+    out.push(0, GFP_KERNEL)?;
+    Ok(())
+}
+
+struct RtargetIscsi {
+    _registration: fabric::Registration,
+}
+
+impl kernel::Module for RtargetIscsi {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        Ok(RtargetIscsi {
+            _registration: fabric::register(&ISCSI, module)?,
+        })
+    }
+}

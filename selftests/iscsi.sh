@@ -1,0 +1,89 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# The iSCSI fabric, first stage (discovery): LIO's configfs tree for iscsi/<iqn>/tpgt_N
+# (enable, attrib/ with LIO's defaults and bounds, np/ portals on IPv4, IPv6 and dual-stack
+# [::0]); discovery sessions from open-iscsi's iscsiadm and from a raw-PDU client, whose
+# SendTargets answer must equal C LIO's (iscsi_target_mod) in the same boot; normal logins
+# refused until the command path lands; a malformed-PDU battery while a good session keeps
+# working; a portal removed under a live session.
+. "$(dirname "$0")/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+PDU="python3 $HERE/iscsi_pdu.py"
+IQN=iqn.2003-01.org.rtarget.test:disc
+IQN2=iqn.2003-01.org.rtarget.test:hidden
+I=$CFG/iscsi/$IQN
+I2=$CFG/iscsi/$IQN2
+OUT=/tmp/iscsi; rm -rf $OUT; mkdir -p $OUT
+tap_plan 29
+unload_all; dmesg_mark
+# iscsiadm hands discovery to iscsid: one for this test, stopped at the end.
+iscsid -f > $OUT/iscsid.log 2>&1 &
+iscsid=$!
+trap 'kill $iscsid 2>/dev/null' EXIT
+
+# side CORE FABRIC_MODULE OUT: the same configfs writes on either stack, then SendTargets from
+# the raw client: one enabled target on 127.0.0.1:3260, one TPG on 127.0.0.2:3260 not enabled.
+side() {
+    modprobe "$1" && mkdir -p "$I/tpgt_1/np/127.0.0.1:3260" "$I2/tpgt_1/np/127.0.0.2:3260" &&
+        [ -d "/sys/module/$2" ] && echo 1 > "$I/tpgt_1/enable" &&
+        $PDU discover 127.0.0.1 3260 > "$3"
+}
+
+check "rtarget: mkdir target/iscsi loads rtarget_iscsi" sh -c "modprobe rtarget_core && mkdir $CFG/iscsi && [ -d /sys/module/rtarget_iscsi ]"
+refuse "a target name without iqn., eui. or naa. is refused" mkdir "$CFG/iscsi/bogus.example"
+check "mkdir $IQN/tpgt_1" mkdir -p "$I/tpgt_1"
+check "attrib/ has LIO's defaults" sh -c "cd $I/tpgt_1/attrib && [ \$(cat authentication) = 1 ] &&
+    [ \$(cat default_cmdsn_depth) = 64 ] && [ \$(cat demo_mode_discovery) = 1 ] && [ \$(cat login_timeout) = 15 ] &&
+    [ \$(cat generate_node_acls) = 0 ] && [ \$(cat tpg_enabled_sendtargets) = 1 ] && [ \$(cat ../enable) = 0 ]"
+refuse "default_cmdsn_depth 0 is refused" sh -c "echo 0 > $I/tpgt_1/attrib/default_cmdsn_depth"
+refuse "login_timeout 31 is refused" sh -c "echo 31 > $I/tpgt_1/attrib/login_timeout"
+refuse "enable 2 is refused" sh -c "echo 2 > $I/tpgt_1/enable"
+refuse "a portal without a port is refused" mkdir "$I/tpgt_1/np/127.0.0.1"
+refuse "a malformed IPv6 portal is refused" mkdir "$I/tpgt_1/np/[::1:3260"
+check "portals 127.0.0.1:3260, [::1]:3261 and [::0]:3262 listen" sh -c "mkdir $I/tpgt_1/np/127.0.0.1:3260 &&
+    mkdir '$I/tpgt_1/np/[::1]:3261' && mkdir '$I/tpgt_1/np/[::0]:3262' && ss -ltn > $OUT/ss &&
+    grep -q '127.0.0.1:3260 ' $OUT/ss && grep -q '\[::1\]:3261 ' $OUT/ss && grep -qE '(\*|\[::\]):3262 ' $OUT/ss"
+refuse "a second TPG on a portal in use is refused" mkdir -p "$I2/tpgt_1/np/127.0.0.1:3260"
+check "enable tpgt_1" sh -c "echo 1 > $I/tpgt_1/enable"
+check "raw client: SendTargets over IPv4 lists the target and its three portals" sh -c "$PDU discover 127.0.0.1 3260 | tee $OUT/st4 &&
+    grep -qx 'TargetName=$IQN' $OUT/st4 && grep -qx 'TargetAddress=127.0.0.1:3260,1' $OUT/st4 &&
+    grep -qx 'TargetAddress=\[::1\]:3261,1' $OUT/st4 && grep -qx 'TargetAddress=127.0.0.1:3262,1' $OUT/st4"
+check "raw client: over IPv6, the wildcard portal is reported as the address reached" sh -c "$PDU discover ::1 3262 | tee $OUT/st6 &&
+    grep -qx 'TargetAddress=\[::1\]:3262,1' $OUT/st6"
+check "iscsiadm discovery (open-iscsi) finds the target on each portal" sh -c "
+    iscsiadm -m discovery -t sendtargets -p 127.0.0.1:3260 -o nonpersistent > $OUT/adm 2>&1; cat $OUT/adm;
+    grep -q '^127.0.0.1:3260,1 $IQN\$' $OUT/adm && grep -q '^\[::1\]:3261,1 $IQN\$' $OUT/adm"
+check "a TPG that is not enabled is not listed; with tpg_enabled_sendtargets=0 it is" sh -c "
+    mkdir -p '$I2/tpgt_1/np/127.0.0.2:3260' && $PDU discover 127.0.0.1 3260 > $OUT/a && ! grep -q '$IQN2' $OUT/a &&
+    echo 0 > $I2/tpgt_1/attrib/tpg_enabled_sendtargets && $PDU discover 127.0.0.2 3260 > $OUT/b && cat $OUT/b &&
+    grep -qx 'TargetName=$IQN2' $OUT/b && grep -qx 'TargetAddress=127.0.0.2:3260,1' $OUT/b &&
+    echo 1 > $I2/tpgt_1/attrib/tpg_enabled_sendtargets"
+check "a normal session's login is refused: SERVICE UNAVAILABLE (0301h) until the command path lands" sh -c "
+    [ \$($PDU normal 127.0.0.1 3260 $IQN) = 0301 ]"
+check "malformed PDUs: each gets a Reject, a login failure or a closed connection" sh -c "$PDU abuse 127.0.0.1 3260"
+check "and the target still answers discovery" sh -c "$PDU discover 127.0.0.1 3260 | grep -qx 'TargetName=$IQN'"
+# A live session on the dual-stack portal, then its portal removed under it.
+$PDU idle 127.0.0.1 3262 30 > $OUT/idle 2>&1 &
+idle=$!
+for _ in $(seq 50); do grep -q 'logged in' $OUT/idle && break; sleep 0.1; done
+check "rmdir of a portal with a session logged in returns at once and ends the session" sh -c "
+    grep -q 'logged in' $OUT/idle && timeout 10 rmdir '$I/tpgt_1/np/[::0]:3262' && wait $idle; cat $OUT/idle;
+    grep -q 'closed by target' $OUT/idle && ! ss -ltn | grep -qE '(\*|\[::\]):3262 '"
+teardown_iscsi
+check "rmdir of the target's portals, TPGs and targets" test ! -d "$CFG/iscsi"
+check "rmmod rtarget_iscsi and rtarget_core" sh -c "rmmod rtarget_iscsi && rmmod rtarget_core"
+check "no listener is left" sh -c "! ss -ltn | grep -qE ':326[0-2] '"
+
+# The same SendTargets from rtarget and from C LIO.
+check "rtarget: SendTargets of the reference configuration" side rtarget_core rtarget_iscsi $OUT/rtarget
+unload_all
+check "C LIO: SendTargets of the same configuration" side target_core_mod iscsi_target_mod $OUT/lio
+unload_all
+check "C LIO really answered (iscsi_target_mod served the session)" grep -qx "TargetName=$IQN" $OUT/lio
+check "rtarget's SendTargets answer is C LIO's, pair for pair" sh -c "diff $OUT/rtarget $OUT/lio"
+check "rtarget: iscsiadm through the dual-stack portal again after a reload" sh -c "modprobe rtarget_core &&
+    mkdir -p '$I/tpgt_1/np/[::0]:3260' && echo 1 > $I/tpgt_1/enable &&
+    iscsiadm -m discovery -t st -p 127.0.0.1:3260 -o nonpersistent | grep -q '$IQN'"
+unload_all
+check "no oops or warning in dmesg" dmesg_clean
+tap_done
