@@ -14,6 +14,7 @@ use crate::rt::module_ref::ModuleRef;
 use core::any::Any;
 use kernel::prelude::*;
 use kernel::str::CString;
+use kernel::sync::atomic::{ordering::Relaxed, Atomic};
 use kernel::sync::{Arc, Mutex};
 
 /// Item types that depend on the fabric's attribute lists.
@@ -61,11 +62,11 @@ pub(super) fn make_fabric_dir(tree: &Arc<Tree>, name: &CStr) -> Result<NewNode> 
     let fabric_kind = dir.kinds.fabric_dir.clone();
     let node = NewNode::new(name, &fabric_kind, Arc::new(dir, GFP_KERNEL)?)?;
     if name.to_bytes() == b"iscsi" {
-        node.with_default(
-            c"discovery_auth",
-            &k.iscsi_discovery_auth,
-            DiscoveryAuth::new()?,
-        )
+        let auth = DiscoveryAuth::new()?;
+        auth.enforceable.store(true, Relaxed);
+        let node = node.with_default(c"discovery_auth", &k.iscsi_discovery_auth, auth.clone())?;
+        fabric::set_discovery(name, Some(auth));
+        Ok(node)
     } else {
         node.with_default(
             c"discovery_auth",
@@ -81,6 +82,12 @@ struct FabricDir {
     fabric: &'static dyn Fabric,
     kinds: Arc<FabricKinds>,
     _owner: ModuleRef,
+}
+
+impl Drop for FabricDir {
+    fn drop(&mut self) {
+        fabric::set_discovery(self.fabric.name(), None);
+    }
 }
 
 impl Dir for FabricDir {
@@ -460,11 +467,16 @@ impl Dir for IscsiStub {
     }
 }
 
-/// `iscsi/discovery_auth`: LIO's defaults; credentials are kept but unused.
+/// `iscsi/discovery_auth`: LIO's defaults. With the iSCSI fabric loaded its discovery
+/// sessions read it (`fabric::discovery_auth`); the stub keeps the credentials unused and
+/// refuses `enforce_discovery_auth`.
 #[pin_data]
 struct DiscoveryAuth {
     #[pin]
     creds: Mutex<[crate::device::Field<256>; 4]>,
+    enforce: Atomic<bool>,
+    /// A fabric serves discovery: enforcement can be turned on.
+    enforceable: Atomic<bool>,
 }
 
 impl DiscoveryAuth {
@@ -472,6 +484,8 @@ impl DiscoveryAuth {
         Arc::pin_init(
             try_pin_init!(DiscoveryAuth {
                 creds <- kernel::new_mutex!([crate::device::Field::new(b"NULL"); 4]),
+                enforce: Atomic::new(false),
+                enforceable: Atomic::new(false),
             }? Error),
             GFP_KERNEL,
         )
@@ -489,13 +503,43 @@ impl DiscoveryAuth {
     }
 }
 
+/// A credential that is set (LIO shows unset ones as `NULL`).
+fn is_set(v: &[u8]) -> bool {
+    !v.is_empty() && v != b"NULL"
+}
+
+impl fabric::DiscoveryAuthSource for DiscoveryAuth {
+    fn get(&self) -> Result<fabric::DiscoveryAuth> {
+        let c = self.creds.lock();
+        let take = |i: usize| -> Result<KVec<u8>> {
+            let mut v = KVec::new();
+            if is_set(c[i].get()) {
+                v.extend_from_slice(c[i].get(), GFP_KERNEL)?;
+            }
+            Ok(v)
+        };
+        Ok(fabric::DiscoveryAuth {
+            enforce: self.enforce.load(Relaxed),
+            userid: take(0)?,
+            password: take(1)?,
+            userid_mutual: take(2)?,
+            password_mutual: take(3)?,
+        })
+    }
+}
+
 impl Dir for DiscoveryAuth {
     fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
         if let Some(i) = DiscoveryAuth::slot(attr) {
             return Ok(emit_line(page, self.creds.lock()[i].get()));
         }
         match attr {
-            b"authenticate_target" | b"enforce_discovery_auth" => show_u32(page, 0),
+            // Mutual CHAP is possible once its credentials are set (LIO's rule).
+            b"authenticate_target" => {
+                let c = self.creds.lock();
+                show_u32(page, u32::from(is_set(c[2].get()) && is_set(c[3].get())))
+            }
+            b"enforce_discovery_auth" => show_u32(page, u32::from(self.enforce.load(Relaxed))),
             _ => Err(EINVAL),
         }
     }
@@ -505,8 +549,13 @@ impl Dir for DiscoveryAuth {
             return self.creds.lock()[i].set(strip_nl(data), 255);
         }
         match (attr, parse_u32(data)?) {
-            (b"enforce_discovery_auth", 0) => Ok(()),
-            (b"enforce_discovery_auth", 1) => Err(ENOSYS),
+            (b"enforce_discovery_auth", v @ (0 | 1)) => {
+                if v == 1 && !self.enforceable.load(Relaxed) {
+                    return Err(ENOSYS);
+                }
+                self.enforce.store(v == 1, Relaxed);
+                Ok(())
+            }
             _ => Err(EINVAL),
         }
     }

@@ -239,6 +239,13 @@ impl Stream {
         })
     }
 
+    /// Makes receives fail with `EAGAIN` after `ms` milliseconds without data (0: wait for
+    /// ever): a login's timeout.
+    pub fn set_recv_timeout(&self, ms: u32) {
+        // SAFETY: the socket is live.
+        unsafe { bindings::rt_sock_set_rcvtimeo(self.raw(), ms) }
+    }
+
     /// Ends the connection both ways, waking any thread blocked on it.
     pub fn shutdown(&self) {
         self.sock.shutdown()
@@ -340,6 +347,16 @@ mod tests {
             assert!(back[50..(len - 10) as usize] == pattern[10..(len - 50) as usize]);
         }
         assert!(matches!(c.send_sgl(&out.sgl(), 1, len, false, false), Err(e) if e == EINVAL));
+        Ok(())
+    }
+
+    #[test]
+    fn receive_timeout() -> Result {
+        let l = Listener::bind(SockAddr::V4(LOOPBACK4, 0), 4)?;
+        let (_c, s) = pair(&l, SockAddr::V4(LOOPBACK4, l.local_addr()?.port()))?;
+        s.set_recv_timeout(50);
+        let mut b = [0u8; 4];
+        assert!(matches!(s.recv_exact(&mut b), Err(e) if e == EAGAIN));
         Ok(())
     }
 

@@ -6,7 +6,10 @@
  *
  * Exported, because generic wrappers in rust/ are instantiated inside fabric modules.
  */
+#include <crypto/hash.h>
+#include <linux/crc32.h>
 #include <linux/in.h>
+#include <linux/random.h>
 #include <linux/in6.h>
 #include <linux/kthread.h>
 #include <linux/module.h>
@@ -227,8 +230,9 @@ static int rt_sg_seek(struct scatterlist **sg, size_t *skip)
 	return *sg ? 0 : -EINVAL;
 }
 
-int rt_sock_send_sg(struct socket *s, struct scatterlist *sg, unsigned int nents, size_t skip,
-		    size_t len, bool more, bool splice)
+/* Sends (send) or receives len bytes of the list from byte skip, RT_SOCK_BVECS at a time. */
+static int rt_sock_sg(struct socket *s, struct scatterlist *sg, size_t skip, size_t len,
+		      bool send, int flags)
 {
 	struct bio_vec bv[RT_SOCK_BVECS];
 
@@ -237,57 +241,49 @@ int rt_sock_send_sg(struct socket *s, struct scatterlist *sg, unsigned int nents
 	while (len) {
 		size_t bytes;
 		int n = rt_sg_bvecs(&sg, &skip, len, bv, &bytes);
-		struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+		struct msghdr msg = { .msg_flags = MSG_NOSIGNAL | (send ? flags : 0) };
 
 		if (!n)
 			return -EINVAL;
 		len -= bytes;
-		if (more || len)
+		/* More parts follow: let TCP fill its segments. */
+		if (send && len)
 			msg.msg_flags |= MSG_MORE;
-		if (splice)
-			msg.msg_flags |= MSG_SPLICE_PAGES;
-		iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bv, n, bytes);
+		iov_iter_bvec(&msg.msg_iter, send ? ITER_SOURCE : ITER_DEST, bv, n, bytes);
 		while (msg_data_left(&msg)) {
-			int ret = sock_sendmsg(s, &msg);
+			int ret = send ? sock_sendmsg(s, &msg) : sock_recvmsg(s, &msg, MSG_WAITALL);
 
 			if (ret < 0)
 				return ret;
 			if (ret == 0)
-				return -EPIPE;
+				return send ? -EPIPE : -ECONNRESET;
 		}
 	}
 	return 0;
+}
+
+int rt_sock_send_sg(struct socket *s, struct scatterlist *sg, unsigned int nents, size_t skip,
+		    size_t len, bool more, bool splice)
+{
+	return rt_sock_sg(s, sg, skip, len, true,
+			  (more ? MSG_MORE : 0) | (splice ? MSG_SPLICE_PAGES : 0));
 }
 EXPORT_SYMBOL_GPL(rt_sock_send_sg);
 
 int rt_sock_recv_sg(struct socket *s, struct scatterlist *sg, unsigned int nents, size_t skip,
 		    size_t len)
 {
-	struct bio_vec bv[RT_SOCK_BVECS];
-
-	if (len && rt_sg_seek(&sg, &skip))
-		return -EINVAL;
-	while (len) {
-		size_t bytes;
-		int n = rt_sg_bvecs(&sg, &skip, len, bv, &bytes);
-		struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
-
-		if (!n)
-			return -EINVAL;
-		len -= bytes;
-		iov_iter_bvec(&msg.msg_iter, ITER_DEST, bv, n, bytes);
-		while (msg_data_left(&msg)) {
-			int ret = sock_recvmsg(s, &msg, MSG_WAITALL);
-
-			if (ret < 0)
-				return ret;
-			if (ret == 0)
-				return -ECONNRESET;
-		}
-	}
-	return 0;
+	return rt_sock_sg(s, sg, skip, len, false, 0);
 }
 EXPORT_SYMBOL_GPL(rt_sock_recv_sg);
+
+void rt_sock_set_rcvtimeo(struct socket *s, unsigned int ms)
+{
+	lock_sock(s->sk);
+	WRITE_ONCE(s->sk->sk_rcvtimeo, ms ? msecs_to_jiffies(ms) : MAX_SCHEDULE_TIMEOUT);
+	release_sock(s->sk);
+}
+EXPORT_SYMBOL_GPL(rt_sock_set_rcvtimeo);
 
 void rt_sock_shutdown(struct socket *s)
 {
@@ -300,6 +296,55 @@ void rt_sock_release(struct socket *s)
 	sock_release(s);
 }
 EXPORT_SYMBOL_GPL(rt_sock_release);
+
+u32 rt_crc32c(u32 crc, const void *p, size_t len)
+{
+	return crc32c(crc, p, len);
+}
+EXPORT_SYMBOL_GPL(rt_crc32c);
+
+void *rt_shash_alloc(const char *name)
+{
+	return crypto_alloc_shash(name, 0, 0);
+}
+EXPORT_SYMBOL_GPL(rt_shash_alloc);
+
+unsigned int rt_shash_digestsize(void *tfm)
+{
+	return crypto_shash_digestsize(tfm);
+}
+EXPORT_SYMBOL_GPL(rt_shash_digestsize);
+
+int rt_shash_digest(void *opaque, const void *const *bufs, const size_t *lens,
+		    unsigned int n, u8 *out)
+{
+	struct crypto_shash *tfm = opaque;
+	SHASH_DESC_ON_STACK(desc, tfm);
+	unsigned int i;
+	int ret;
+
+	desc->tfm = tfm;
+	ret = crypto_shash_init(desc);
+	for (i = 0; !ret && i < n; i++)
+		ret = crypto_shash_update(desc, bufs[i], lens[i]);
+	if (!ret)
+		ret = crypto_shash_final(desc, out);
+	shash_desc_zero(desc);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(rt_shash_digest);
+
+void rt_shash_free(void *tfm)
+{
+	crypto_free_shash(tfm);
+}
+EXPORT_SYMBOL_GPL(rt_shash_free);
+
+void rt_random_bytes(void *buf, size_t len)
+{
+	get_random_bytes(buf, len);
+}
+EXPORT_SYMBOL_GPL(rt_random_bytes);
 
 struct task_struct *rt_kthread_run(int (*fn)(void *data), void *data, const char *name)
 {

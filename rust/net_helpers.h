@@ -37,8 +37,22 @@ int rt_sock_send_sg(struct socket *s, struct scatterlist *sg, unsigned int nents
 		    size_t len, bool more, bool splice);
 int rt_sock_recv_sg(struct socket *s, struct scatterlist *sg, unsigned int nents, size_t skip,
 		    size_t len);
+/* Receives give up (-EAGAIN) after ms milliseconds without data; 0: never. */
+void rt_sock_set_rcvtimeo(struct socket *s, unsigned int ms);
 void rt_sock_shutdown(struct socket *s);
 void rt_sock_release(struct socket *s);
+
+/* CRC-32C (iSCSI and NVMe/TCP digests), continued from crc. */
+u32 rt_crc32c(u32 crc, const void *p, size_t len);
+/* A message digest of the kernel crypto API by name ("md5", "sha1", "sha256", "sha3-256"):
+ * an opaque struct crypto_shash *, or an ERR_PTR. */
+void *rt_shash_alloc(const char *name);
+unsigned int rt_shash_digestsize(void *tfm);
+/* out (digestsize bytes) = digest of the concatenation of the n buffers. */
+int rt_shash_digest(void *tfm, const void *const *bufs, const size_t *lens,
+		    unsigned int n, u8 *out);
+void rt_shash_free(void *tfm);
+void rt_random_bytes(void *buf, size_t len);
 
 /* A kernel thread running fn(data); the caller holds a reference on it until rt_kthread_stop. */
 struct task_struct *rt_kthread_run(int (*fn)(void *data), void *data, const char *name);

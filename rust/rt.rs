@@ -31,6 +31,7 @@ pub mod bindings {
 
 pub mod cmd_ref;
 pub mod configfs;
+pub mod crypto;
 pub(crate) mod globals;
 pub mod io;
 pub mod live_ref;

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # The iSCSI fabric, first stage (discovery): LIO's configfs tree for iscsi/<iqn>/tpgt_N
 # (enable, attrib/ with LIO's defaults and bounds, np/ portals on IPv4, IPv6 and dual-stack
-# [::0]); discovery sessions from open-iscsi's iscsiadm and from a raw-PDU client, whose
+# [::0]); discovery sessions, with and without CRC32C digests and CHAP (one-way and mutual,
+# discovery_auth/), from open-iscsi's iscsiadm and from a raw-PDU client, whose
 # SendTargets answer must equal C LIO's (iscsi_target_mod) in the same boot; normal logins
 # refused until the command path lands; a malformed-PDU battery while a good session keeps
 # working; a portal removed under a live session.
@@ -14,7 +15,7 @@ IQN2=iqn.2003-01.org.rtarget.test:hidden
 I=$CFG/iscsi/$IQN
 I2=$CFG/iscsi/$IQN2
 OUT=/tmp/iscsi; rm -rf $OUT; mkdir -p $OUT
-tap_plan 29
+tap_plan 37
 unload_all; dmesg_mark
 # iscsiadm hands discovery to iscsid: one for this test, stopped at the end.
 iscsid -f > $OUT/iscsid.log 2>&1 &
@@ -50,6 +51,25 @@ check "raw client: SendTargets over IPv4 lists the target and its three portals"
     grep -qx 'TargetAddress=\[::1\]:3261,1' $OUT/st4 && grep -qx 'TargetAddress=127.0.0.1:3262,1' $OUT/st4"
 check "raw client: over IPv6, the wildcard portal is reported as the address reached" sh -c "$PDU discover ::1 3262 | tee $OUT/st6 &&
     grep -qx 'TargetAddress=\[::1\]:3262,1' $OUT/st6"
+check "raw client with CRC32C header and data digests: the same SendTargets" sh -c "$PDU discover 127.0.0.1 3260 crc32c > $OUT/stc &&
+    diff $OUT/st4 $OUT/stc"
+check "a wrong data digest gets a Reject (02h) and the session goes on; a wrong header digest ends it" \
+    $PDU digest-errors 127.0.0.1 3260
+DA=$CFG/iscsi/discovery_auth
+check "enforce_discovery_auth=1 without credentials: discovery refused, AUTHENTICATION FAILURE (0201h)" sh -c "
+    echo 1 > $DA/enforce_discovery_auth && ! $PDU discover 127.0.0.1 3260 > $OUT/nochap; cat $OUT/nochap;
+    grep -qx 'login failed: 0201' $OUT/nochap"
+check "discovery CHAP with SHA-256, SHA-1 and SHA3-256 (the kernel's digests); without CHAP refused" sh -c "
+    echo alice > $DA/userid && echo secret12secret > $DA/password && [ \$(cat $DA/authenticate_target) = 0 ] &&
+    for a in 7 6 8; do r=\$($PDU chap 127.0.0.1 3260 alice secret12secret \$a); echo \"CHAP_A=\$a: \$r\"; [ \"\$r\" = ok ] || exit 1; done &&
+    ! $PDU discover 127.0.0.1 3260"
+check "a wrong CHAP secret or user name: AUTHENTICATION FAILURE (0201h)" sh -c "
+    [ \$($PDU chap 127.0.0.1 3260 alice wrong-secret 7) = 0201 ] && [ \$($PDU chap 127.0.0.1 3260 bob secret12secret 7) = 0201 ]"
+check "mutual CHAP: the target answers the initiator's challenge with userid_mutual's secret" sh -c "
+    echo target1 > $DA/userid_mutual && echo mutualsecret12 > $DA/password_mutual && [ \$(cat $DA/authenticate_target) = 1 ] &&
+    [ \$($PDU chap 127.0.0.1 3260 alice secret12secret 7 target1 mutualsecret12) = ok ]"
+check "enforce_discovery_auth=0: discovery without CHAP again" sh -c "
+    echo 0 > $DA/enforce_discovery_auth && $PDU discover 127.0.0.1 3260 > /dev/null"
 check "iscsiadm discovery (open-iscsi) finds the target on each portal" sh -c "
     iscsiadm -m discovery -t sendtargets -p 127.0.0.1:3260 -o nonpersistent > $OUT/adm 2>&1; cat $OUT/adm;
     grep -q '^127.0.0.1:3260,1 $IQN\$' $OUT/adm && grep -q '^\[::1\]:3261,1 $IQN\$' $OUT/adm"
@@ -61,6 +81,10 @@ check "a TPG that is not enabled is not listed; with tpg_enabled_sendtargets=0 i
 check "a normal session's login is refused: SERVICE UNAVAILABLE (0301h) until the command path lands" sh -c "
     [ \$($PDU normal 127.0.0.1 3260 $IQN) = 0301 ]"
 check "malformed PDUs: each gets a Reject, a login failure or a closed connection" sh -c "$PDU abuse 127.0.0.1 3260"
+check "a connection silent for login_timeout (5 s) is closed" sh -c "echo 5 > $I/tpgt_1/attrib/login_timeout &&
+    python3 -c \"import socket, time
+s = socket.create_connection(('127.0.0.1', 3260)); s.settimeout(12); t = time.time()
+assert s.recv(1) == b'' and 4 < time.time() - t < 9, time.time() - t\" && echo 15 > $I/tpgt_1/attrib/login_timeout"
 check "and the target still answers discovery" sh -c "$PDU discover 127.0.0.1 3260 | grep -qx 'TargetName=$IQN'"
 # A live session on the dual-stack portal, then its portal removed under it.
 $PDU idle 127.0.0.1 3262 30 > $OUT/idle 2>&1 &

@@ -2,11 +2,17 @@
 # SPDX-License-Identifier: GPL-2.0
 """A minimal iSCSI initiator over raw TCP, for what open-iscsi will not send.
 
-  iscsi_pdu.py discover HOST PORT        discovery session: SendTargets=All, one pair a line
+  iscsi_pdu.py discover HOST PORT [crc32c]  discovery session (CRC32C digests): SendTargets=All,
+                                         one pair a line
+  iscsi_pdu.py digest-errors HOST PORT   wrong data digest: Reject; wrong header digest: closed
+  iscsi_pdu.py chap HOST PORT USER SECRET ALG [MUSER MSECRET]
+                                         discovery with CHAP (CHAP_A ALG; mutual): "ok" or
+                                         the login status
   iscsi_pdu.py normal HOST PORT TARGET   a normal session's login: prints its status (hex)
   iscsi_pdu.py abuse HOST PORT           malformed PDUs; prints "ok NAME" / "not ok NAME: why"
   iscsi_pdu.py idle HOST PORT SECONDS    a discovery session that sits idle (for rmdir tests)
 """
+import hashlib
 import socket
 import struct
 import sys
@@ -17,6 +23,40 @@ ISID = bytes([0x80, 0x00, 0x01, 0x02, 0x03, 0x04])
 
 def pad4(b):
     return b + b"\0" * (-len(b) % 4)
+
+
+# CRC32C digests (RFC 7143 13.1), once a login agreed on them: header and data.
+DIGESTS = {"header": False, "data": False}
+_CRC_TABLE = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
+    _CRC_TABLE.append(_c)
+
+
+def crc32c(data, crc=0xFFFFFFFF):
+    for b in data:
+        crc = _CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc
+
+
+def digest(data):
+    return struct.pack("<I", crc32c(data) ^ 0xFFFFFFFF)
+
+
+def frame(header, data=b"", corrupt=None):
+    """A PDU on the wire: header (BHS), its digest, padded data and its digest. corrupt names
+    a digest to get wrong."""
+    out = header
+    if DIGESTS["header"]:
+        d = digest(header)
+        out += bytes([d[0] ^ 1]) + d[1:] if corrupt == "header" else d
+    out += pad4(data)
+    if DIGESTS["data"] and data:
+        d = digest(pad4(data))
+        out += bytes([d[0] ^ 1]) + d[1:] if corrupt == "data" else d
+    return out
 
 
 def keys(*pairs):
@@ -49,9 +89,13 @@ def recv_exact(s, n):
 
 def recv_pdu(s):
     h = recv_exact(s, 48)
+    if DIGESTS["header"] and recv_exact(s, 4) != digest(h):
+        raise RuntimeError("wrong header digest from the target")
     dlen = int.from_bytes(h[5:8], "big")
-    data = recv_exact(s, (dlen + 3) & ~3)[:dlen] if dlen else b""
-    return h, data
+    padded = recv_exact(s, (dlen + 3) & ~3) if dlen else b""
+    if DIGESTS["data"] and dlen and recv_exact(s, 4) != digest(padded):
+        raise RuntimeError("wrong data digest from the target")
+    return h, padded[:dlen]
 
 
 def pairs(data):
@@ -64,18 +108,72 @@ def connect(host, port):
     return s
 
 
-def discovery_login(s):
-    """Security then operational stage of a discovery session; returns StatSN."""
-    s.sendall(login_pdu(keys((b"InitiatorName", INITIATOR), (b"SessionType", b"Discovery"),
-                             (b"AuthMethod", b"None")), 0, 1, True))
+class LoginFailed(RuntimeError):
+    def __init__(self, stage, status, data):
+        super().__init__("%s: status %s %r" % (stage, status, data))
+        self.status = status
+
+
+CHAP_HASHES = {5: hashlib.md5, 6: hashlib.sha1, 7: hashlib.sha256, 8: hashlib.sha3_256}
+
+
+def chap_binary(v):
+    v = v.decode()
+    return bytes.fromhex(v[2:]) if v[:2].lower() == "0x" else __import__("base64").b64decode(v[2:])
+
+
+def login_step(s, text, csg, nsg, transit, stage):
+    s.sendall(login_pdu(text, csg, nsg, transit))
     h, d = recv_pdu(s)
     if h[0] != 0x23 or h[36:38] != b"\0\0":
-        raise RuntimeError("security stage: opcode %#x status %s %r" % (h[0], h[36:38].hex(), d))
-    s.sendall(login_pdu(keys((b"HeaderDigest", b"None"), (b"DataDigest", b"None"),
+        raise LoginFailed(stage, h[36:38].hex(), d)
+    return h, dict(p.split(b"=", 1) for p in pairs(d))
+
+
+def chap_security(s, chap):
+    """CHAP in the security stage: chap = (user, secret, alg, mutual (user, secret) or None)."""
+    user, secret, alg, mutual = chap
+    names = keys((b"InitiatorName", INITIATOR), (b"SessionType", b"Discovery"), (b"AuthMethod", b"CHAP,None"))
+    _, got = login_step(s, names, 0, 0, False, "AuthMethod")
+    if got.get(b"AuthMethod") != b"CHAP":
+        raise RuntimeError("AuthMethod answered %r" % got)
+    _, got = login_step(s, keys((b"CHAP_A", str(alg).encode())), 0, 0, False, "CHAP_A")
+    if int(got[b"CHAP_A"]) != alg:
+        raise RuntimeError("CHAP_A answered %r" % got)
+    ident, challenge = int(got[b"CHAP_I"]), chap_binary(got[b"CHAP_C"])
+    h = CHAP_HASHES[alg]
+    if len(challenge) != h().digest_size:
+        raise RuntimeError("challenge of %d bytes" % len(challenge))
+    resp = h(bytes([ident]) + secret + challenge).hexdigest().encode()
+    text = keys((b"CHAP_N", user), (b"CHAP_R", b"0x" + resp))
+    mine = bytes(range(16, 48))
+    if mutual:
+        text += keys((b"CHAP_I", b"77"), (b"CHAP_C", b"0x" + mine.hex().encode()))
+    _, got = login_step(s, text, 0, 1, True, "CHAP_R")
+    if mutual:
+        want = h(bytes([77]) + mutual[1] + mine).digest()
+        if got.get(b"CHAP_N") != mutual[0] or chap_binary(got[b"CHAP_R"]) != want:
+            raise RuntimeError("the target's mutual CHAP response is wrong: %r" % got)
+
+
+def discovery_login(s, digests=False, chap=None):
+    """Security then operational stage of a discovery session; returns StatSN."""
+    DIGESTS["header"] = DIGESTS["data"] = False
+    if chap:
+        chap_security(s, chap)
+    else:
+        login_step(s, keys((b"InitiatorName", INITIATOR), (b"SessionType", b"Discovery"),
+                           (b"AuthMethod", b"None")), 0, 1, True, "security stage")
+    want = b"CRC32C" if digests else b"None"
+    s.sendall(login_pdu(keys((b"HeaderDigest", want), (b"DataDigest", want),
                              (b"MaxRecvDataSegmentLength", b"262144")), 1, 3, True))
     h, d = recv_pdu(s)
     if h[0] != 0x23 or h[36:38] != b"\0\0" or h[1] & 0x83 != 0x83:
         raise RuntimeError("operational stage: %s %r" % (h[:8].hex(), d))
+    got = dict(p.split(b"=", 1) for p in pairs(d))
+    if got.get(b"HeaderDigest") != want or got.get(b"DataDigest") != want:
+        raise RuntimeError("digests not agreed: %r" % d)
+    DIGESTS["header"] = DIGESTS["data"] = digests
     return int.from_bytes(h[24:28], "big")
 
 
@@ -83,7 +181,7 @@ def send_targets(s, statsn, cmdsn=0):
     text = keys((b"SendTargets", b"All"))
     out, ttt = b"", 0xFFFFFFFF
     while True:
-        s.sendall(bhs(0x04, 0x80, text, itt=2, f20=ttt, cmdsn=cmdsn, expstatsn=statsn + 1) + pad4(text))
+        s.sendall(frame(bhs(0x04, 0x80, text, itt=2, f20=ttt, cmdsn=cmdsn, expstatsn=statsn + 1), text))
         h, d = recv_pdu(s)
         if h[0] != 0x24:
             raise RuntimeError("Text: answered with opcode %#x" % h[0])
@@ -95,19 +193,56 @@ def send_targets(s, statsn, cmdsn=0):
 
 
 def logout(s, statsn, cmdsn):
-    s.sendall(bhs(0x46, 0x80, itt=3, cmdsn=cmdsn, expstatsn=statsn + 1))
+    s.sendall(frame(bhs(0x46, 0x80, itt=3, cmdsn=cmdsn, expstatsn=statsn + 1)))
     h, _ = recv_pdu(s)
     if h[0] != 0x26 or h[2] != 0:
         raise RuntimeError("Logout: %s" % h[:4].hex())
 
 
-def discover(host, port):
+def discover(host, port, digests=""):
     s = connect(host, port)
-    statsn = discovery_login(s)
+    try:
+        statsn = discovery_login(s, digests == "crc32c")
+    except LoginFailed as e:
+        print("login failed: %s" % e.status)
+        sys.exit(2)
     data, statsn = send_targets(s, statsn)
     for p in pairs(data):
         print(p.decode())
     logout(s, statsn, 1)
+
+
+def chap(host, port, user, secret, alg, muser=None, msecret=None):
+    """A discovery session authenticated by CHAP (mutual with MUSER, MSECRET): prints "ok",
+    or the login status if the target refuses it."""
+    s = connect(host, port)
+    mutual = (muser.encode(), msecret.encode()) if muser else None
+    try:
+        statsn = discovery_login(s, chap=(user.encode(), secret.encode(), int(alg), mutual))
+    except LoginFailed as e:
+        print(e.status)
+        return
+    data, statsn = send_targets(s, statsn)
+    print("ok" if b"TargetName=" in data else "no SendTargets")
+
+
+def digest_errors(host, port):
+    """With CRC32C agreed: a wrong data digest gets a Reject (reason 02h) and the session goes
+    on; a wrong header digest ends the connection."""
+    s = connect(host, port)
+    statsn = discovery_login(s, True)
+    text = keys((b"SendTargets", b"All"))
+    s.sendall(frame(bhs(0x04, 0x80, text, itt=2, f20=0xFFFFFFFF, expstatsn=statsn + 1), text, corrupt="data"))
+    h, d = recv_pdu(s)
+    if h[0] != 0x3F or h[2] != 0x02:
+        raise RuntimeError("wrong data digest: answer %s" % h[:8].hex())
+    data, statsn = send_targets(s, int.from_bytes(h[24:28], "big"))
+    if b"TargetName=" not in data:
+        raise RuntimeError("no SendTargets after the data digest error")
+    s.sendall(frame(bhs(0x40, 0x80, itt=9, f20=0xFFFFFFFF, expstatsn=statsn + 1), corrupt="header"))
+    if not closed(s):
+        raise RuntimeError("a wrong header digest did not end the connection")
+    print("ok")
 
 
 def normal(host, port, target):
@@ -261,6 +396,10 @@ if __name__ == "__main__":
     try:
         if cmd == "discover":
             discover(*args)
+        elif cmd == "chap":
+            chap(*args)
+        elif cmd == "digest-errors":
+            digest_errors(*args)
         elif cmd == "normal":
             normal(*args)
         elif cmd == "abuse":

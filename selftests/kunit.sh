@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # The #[kunit_tests] suites inside our modules run on load; each must report ok.
 . "$(dirname "$0")/lib.sh"
-SUITES="rtarget_core_cdb rtarget_core_fabric rtarget_core_ua rtarget_live_ref rtarget_net rtarget_loop_bound"
-tap_plan 7
+SUITES="rtarget_core_cdb rtarget_core_fabric rtarget_core_ua rtarget_live_ref rtarget_net rtarget_crypto rtarget_loop_bound"
+tap_plan 8
 unload_all
 
 check "modprobe rtarget_loop (runs the suites)" modprobe rtarget_loop

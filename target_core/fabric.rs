@@ -82,6 +82,46 @@ pub(crate) struct FabricEntry {
     pub(crate) owner: &'static ThisModule,
     /// Its WWNs (`target/<fabric>/<wwn>`), in creation order.
     pub(crate) wwns: KVec<Arc<dyn FabricWwn>>,
+    /// `target/iscsi/discovery_auth`, while `target/<fabric>` exists.
+    pub(crate) discovery: Option<Arc<dyn DiscoveryAuthSource>>,
+}
+
+/// Where [`discovery_auth`] reads a fabric's `discovery_auth/` from (the configfs node).
+pub(crate) trait DiscoveryAuthSource: Send + Sync {
+    fn get(&self) -> Result<DiscoveryAuth>;
+}
+
+/// An iSCSI fabric's `discovery_auth/`: whether discovery sessions must authenticate (CHAP)
+/// and with what. Empty credentials are unset (LIO shows them as `NULL`).
+pub struct DiscoveryAuth {
+    /// `enforce_discovery_auth`.
+    pub enforce: bool,
+    /// `userid`, `password`: what the initiator proves.
+    pub userid: KVec<u8>,
+    /// The initiator's secret.
+    pub password: KVec<u8>,
+    /// `userid_mutual`, `password_mutual`: what the target proves (mutual CHAP).
+    pub userid_mutual: KVec<u8>,
+    /// The target's secret.
+    pub password_mutual: KVec<u8>,
+}
+
+/// The current `discovery_auth/` of fabric `name` (none while `target/<name>` does not exist).
+#[inline(never)]
+pub fn discovery_auth(name: &CStr) -> Option<DiscoveryAuth> {
+    let source = FABRICS
+        .lock()
+        .iter()
+        .find(|e| e.fabric.name() == name)
+        .and_then(|e| e.discovery.clone())?;
+    source.get().ok()
+}
+
+/// Records (or, with `None`, forgets) where fabric `name`'s `discovery_auth/` is.
+pub(crate) fn set_discovery(name: &CStr, source: Option<Arc<dyn DiscoveryAuthSource>>) {
+    if let Some(e) = FABRICS.lock().iter_mut().find(|e| e.fabric.name() == name) {
+        e.discovery = source;
+    }
 }
 
 /// Keeps a fabric registered; dropping it (in the fabric's module exit) unregisters.
@@ -103,6 +143,7 @@ pub fn register(fabric: &'static dyn Fabric, owner: &'static ThisModule) -> Resu
             fabric,
             owner,
             wwns: KVec::new(),
+            discovery: None,
         },
         GFP_KERNEL,
     )?;

@@ -25,6 +25,7 @@ use rtarget_core::fabric::{self, Fabric, FabricTpg, FabricWwn};
 use rtarget_core::lun::Port;
 use rtarget_core::proto::spc::Proto;
 use rtarget_core::rt::configfs::{emit_line, strip_nl, Attr};
+use rtarget_core::rt::crypto;
 use rtarget_core::rt::net::{Listener, SockAddr, Stream};
 use rtarget_core::rt::thread::{self, Thread};
 
@@ -88,21 +89,16 @@ static ATTRIB: [(&CStr, u32, u32, u32); 13] = [
     (c"tpg_enabled_sendtargets", 1, 0, 1),
     (c"login_keys_workaround", 1, 0, 1),
 ];
-static TPG_ATTRIB_ATTRS: [Attr; 13] = [
-    Attr::rw(c"authentication"),
-    Attr::rw(c"login_timeout"),
-    Attr::rw(c"generate_node_acls"),
-    Attr::rw(c"default_cmdsn_depth"),
-    Attr::rw(c"cache_dynamic_acls"),
-    Attr::rw(c"demo_mode_write_protect"),
-    Attr::rw(c"prod_mode_write_protect"),
-    Attr::rw(c"demo_mode_discovery"),
-    Attr::rw(c"default_erl"),
-    Attr::rw(c"t10_pi"),
-    Attr::rw(c"fabric_prot_type"),
-    Attr::rw(c"tpg_enabled_sendtargets"),
-    Attr::rw(c"login_keys_workaround"),
-];
+static TPG_ATTRIB_ATTRS: [Attr; 13] = {
+    let mut a = [Attr::rw(c"authentication"); 13];
+    let mut i = 0;
+    while i < a.len() {
+        a[i] = Attr::rw(ATTRIB[i].0);
+        i += 1;
+    }
+    a
+};
+const LOGIN_TIMEOUT: usize = 1;
 const DEMO_MODE_DISCOVERY: usize = 7;
 const DEFAULT_CMDSN_DEPTH: usize = 3;
 const TPG_ENABLED_SENDTARGETS: usize = 11;
@@ -406,6 +402,8 @@ fn next_tsih() -> u16 {
 /// The login's view of the portal: discovery sessions only, for now.
 struct LoginPortal<'a> {
     shared: &'a PortalShared,
+    /// `iscsi/discovery_auth` when the login started.
+    discovery: Option<fabric::DiscoveryAuth>,
 }
 
 impl login::Portal for LoginPortal<'_> {
@@ -417,10 +415,34 @@ impl login::Portal for LoginPortal<'_> {
     }
 
     fn admit(&self, target: Option<u16>, _initiator: &[u8]) -> Result<Auth<'_>, Status> {
-        match target {
-            None if self.shared.settings.attrib(DEMO_MODE_DISCOVERY) == 1 => Ok(Auth::None),
-            None => Err(login_status::FORBIDDEN),
-            Some(_) => Err(login_status::SERVICE_UNAVAILABLE),
+        if target.is_some() {
+            return Err(login_status::SERVICE_UNAVAILABLE);
+        }
+        if self.shared.settings.attrib(DEMO_MODE_DISCOVERY) == 0 {
+            return Err(login_status::FORBIDDEN);
+        }
+        match &self.discovery {
+            Some(d) if d.enforce => {
+                // Enforced without credentials: nobody can log in (as LIO).
+                if d.userid.is_empty() || d.password.is_empty() {
+                    return Err(login_status::AUTH_FAILED);
+                }
+                let mutual =
+                    (!d.userid_mutual.is_empty() && !d.password_mutual.is_empty()).then(|| {
+                        chap::Secret {
+                            user: &d.userid_mutual,
+                            password: &d.password_mutual,
+                        }
+                    });
+                Ok(Auth::Chap {
+                    secret: chap::Secret {
+                        user: &d.userid,
+                        password: &d.password,
+                    },
+                    mutual,
+                })
+            }
+            _ => Ok(Auth::None),
         }
     }
 
@@ -429,26 +451,35 @@ impl login::Portal for LoginPortal<'_> {
     }
 
     fn params(&self, _target: Option<u16>) -> Params {
-        // Digests come with the CRC32C helper; until then only None is offered.
         Params {
-            header_digest: [Some(text::Digest::None), None],
-            data_digest: [Some(text::Digest::None), None],
             max_recv_data_segment_length: LOGIN_SEGMENT as u32,
             ..Params::default()
         }
     }
 }
 
-/// CHAP is not offered to discovery sessions yet (`enforce_discovery_auth` stays 0).
-struct NoCrypto;
+/// CHAP's digests from the kernel crypto API (what LIO 7.3 offers: MD5, SHA-1, SHA-256 and
+/// SHA3-256, each if the kernel has it) and the kernel's random bytes.
+struct KernelCrypto;
 
-impl chap::Crypto for NoCrypto {
-    fn has(&self, _: chap::Alg) -> bool {
-        false
+fn hash_of(alg: chap::Alg) -> Result<crypto::Hash> {
+    crypto::Hash::new(match alg {
+        chap::Alg::Md5 => c"md5",
+        chap::Alg::Sha1 => c"sha1",
+        chap::Alg::Sha256 => c"sha256",
+        chap::Alg::Sha3_256 => c"sha3-256",
+    })
+}
+
+impl chap::Crypto for KernelCrypto {
+    fn has(&self, alg: chap::Alg) -> bool {
+        hash_of(alg).is_ok_and(|h| h.len() == alg.digest_len())
     }
-    fn digest(&self, _: chap::Alg, _: &[&[u8]], _: &mut [u8]) {}
+    fn digest(&self, alg: chap::Alg, parts: &[&[u8]], out: &mut [u8]) -> bool {
+        hash_of(alg).and_then(|h| h.digest(parts, out)).is_ok()
+    }
     fn random(&self, out: &mut [u8]) {
-        out.fill(0);
+        crypto::random_bytes(out)
     }
 }
 
@@ -460,6 +491,9 @@ struct Connection<'a> {
     exp_cmdsn: u32,
     /// The initiator's MaxRecvDataSegmentLength.
     xmit_segment: usize,
+    /// CRC32C digests agreed for the full feature phase.
+    header_digest: bool,
+    data_digest: bool,
     /// A Text response still being sent in parts (C bit).
     pending_text: KVec<u8>,
     pending_at: usize,
@@ -473,6 +507,8 @@ impl<'a> Connection<'a> {
             statsn: 1,
             exp_cmdsn: 0,
             xmit_segment: LOGIN_SEGMENT,
+            header_digest: false,
+            data_digest: false,
             pending_text: KVec::new(),
             pending_at: 0,
         }
@@ -492,14 +528,24 @@ impl<'a> Connection<'a> {
     fn send(&mut self, r: &Response, data: &[u8], advance: bool) -> Result {
         let mut bhs = [0u8; BHS_LEN];
         pdu::encode(r, self.sn(), data.len() as u32, &mut bhs);
-        self.stream.send(&bhs, !data.is_empty())?;
-        if !data.is_empty() {
-            self.stream
-                .send(data, pdu::pad4(data.len()) != data.len())?;
-            let pad = pdu::pad4(data.len()) - data.len();
-            if pad > 0 {
-                self.stream.send(&[0u8; 3][..pad], false)?;
-            }
+        let pad = &[0u8; 3][..pdu::pad4(data.len()) - data.len()];
+        let hd = digest(&[&bhs]);
+        let dd = digest(&[data, pad]);
+        let parts: [&[u8]; 5] = [
+            &bhs,
+            if self.header_digest { &hd } else { &[] },
+            data,
+            pad,
+            if self.data_digest && !data.is_empty() {
+                &dd
+            } else {
+                &[]
+            },
+        ];
+        // MSG_MORE on all but the last part: the PDU leaves in as few segments as it can.
+        let last = parts.iter().rposition(|p| !p.is_empty()).unwrap_or(0);
+        for (i, p) in parts.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+            self.stream.send(p, i != last)?;
         }
         if advance {
             self.statsn = self.statsn.wrapping_add(1);
@@ -507,22 +553,28 @@ impl<'a> Connection<'a> {
         Ok(())
     }
 
-    /// Receives the AHS and data segment after `bhs` into `buf` (data only, unpadded); fails
-    /// if the segment exceeds `max`.
-    fn recv_tail(&self, bhs: &[u8; BHS_LEN], buf: &mut KVec<u8>, max: usize) -> Result {
-        let f = Framing::of(bhs, false, false);
+    /// Receives the AHS and data segment after `bhs` into `buf` (data only, unpadded), with
+    /// their digests once negotiated. Fails if the segment exceeds `max` or the header
+    /// digest is wrong (the connection ends, RFC 7143 7.8); a wrong data digest gives
+    /// `Ok(false)`: the PDU is rejected and dropped.
+    fn recv_tail(&self, bhs: &[u8; BHS_LEN], buf: &mut KVec<u8>, max: usize) -> Result<bool> {
+        let f = Framing::of(bhs, self.header_digest, self.data_digest);
         if f.data > max {
             return Err(EPROTO);
         }
-        let mut ahs = [0u8; 4];
-        for _ in 0..f.ahs / 4 {
-            self.recv(&mut ahs)?;
-        }
         buf.clear();
-        buf.resize(pdu::pad4(f.data), 0, GFP_KERNEL)?;
+        buf.resize(f.tail_len(), 0, GFP_KERNEL)?;
         self.recv(buf)?;
+        let (ahs, rest) = buf.split_at(f.ahs);
+        if f.header_digest && rest[..4] != digest(&[bhs, ahs]) {
+            return Err(EBADMSG);
+        }
+        let padded = pdu::pad4(f.data);
+        let data = &buf[f.data_at()..f.data_at() + padded];
+        let good = !f.data_digest || f.data == 0 || buf[f.data_at() + padded..] == digest(&[data]);
+        buf.copy_within(f.data_at()..f.data_at() + f.data, 0);
         buf.truncate(f.data);
-        Ok(())
+        Ok(good)
     }
 
     fn recv(&self, buf: &mut [u8]) -> Result {
@@ -533,6 +585,9 @@ impl<'a> Connection<'a> {
     }
 
     fn run(&mut self) -> Result {
+        // A login must finish within `login_timeout` seconds (as LIO's login timer).
+        let timeout = self.shared.settings.attrib(LOGIN_TIMEOUT);
+        self.stream.set_recv_timeout(timeout * 1000);
         let mut login: Login<u16> = Login::new();
         let mut gathered = KVec::new();
         let mut seg = KVec::new();
@@ -554,6 +609,7 @@ impl<'a> Connection<'a> {
             };
             self.exp_cmdsn = req.cmdsn;
             let ok = ahs_len == 0 && self.recv_tail(&bhs, &mut seg, LOGIN_SEGMENT).is_ok();
+            // (No digests during login: recv_tail's Ok(false) cannot happen.)
             let mut w = Writer::new(&mut out);
             let step = if !ok || gathered.len() + seg.len() > LOGIN_TEXT_MAX {
                 Step::Fail(login_status::INITIATOR_ERROR)
@@ -564,8 +620,9 @@ impl<'a> Connection<'a> {
                 } else {
                     let portal = LoginPortal {
                         shared: self.shared,
+                        discovery: fabric::discovery_auth(c"iscsi"),
                     };
-                    let s = login.step(&req, &gathered, &portal, &NoCrypto, &mut w);
+                    let s = login.step(&req, &gathered, &portal, &KernelCrypto, &mut w);
                     gathered.clear();
                     s
                 }
@@ -605,7 +662,11 @@ impl<'a> Connection<'a> {
                 Step::Reply { .. } => {}
             }
         }
-        self.xmit_segment = login.agreed().max_xmit_data_segment_length as usize;
+        self.stream.set_recv_timeout(0);
+        let agreed = login.agreed();
+        self.xmit_segment = agreed.max_xmit_data_segment_length as usize;
+        self.header_digest = agreed.header_digest[0] == Some(text::Digest::Crc32c);
+        self.data_digest = agreed.data_digest[0] == Some(text::Digest::Crc32c);
         if login.session != SessionType::Discovery {
             return Ok(());
         }
@@ -618,8 +679,13 @@ impl<'a> Connection<'a> {
             let mut bhs = [0u8; BHS_LEN];
             self.recv(&mut bhs)?;
             let parsed = pdu::parse(&bhs);
-            if self.recv_tail(&bhs, seg, LOGIN_SEGMENT).is_err() {
-                return Err(EPROTO);
+            if !self.recv_tail(&bhs, seg, LOGIN_SEGMENT)? {
+                let r = Response::Reject {
+                    reason: pdu::RejectReason::DataDigest,
+                    datasn: 0,
+                };
+                self.send(&r, &bhs, true)?;
+                continue;
             }
             let p = match parsed {
                 Ok(p) => p,
@@ -746,6 +812,12 @@ impl<'a> Connection<'a> {
         self.pending_text = out;
         Ok(())
     }
+}
+
+/// An iSCSI digest (RFC 7143 13.1): CRC-32C of the parts, as the four bytes on the wire.
+fn digest(parts: &[&[u8]]) -> [u8; 4] {
+    let crc = parts.iter().fold(!0, |crc, p| crypto::crc32c(crc, p));
+    (!crc).to_le_bytes()
 }
 
 /// Appends `TargetName=` (once per target) and the portal's `TargetAddress=`.

@@ -44,8 +44,9 @@ pub const MAX_BINARY: usize = 1024;
 pub trait Crypto {
     /// Whether algorithm `alg` is available.
     fn has(&self, alg: Alg) -> bool;
-    /// The digest of the concatenation of `parts` (`out` holds `alg.digest_len()` bytes).
-    fn digest(&self, alg: Alg, parts: &[&[u8]], out: &mut [u8]);
+    /// The digest of the concatenation of `parts` into `out` (`alg.digest_len()` bytes);
+    /// false if it could not be computed (the exchange then fails).
+    fn digest(&self, alg: Alg, parts: &[&[u8]], out: &mut [u8]) -> bool;
     /// Fills `out` with random bytes.
     fn random(&self, out: &mut [u8]);
 }
@@ -282,12 +283,12 @@ impl Chap {
                     return Err(ChapError::Mismatch);
                 }
                 let mut want = [0u8; MAX_DIGEST];
-                crypto.digest(
+                let computed = crypto.digest(
                     alg,
                     &[&[id], secret.password, &challenge[..alg.digest_len()]],
                     &mut want[..alg.digest_len()],
                 );
-                if len != alg.digest_len() || !same(&got[..len], &want[..len]) {
+                if !computed || len != alg.digest_len() || !same(&got[..len], &want[..len]) {
                     return Err(ChapError::Mismatch);
                 }
                 // Mutual CHAP: the initiator's identifier and challenge come with its response.
@@ -304,11 +305,13 @@ impl Chap {
                             return Err(ChapError::Mutual);
                         }
                         let mut resp = [0u8; MAX_DIGEST];
-                        crypto.digest(
+                        if !crypto.digest(
                             alg,
                             &[&[i as u8], m.password, &theirs[..clen]],
                             &mut resp[..alg.digest_len()],
-                        );
+                        ) {
+                            return Err(ChapError::Mutual);
+                        }
                         out.pair(b"CHAP_N", &[m.user])?;
                         hex_pair(out, b"CHAP_R", &resp[..alg.digest_len()])?;
                     }
@@ -341,7 +344,7 @@ pub(crate) mod tests {
         fn has(&self, alg: Alg) -> bool {
             self.1.contains(&alg)
         }
-        fn digest(&self, alg: Alg, parts: &[&[u8]], out: &mut [u8]) {
+        fn digest(&self, alg: Alg, parts: &[&[u8]], out: &mut [u8]) -> bool {
             assert_eq!(out.len(), alg.digest_len());
             let mut acc = alg as u32;
             for (k, b) in parts.iter().flat_map(|p| p.iter()).enumerate() {
@@ -350,6 +353,7 @@ pub(crate) mod tests {
             for (i, o) in out.iter_mut().enumerate() {
                 *o = (acc >> (i % 4 * 8)) as u8 ^ i as u8;
             }
+            true
         }
         fn random(&self, out: &mut [u8]) {
             for o in out {
@@ -521,6 +525,36 @@ pub(crate) mod tests {
         k.take(b"CHAP_A", b"5").unwrap();
         assert_eq!(k.take(b"CHAP_A", b"5"), Err(ChapError::Protocol));
         assert_eq!(k.take(b"CHAP_X", b"5"), Ok(false));
+    }
+
+    /// A digest that cannot be computed never authenticates anyone.
+    #[test]
+    fn failed_digest_fails() {
+        struct Broken;
+        impl Crypto for Broken {
+            fn has(&self, _: Alg) -> bool {
+                true
+            }
+            fn digest(&self, _: Alg, _: &[&[u8]], out: &mut [u8]) -> bool {
+                out.fill(0);
+                false
+            }
+            fn random(&self, out: &mut [u8]) {
+                out.fill(0);
+            }
+        }
+        let mut chap = Chap::new();
+        let mut buf = [0u8; 256];
+        let mut w = Writer::new(&mut buf);
+        chap.step(&keys(b"CHAP_A=5\0"), &Broken, USER, None, &mut w)
+            .unwrap();
+        // All zeroes: what a broken digest would have left in its buffer.
+        let zeroes = b"CHAP_N=alice\0CHAP_R=0x00000000000000000000000000000000\0";
+        let mut w = Writer::new(&mut buf);
+        assert_eq!(
+            chap.step(&keys(zeroes), &Broken, USER, None, &mut w),
+            Err(ChapError::Mismatch)
+        );
     }
 
     #[test]

@@ -55,6 +55,31 @@ fn ipv4(s: &[u8]) -> Option<[u8; 4]> {
 }
 
 fn ipv6(s: &[u8]) -> Option<[u8; 16]> {
+    // An IPv4 address in the last 32 bits (`::ffff:127.0.0.1`) counts as two groups.
+    if s.contains(&b'.') {
+        let colon = s.iter().rposition(|&c| c == b':')?;
+        let v4 = ipv4(&s[colon + 1..])?;
+        let mut hex = [0u8; 64];
+        let head = &s[..=colon];
+        let n = head.len();
+        if n + 9 > hex.len() {
+            return None;
+        }
+        hex[..n].copy_from_slice(head);
+        let groups = [
+            u16::from_be_bytes([v4[0], v4[1]]),
+            u16::from_be_bytes([v4[2], v4[3]]),
+        ];
+        let mut w = Cursor {
+            out: &mut hex,
+            at: n,
+        };
+        w.num(u32::from(groups[0]), 16)?;
+        w.put(b":")?;
+        w.num(u32::from(groups[1]), 16)?;
+        let end = w.at;
+        return ipv6(&hex[..end]);
+    }
     // Groups before and after a `::`.
     let (head, tail) = match s.windows(2).position(|w| w == b"::") {
         Some(i) => (&s[..i], Some(&s[i + 2..])),
@@ -224,6 +249,9 @@ mod tests {
             b"[1::2::3]:1",
             b"[12345::]:1",
             b"[1:2:3:4:5:6:7]:1",
+            b"[::ffff:1.2.3]:1",
+            b"[1.2.3.4]:1",
+            b"[::1.2.3.4.5]:1",
             b"",
         ] {
             assert_eq!(parse(bad), None, "{:?}", core::str::from_utf8(bad));
@@ -246,6 +274,7 @@ mod tests {
             (b"[1:2:3:4:5:6:7:0]:1", b"[1:2:3:4:5:6:7:0]:1"),
             (b"[2001:db8::ff00:42:8329]:1", b"[2001:db8::ff00:42:8329]:1"),
             (b"[::ffff:7f00:1]:1", b"[::ffff:127.0.0.1]:1"),
+            (b"[::ffff:127.0.0.1]:1", b"[::ffff:127.0.0.1]:1"),
         ] {
             let (ip, port) = parse(name).unwrap();
             let n = format(&ip, port, &mut b).unwrap();

@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Digests for the network fabrics: CRC-32C (iSCSI header and data digests, NVMe/TCP's) from
+//! the kernel's crc library, message digests of the kernel crypto API (CHAP: MD5, SHA-1,
+//! SHA-256, SHA3-256) and random bytes.
+//!
+//! C side: `rust/net_helpers.c`.
+
+use super::bindings;
+use core::ptr::NonNull;
+use kernel::error::from_err_ptr;
+use kernel::prelude::*;
+
+/// CRC-32C of `data`, continued from `crc` (the kernel's `crc32c`).
+pub fn crc32c(crc: u32, data: &[u8]) -> u32 {
+    // SAFETY: `data` is valid for reads of its length.
+    unsafe { bindings::rt_crc32c(crc, data.as_ptr().cast(), data.len()) }
+}
+
+/// Fills `buf` with random bytes (`get_random_bytes`).
+pub fn random_bytes(buf: &mut [u8]) {
+    // SAFETY: `buf` is valid for writes of its length.
+    unsafe { bindings::rt_random_bytes(buf.as_mut_ptr().cast(), buf.len()) }
+}
+
+/// A message digest algorithm of the kernel crypto API.
+///
+/// # Invariants
+///
+/// `tfm` is a transform from `crypto_alloc_shash`, freed only in `drop`.
+pub struct Hash {
+    tfm: NonNull<core::ffi::c_void>,
+}
+
+// SAFETY: a shash transform is immutable once allocated and may be used from any thread
+// (each digest runs on its own descriptor).
+unsafe impl Send for Hash {}
+// SAFETY: as above.
+unsafe impl Sync for Hash {}
+
+impl Hash {
+    /// The algorithm named `name` ("md5", "sha1", "sha256", "sha3-256"); `ENOENT` if the
+    /// kernel has none (may sleep: it can load a module).
+    pub fn new(name: &CStr) -> Result<Hash> {
+        // SAFETY: `name` is a valid C string.
+        let tfm = from_err_ptr(unsafe { bindings::rt_shash_alloc(name.as_char_ptr()) })?;
+        Ok(Hash {
+            // INVARIANT: allocated above.
+            tfm: NonNull::new(tfm).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// Digest length in bytes.
+    pub fn len(&self) -> usize {
+        // SAFETY: `tfm` is live (type invariant).
+        unsafe { bindings::rt_shash_digestsize(self.tfm.as_ptr()) as usize }
+    }
+
+    /// Always false: digests have a length.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the digest of the concatenation of `parts` (at most 8) to `out`, which must hold
+    /// [`Hash::len`] bytes.
+    pub fn digest(&self, parts: &[&[u8]], out: &mut [u8]) -> Result {
+        if out.len() < self.len() || parts.len() > 8 {
+            return Err(EINVAL);
+        }
+        let mut bufs = [core::ptr::null::<core::ffi::c_void>(); 8];
+        let mut lens = [0usize; 8];
+        for (i, p) in parts.iter().enumerate() {
+            bufs[i] = p.as_ptr().cast();
+            lens[i] = p.len();
+        }
+        // SAFETY: `tfm` is live; each of the first `parts.len()` buffers is valid for its
+        // length; `out` holds the digest's length.
+        kernel::error::to_result(unsafe {
+            bindings::rt_shash_digest(
+                self.tfm.as_ptr(),
+                bufs.as_ptr(),
+                lens.as_ptr(),
+                parts.len() as u32,
+                out.as_mut_ptr(),
+            )
+        })
+    }
+}
+
+impl Drop for Hash {
+    fn drop(&mut self) {
+        // SAFETY: `tfm` is live (type invariant) and freed once, here.
+        unsafe { bindings::rt_shash_free(self.tfm.as_ptr()) }
+    }
+}
+
+#[kunit_tests(rtarget_crypto)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_answers() -> Result {
+        // CRC-32C check value (RFC 3720 B.4's polynomial): "123456789" -> E3069283.
+        assert_eq!(!crc32c(!0, b"123456789"), 0xe306_9283);
+        let sha = Hash::new(c"sha256")?;
+        assert_eq!(sha.len(), 32);
+        let mut out = [0u8; 32];
+        // SHA-256("abc"), split across parts.
+        sha.digest(&[b"a", b"", b"bc"], &mut out)?;
+        assert_eq!(&out[..4], &[0xba, 0x78, 0x16, 0xbf]);
+        assert_eq!(&out[28..], &[0xf2, 0x00, 0x15, 0xad]);
+        assert!(Hash::new(c"no-such-digest").is_err());
+        let mut r = [0u8; 32];
+        random_bytes(&mut r);
+        assert!(r != [0u8; 32]);
+        Ok(())
+    }
+}
