@@ -53,19 +53,24 @@ pub(super) fn make_fabric_dir(tree: &Arc<Tree>, name: &CStr) -> Result<NewNode> 
         tpg: Kind::new2(k.module, fabric.tpg_attrs(), &[Attr::rw(c"rtpi")])?,
         tpg_attrib: Kind::new(k.module, fabric.tpg_attrib_attrs())?,
     };
-    let dir = FabricDir {
+    let kinds = Arc::new(kinds, GFP_KERNEL)?;
+    let fabric_kind = kinds.fabric_dir.clone();
+    let dir = try_pin_init!(FabricDir {
         tree: tree.clone(),
         fabric,
-        kinds: Arc::new(kinds, GFP_KERNEL)?,
+        kinds,
         _owner: owner,
-    };
-    let fabric_kind = dir.kinds.fabric_dir.clone();
-    let node = NewNode::new(name, &fabric_kind, Arc::new(dir, GFP_KERNEL)?)?;
+        discovery <- kernel::new_mutex!(None),
+    }? Error);
+    let fabric_dir = Arc::pin_init(dir, GFP_KERNEL)?;
+    let node = NewNode::new(name, &fabric_kind, fabric_dir.clone())?;
     if name.to_bytes() == b"iscsi" {
         let auth = DiscoveryAuth::new()?;
         auth.enforceable.store(true, Relaxed);
         let node = node.with_default(c"discovery_auth", &k.iscsi_discovery_auth, auth.clone())?;
-        fabric::set_discovery(name, Some(auth));
+        let source: Arc<dyn fabric::DiscoveryAuthSource> = auth;
+        fabric::set_discovery(name, source.clone());
+        *fabric_dir.discovery.lock() = Some(source);
         Ok(node)
     } else {
         node.with_default(
@@ -77,16 +82,23 @@ pub(super) fn make_fabric_dir(tree: &Arc<Tree>, name: &CStr) -> Result<NewNode> 
 }
 
 /// `target/<fabric>`: holds the fabric's module while it exists.
+#[pin_data(PinnedDrop)]
 struct FabricDir {
     tree: Arc<Tree>,
     fabric: &'static dyn Fabric,
     kinds: Arc<FabricKinds>,
     _owner: ModuleRef,
+    /// Its `discovery_auth/` as registered with the fabric (iSCSI).
+    #[pin]
+    discovery: Mutex<Option<Arc<dyn fabric::DiscoveryAuthSource>>>,
 }
 
-impl Drop for FabricDir {
-    fn drop(&mut self) {
-        fabric::set_discovery(self.fabric.name(), None);
+#[pinned_drop]
+impl PinnedDrop for FabricDir {
+    fn drop(self: Pin<&mut Self>) {
+        if let Some(d) = self.discovery.lock().take() {
+            fabric::clear_discovery(self.fabric.name(), &d);
+        }
     }
 }
 

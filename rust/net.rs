@@ -274,6 +274,7 @@ mod tests {
     use super::super::io::ScratchSgl;
     use super::super::thread::Thread;
     use super::*;
+    use kernel::sync::atomic::{ordering::Relaxed, Atomic};
     use kernel::sync::Arc;
 
     const LOOPBACK4: [u8; 4] = [127, 0, 0, 1];
@@ -365,18 +366,32 @@ mod tests {
         let l = Arc::new(Listener::bind(SockAddr::V4(LOOPBACK4, 0), 4)?, GFP_KERNEL)?;
         let (c, s) = pair(&l, SockAddr::V4(LOOPBACK4, l.local_addr()?.port()))?;
         let s = Arc::new(s, GFP_KERNEL)?;
-        let (l2, s2) = (l.clone(), s.clone());
+        let woken = Arc::new(Atomic::new(0u32), GFP_KERNEL)?;
+        let (l2, s2, w1, w2) = (l.clone(), s.clone(), woken.clone(), woken.clone());
         let acceptor = Thread::spawn(c"rt_kunit_accept", move || {
-            assert!(l2.accept().is_err());
+            if l2.accept().is_err() {
+                w1.fetch_add(1, Relaxed);
+            }
         })?;
         let reader = Thread::spawn(c"rt_kunit_recv", move || {
             let mut b = [0u8; 4];
             // Woken by shutdown: EOF or an error, never data.
-            assert!(!matches!(s2.recv_exact(&mut b), Ok(true)));
+            if !matches!(s2.recv_exact(&mut b), Ok(true)) {
+                w2.fetch_add(1, Relaxed);
+            }
         })?;
         kernel::time::delay::fsleep(kernel::time::Delta::from_millis(100));
+        assert_eq!(woken.load(Relaxed), 0);
         l.shutdown();
         s.shutdown();
+        // Both return because of the shutdowns, before anything stops them.
+        for _ in 0..100 {
+            if woken.load(Relaxed) == 2 {
+                break;
+            }
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(10));
+        }
+        assert_eq!(woken.load(Relaxed), 2);
         acceptor.stop();
         reader.stop();
         drop(c);

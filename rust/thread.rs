@@ -51,7 +51,7 @@ unsafe fn drop_body<F>(data: *mut c_void) {
     drop(unsafe { KBox::<F>::from_raw(data.cast()) });
 }
 
-/// What [`trampoline`] returns; `kthread_stop` returns `-EINTR` for a kthread that never ran.
+/// What [`trampoline`] returns (`kthread_stop` returns `-EINTR` for a kthread that never ran).
 const RAN: i32 = 0;
 
 impl Thread {
@@ -87,7 +87,9 @@ impl Drop for Thread {
         // SAFETY: `task` is referenced by this handle (type invariant); the reference is
         // dropped here, once.
         let ret = unsafe { bindings::rt_kthread_stop(self.task.as_ptr()) };
-        if ret != RAN {
+        // -EINTR: stopped before it ran (a closure that oopsed gives another code, and its box
+        // is then neither freed nor touched again).
+        if ret == EINTR.to_errno() {
             // SAFETY: the kthread stopped before running `trampoline`, so `body` was never
             // taken (type invariant) and the thread is gone.
             unsafe { (self.drop_body)(self.body) };

@@ -15,7 +15,7 @@ IQN2=iqn.2003-01.org.rtarget.test:hidden
 I=$CFG/iscsi/$IQN
 I2=$CFG/iscsi/$IQN2
 OUT=/tmp/iscsi; rm -rf $OUT; mkdir -p $OUT
-tap_plan 37
+tap_plan 39
 unload_all; dmesg_mark
 # iscsiadm hands discovery to iscsid: one for this test, stopped at the end.
 iscsid -f > $OUT/iscsid.log 2>&1 &
@@ -44,13 +44,15 @@ refuse "a malformed IPv6 portal is refused" mkdir "$I/tpgt_1/np/[::1:3260"
 check "portals 127.0.0.1:3260, [::1]:3261 and [::0]:3262 listen" sh -c "mkdir $I/tpgt_1/np/127.0.0.1:3260 &&
     mkdir '$I/tpgt_1/np/[::1]:3261' && mkdir '$I/tpgt_1/np/[::0]:3262' && ss -ltn > $OUT/ss &&
     grep -q '127.0.0.1:3260 ' $OUT/ss && grep -q '\[::1\]:3261 ' $OUT/ss && grep -qE '(\*|\[::\]):3262 ' $OUT/ss"
+refuse "tpgt_01 beside tpgt_1 is refused (the same tag)" mkdir "$I/tpgt_01"
 refuse "a second TPG on a portal in use is refused" mkdir -p "$I2/tpgt_1/np/127.0.0.1:3260"
 check "enable tpgt_1" sh -c "echo 1 > $I/tpgt_1/enable"
 check "raw client: SendTargets over IPv4 lists the target and its three portals" sh -c "$PDU discover 127.0.0.1 3260 | tee $OUT/st4 &&
     grep -qx 'TargetName=$IQN' $OUT/st4 && grep -qx 'TargetAddress=127.0.0.1:3260,1' $OUT/st4 &&
     grep -qx 'TargetAddress=\[::1\]:3261,1' $OUT/st4 && grep -qx 'TargetAddress=127.0.0.1:3262,1' $OUT/st4"
-check "raw client: over IPv6, the wildcard portal is reported as the address reached" sh -c "$PDU discover ::1 3262 | tee $OUT/st6 &&
-    grep -qx 'TargetAddress=\[::1\]:3262,1' $OUT/st6"
+check "the wildcard portal is reported as the address reached: [::1] over IPv6, 127.0.0.1 over IPv4 to [::0]" sh -c "
+    $PDU discover ::1 3262 | tee $OUT/st6 && grep -qx 'TargetAddress=\[::1\]:3262,1' $OUT/st6 &&
+    $PDU discover 127.0.0.1 3262 | tee $OUT/st46 && grep -qx 'TargetAddress=127.0.0.1:3262,1' $OUT/st46"
 check "raw client with CRC32C header and data digests: the same SendTargets" sh -c "$PDU discover 127.0.0.1 3260 crc32c > $OUT/stc &&
     diff $OUT/st4 $OUT/stc"
 check "a wrong data digest gets a Reject (02h) and the session goes on; a wrong header digest ends it" \
@@ -85,6 +87,9 @@ check "a connection silent for login_timeout (5 s) is closed" sh -c "echo 5 > $I
     python3 -c \"import socket, time
 s = socket.create_connection(('127.0.0.1', 3260)); s.settimeout(12); t = time.time()
 assert s.recv(1) == b'' and 4 < time.time() - t < 9, time.time() - t\" && echo 15 > $I/tpgt_1/attrib/login_timeout"
+check "a login kept open by C-bit requests ends at login_timeout (5 s) all the same" sh -c "
+    echo 5 > $I/tpgt_1/attrib/login_timeout && t=\$($PDU trickle 127.0.0.1 3260) && echo \$t &&
+    [ \"\$t\" != 'still open' ] && [ \$t -ge 4 ] && [ \$t -le 8 ]; r=\$?; echo 15 > $I/tpgt_1/attrib/login_timeout; exit \$r"
 check "and the target still answers discovery" sh -c "$PDU discover 127.0.0.1 3260 | grep -qx 'TargetName=$IQN'"
 # A live session on the dual-stack portal, then its portal removed under it.
 $PDU idle 127.0.0.1 3262 30 > $OUT/idle 2>&1 &

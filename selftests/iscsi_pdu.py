@@ -11,11 +11,13 @@
   iscsi_pdu.py normal HOST PORT TARGET   a normal session's login: prints its status (hex)
   iscsi_pdu.py abuse HOST PORT           malformed PDUs; prints "ok NAME" / "not ok NAME: why"
   iscsi_pdu.py idle HOST PORT SECONDS    a discovery session that sits idle (for rmdir tests)
+  iscsi_pdu.py trickle HOST PORT         a login kept open by C-bit requests: seconds until closed
 """
 import hashlib
 import socket
 import struct
 import sys
+import time
 
 INITIATOR = b"iqn.2026-12.org.rtarget:selftest"
 ISID = bytes([0x80, 0x00, 0x01, 0x02, 0x03, 0x04])
@@ -380,6 +382,21 @@ def abuse(host, port):
     return 0 if all(results) else 1
 
 
+def trickle(host, port):
+    """Login Requests with the C bit, one a second, that never finish the login: prints how
+    many seconds passed before the target closed the connection."""
+    s = connect(host, port)
+    t0 = time.time()
+    try:
+        for _ in range(20):
+            s.sendall(login_pdu(keys((b"InitiatorName", INITIATOR)), 0, 0, False, cont=True))
+            recv_pdu(s)
+            time.sleep(1)
+        print("still open")
+    except (EOFError, ConnectionResetError, BrokenPipeError, socket.timeout):
+        print(int(time.time() - t0))
+
+
 def idle(host, port, seconds):
     s = connect(host, port)
     discovery_login(s)
@@ -404,6 +421,8 @@ if __name__ == "__main__":
             normal(*args)
         elif cmd == "abuse":
             sys.exit(abuse(*args))
+        elif cmd == "trickle":
+            trickle(*args)
         elif cmd == "idle":
             idle(*args)
         else:

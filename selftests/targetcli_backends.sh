@@ -26,7 +26,12 @@ said() { # LOG TEXT: the session printed TEXT
 
 # clearconfig leaves the fabric directories (target/loopback, and target/iscsi that rtslib
 # creates when it lists fabrics), which pin their modules as in LIO: remove them first.
-unload_rt() { rmdir "$CFG/loopback" "$CFG/iscsi" 2>/dev/null; rmmod_wait rtarget_loop rtarget_core; }
+unload_rt() {
+    rmdir "$CFG/loopback" "$CFG/iscsi" 2>/dev/null
+    # targetcli lists iscsi/, which autoloads rtarget_iscsi.
+    if loaded rtarget_iscsi; then rmmod_wait rtarget_iscsi || return 1; fi
+    rmmod_wait rtarget_loop rtarget_core
+}
 reload_core() { unload_rt && modprobe rtarget_core; }
 teardown_and_unload() { teardown_lun && unload_rt; }
 

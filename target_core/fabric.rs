@@ -117,10 +117,20 @@ pub fn discovery_auth(name: &CStr) -> Option<DiscoveryAuth> {
     source.get().ok()
 }
 
-/// Records (or, with `None`, forgets) where fabric `name`'s `discovery_auth/` is.
-pub(crate) fn set_discovery(name: &CStr, source: Option<Arc<dyn DiscoveryAuthSource>>) {
+/// Records where fabric `name`'s `discovery_auth/` is.
+pub(crate) fn set_discovery(name: &CStr, source: Arc<dyn DiscoveryAuthSource>) {
     if let Some(e) = FABRICS.lock().iter_mut().find(|e| e.fabric.name() == name) {
-        e.discovery = source;
+        e.discovery = Some(source);
+    }
+}
+
+/// Forgets fabric `name`'s `discovery_auth/` if it is still `source` (a new `target/<name>`
+/// may have replaced it).
+pub(crate) fn clear_discovery(name: &CStr, source: &Arc<dyn DiscoveryAuthSource>) {
+    if let Some(e) = FABRICS.lock().iter_mut().find(|e| e.fabric.name() == name) {
+        if e.discovery.as_ref().is_some_and(|d| Arc::ptr_eq(d, source)) {
+            e.discovery = None;
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::atomic::{ordering::Relaxed, Atomic};
 use kernel::sync::{Arc, Mutex};
-use kernel::time::{delay::fsleep, Delta};
+use kernel::time::{delay::fsleep, Delta, Instant, Monotonic};
 use rtarget_core::fabric::{self, Fabric, FabricTpg, FabricWwn};
 use rtarget_core::lun::Port;
 use rtarget_core::proto::spc::Proto;
@@ -66,6 +66,10 @@ const LOGIN_SEGMENT: usize = 8192;
 const LOGIN_TEXT_MAX: usize = 65536;
 /// Pending connections per portal.
 const BACKLOG: i32 = 256;
+/// Connections served at once per portal; more are closed at accept.
+const MAX_CONNS: usize = 1024;
+/// Login Requests in one login, at most.
+const LOGIN_PDUS: usize = 64;
 
 struct Iscsi;
 
@@ -159,6 +163,10 @@ impl FabricWwn for IscsiWwn {
     fn make_tpg(&self, tag: u16, _port: Arc<Port>) -> Result<Arc<dyn FabricTpg>> {
         if tag == 0 {
             return Err(EINVAL);
+        }
+        // tpgt_1 and tpgt_01 are the same TPG.
+        if self.tpgs.lock().iter().any(|t| t.tag == tag) {
+            return Err(EEXIST);
         }
         let settings = Arc::new(
             Settings {
@@ -272,14 +280,23 @@ impl FabricTpg for IscsiTpg {
             }? Error),
             GFP_KERNEL,
         )?;
+        let name = name.to_cstring()?;
+        // Room first: once the acceptor runs, nothing may fail (configfs serialises mkdir in
+        // np/, so the room is still there).
+        self.portals.lock().reserve(1, GFP_KERNEL)?;
         let s = shared.clone();
         let acceptor = Thread::spawn(c"rt_iscsi_np", move || accept_loop(s))?;
         let portal = Portal {
-            name: name.to_cstring()?,
+            name,
             shared,
             acceptor: Some(acceptor),
         };
-        self.portals.lock().push(portal, GFP_KERNEL)?;
+        let mut portals = self.portals.lock();
+        if let Err(e) = portals.push_within_capacity(portal) {
+            drop(portals);
+            drop(e);
+            return Err(ENOMEM);
+        }
         Ok(())
     }
 
@@ -370,6 +387,10 @@ fn start_conn(shared: &Arc<PortalShared>, stream: Stream) -> Result {
     let mut conns = shared.conns.lock();
     // Forget the connections that have ended.
     conns.retain(|c| !c.done.load(Relaxed));
+    if conns.len() >= MAX_CONNS {
+        stream.shutdown();
+        return Err(EBUSY);
+    }
     let thread = Thread::spawn(c"rt_iscsi_conn", move || {
         // Whatever ended the connection (a logout, a failed login, an error), it closes.
         let _ = Connection::new(&st, &sh).run();
@@ -422,6 +443,8 @@ impl login::Portal for LoginPortal<'_> {
             return Err(login_status::FORBIDDEN);
         }
         match &self.discovery {
+            // discovery_auth/ could not be read: refuse rather than skip authentication.
+            None => Err(login_status::OUT_OF_RESOURCES),
             Some(d) if d.enforce => {
                 // Enforced without credentials: nobody can log in (as LIO).
                 if d.userid.is_empty() || d.password.is_empty() {
@@ -442,7 +465,7 @@ impl login::Portal for LoginPortal<'_> {
                     mutual,
                 })
             }
-            _ => Ok(Auth::None),
+            Some(_) => Ok(Auth::None),
         }
     }
 
@@ -585,16 +608,22 @@ impl<'a> Connection<'a> {
     }
 
     fn run(&mut self) -> Result {
-        // A login must finish within `login_timeout` seconds (as LIO's login timer).
-        let timeout = self.shared.settings.attrib(LOGIN_TIMEOUT);
-        self.stream.set_recv_timeout(timeout * 1000);
+        // The whole login must finish within `login_timeout` seconds (as LIO's login timer),
+        // in at most LOGIN_PDUS requests.
+        let limit = i64::from(self.shared.settings.attrib(LOGIN_TIMEOUT)) * 1000;
+        let start = Instant::<Monotonic>::now();
         let mut login: Login<u16> = Login::new();
         let mut gathered = KVec::new();
         let mut seg = KVec::new();
         let mut out = KVec::from_elem(0u8, LOGIN_SEGMENT, GFP_KERNEL)?;
         let mut tsih = 0;
         // The login phase.
-        loop {
+        for _ in 0..LOGIN_PDUS {
+            let left = limit - start.elapsed().as_millis();
+            if left <= 0 {
+                return Err(ETIMEDOUT);
+            }
+            self.stream.set_recv_timeout(left as u32);
             let mut bhs = [0u8; BHS_LEN];
             self.recv(&mut bhs)?;
             let Ok(pdu::Pdu {
@@ -658,10 +687,15 @@ impl<'a> Connection<'a> {
             self.send(&r, &out[..len], true)?;
             match step {
                 Step::Fail(_) => return Ok(()),
-                Step::FullFeature { .. } => break,
+                Step::FullFeature { .. } => return self.full_feature(&login, &mut seg),
                 Step::Reply { .. } => {}
             }
         }
+        Err(EPROTO)
+    }
+
+    /// After a successful login.
+    fn full_feature(&mut self, login: &Login<u16>, seg: &mut KVec<u8>) -> Result {
         self.stream.set_recv_timeout(0);
         let agreed = login.agreed();
         self.xmit_segment = agreed.max_xmit_data_segment_length as usize;
@@ -670,7 +704,7 @@ impl<'a> Connection<'a> {
         if login.session != SessionType::Discovery {
             return Ok(());
         }
-        self.discovery(&mut seg)
+        self.discovery(seg)
     }
 
     /// Full feature phase of a discovery session: Text (SendTargets), NOP-Out, Logout.
@@ -702,7 +736,7 @@ impl<'a> Connection<'a> {
                 self.exp_cmdsn = self.exp_cmdsn.wrapping_add(1);
             }
             match p.request {
-                Request::Text(t) => self.text(p.itt, &t, seg)?,
+                Request::Text(t) => self.text(p.itt, &t, seg, &bhs)?,
                 Request::Nop(n) if p.itt != RESERVED_TAG => {
                     let r = Response::NopIn {
                         lun: n.lun,
@@ -710,7 +744,8 @@ impl<'a> Connection<'a> {
                         ttt: RESERVED_TAG,
                     };
                     let data = core::mem::take(seg);
-                    self.send(&r, &data, true)?;
+                    let n = data.len().min(self.xmit_segment);
+                    self.send(&r, &data[..n], true)?;
                     *seg = data;
                 }
                 Request::Nop(_) => {}
@@ -736,7 +771,7 @@ impl<'a> Connection<'a> {
         }
     }
 
-    fn text(&mut self, itt: u32, t: &pdu::Text, data: &[u8]) -> Result {
+    fn text(&mut self, itt: u32, t: &pdu::Text, data: &[u8], bhs: &[u8; BHS_LEN]) -> Result {
         if t.ttt == RESERVED_TAG {
             // A new exchange: SendTargets=All (or one target's name).
             let mut which: Option<&[u8]> = None;
@@ -744,7 +779,7 @@ impl<'a> Connection<'a> {
                 match p {
                     Ok((b"SendTargets", v)) => which = Some(v),
                     Ok(_) => {}
-                    Err(_) => return self.reject(data),
+                    Err(_) => return self.reject(bhs),
                 }
             }
             self.pending_text.clear();
@@ -770,12 +805,13 @@ impl<'a> Connection<'a> {
         res
     }
 
-    fn reject(&mut self, _data: &[u8]) -> Result {
+    /// A Reject (protocol error) carrying the rejected header.
+    fn reject(&mut self, bhs: &[u8; BHS_LEN]) -> Result {
         let r = Response::Reject {
             reason: pdu::RejectReason::ProtocolError,
             datasn: 0,
         };
-        self.send(&r, &[], true)
+        self.send(&r, bhs, true)
     }
 
     /// Builds the SendTargets answer in `pending_text`: each target with an enabled TPG (or
@@ -832,6 +868,10 @@ fn add_target(
     let ip = match (p.shared.ip.is_any(), local) {
         (false, _) => p.shared.ip,
         (true, SockAddr::V4(a, _)) => Ip::V4(*a),
+        // An IPv4 client of a dual-stack portal: its IPv4 address, as LIO reports it.
+        (true, SockAddr::V6(a, _)) if a[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] => {
+            Ip::V4([a[12], a[13], a[14], a[15]])
+        }
         (true, SockAddr::V6(a, _)) => Ip::V6(*a),
     };
     let mut addr = [0u8; 64];

@@ -333,9 +333,7 @@ impl<T: Copy> Login<T> {
             return Err(status::INITIATOR_ERROR);
         }
         portal.admit(self.target, initiator)?;
-        let ours = portal.params(self.target);
-        self.negotiation.ours = ours;
-        self.negotiation.agreed = ours;
+        self.negotiation = Negotiation::new(portal.params(self.target));
         Ok(())
     }
 

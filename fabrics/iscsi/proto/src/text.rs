@@ -2,6 +2,9 @@
 //! parsed and checked, and the target's side of operational and security negotiation with
 //! LIO's defaults (drivers/target/iscsi/iscsi_target_parameters.h).
 
+/// MaxRecvDataSegmentLength of a side that does not declare one (RFC 7143 13.12).
+pub const DEFAULT_SEGMENT: u32 = 8192;
+
 /// Longest key name (RFC 7143 6.1).
 pub const MAX_KEY: usize = 63;
 /// Longest value this parser takes; simple values are further bounded to 255 bytes by the
@@ -520,9 +523,13 @@ pub enum Answer {
 
 impl Negotiation {
     pub fn new(ours: Params) -> Self {
+        let mut agreed = ours;
+        // Until the initiator declares its MaxRecvDataSegmentLength: RFC 7143's default.
+        agreed.max_xmit_data_segment_length =
+            ours.max_xmit_data_segment_length.min(DEFAULT_SEGMENT);
         Negotiation {
             ours,
-            agreed: ours,
+            agreed,
             seen: 0,
             declared_mrdsl: false,
         }
@@ -897,7 +904,12 @@ X-com.example.Foo=1\0TargetPortalGroupTag=1\0",
 X-com.example.Foo=NotUnderstood\0TargetPortalGroupTag=Reject\0MaxRecvDataSegmentLength=8192\0"
                 .to_vec()
         );
-        assert_eq!(n.agreed, Params::default());
+        // Nothing agreed; without a declaration the initiator takes RFC 7143's 8 KiB.
+        let undeclared = Params {
+            max_xmit_data_segment_length: DEFAULT_SEGMENT,
+            ..Params::default()
+        };
+        assert_eq!(n.agreed, undeclared);
         let (_, _, r) = negotiate(b"MaxConnections=1\0MaxConnections=1\0", SessionType::Normal);
         assert_eq!(r, Err(TextError::Repeated));
         let mut long = b"InitiatorAlias=".to_vec();
