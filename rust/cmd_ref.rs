@@ -202,6 +202,18 @@ impl CmdRef {
         ptr
     }
 
+    /// Takes back the handle of a command its fabric set aside with [`core::mem::forget`]
+    /// (a parked command of `rust/cmd_pool.rs`).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is the slot of a command in flight whose only handle was forgotten, and this is
+    /// called once per forgotten handle.
+    pub(crate) unsafe fn from_parked(ptr: NonNull<Cmd>) -> CmdRef {
+        // INVARIANT: by the requirements, the forgotten handle was the only one.
+        CmdRef { ptr }
+    }
+
     /// Recovers the handle the backend gave up when it submitted the command's `IoSlot`.
     ///
     /// # Safety

@@ -116,3 +116,20 @@ mod tests {
         Ok(())
     }
 }
+
+/// CRC-32C of `len` bytes of `sgl` from byte `skip`, continued from `crc`.
+pub fn crc32c_sgl(mut crc: u32, sgl: &super::io::Sgl, skip: u32, len: u32) -> u32 {
+    let mut chunk = [0u8; 256];
+    let mut at = skip as usize;
+    let end = skip.saturating_add(len).min(sgl.len()) as usize;
+    while at < end {
+        let n = (end - at).min(chunk.len());
+        let got = sgl.copy_from(at, &mut chunk[..n]);
+        if got == 0 {
+            break;
+        }
+        crc = crc32c(crc, &chunk[..got]);
+        at += got;
+    }
+    crc
+}

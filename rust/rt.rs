@@ -29,6 +29,7 @@ pub mod bindings {
     include!("bindings_generated.rs");
 }
 
+pub mod cmd_pool;
 pub mod cmd_ref;
 pub mod configfs;
 pub mod crypto;

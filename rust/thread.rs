@@ -102,3 +102,42 @@ pub fn should_stop() -> bool {
     // SAFETY: no preconditions; called from a kthread.
     unsafe { bindings::rt_kthread_should_stop() }
 }
+
+/// Wakes a kernel thread from any context (interrupt handlers included): the thread sleeps in
+/// [`Doorbell::wait`] until another rings it. No ring is lost: a ring while the thread is
+/// awake makes its next wait return at once.
+#[pin_data]
+pub struct Doorbell {
+    #[pin]
+    rung: kernel::sync::SpinLockIrq<bool>,
+    #[pin]
+    bell: kernel::sync::CondVar,
+}
+
+impl Doorbell {
+    /// A doorbell not rung.
+    pub fn new() -> impl PinInit<Self> {
+        pin_init!(Doorbell {
+            rung <- kernel::new_spinlock_irq!(false),
+            bell <- kernel::new_condvar!(),
+        })
+    }
+
+    /// Rings it (any context).
+    pub fn ring(&self) {
+        *self.rung.lock() = true;
+        self.bell.notify_one();
+    }
+
+    /// Waits until it rings or `ms` milliseconds pass (process context), and clears it.
+    /// Returns whether it rang.
+    pub fn wait(&self, ms: u32) -> bool {
+        let mut rung = self.rung.lock();
+        if !*rung {
+            let _ = self
+                .bell
+                .wait_interruptible_timeout(&mut rung, kernel::time::msecs_to_jiffies(ms));
+        }
+        core::mem::replace(&mut *rung, false)
+    }
+}

@@ -237,6 +237,11 @@ impl Cmd {
         self.state.load(ordering::Acquire) & state::ACTIVE != 0
     }
 
+    /// Whether task management aborted it (its answer will not be delivered).
+    pub fn aborted(&self) -> bool {
+        self.state.load(ordering::Acquire) & state::ABORTED != 0
+    }
+
     /// Whether it belongs to `session` and addresses LUN `lun` (`None`: any LUN).
     pub fn matches(&self, session: &Session, lun: Option<u64>) -> bool {
         self.nexus.load(ordering::Relaxed) == session.id()

@@ -282,6 +282,12 @@ fn decide(cmd: &mut CmdRef) -> Next {
     next
 }
 
+/// Whether writes are refused: the backend is read-only, or the nexus may only read (LIO's
+/// `lun_access_ro`: an iSCSI demo-mode session with `demo_mode_write_protect`).
+fn read_only(dev: &Device, session: Option<&Session>) -> bool {
+    dev.backend().is_some_and(|b| b.read_only()) || session.is_some_and(|s| s.read_only())
+}
+
 /// A READ or WRITE of `lun`: the backend request and the residual, or why not.
 fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) -> (Next, u32) {
     let dev = &lun.device;
@@ -322,7 +328,7 @@ fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) ->
             };
             let resid = data_len.saturating_sub(len as u32);
             let write = matches!(action, Action::Write { .. });
-            if write && dev.backend().is_some_and(|b| b.read_only()) {
+            if write && read_only(dev, session) {
                 return (Next::Done(Err(Sense::write_protected())), 0);
             }
             match crate::proto::pi::plan(rw, pi, limits.pi) {
@@ -448,7 +454,7 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
         }
         Action::PersistentReserveOut { .. } => Next::FetchAndRetry,
         Action::WriteSame { .. } | Action::Unmap { .. }
-            if dev.backend().is_some_and(|b| b.read_only()) =>
+            if read_only(dev, cmd.session().map(|s| &**s)) =>
         {
             Next::Done(Err(Sense::write_protected()))
         }
@@ -471,7 +477,7 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
         | Action::OrWrite { .. }
         | Action::WriteVerify { .. }
         | Action::WriteAtomic { .. }
-            if dev.backend().is_some_and(|b| b.read_only()) =>
+            if read_only(dev, cmd.session().map(|s| &**s)) =>
         {
             Next::Done(Err(Sense::write_protected()))
         }
@@ -693,7 +699,11 @@ fn emulate(cmd: &mut CmdRef, lun: &Lun, action: Action) -> Result<u32, Sense> {
             buf[..r.len()].copy_from_slice(&r);
             (r.len(), alloc)
         }
-        Action::ModeSense { ms, alloc } => (spc::mode_sense(&ms, &geo, false, &mut buf)?, alloc),
+        Action::ModeSense { ms, alloc } => {
+            // WP for a nexus that may only read, as LIO's `target_lun_is_rdonly`.
+            let wp = cmd.session().is_some_and(|s| s.read_only());
+            (spc::mode_sense(&ms, &geo, wp, &mut buf)?, alloc)
+        }
         Action::ReportLuns { alloc } => return Ok(report_luns(cmd, lun, alloc)),
         Action::ReportOpcodes { query, alloc } => {
             // All commands with timeouts descriptors outgrow the stack buffer.

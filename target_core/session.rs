@@ -58,6 +58,8 @@ pub struct Session {
     /// RESULTS: [`COPY_HELD`], [`COPY_FAILED`], the LUN in bits 40-55, the list identifier
     /// in bits 32-39 and the bytes copied in bits 0-31.
     copy_status: Atomic<u64>,
+    /// Writes through this nexus are refused (WRITE PROTECTED).
+    read_only: Atomic<bool>,
     /// Unit attentions pending, mirrored from `ua` so the I/O path can skip the lock.
     ua_pending: Atomic<u32>,
     #[pin]
@@ -86,6 +88,7 @@ impl Session {
                 pi,
                 cmds <- LiveRefs::new(),
                 copy_status: Atomic::new(0),
+                read_only: Atomic::new(false),
                 ua_pending: Atomic::new(0),
                 ua <- kernel::new_spinlock!(UaQueue::new()),
             }? Error),
@@ -113,6 +116,16 @@ impl Session {
     pub(crate) fn release_reservations(&self) {
         self.port
             .with_luns(|luns| luns.iter().for_each(|l| l.device.spc2_release(self.id())));
+    }
+
+    /// Makes the nexus read-only (or not): its writes fail with WRITE PROTECTED.
+    pub fn set_read_only(&self, ro: bool) {
+        self.read_only.store(ro, Relaxed);
+    }
+
+    /// Whether writes through the nexus are refused.
+    pub fn read_only(&self) -> bool {
+        self.read_only.load(Relaxed)
     }
 
     /// An identity for task management's comparisons.

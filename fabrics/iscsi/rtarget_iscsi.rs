@@ -28,6 +28,10 @@ use rtarget_core::rt::configfs::{emit_line, strip_nl, Attr};
 use rtarget_core::rt::crypto;
 use rtarget_core::rt::net::{Listener, SockAddr, Stream};
 use rtarget_core::rt::thread::{self, Thread};
+use rtarget_core::session::{Session, SessionPi};
+use rtarget_core::tmf::Tasks;
+
+mod session;
 
 // The pure protocol crate (fabrics/iscsi/proto), module by module at the crate root, where its
 // `crate::` paths resolve.
@@ -102,7 +106,10 @@ static TPG_ATTRIB_ATTRS: [Attr; 13] = {
     }
     a
 };
+const AUTHENTICATION: usize = 0;
 const LOGIN_TIMEOUT: usize = 1;
+const GENERATE_NODE_ACLS: usize = 2;
+const DEMO_MODE_WRITE_PROTECT: usize = 5;
 const DEMO_MODE_DISCOVERY: usize = 7;
 const DEFAULT_CMDSN_DEPTH: usize = 3;
 const TPG_ENABLED_SENDTARGETS: usize = 11;
@@ -160,7 +167,7 @@ impl FabricWwn for IscsiWwn {
         &self.name
     }
 
-    fn make_tpg(&self, tag: u16, _port: Arc<Port>) -> Result<Arc<dyn FabricTpg>> {
+    fn make_tpg(&self, tag: u16, port: Arc<Port>) -> Result<Arc<dyn FabricTpg>> {
         if tag == 0 {
             return Err(EINVAL);
         }
@@ -175,22 +182,36 @@ impl FabricWwn for IscsiWwn {
             },
             GFP_KERNEL,
         )?;
+        let core = Arc::pin_init(
+            try_pin_init!(TpgCore {
+                target: self.name.to_cstring()?,
+                port,
+                sessions <- kernel::new_mutex!(KVec::new()),
+            }? Error),
+            GFP_KERNEL,
+        )?;
+        let tpg_core = core.clone();
         let tpg = Arc::pin_init(
             try_pin_init!(IscsiTpg {
                 tag,
                 settings,
+                core: tpg_core,
                 portals <- kernel::new_mutex!(KVec::new()),
             }? Error),
             GFP_KERNEL,
         )?;
         self.tpgs.lock().push(tpg.clone(), GFP_KERNEL)?;
+        // PREEMPT AND ABORT finds the sessions' commands through the TPG.
+        core.port.set_tasks(Some(core.clone()));
         Ok(tpg)
     }
 
     fn drop_tpg(&self, tag: u16) {
         let mut tpgs = self.tpgs.lock();
         if let Some(i) = tpgs.iter().position(|t| t.tag == tag) {
-            tpgs.remove(i).ok();
+            if let Ok(t) = tpgs.remove(i) {
+                t.core.port.set_tasks(None);
+            }
         }
     }
 }
@@ -207,11 +228,42 @@ impl Settings {
     }
 }
 
+/// What a TPG's portals and sessions share.
+#[pin_data]
+struct TpgCore {
+    /// The target's name (its WWN).
+    target: CString,
+    port: Arc<Port>,
+    /// Its normal sessions, for reinstatement, `dynamic_sessions` and task management.
+    #[pin]
+    sessions: Mutex<KVec<SessionEntry>>,
+}
+
+/// A normal session logged in to a TPG.
+struct SessionEntry {
+    initiator: CString,
+    isid: [u8; 6],
+    stream: Arc<Stream>,
+    pool: Arc<session::Pool>,
+}
+
+impl Tasks for TpgCore {
+    fn walk(&self, f: &mut dyn FnMut(&rtarget_core::cmd::Cmd)) {
+        for s in self.sessions.lock().iter() {
+            s.pool.for_each_cmd(f);
+        }
+    }
+}
+
+/// How long a reinstatement waits for the old session to end.
+const REINSTATE_WAIT_MS: u32 = 40_000;
+
 /// `iscsi/<iqn>/tpgt_<N>`.
 #[pin_data]
 struct IscsiTpg {
     tag: u16,
     settings: Arc<Settings>,
+    core: Arc<TpgCore>,
     #[pin]
     portals: Mutex<KVec<Portal>>,
 }
@@ -227,7 +279,20 @@ impl FabricTpg for IscsiTpg {
                     b"0"
                 },
             )),
-            b"dynamic_sessions" => Ok(0),
+            b"dynamic_sessions" => {
+                // One initiator name per line, as LIO lists its demo-mode sessions.
+                let mut at = 0;
+                for s in self.core.sessions.lock().iter() {
+                    let name = s.initiator.to_bytes();
+                    if at + name.len() + 1 > page.len() {
+                        break;
+                    }
+                    page[at..at + name.len()].copy_from_slice(name);
+                    page[at + name.len()] = b'\n';
+                    at += name.len() + 1;
+                }
+                Ok(at)
+            }
             _ => Err(EINVAL),
         }
     }
@@ -275,6 +340,7 @@ impl FabricTpg for IscsiTpg {
                 port,
                 tag: self.tag,
                 settings: self.settings.clone(),
+                tpg: self.core.clone(),
                 stopping: Atomic::new(false),
                 conns <- kernel::new_mutex!(KVec::new()),
             }? Error),
@@ -350,6 +416,7 @@ struct PortalShared {
     port: u16,
     tag: u16,
     settings: Arc<Settings>,
+    tpg: Arc<TpgCore>,
     stopping: Atomic<bool>,
     #[pin]
     conns: Mutex<KVec<Conn>>,
@@ -420,7 +487,7 @@ fn next_tsih() -> u16 {
     }
 }
 
-/// The login's view of the portal: discovery sessions only, for now.
+/// The login's view of the portal: its TPG for normal sessions, discovery otherwise.
 struct LoginPortal<'a> {
     shared: &'a PortalShared,
     /// `iscsi/discovery_auth` when the login started.
@@ -430,14 +497,30 @@ struct LoginPortal<'a> {
 impl login::Portal for LoginPortal<'_> {
     type Target = u16;
 
-    fn target(&self, _name: &[u8]) -> Result<u16, Status> {
-        // Normal sessions wait for the command path.
-        Err(login_status::SERVICE_UNAVAILABLE)
+    fn target(&self, name: &[u8]) -> Result<u16, Status> {
+        if name != self.shared.tpg.target.to_bytes() {
+            return Err(login_status::NOT_FOUND);
+        }
+        // A TPG that is not enabled takes no sessions (LIO: service unavailable).
+        if !self.shared.settings.enabled.load(Relaxed) {
+            return Err(login_status::SERVICE_UNAVAILABLE);
+        }
+        Ok(self.shared.tag)
     }
 
     fn admit(&self, target: Option<u16>, _initiator: &[u8]) -> Result<Auth<'_>, Status> {
         if target.is_some() {
-            return Err(login_status::SERVICE_UNAVAILABLE);
+            let s = &self.shared.settings;
+            // Node ACLs come next: until then only demo mode (generate_node_acls) admits.
+            if s.attrib(GENERATE_NODE_ACLS) == 0 {
+                return Err(login_status::FORBIDDEN);
+            }
+            // The TPG's own CHAP credentials (auth/) come with the ACLs; until then a TPG
+            // that demands authentication admits nobody rather than everybody.
+            if s.attrib(AUTHENTICATION) != 0 {
+                return Err(login_status::AUTH_FAILED);
+            }
+            return Ok(Auth::None);
         }
         if self.shared.settings.attrib(DEMO_MODE_DISCOVERY) == 0 {
             return Err(login_status::FORBIDDEN);
@@ -508,7 +591,7 @@ impl chap::Crypto for KernelCrypto {
 
 /// One connection: its socket, sequence numbers and buffers.
 struct Connection<'a> {
-    stream: &'a Stream,
+    stream: &'a Arc<Stream>,
     shared: &'a PortalShared,
     statsn: u32,
     exp_cmdsn: u32,
@@ -523,7 +606,7 @@ struct Connection<'a> {
 }
 
 impl<'a> Connection<'a> {
-    fn new(stream: &'a Stream, shared: &'a PortalShared) -> Self {
+    fn new(stream: &'a Arc<Stream>, shared: &'a PortalShared) -> Self {
         Connection {
             stream,
             shared,
@@ -658,6 +741,18 @@ impl<'a> Connection<'a> {
             };
             let (transit, csg, nsg, status) = match step {
                 Step::Reply { transit, csg, nsg } => (transit, csg, nsg, login_status::SUCCESS),
+                // One connection per session, no connection recovery: a login to add or
+                // reinstate a connection names no session we keep.
+                Step::FullFeature { .. }
+                    if !login.leading() && login.session == SessionType::Normal =>
+                {
+                    (
+                        false,
+                        req.csg,
+                        req.csg,
+                        login_status::SESSION_DOES_NOT_EXIST,
+                    )
+                }
                 Step::FullFeature { csg } => {
                     tsih = if login.leading() {
                         next_tsih()
@@ -685,6 +780,9 @@ impl<'a> Connection<'a> {
                 detail: status.1,
             };
             self.send(&r, &out[..len], true)?;
+            if status != login_status::SUCCESS {
+                return Ok(());
+            }
             match step {
                 Step::Fail(_) => return Ok(()),
                 Step::FullFeature { .. } => return self.full_feature(&login, &mut seg),
@@ -702,9 +800,83 @@ impl<'a> Connection<'a> {
         self.header_digest = agreed.header_digest[0] == Some(text::Digest::Crc32c);
         self.data_digest = agreed.data_digest[0] == Some(text::Digest::Crc32c);
         if login.session != SessionType::Discovery {
-            return Ok(());
+            return self.normal(login);
         }
         self.discovery(seg)
+    }
+
+    /// A normal session: reinstates an older one of the same initiator port (name and
+    /// ISID), opens the nexus and serves it until it ends.
+    fn normal(&mut self, login: &Login<u16>) -> Result {
+        let tpg = &self.shared.tpg;
+        let name = login.initiator.as_ref().ok_or(EINVAL)?;
+        let initiator =
+            CString::try_from_fmt(fmt!("{}", kernel::str::BStr::from_bytes(name.as_bytes())))?;
+        let (isid, _) = login.identity();
+        self.reinstate(&initiator, isid)?;
+        let session = Session::new(&tpg.port, &initiator, SessionPi::default())?;
+        // Demo mode: every LUN of the TPG, read-only unless demo_mode_write_protect is 0.
+        session.set_read_only(self.shared.settings.attrib(DEMO_MODE_WRITE_PROTECT) != 0);
+        let depth = self.shared.settings.attrib(DEFAULT_CMDSN_DEPTH).max(1);
+        let pool = match session::new_pool(depth, self.exp_cmdsn) {
+            Ok(p) => p,
+            Err(e) => {
+                session.close(Delta::ZERO);
+                return Err(e);
+            }
+        };
+        let entry = SessionEntry {
+            initiator,
+            isid,
+            stream: self.stream.clone(),
+            pool: pool.clone(),
+        };
+        if let Err(e) = tpg.sessions.lock().push(entry, GFP_KERNEL) {
+            session.close(Delta::ZERO);
+            return Err(e.into());
+        }
+        let agreed = login.agreed();
+        let start = session::Start {
+            stream: self.stream,
+            link: session::Link {
+                header_digest: self.header_digest,
+                data_digest: self.data_digest,
+                limits: xfer::Limits::of(agreed),
+            },
+            session,
+            port: tpg.port.clone(),
+            statsn: self.statsn,
+            exp_cmdsn: self.exp_cmdsn,
+            depth,
+        };
+        let r = session::serve(start, pool.clone());
+        tpg.sessions.lock().retain(|s| !Arc::ptr_eq(&s.pool, &pool));
+        r
+    }
+
+    /// Ends the session of the same initiator port, if any, and waits (bounded) until it is
+    /// gone (RFC 7143 6.3.5: session reinstatement).
+    fn reinstate(&self, initiator: &CStr, isid: [u8; 6]) -> Result {
+        let sessions = &self.shared.tpg.sessions;
+        let same = |s: &SessionEntry| *s.initiator == *initiator && s.isid == isid;
+        let Some(old) = sessions
+            .lock()
+            .iter()
+            .find(|s| same(s))
+            .map(|s| s.pool.clone())
+        else {
+            return Ok(());
+        };
+        for s in sessions.lock().iter().filter(|s| same(s)) {
+            s.stream.shutdown();
+        }
+        for _ in 0..REINSTATE_WAIT_MS / 10 {
+            if !sessions.lock().iter().any(|s| Arc::ptr_eq(&s.pool, &old)) {
+                return Ok(());
+            }
+            fsleep(Delta::from_millis(10));
+        }
+        Err(EBUSY)
     }
 
     /// Full feature phase of a discovery session: Text (SendTargets), NOP-Out, Logout.

@@ -1,0 +1,1029 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The full feature phase of a normal session (RFC 7143, ErrorRecoveryLevel 0, one connection
+//! per session): SCSI commands to the core and their answers.
+//!
+//! Each connection has two threads:
+//! - the **receive** thread (the one that ran the login) reads every PDU. A SCSI Command takes
+//!   a slot of the connection's [`Pool`] (pre-allocated, one per CmdSN the window allows),
+//!   receives its immediate data straight into the slot's buffer and is submitted to the core
+//!   from this thread. A WRITE whose data is still on the wire comes back parked
+//!   ([`WAIT_DATA`]); the thread queues its R2Ts and takes it back for each Data-Out, into
+//!   the same buffer, until `cmd::data_ready`. Task management runs here too.
+//! - the **transmit** thread sends everything: the answers of completed commands (parked in
+//!   [`RESPOND`] by the core's callbacks, from whatever context the backend completes in,
+//!   and the thread woken by a [`Doorbell`]) and the control PDUs the receive thread queues
+//!   (R2T, NOP-In, Reject, task management, Text and Logout responses). One sender owns
+//!   StatSN and the socket's send side: nothing on the I/O path takes a lock shared with
+//!   another connection, and nothing allocates once a slot's buffer has grown to its
+//!   commands' size.
+//!
+//! A connection that ends for any reason (logout, error, reinstatement, `rmdir` of its portal)
+//! stops answering: commands still waiting for data are ended, the nexus is closed (the core
+//! waits, bounded, for those a backend holds) and the transmit thread releases whatever
+//! completes from then on.
+
+use crate::pdu::{self, Framing, Request, Residual, Response, Sn, BHS_LEN, RESERVED_TAG};
+use crate::{digest, serial, xfer};
+use kernel::prelude::*;
+use kernel::sync::atomic::{ordering::Relaxed, Atomic};
+use kernel::sync::{Arc, SpinLock};
+use rtarget_core::cmd::{self, CmdRef, DataDir, FabricOps};
+use rtarget_core::lun::Port;
+use rtarget_core::proto::sense::{Sense, FIXED_SENSE_LEN};
+use rtarget_core::rt::cmd_pool::CmdPool;
+use rtarget_core::rt::cmd_ref::CmdSetup;
+use rtarget_core::rt::crypto;
+use rtarget_core::rt::io::{ScratchSgl, Sgl};
+use rtarget_core::rt::live_ref::LiveRef;
+use rtarget_core::rt::net::Stream;
+use rtarget_core::rt::thread::{self, Doorbell, Thread};
+use rtarget_core::session::Session;
+use rtarget_core::tmf::{self, TmfFunction, TmfResponse};
+
+/// Longest transfer one command may ask for (its ExpectedDataTransferLength).
+pub(crate) const MAX_TRANSFER: u32 = 8 << 20;
+/// A slot keeps a buffer up to this size for its next command; larger ones are freed when
+/// their command ends.
+const KEEP_BUFFER: u32 = 256 << 10;
+/// Control PDUs waiting for the transmit thread, at most.
+const CONTROL_MAX: usize = 64;
+/// How long a closing connection waits for the commands backends still hold.
+const CLOSE_WAIT: kernel::time::Delta = kernel::time::Delta::from_secs(30);
+
+/// Parking lots of the pool: WRITEs waiting for Data-Out, and answers waiting to be sent.
+const WAIT_DATA: usize = 0;
+const RESPOND: usize = 1;
+
+/// SAM status TASK SET FULL.
+const TASK_SET_FULL: u8 = 0x28;
+
+/// The fabric's state of one command slot.
+pub(crate) struct Slot {
+    itt: u32,
+    /// The LUN field as the initiator sent it.
+    lun: u64,
+    edtl: u32,
+    dir: DataDir,
+    buf: Option<ScratchSgl>,
+}
+
+pub(crate) type Pool = CmdPool<Arc<Tx>, Slot>;
+
+/// What a connection's threads and the core's completions share.
+#[pin_data]
+pub(crate) struct Tx {
+    #[pin]
+    bell: Doorbell,
+    /// The connection is gone: commands are released unanswered.
+    closing: Atomic<bool>,
+    /// The receive thread is done: the transmit thread ends once every slot is free.
+    rx_done: Atomic<bool>,
+    exp_cmdsn: Atomic<u32>,
+    max_cmdsn: Atomic<u32>,
+    #[pin]
+    control: SpinLock<KVec<Control>>,
+}
+
+/// A PDU the receive thread asks the transmit thread to send.
+struct Control {
+    r: Response,
+    data: KVec<u8>,
+    /// It carries status: StatSN advances.
+    advance: bool,
+}
+
+/// The core's callbacks for iSCSI commands.
+struct IscsiOps;
+static OPS: IscsiOps = IscsiOps;
+
+impl FabricOps for IscsiOps {
+    fn write_pending(&self, cmd: CmdRef) {
+        // Synchronous from the receive thread's submission: it takes the command back for
+        // each Data-Out.
+        if let Err(cmd) = Pool::park(cmd, WAIT_DATA) {
+            cmd::complete(cmd, Err(Sense::internal_target_failure()));
+        }
+    }
+
+    fn queue_status(&self, cmd: CmdRef) {
+        let Some(tx) = Pool::of(&cmd).map(|p| p.owner().clone()) else {
+            cmd.release();
+            return;
+        };
+        if tx.closing.load(Relaxed) {
+            release(cmd);
+            return;
+        }
+        if let Err(cmd) = Pool::park(cmd, RESPOND) {
+            cmd.release();
+            return;
+        }
+        tx.bell.ring();
+    }
+
+    fn aborted(&self, cmd: CmdRef) {
+        release(cmd)
+    }
+}
+
+fn release(cmd: CmdRef) {
+    if let Err(cmd) = Pool::release(cmd) {
+        cmd.release();
+    }
+}
+
+/// What both threads of a connection know once the login is done.
+#[derive(Clone, Copy)]
+pub(crate) struct Link {
+    pub(crate) header_digest: bool,
+    pub(crate) data_digest: bool,
+    pub(crate) limits: xfer::Limits,
+}
+
+impl Link {
+    /// Sends one PDU: its BHS, data from `data` (a slice) or `sgl` (a range of a command's
+    /// buffer), padding and digests.
+    fn send(&self, stream: &Stream, bhs: &[u8; BHS_LEN], data: Data<'_>) -> Result {
+        let len = data.len() as usize;
+        let pad = &[0u8; 3][..pdu::pad4(len) - len];
+        let more = len > 0;
+        stream.send(bhs, more || self.header_digest)?;
+        if self.header_digest {
+            stream.send(&digest(&[bhs]), more)?;
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let dd = self.data_digest;
+        let crc = match data {
+            Data::Bytes(b) => {
+                stream.send(b, !pad.is_empty() || dd)?;
+                crypto::crc32c(!0, b)
+            }
+            Data::Sgl(sgl, skip, n) => {
+                stream.send_sgl(&sgl, skip, n, !pad.is_empty() || dd, false)?;
+                if dd {
+                    crypto::crc32c_sgl(!0, &sgl, skip, n)
+                } else {
+                    0
+                }
+            }
+        };
+        if !pad.is_empty() {
+            stream.send(pad, dd)?;
+        }
+        if dd {
+            stream.send(&(!crypto::crc32c(crc, pad)).to_le_bytes(), false)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Data<'a> {
+    Bytes(&'a [u8]),
+    Sgl(Sgl, u32, u32),
+}
+
+impl Data<'_> {
+    fn len(&self) -> u32 {
+        match self {
+            Data::Bytes(b) => b.len() as u32,
+            Data::Sgl(_, _, n) => *n,
+        }
+    }
+}
+
+/// The transmit thread's state.
+struct Sender {
+    pool: Arc<Pool>,
+    stream: Arc<Stream>,
+    link: Link,
+    statsn: u32,
+    /// Control PDUs taken from the queue (its twin, the same capacity).
+    batch: KVec<Control>,
+}
+
+impl Sender {
+    fn tx(&self) -> &Tx {
+        self.pool.owner()
+    }
+
+    /// The sequence numbers to send now. MaxCmdSN opens the window by the slots free, and
+    /// never goes back.
+    fn sn(&self) -> Sn {
+        let tx = self.tx();
+        let exp = tx.exp_cmdsn.load(Relaxed);
+        let free = self.pool.free_count();
+        let max = tx.max_cmdsn.load(Relaxed);
+        let offered = exp.wrapping_add(free).wrapping_sub(1);
+        let max = if serial::before(max, offered) {
+            tx.max_cmdsn.store(offered, Relaxed);
+            offered
+        } else {
+            max
+        };
+        Sn {
+            statsn: self.statsn,
+            exp_cmdsn: exp,
+            max_cmdsn: max,
+        }
+    }
+
+    fn send(&mut self, r: &Response, data: Data<'_>, advance: bool) -> Result {
+        let mut bhs = [0u8; BHS_LEN];
+        pdu::encode(r, self.sn(), data.len(), &mut bhs);
+        if advance {
+            self.statsn = self.statsn.wrapping_add(1);
+        }
+        if self.tx().closing.load(Relaxed) {
+            return Err(ECONNRESET);
+        }
+        self.link.send(&self.stream, &bhs, data)
+    }
+
+    fn run(&mut self) {
+        loop {
+            let mut batch = core::mem::take(&mut self.batch);
+            core::mem::swap(&mut *self.tx().control.lock(), &mut batch);
+            for c in batch.drain_all() {
+                let r = self.send(&c.r, Data::Bytes(&c.data), c.advance);
+                self.check(r);
+            }
+            self.batch = batch;
+            let pool = self.pool.clone();
+            pool.drain(RESPOND, |cmd| self.answer(cmd));
+            let tx = self.tx();
+            let idle = self.pool.free_count() == self.pool.size() && tx.control.lock().is_empty();
+            if tx.rx_done.load(Relaxed) && (idle || thread::should_stop()) {
+                // Whatever completes from now on is released where it completes (`closing`).
+                pool.drain(RESPOND, release);
+                return;
+            }
+            tx.bell.wait(1000);
+        }
+    }
+
+    /// A failed send ends the connection: the receive thread is woken by the shutdown.
+    fn check(&self, r: Result) {
+        if r.is_err() {
+            self.tx().closing.store(true, Relaxed);
+            self.stream.shutdown();
+        }
+    }
+
+    /// Sends a command's answer (Data-In with the status on the last PDU for a good READ, a
+    /// SCSI Response otherwise) and frees its slot.
+    fn answer(&mut self, mut cmd: CmdRef) {
+        let (status, sense, resid, sgl) = (cmd.status(), cmd.sense(), cmd.resid(), *cmd.sgl());
+        let Some(s) = Pool::private(&mut cmd) else {
+            return release(cmd);
+        };
+        let (itt, lun, edtl, dir) = (s.itt, s.lun, s.edtl, s.dir);
+        if s.buf.as_ref().is_some_and(|b| b.sgl().len() > KEEP_BUFFER) {
+            // Freed after the answer is out: the pages may still be in the socket.
+            let big = s.buf.take();
+            self.respond(itt, lun, edtl, dir, status, sense, resid, sgl);
+            drop(big);
+        } else {
+            self.respond(itt, lun, edtl, dir, status, sense, resid, sgl);
+        }
+        release(cmd);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &mut self,
+        itt: u32,
+        lun: u64,
+        edtl: u32,
+        dir: DataDir,
+        status: u8,
+        sense: Option<Sense>,
+        resid: u32,
+        sgl: Sgl,
+    ) {
+        let residual = if resid > 0 {
+            Residual::Underflow(resid)
+        } else {
+            Residual::None
+        };
+        let len = edtl.saturating_sub(resid).min(sgl.len());
+        if dir == DataDir::FromDevice && status == cmd::GOOD && len > 0 {
+            for d in xfer::data_in(len, &self.link.limits) {
+                let r = Response::DataIn {
+                    final_: d.final_ || d.last,
+                    status: d.last.then_some(status),
+                    lun,
+                    itt,
+                    datasn: d.datasn,
+                    offset: d.offset,
+                    residual: if d.last { residual } else { Residual::None },
+                };
+                let res = self.send(&r, Data::Sgl(sgl, d.offset, d.len), d.last);
+                if res.is_err() {
+                    return self.check(res);
+                }
+            }
+            return;
+        }
+        let mut sense_buf = [0u8; 2 + FIXED_SENSE_LEN];
+        let n = match sense {
+            Some(s) if status == cmd::CHECK_CONDITION => {
+                let n = s.write_fixed(&mut sense_buf[2..]);
+                sense_buf[..2].copy_from_slice(&(n as u16).to_be_bytes());
+                n + 2
+            }
+            _ => 0,
+        };
+        let r = Response::Scsi {
+            itt,
+            response: 0,
+            status,
+            exp_datasn: 0,
+            residual: if status == cmd::GOOD {
+                residual
+            } else {
+                Residual::None
+            },
+        };
+        let res = self.send(&r, Data::Bytes(&sense_buf[..n]), true);
+        self.check(res);
+    }
+}
+
+/// A WRITE whose data is still coming: the receive thread's own record.
+struct Incoming {
+    itt: u32,
+    lun: u64,
+    index: u32,
+    write: xfer::Write,
+    /// The core answered before the data came (a bad CDB, a unit attention): the data is
+    /// received and dropped.
+    dropped: bool,
+}
+
+/// The receive side of a normal session's connection.
+pub(crate) struct Conn<'a> {
+    stream: &'a Arc<Stream>,
+    link: Link,
+    session: Arc<Session>,
+    port: Arc<Port>,
+    pool: Arc<Pool>,
+    exp_cmdsn: u32,
+    incoming: KVec<Incoming>,
+    next_ttt: u32,
+    seg: KVec<u8>,
+}
+
+/// What the login hands over.
+pub(crate) struct Start<'a> {
+    pub(crate) stream: &'a Arc<Stream>,
+    pub(crate) link: Link,
+    pub(crate) session: Arc<Session>,
+    pub(crate) port: Arc<Port>,
+    pub(crate) statsn: u32,
+    pub(crate) exp_cmdsn: u32,
+    pub(crate) depth: u32,
+}
+
+/// The pool of a new connection: `depth` slots, the window the login announced.
+pub(crate) fn new_pool(depth: u32, exp: u32) -> Result<Arc<Pool>> {
+    let max = exp.wrapping_add(depth).wrapping_sub(1);
+    let tx = Arc::pin_init(
+        try_pin_init!(Tx {
+            bell <- Doorbell::new(),
+            closing: Atomic::new(false),
+            rx_done: Atomic::new(false),
+            exp_cmdsn: Atomic::new(exp),
+            max_cmdsn: Atomic::new(max),
+            control <- kernel::new_spinlock!(KVec::with_capacity(CONTROL_MAX, GFP_KERNEL)?),
+        }? Error),
+        GFP_KERNEL,
+    )?;
+    Pool::new(tx, depth, |_| {
+        Ok(Slot {
+            itt: 0,
+            lun: 0,
+            edtl: 0,
+            dir: DataDir::None,
+            buf: None,
+        })
+    })
+}
+
+/// Runs a normal session's connection until it ends, then tears it down.
+pub(crate) fn serve(s: Start<'_>, pool: Arc<Pool>) -> Result {
+    let sender = Sender {
+        pool: pool.clone(),
+        stream: s.stream.clone(),
+        link: s.link,
+        statsn: s.statsn,
+        batch: KVec::with_capacity(CONTROL_MAX, GFP_KERNEL)?,
+    };
+    let mut sender = Some(sender);
+    let tx_thread = Thread::spawn(c"rt_iscsi_tx", move || {
+        if let Some(mut s) = sender.take() {
+            s.run();
+        }
+    });
+    let tx_thread = match tx_thread {
+        Ok(t) => t,
+        Err(e) => {
+            s.session.close(CLOSE_WAIT);
+            return Err(e);
+        }
+    };
+    let mut conn = Conn {
+        stream: s.stream,
+        link: s.link,
+        session: s.session,
+        port: s.port,
+        pool,
+        exp_cmdsn: s.exp_cmdsn,
+        incoming: KVec::with_capacity(s.depth as usize, GFP_KERNEL)?,
+        next_ttt: 1,
+        seg: KVec::new(),
+    };
+    let r = conn.run();
+    conn.teardown();
+    // Every slot is free (or the bound passed): the transmit thread has ended or ends now.
+    conn.tx().rx_done.store(true, Relaxed);
+    conn.tx().bell.ring();
+    drop(tx_thread);
+    r
+}
+
+/// How a PDU's data segment is taken.
+enum Into<'a> {
+    Vec(&'a mut KVec<u8>),
+    Sgl(Sgl, u32),
+    Drop,
+}
+
+impl Conn<'_> {
+    fn tx(&self) -> &Tx {
+        self.pool.owner()
+    }
+
+    /// Queues a PDU for the transmit thread; waits while the queue is full.
+    fn queue(&self, r: Response, data: &[u8], advance: bool) -> Result {
+        let mut d = KVec::new();
+        d.extend_from_slice(data, GFP_KERNEL)?;
+        let mut c = Control {
+            r,
+            data: d,
+            advance,
+        };
+        loop {
+            match self.tx().control.lock().push_within_capacity(c) {
+                Ok(()) => break,
+                Err(back) => c = back.0,
+            }
+            if self.tx().closing.load(Relaxed) || thread::should_stop() {
+                return Err(ECONNRESET);
+            }
+            self.tx().bell.ring();
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+        }
+        self.tx().bell.ring();
+        Ok(())
+    }
+
+    fn reject(&self, reason: pdu::RejectReason, bhs: &[u8; BHS_LEN]) -> Result {
+        self.queue(Response::Reject { reason, datasn: 0 }, bhs, true)
+    }
+
+    fn recv(&self, buf: &mut [u8]) -> Result {
+        match self.stream.recv_exact(buf)? {
+            true => Ok(()),
+            false => Err(ECONNRESET),
+        }
+    }
+
+    /// Receives the AHS and header digest after `bhs` (a wrong digest ends the connection).
+    fn recv_header(&self, bhs: &[u8; BHS_LEN]) -> Result<Framing> {
+        let f = Framing::of(bhs, self.link.header_digest, self.link.data_digest);
+        let mut ahs = [0u8; 1024 + 4];
+        let n = f.data_at();
+        self.recv(&mut ahs[..n])?;
+        if f.header_digest && ahs[f.ahs..n] != digest(&[bhs, &ahs[..f.ahs]]) {
+            return Err(EBADMSG);
+        }
+        Ok(f)
+    }
+
+    /// Receives the data segment, its padding and digest. Returns whether the digest holds.
+    fn recv_data(&self, f: &Framing, into: Into<'_>) -> Result<bool> {
+        if f.data == 0 {
+            return Ok(true);
+        }
+        let padded = pdu::pad4(f.data);
+        let mut pad = [0u8; 3];
+        let crc = match into {
+            Into::Vec(v) => {
+                v.clear();
+                v.resize(padded, 0, GFP_KERNEL)?;
+                self.recv(v)?;
+                let crc = crypto::crc32c(!0, v);
+                v.truncate(f.data);
+                crc
+            }
+            Into::Sgl(sgl, at) => {
+                self.stream.recv_sgl(&sgl, at, f.data as u32)?;
+                self.recv(&mut pad[..padded - f.data])?;
+                let crc = if f.data_digest {
+                    crypto::crc32c_sgl(!0, &sgl, at, f.data as u32)
+                } else {
+                    0
+                };
+                crypto::crc32c(crc, &pad[..padded - f.data])
+            }
+            Into::Drop => {
+                let mut left = padded;
+                let mut chunk = [0u8; 256];
+                let mut crc = !0;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    self.recv(&mut chunk[..n])?;
+                    crc = crypto::crc32c(crc, &chunk[..n]);
+                    left -= n;
+                }
+                crc
+            }
+        };
+        if !f.data_digest {
+            return Ok(true);
+        }
+        let mut dd = [0u8; 4];
+        self.recv(&mut dd)?;
+        Ok(dd == (!crc).to_le_bytes())
+    }
+
+    fn run(&mut self) -> Result {
+        loop {
+            let mut bhs = [0u8; BHS_LEN];
+            self.recv(&mut bhs)?;
+            let f = self.recv_header(&bhs)?;
+            if f.data > self.link.limits.max_recv_segment as usize {
+                // Beyond what we declared: the PDU cannot be framed safely.
+                self.reject(pdu::RejectReason::ProtocolError, &bhs)?;
+                return Err(EPROTO);
+            }
+            let p = match pdu::parse(&bhs) {
+                Ok(p) => p,
+                Err(refused) => {
+                    self.recv_data(&f, Into::Drop)?;
+                    self.reject(refused.reason, &bhs)?;
+                    continue;
+                }
+            };
+            match p.request {
+                Request::Command(c) => self.command(&p, &c, &f, &bhs)?,
+                Request::DataOut(d) => self.data_out(&p, &d, &f, &bhs)?,
+                Request::Nop(n) => {
+                    let mut seg = core::mem::take(&mut self.seg);
+                    let good = self.recv_data(&f, Into::Vec(&mut seg));
+                    self.seg = seg;
+                    if !good? {
+                        self.reject(pdu::RejectReason::DataDigest, &bhs)?;
+                        continue;
+                    }
+                    if p.itt != RESERVED_TAG {
+                        if !p.immediate && !self.in_order(n.cmdsn) {
+                            continue;
+                        }
+                        let r = Response::NopIn {
+                            lun: n.lun,
+                            itt: p.itt,
+                            ttt: RESERVED_TAG,
+                        };
+                        let n = self
+                            .seg
+                            .len()
+                            .min(self.link.limits.max_xmit_segment as usize);
+                        self.queue(r, &self.seg[..n], true)?;
+                    }
+                }
+                Request::TaskMgmt(t) => {
+                    self.recv_data(&f, Into::Drop)?;
+                    if !p.immediate && !self.in_order(t.cmdsn) {
+                        continue;
+                    }
+                    self.task_mgmt(p.itt, &t)?;
+                }
+                Request::Text(t) => {
+                    let mut seg = core::mem::take(&mut self.seg);
+                    let good = self.recv_data(&f, Into::Vec(&mut seg));
+                    self.seg = seg;
+                    if !good? {
+                        self.reject(pdu::RejectReason::DataDigest, &bhs)?;
+                        continue;
+                    }
+                    if !p.immediate && !self.in_order(t.cmdsn) {
+                        continue;
+                    }
+                    // No key is negotiable in the full feature phase here: an empty answer.
+                    let r = Response::Text {
+                        final_: true,
+                        continue_: false,
+                        lun: 0,
+                        itt: p.itt,
+                        ttt: RESERVED_TAG,
+                    };
+                    self.queue(r, &[], true)?;
+                }
+                Request::Logout(l) => {
+                    self.recv_data(&f, Into::Drop)?;
+                    if !p.immediate {
+                        self.in_order(l.cmdsn);
+                    }
+                    // Answered once every command is done (RFC 7143 11.14: the target
+                    // completes the commands of a closing session first).
+                    self.end_incoming();
+                    self.drain_commands();
+                    let r = Response::Logout {
+                        itt: p.itt,
+                        response: 0,
+                        time2wait: 0,
+                        time2retain: 0,
+                    };
+                    self.queue(r, &[], true)?;
+                    return Ok(());
+                }
+                Request::Login(_) | Request::Snack(_) => {
+                    self.recv_data(&f, Into::Drop)?;
+                    // No login in the full feature phase; no SNACK at ErrorRecoveryLevel 0.
+                    let reason = if matches!(p.request, Request::Snack(_)) {
+                        pdu::RejectReason::SnackReject
+                    } else {
+                        pdu::RejectReason::ProtocolError
+                    };
+                    self.reject(reason, &bhs)?;
+                }
+            }
+        }
+    }
+
+    /// Checks a non-immediate request's CmdSN (one connection: they arrive in order).
+    /// Advances ExpCmdSN and returns true for the expected one; anything else is a duplicate
+    /// or outside the window and is ignored (RFC 7143 4.2.2.1).
+    fn in_order(&mut self, cmdsn: u32) -> bool {
+        if cmdsn != self.exp_cmdsn {
+            return false;
+        }
+        self.exp_cmdsn = self.exp_cmdsn.wrapping_add(1);
+        self.tx().exp_cmdsn.store(self.exp_cmdsn, Relaxed);
+        true
+    }
+
+    /// A SCSI Command (with its immediate data).
+    fn command(
+        &mut self,
+        p: &pdu::Pdu,
+        c: &pdu::Command,
+        f: &Framing,
+        bhs: &[u8; BHS_LEN],
+    ) -> Result {
+        // An ITT names one task at a time: a record left by an earlier one goes.
+        self.incoming.retain(|x| x.itt != p.itt);
+        if !p.immediate {
+            let max = self.tx().max_cmdsn.load(Relaxed);
+            if !serial::at_or_after(max, c.cmdsn) || !self.in_order(c.cmdsn) {
+                self.recv_data(f, Into::Drop)?;
+                return Ok(());
+            }
+        }
+        let dir = match (c.read, c.write) {
+            (false, false) => DataDir::None,
+            (true, false) => DataDir::FromDevice,
+            (false, true) => DataDir::ToDevice,
+            (true, true) => {
+                // Bidirectional commands are not offered.
+                self.recv_data(f, Into::Drop)?;
+                return self.answer_now(p.itt, c.lun, Err(Sense::invalid_cdb_field(0, None)));
+            }
+        };
+        let edtl = if dir == DataDir::None { 0 } else { c.edtl };
+        let imm = f.data as u32;
+        if imm > 0 && dir != DataDir::ToDevice {
+            self.recv_data(f, Into::Drop)?;
+            return self.reject(pdu::RejectReason::ProtocolError, bhs);
+        }
+        let write = if dir == DataDir::ToDevice {
+            match xfer::Write::new(edtl, imm, c.final_, self.link.limits) {
+                Ok(w) => Some(w),
+                Err(_) => {
+                    self.recv_data(f, Into::Drop)?;
+                    return self.reject(pdu::RejectReason::ProtocolError, bhs);
+                }
+            }
+        } else {
+            None
+        };
+        if edtl > MAX_TRANSFER {
+            return self.refuse(
+                p.itt,
+                c.lun,
+                f,
+                write,
+                Err(Sense::invalid_cdb_field(0, None)),
+            );
+        }
+        let index = lun_index(c.lun);
+        let Some(lun) = self.port.lun(index) else {
+            return self.refuse(p.itt, c.lun, f, write, Err(Sense::lun_not_supported()));
+        };
+        let (Some(session_ref), Some(lun_ref)) =
+            (LiveRef::try_new(&*self.session), LiveRef::try_new(&*lun))
+        else {
+            return self.refuse(p.itt, c.lun, f, write, Err(Sense::lun_not_supported()));
+        };
+        drop(lun);
+        let pool = self.pool.clone();
+        let Some(mut slot) = pool.take() else {
+            return self.refuse(p.itt, c.lun, f, write, Ok(TASK_SET_FULL));
+        };
+        let index_in_pool = slot.index();
+        let s = slot.private();
+        if edtl > 0 && s.buf.as_ref().is_none_or(|b| b.sgl().len() < edtl) {
+            s.buf = None;
+            let want = if edtl <= KEEP_BUFFER {
+                edtl.next_power_of_two().max(4096)
+            } else {
+                edtl
+            };
+            match ScratchSgl::new(want) {
+                Ok(b) => s.buf = Some(b),
+                Err(_) => {
+                    drop(slot);
+                    return self.refuse(p.itt, c.lun, f, write, Ok(TASK_SET_FULL));
+                }
+            }
+        }
+        let sgl = match &s.buf {
+            Some(b) if edtl > 0 => b.sgl().prefix(edtl),
+            _ => Sgl::EMPTY,
+        };
+        s.itt = p.itt;
+        s.lun = c.lun;
+        s.edtl = edtl;
+        s.dir = dir;
+        if imm > 0 && !self.recv_data(f, Into::Sgl(sgl, 0))? {
+            // The immediate data is lost: at ErrorRecoveryLevel 0 the command cannot go on.
+            drop(slot);
+            self.reject(pdu::RejectReason::DataDigest, bhs)?;
+            return Err(EBADMSG);
+        }
+        let ready = write.is_none_or(|w| w.complete());
+        let cmd = slot.start(CmdSetup {
+            cdb: &c.cdb,
+            dir,
+            sgl,
+            prot_sgl: Sgl::EMPTY,
+            pi_offload: false,
+            data_ready: ready,
+            tag: u64::from(p.itt),
+            session: session_ref,
+            lun: lun_ref,
+            fabric: &OPS,
+            origin: core::any::TypeId::of::<Slot>(),
+        });
+        cmd::submit(cmd);
+        if let Some(w) = write.filter(|w| !w.complete()) {
+            let dropped = !self.pool.is_parked(index_in_pool, WAIT_DATA);
+            let _ = self.incoming.push_within_capacity(Incoming {
+                itt: p.itt,
+                lun: c.lun,
+                index: index_in_pool,
+                write: w,
+                dropped,
+            });
+            let last = self.incoming.len() - 1;
+            self.send_r2ts(last)?;
+        }
+        Ok(())
+    }
+
+    /// Answers a command that never reaches the core; its data, immediate or to come, is
+    /// received and dropped.
+    fn refuse(
+        &mut self,
+        itt: u32,
+        lun: u64,
+        f: &Framing,
+        write: Option<xfer::Write>,
+        answer: core::result::Result<u8, Sense>,
+    ) -> Result {
+        self.recv_data(f, Into::Drop)?;
+        if let Some(w) = write.filter(|w| !w.complete()) {
+            // Unsolicited data may still come for it.
+            let _ = self.incoming.push_within_capacity(Incoming {
+                itt,
+                lun,
+                index: u32::MAX,
+                write: w,
+                dropped: true,
+            });
+        }
+        self.answer_now(itt, lun, answer)
+    }
+
+    /// A SCSI Response without a slot: a status, or CHECK CONDITION with `sense`.
+    fn answer_now(&self, itt: u32, _lun: u64, answer: core::result::Result<u8, Sense>) -> Result {
+        let mut buf = [0u8; 2 + FIXED_SENSE_LEN];
+        let (status, n) = match answer {
+            Ok(status) => (status, 0),
+            Err(s) => {
+                let n = s.write_fixed(&mut buf[2..]);
+                buf[..2].copy_from_slice(&(n as u16).to_be_bytes());
+                (cmd::CHECK_CONDITION, n + 2)
+            }
+        };
+        let r = Response::Scsi {
+            itt,
+            response: 0,
+            status,
+            exp_datasn: 0,
+            residual: Residual::None,
+        };
+        self.queue(r, &buf[..n], true)
+    }
+
+    /// Queues the R2Ts the window allows for `incoming[i]`.
+    fn send_r2ts(&mut self, i: usize) -> Result {
+        loop {
+            let ttt = self.next_ttt;
+            let inc = &mut self.incoming[i];
+            if inc.dropped {
+                return Ok(());
+            }
+            let Some(r2t) = inc.write.next_r2t(ttt) else {
+                return Ok(());
+            };
+            self.next_ttt = match self.next_ttt.wrapping_add(1) {
+                RESERVED_TAG | 0 => 1,
+                t => t,
+            };
+            let (itt, lun) = (inc.itt, inc.lun);
+            let r = Response::R2t {
+                lun,
+                itt,
+                ttt: r2t.ttt,
+                r2tsn: r2t.r2tsn,
+                offset: r2t.offset,
+                length: r2t.len,
+            };
+            self.queue(r, &[], false)?;
+        }
+    }
+
+    /// A Data-Out: checked against its command's transfer, then received into its buffer.
+    fn data_out(
+        &mut self,
+        p: &pdu::Pdu,
+        d: &pdu::DataOut,
+        f: &Framing,
+        bhs: &[u8; BHS_LEN],
+    ) -> Result {
+        let Some(i) = self.incoming.iter().position(|x| x.itt == p.itt) else {
+            // Data for a command that is gone (aborted, or answered and done): dropped.
+            self.recv_data(f, Into::Drop)?;
+            return Ok(());
+        };
+        let len = f.data as u32;
+        if self.incoming[i].write.data_out(d, len).is_err() {
+            // At ErrorRecoveryLevel 0 a transfer out of step ends the connection.
+            self.recv_data(f, Into::Drop)?;
+            self.reject(pdu::RejectReason::ProtocolError, bhs)?;
+            return Err(EPROTO);
+        }
+        let inc = &self.incoming[i];
+        let (index, complete, dropped) = (inc.index, inc.write.complete(), inc.dropped);
+        let cmd = if dropped {
+            None
+        } else {
+            self.pool.unpark(index, WAIT_DATA)
+        };
+        let Some(cmd) = cmd else {
+            self.recv_data(f, Into::Drop)?;
+            if complete {
+                self.incoming.remove(i).ok();
+            }
+            return Ok(());
+        };
+        let sgl = *cmd.sgl();
+        let good = match self.recv_data(f, Into::Sgl(sgl, d.offset)) {
+            Ok(g) => g,
+            Err(e) => {
+                cmd::complete(cmd, Err(Sense::internal_target_failure()));
+                return Err(e);
+            }
+        };
+        if !good {
+            cmd::complete(cmd, Err(Sense::internal_target_failure()));
+            self.incoming.remove(i).ok();
+            self.reject(pdu::RejectReason::DataDigest, bhs)?;
+            return Err(EBADMSG);
+        }
+        if complete {
+            self.incoming.remove(i).ok();
+            cmd::data_ready(cmd);
+            return Ok(());
+        }
+        if let Err(cmd) = Pool::park(cmd, WAIT_DATA) {
+            cmd::complete(cmd, Err(Sense::internal_target_failure()));
+        }
+        self.send_r2ts(i)
+    }
+
+    /// Ends the commands whose data will not come (aborted by task management, or the
+    /// connection is going): through the core, which answers or drops them.
+    fn sweep_waiting(pool: &Pool, all: bool) {
+        for index in 0..pool.size() {
+            if !pool.is_parked(index, WAIT_DATA) {
+                continue;
+            }
+            if all || pool.cmd(index).is_some_and(|c| c.aborted()) {
+                if let Some(cmd) = pool.unpark(index, WAIT_DATA) {
+                    cmd::complete(cmd, Err(Sense::internal_target_failure()));
+                }
+            }
+        }
+    }
+
+    fn task_mgmt(&mut self, itt: u32, t: &pdu::TaskMgmt) -> Result {
+        use pdu::TmfFunction as F;
+        let function = match t.function {
+            F::AbortTask => Some(TmfFunction::AbortTask {
+                tag: u64::from(t.referenced_tag),
+            }),
+            F::AbortTaskSet => Some(TmfFunction::AbortTaskSet),
+            F::ClearTaskSet => Some(TmfFunction::ClearTaskSet),
+            F::LogicalUnitReset => Some(TmfFunction::LunReset),
+            _ => None,
+        };
+        // RFC 7143 11.6.1: 0 complete, 1 task does not exist, 2 LUN does not exist,
+        // 5 not supported, 255 rejected.
+        let response = match function {
+            None => 5,
+            Some(_) if self.port.lun(lun_index(t.lun)).is_none() => 2,
+            Some(function) => {
+                let pool = self.pool.clone();
+                let walk = |f: &mut dyn FnMut(&rtarget_core::cmd::Cmd)| {
+                    // WRITEs aborted while waiting for data: their data will not come.
+                    Self::sweep_waiting(&pool, false);
+                    pool.for_each_cmd(f)
+                };
+                match tmf::execute(
+                    function,
+                    &self.session,
+                    lun_index(t.lun),
+                    &walk,
+                    tmf::TMF_WAIT,
+                ) {
+                    TmfResponse::Complete => 0,
+                    TmfResponse::TaskNotFound => 1,
+                    TmfResponse::Rejected | TmfResponse::Failed => 255,
+                }
+            }
+        };
+        self.incoming
+            .retain(|x| x.index == u32::MAX || self.pool.is_parked(x.index, WAIT_DATA));
+        self.queue(Response::TaskMgmt { itt, response }, &[], true)
+    }
+
+    /// Drops the records of WRITEs still waiting for data and ends those commands.
+    fn end_incoming(&mut self) {
+        Self::sweep_waiting(&self.pool, true);
+        self.incoming.clear();
+    }
+
+    /// Waits (bounded) until every command of the connection has been answered.
+    fn drain_commands(&self) {
+        let pool = &self.pool;
+        tmf::wait_for(CLOSE_WAIT, &|f| pool.for_each_cmd(f));
+    }
+
+    /// The connection is over: nothing more is answered, the nexus closes.
+    fn teardown(&mut self) {
+        self.tx().closing.store(true, Relaxed);
+        self.stream.shutdown();
+        self.tx().bell.ring();
+        self.end_incoming();
+        if !self.session.close(CLOSE_WAIT) {
+            pr_warn!("iSCSI: a closed session still has commands in a backend\n");
+        }
+    }
+}
+
+/// The LUN number of an 8-byte SAM LUN field (as Linux's `scsilun_to_int`, LIO's decoding).
+pub(crate) fn lun_index(lun: u64) -> u64 {
+    let b = lun.to_be_bytes();
+    let mut v = 0u64;
+    for i in (0..8).step_by(2) {
+        v |= (u64::from(b[i]) << 8 | u64::from(b[i + 1])) << (i * 8);
+    }
+    v
+}
