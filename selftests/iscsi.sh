@@ -4,8 +4,8 @@
 # (enable, attrib/ with LIO's defaults and bounds, np/ portals on IPv4, IPv6 and dual-stack
 # [::0]); discovery sessions, with and without CRC32C digests and CHAP (one-way and mutual,
 # discovery_auth/), from open-iscsi's iscsiadm and from a raw-PDU client, whose
-# SendTargets answer must equal C LIO's (iscsi_target_mod) in the same boot; normal logins
-# refused until the command path lands; a malformed-PDU battery while a good session keeps
+# SendTargets answer must equal C LIO's (iscsi_target_mod) in the same boot; a normal login
+# without an ACL refused (iscsi_session.sh covers sessions); a malformed-PDU battery while a good session keeps
 # working; a portal removed under a live session.
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -80,8 +80,8 @@ check "a TPG that is not enabled is not listed; with tpg_enabled_sendtargets=0 i
     echo 0 > $I2/tpgt_1/attrib/tpg_enabled_sendtargets && $PDU discover 127.0.0.2 3260 > $OUT/b && cat $OUT/b &&
     grep -qx 'TargetName=$IQN2' $OUT/b && grep -qx 'TargetAddress=127.0.0.2:3260,1' $OUT/b &&
     echo 1 > $I2/tpgt_1/attrib/tpg_enabled_sendtargets"
-check "a normal session's login is refused: SERVICE UNAVAILABLE (0301h) until the command path lands" sh -c "
-    [ \$($PDU normal 127.0.0.1 3260 $IQN) = 0301 ]"
+check "a normal session's login without an ACL (generate_node_acls 0) is refused: FORBIDDEN (0202h)" sh -c "
+    [ \$($PDU normal 127.0.0.1 3260 $IQN) = 0202 ]"
 check "malformed PDUs: each gets a Reject, a login failure or a closed connection" sh -c "$PDU abuse 127.0.0.1 3260"
 check "a connection silent for login_timeout (5 s) is closed" sh -c "echo 5 > $I/tpgt_1/attrib/login_timeout &&
     python3 -c \"import socket, time

@@ -9,6 +9,10 @@
                                          discovery with CHAP (CHAP_A ALG; mutual): "ok" or
                                          the login status
   iscsi_pdu.py normal HOST PORT TARGET   a normal session's login: prints its status (hex)
+  iscsi_pdu.py session HOST PORT TARGET  a normal session's full feature phase, well-behaved and
+                                         abused; prints "ok NAME" / "not ok NAME: why"
+  iscsi_pdu.py reinstate HOST PORT TARGET
+                                         the same initiator port twice: the first session ends
   iscsi_pdu.py abuse HOST PORT           malformed PDUs; prints "ok NAME" / "not ok NAME: why"
   iscsi_pdu.py idle HOST PORT SECONDS    a discovery session that sits idle (for rmdir tests)
   iscsi_pdu.py trickle HOST PORT         a login kept open by C-bit requests: seconds until closed
@@ -255,6 +259,286 @@ def normal(host, port, target):
     print(h[36:38].hex())
 
 
+class Session:
+    """A normal session of one connection, demo mode: login, then SCSI commands by hand."""
+
+    def __init__(self, host, port, target, initiator=INITIATOR, isid=ISID, immediate=True):
+        global ISID
+        self.s = connect(host, port)
+        DIGESTS["header"] = DIGESTS["data"] = False
+        saved, ISID = ISID, isid
+        try:
+            login_step(self.s, keys((b"InitiatorName", initiator), (b"SessionType", b"Normal"),
+                                    (b"TargetName", target.encode()), (b"AuthMethod", b"None")),
+                       0, 1, True, "security stage")
+            h, got = login_step(self.s, keys(
+                (b"HeaderDigest", b"None"), (b"DataDigest", b"None"),
+                (b"InitialR2T", b"Yes"), (b"ImmediateData", b"Yes" if immediate else b"No"),
+                (b"MaxRecvDataSegmentLength", b"262144"), (b"FirstBurstLength", b"65536"),
+                (b"MaxBurstLength", b"262144"), (b"MaxOutstandingR2T", b"1"),
+                (b"ErrorRecoveryLevel", b"0")), 1, 3, True, "operational stage")
+        finally:
+            ISID = saved
+        if h[1] & 0x83 != 0x83:
+            raise RuntimeError("no full feature phase: %s" % h[:4].hex())
+        self.agreed = got
+        self.statsn = int.from_bytes(h[24:28], "big")
+        self.cmdsn = int.from_bytes(h[28:32], "big")
+        self.maxcmdsn = int.from_bytes(h[32:36], "big")
+        self.itt = 0x100
+
+    def next_itt(self):
+        self.itt += 1
+        return self.itt
+
+    def command(self, cdb, edtl=0, read=False, write=False, data=b"", final=True, lun=0,
+                cmdsn=None, immediate=False):
+        """Sends a SCSI Command; returns its ITT. Advances CmdSN unless told otherwise."""
+        itt = self.next_itt()
+        flags = (0x80 if final else 0) | (0x40 if read else 0) | (0x20 if write else 0) | 1
+        sn = self.cmdsn if cmdsn is None else cmdsn
+        if cmdsn is None and not immediate:
+            self.cmdsn += 1
+        h = bhs(0x01 | (0x40 if immediate else 0), flags, data, itt=itt, lun=lun << 48, f20=edtl,
+                cmdsn=sn, expstatsn=self.statsn + 1, rest=cdb)
+        self.s.sendall(frame(h, data))
+        return itt
+
+    def data_out(self, itt, ttt, offset, data, datasn=0, final=True):
+        # ExpStatSN at 24, DataSN at 36, BufferOffset at 40.
+        h = bhs(0x05, 0x80 if final else 0, data, itt=itt, f20=ttt, cmdsn=self.statsn + 1,
+                rest=struct.pack(">IIII", 0, datasn, offset, 0))
+        self.s.sendall(frame(h, data))
+
+    def recv(self):
+        h, d = recv_pdu(self.s)
+        if h[0] & 0x3F in (0x21, 0x22, 0x24, 0x26, 0x3F, 0x20) or (h[0] == 0x25 and h[1] & 1):
+            self.statsn = int.from_bytes(h[24:28], "big")
+        self.maxcmdsn = int.from_bytes(h[32:36], "big")
+        return h, d
+
+    def response(self, itt):
+        """Collects a command's answer: (status, sense key or None, data)."""
+        data = b""
+        while True:
+            h, d = self.recv()
+            op = h[0] & 0x3F
+            if int.from_bytes(h[16:20], "big") != itt:
+                raise RuntimeError("answer for ITT %#x while waiting for %#x: %s" % (
+                    int.from_bytes(h[16:20], "big"), itt, h[:4].hex()))
+            if op == 0x25:
+                data += d
+                if h[1] & 1:
+                    return h[3], None, data
+            elif op == 0x21:
+                key = d[4] & 0x0F if len(d) > 4 else None
+                return h[3], key, data
+            else:
+                raise RuntimeError("unexpected opcode %#x" % op)
+
+    def nop(self):
+        itt = self.next_itt()
+        self.s.sendall(frame(bhs(0x40, 0x80, b"ping", itt=itt, f20=0xFFFFFFFF, cmdsn=self.cmdsn,
+                                 expstatsn=self.statsn + 1), b"ping"))
+        h, d = self.recv()
+        if h[0] != 0x20 or int.from_bytes(h[16:20], "big") != itt or d != b"ping":
+            raise RuntimeError("NOP-Out answered with %s %r" % (h[:4].hex(), d))
+
+    def tmf(self, function, rtt=0xFFFFFFFF, lun=0):
+        itt = self.next_itt()
+        # Immediate, as open-iscsi sends it: CmdSN does not advance.
+        h = bhs(0x42, 0x80 | function, itt=itt, lun=lun << 48, f20=rtt, cmdsn=self.cmdsn,
+                expstatsn=self.statsn + 1, rest=struct.pack(">II", self.cmdsn - 1, 0))
+        self.s.sendall(frame(h))
+        h, _ = self.recv()
+        if h[0] != 0x22 or int.from_bytes(h[16:20], "big") != itt:
+            raise RuntimeError("TMF answered with %s" % h[:4].hex())
+        return h[2]
+
+    def logout(self):
+        self.s.sendall(frame(bhs(0x46, 0x80, itt=self.next_itt(), cmdsn=self.cmdsn,
+                                 expstatsn=self.statsn + 1)))
+        h, _ = self.recv()
+        if h[0] != 0x26 or h[2] != 0:
+            raise RuntimeError("Logout: %s" % h[:4].hex())
+
+
+def cdb10(op, lba=0, blocks=0):
+    return struct.pack(">BBIBHB", op, 0, lba, 0, blocks, 0)
+
+
+def session_cases(host, port, target):
+    """A normal session, demo mode, LUN 0 writable, 512-byte blocks."""
+    results = []
+
+    def case(name, fn):
+        try:
+            why = fn()
+        except Exception as e:
+            why = "%s: %s" % (type(e).__name__, e)
+        results.append(why is None)
+        print("ok %s" % name if why is None else "not ok %s: %s" % (name, why))
+
+    s = Session(host, port, target)
+
+    def unit_attention_then_ready():
+        st, key, _ = s.response(s.command(bytes(6)))
+        if (st, key) != (2, 6):
+            return "first TEST UNIT READY: status %d key %s (want a unit attention)" % (st, key)
+        st, key, _ = s.response(s.command(bytes(6)))
+        return None if st == 0 else "then status %d key %s" % (st, key)
+
+    def write_with_r2t_then_read():
+        data = bytes(range(256)) * 4
+        itt = s.command(cdb10(0x2A, 8, 2), edtl=1024, write=True)
+        h, _ = s.recv()
+        if h[0] != 0x31 or int.from_bytes(h[16:20], "big") != itt:
+            return "no R2T: %s" % h[:4].hex()
+        ttt = int.from_bytes(h[20:24], "big")
+        off, length = struct.unpack(">II", h[40:48])
+        if (off, length) != (0, 1024):
+            return "R2T for %d bytes at %d" % (length, off)
+        s.data_out(itt, ttt, 0, data[:512], 0, final=False)
+        s.data_out(itt, ttt, 512, data[512:], 1, final=True)
+        st, key, _ = s.response(itt)
+        if st != 0:
+            return "WRITE: status %d key %s" % (st, key)
+        st, key, got = s.response(s.command(cdb10(0x28, 8, 2), edtl=1024, read=True))
+        return None if st == 0 and got == data else "READ back: status %d, %d bytes" % (st, len(got))
+
+    def immediate_data():
+        data = b"\xa5" * 512
+        st, key, _ = s.response(s.command(cdb10(0x2A, 20, 1), edtl=512, write=True, data=data))
+        if st != 0:
+            return "WRITE: status %d key %s" % (st, key)
+        st, _, got = s.response(s.command(cdb10(0x28, 20, 1), edtl=512, read=True))
+        return None if got == data else "read back differs"
+
+    def data_out_for_unknown_task_is_dropped():
+        s.data_out(0x7777, 0xFFFFFFFF, 0, b"x" * 512)
+        s.nop()
+
+    def cmdsn_outside_window_is_ignored():
+        s.command(bytes(6), cmdsn=s.cmdsn + 1000)
+        s.nop()
+
+    def lun_not_mapped():
+        st, key, _ = s.response(s.command(bytes(6), lun=77))
+        return None if (st, key) == (2, 5) else "status %d key %s" % (st, key)
+
+    def edtl_too_long():
+        st, key, _ = s.response(s.command(cdb10(0x28, 0, 0xFFFF), edtl=64 << 20, read=True))
+        return None if (st, key) == (2, 5) else "status %d key %s" % (st, key)
+
+    def abort_task_waiting_for_data():
+        itt = s.command(cdb10(0x2A, 30, 4), edtl=2048, write=True)
+        h, _ = s.recv()
+        if h[0] != 0x31:
+            return "no R2T: %s" % h[:4].hex()
+        r = s.tmf(1, rtt=itt)
+        if r != 0:
+            return "ABORT TASK: response %d" % r
+        s.nop()  # and nothing came for the aborted task before the NOP-In
+
+    def abort_unknown_task():
+        r = s.tmf(1, rtt=0x5555)
+        return None if r == 1 else "response %d (want 1, task does not exist)" % r
+
+    def lun_reset():
+        r = s.tmf(5)
+        if r != 0:
+            return "LUN RESET: response %d" % r
+        st, key, _ = s.response(s.command(bytes(6)))
+        return None if (st, key) == (2, 6) else "after the reset: status %d key %s" % (st, key)
+
+    def unsupported_tmf():
+        r = s.tmf(6)
+        return None if r in (5, 255) else "TARGET WARM RESET: response %d" % r
+
+    def snack_rejected():
+        s.s.sendall(frame(bhs(0x10, 0x80, itt=0xFFFFFFFF, f20=0xFFFFFFFF, expstatsn=s.statsn + 1)))
+        h, _ = s.recv()
+        return None if h[0] == 0x3F else "answered %s" % h[:4].hex()
+
+    def text_in_session():
+        itt = s.next_itt()
+        text = keys((b"SendTargets", b"All"))
+        s.s.sendall(frame(bhs(0x04, 0x80, text, itt=itt, f20=0xFFFFFFFF, cmdsn=s.cmdsn,
+                              expstatsn=s.statsn + 1), text))
+        s.cmdsn += 1
+        h, _ = s.recv()
+        return None if h[0] == 0x24 and h[1] & 0x80 else "answered %s" % h[:4].hex()
+
+    for name, fn in [("unit attention, then TEST UNIT READY is GOOD", unit_attention_then_ready),
+                     ("WRITE with an R2T and two Data-Outs, READ back", write_with_r2t_then_read),
+                     ("WRITE with immediate data, READ back", immediate_data),
+                     ("a Data-Out for an unknown task is dropped", data_out_for_unknown_task_is_dropped),
+                     ("a CmdSN outside the window is ignored", cmdsn_outside_window_is_ignored),
+                     ("a LUN that is not mapped: ILLEGAL REQUEST", lun_not_mapped),
+                     ("an expected length beyond 8 MiB: ILLEGAL REQUEST", edtl_too_long),
+                     ("ABORT TASK of a WRITE waiting for its data", abort_task_waiting_for_data),
+                     ("ABORT TASK of an unknown task: task does not exist", abort_unknown_task),
+                     ("LOGICAL UNIT RESET, then a unit attention", lun_reset),
+                     ("TARGET WARM RESET is not supported", unsupported_tmf),
+                     ("SNACK at ErrorRecoveryLevel 0: Reject", snack_rejected),
+                     ("Text in a normal session: a final answer", text_in_session)]:
+        case(name, fn)
+    case("Logout", s.logout)
+
+    def broken_connections():
+        # A WRITE waiting for data, a READ not yet read, then the connection goes: the target
+        # cleans up and takes the next session.
+        t = Session(host, port, target)
+        t.command(cdb10(0x2A, 40, 8), edtl=4096, write=True)
+        t.command(cdb10(0x28, 0, 64), edtl=32768, read=True)
+        t.s.close()
+        u = Session(host, port, target)
+        u.s.sendall(bhs(0x01, 0x81, dlen=0)[:20])  # half a PDU, then gone
+        u.s.close()
+        v = Session(host, port, target)
+        v.response(v.command(bytes(6)))
+        v.logout()
+
+    def data_out_out_of_order_ends_connection():
+        t = Session(host, port, target)
+        itt = t.command(cdb10(0x2A, 50, 2), edtl=1024, write=True)
+        h, _ = t.recv()
+        ttt = int.from_bytes(h[20:24], "big")
+        t.data_out(itt, ttt, 512, b"y" * 512, 0)
+        h, _ = t.recv()
+        if h[0] != 0x3F:
+            return "answered %s" % h[:4].hex()
+        return None if closed(t.s) else "still open"
+
+    def immediate_data_beyond_first_burst():
+        t = Session(host, port, target)
+        t.command(cdb10(0x2A, 0, 160), edtl=81920, write=True, data=b"z" * 81920, final=True)
+        h, _ = t.recv()
+        return None if h[0] == 0x3F else "answered %s" % h[:4].hex()
+
+    case("connections broken mid-command; the next session works", broken_connections)
+    case("a Data-Out at the wrong offset: Reject, connection closed", data_out_out_of_order_ends_connection)
+    case("immediate data beyond FirstBurstLength: Reject", immediate_data_beyond_first_burst)
+    return 0 if all(results) else 1
+
+
+def reinstate(host, port, target):
+    """Session reinstatement (RFC 7143 6.3.5): a second login of the same initiator port (name
+    and ISID) ends the first session; a login with another ISID is a session of its own."""
+    a = Session(host, port, target)
+    a.response(a.command(bytes(6)))
+    other = Session(host, port, target, isid=bytes([0x80, 0, 9, 9, 9, 9]))
+    other.response(other.command(bytes(6)))
+    b = Session(host, port, target)
+    if not closed(a.s):
+        raise RuntimeError("the first session is still open")
+    b.response(b.command(bytes(6)))
+    other.nop()
+    b.logout()
+    other.logout()
+    print("ok")
+
+
 def closed(s, wait=5.0):
     """The target closed the connection (EOF or reset) within `wait` seconds."""
     s.settimeout(wait)
@@ -419,6 +703,10 @@ if __name__ == "__main__":
             digest_errors(*args)
         elif cmd == "normal":
             normal(*args)
+        elif cmd == "session":
+            sys.exit(session_cases(*args))
+        elif cmd == "reinstate":
+            reinstate(*args)
         elif cmd == "abuse":
             sys.exit(abuse(*args))
         elif cmd == "trickle":

@@ -83,6 +83,9 @@ pub(crate) struct Tx {
     max_cmdsn: Atomic<u32>,
     #[pin]
     control: SpinLock<KVec<Control>>,
+    /// Control PDUs queued by the receive thread, and sent (or dropped) by the transmit one.
+    queued: Atomic<u64>,
+    sent: Atomic<u64>,
 }
 
 /// A PDU the receive thread asks the transmit thread to send.
@@ -250,6 +253,7 @@ impl Sender {
             for c in batch.drain_all() {
                 let r = self.send(&c.r, Data::Bytes(&c.data), c.advance);
                 self.check(r);
+                self.tx().sent.fetch_add(1, Relaxed);
             }
             self.batch = batch;
             let pool = self.pool.clone();
@@ -399,6 +403,8 @@ pub(crate) fn new_pool(depth: u32, exp: u32) -> Result<Arc<Pool>> {
             exp_cmdsn: Atomic::new(exp),
             max_cmdsn: Atomic::new(max),
             control <- kernel::new_spinlock!(KVec::with_capacity(CONTROL_MAX, GFP_KERNEL)?),
+            queued: Atomic::new(0),
+            sent: Atomic::new(0),
         }? Error),
         GFP_KERNEL,
     )?;
@@ -447,6 +453,8 @@ pub(crate) fn serve(s: Start<'_>, pool: Arc<Pool>) -> Result {
         seg: KVec::new(),
     };
     let r = conn.run();
+    // What was queued (a Logout response, the Reject before a drop) goes out first.
+    conn.flush();
     conn.teardown();
     // Every slot is free (or the bound passed): the transmit thread has ended or ends now.
     conn.tx().rx_done.store(true, Relaxed);
@@ -478,7 +486,10 @@ impl Conn<'_> {
         };
         loop {
             match self.tx().control.lock().push_within_capacity(c) {
-                Ok(()) => break,
+                Ok(()) => {
+                    self.tx().queued.fetch_add(1, Relaxed);
+                    break;
+                }
                 Err(back) => c = back.0,
             }
             if self.tx().closing.load(Relaxed) || thread::should_stop() {
@@ -489,6 +500,17 @@ impl Conn<'_> {
         }
         self.tx().bell.ring();
         Ok(())
+    }
+
+    /// Waits (bounded) until the transmit thread has sent every queued PDU.
+    fn flush(&self) {
+        let tx = self.tx();
+        for _ in 0..5000 {
+            if tx.sent.load(Relaxed) >= tx.queued.load(Relaxed) || tx.closing.load(Relaxed) {
+                return;
+            }
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+        }
     }
 
     fn reject(&self, reason: pdu::RejectReason, bhs: &[u8; BHS_LEN]) -> Result {
