@@ -17,10 +17,7 @@ I2=$CFG/iscsi/$IQN2
 OUT=/tmp/iscsi; rm -rf $OUT; mkdir -p $OUT
 tap_plan 39
 unload_all; dmesg_mark
-# iscsiadm hands discovery to iscsid: one for this test, stopped at the end.
-iscsid -f > $OUT/iscsid.log 2>&1 &
-iscsid=$!
-trap 'kill $iscsid 2>/dev/null' EXIT
+iscsid_up $OUT
 
 # side CORE FABRIC_MODULE OUT: the same configfs writes on either stack, then SendTargets from
 # the raw client: one enabled target on 127.0.0.1:3260, one TPG on 127.0.0.2:3260 not enabled.

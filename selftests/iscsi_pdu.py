@@ -336,6 +336,13 @@ class Session:
             else:
                 raise RuntimeError("unexpected opcode %#x" % op)
 
+    def ready(self):
+        """TEST UNIT READY until GOOD: the unit attentions of a new nexus are taken."""
+        for _ in range(8):
+            if self.response(self.command(bytes(6)))[0] == 0:
+                return self
+        raise RuntimeError("TEST UNIT READY never GOOD")
+
     def nop(self):
         itt = self.next_itt()
         self.s.sendall(frame(bhs(0x40, 0x80, b"ping", itt=itt, f20=0xFFFFFFFF, cmdsn=self.cmdsn,
@@ -488,7 +495,7 @@ def session_cases(host, port, target):
     def broken_connections():
         # A WRITE waiting for data, a READ not yet read, then the connection goes: the target
         # cleans up and takes the next session.
-        t = Session(host, port, target)
+        t = Session(host, port, target).ready()
         t.command(cdb10(0x2A, 40, 8), edtl=4096, write=True)
         t.command(cdb10(0x28, 0, 64), edtl=32768, read=True)
         t.s.close()
@@ -500,9 +507,11 @@ def session_cases(host, port, target):
         v.logout()
 
     def data_out_out_of_order_ends_connection():
-        t = Session(host, port, target)
+        t = Session(host, port, target).ready()
         itt = t.command(cdb10(0x2A, 50, 2), edtl=1024, write=True)
         h, _ = t.recv()
+        if h[0] != 0x31:
+            return "no R2T: %s" % h[:4].hex()
         ttt = int.from_bytes(h[20:24], "big")
         t.data_out(itt, ttt, 512, b"y" * 512, 0)
         h, _ = t.recv()

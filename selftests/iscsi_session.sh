@@ -15,9 +15,7 @@ DEV=$CFG/core/rd_mcp_1/r0
 OUT=/tmp/iscsi_session; rm -rf $OUT; mkdir -p $OUT
 tap_plan 24
 unload_all; dmesg_mark
-iscsid -f > $OUT/iscsid.log 2>&1 &
-iscsid=$!
-trap 'kill $iscsid 2>/dev/null' EXIT
+iscsid_up $OUT
 INITIATOR=$(sed -n 's/^InitiatorName=//p' /etc/iscsi/initiatorname.iscsi)
 
 # stack MODULE...: a 64 MiB ramdisk as LUN 0 of $IQN on 127.0.0.1:3260, demo mode, writable.

@@ -108,6 +108,13 @@ unload_all() {
     done
     true
 }
+# iscsid_up DIR: open-iscsi's daemon (iscsiadm hands it discovery and logins) for this test,
+# logging to DIR/iscsid.log, stopped when the test exits.
+iscsid_up() {
+    iscsid -f > "$1/iscsid.log" 2>&1 &
+    _iscsid=$!
+    trap 'kill $_iscsid 2>/dev/null' EXIT
+}
 # teardown_iscsi: every iSCSI target's portals, LUN links, TPGs, then target/iscsi itself.
 teardown_iscsi() {
     local w t x

@@ -1,7 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Conformance: libiscsi's iscsi-test-cu (every test of its ALL family, -d -S, verbose) over the
-# loopback LUNs' /dev/sg nodes, on each backend, for rtarget and then C LIO in the same boot.
+# loopback LUNs' /dev/sg nodes, on each backend, for rtarget and then C LIO in the same boot;
+# and over iscsi:// to each stack's iSCSI target (fileio_iscsi: a fileio LUN of a demo-mode
+# target on 127.0.0.1:3260, which admits both of the tool's initiator names).
 # Each stack exports its backends at once (LUN i of two loopback TPGs, so the tests that need a
 # second initiator, reservations and multipath, get one) and runs the suites on all of them in
 # parallel: the debug VM has two CPUs and each run keeps about one busy. Each backend's rtarget
@@ -21,10 +23,19 @@ OUT=/tmp/libiscsi; rm -rf $OUT; mkdir -p $OUT
 # thin-provisioning tests run instead of skipping. No medium of the three has atomic writes,
 # so WriteAtomic16 also runs on iblock over a scsi_debug disk that has them (@atomic).
 TP="emulate_tpu=1 emulate_tpws=1"
+# Over iscsi:// every test logs in again and the debug VM is slow: the iSCSI suites and those
+# that exercise the transfer paths (R2T, immediate data, Data-In, residuals), task management
+# and a second session. The SCSI emulation behind them is the core's, which the loopback rows
+# run whole. LIBISCSI_ISCSI_SUITES=".*" runs every suite over iSCSI too.
+ISCSI_SUITES="iSCSI[a-zA-Z]*|TestUnitReady|Inquiry|Mandatory|ReadCapacity16|Read10|Read16|Write10|Write16|WriteVerify10|CompareAndWrite|WriteSame10|Unmap|Reserve6|ProutRegister|ProutReserve|PrinReadKeys|ReportSupportedOpcodes|MultipathIO|ExtendedCopy"
 BACKENDS="rd_mcp|rd_mcp|rd_pages=16384|$TP|
 fileio|fileio|fd_dev_name=$BK/conf.img,fd_dev_size=67108864|$TP|
 iblock|iblock|udev_path=/dev/ram0|$TP|
-iblock_atomic|iblock|udev_path=@atomic||WriteAtomic16"
+iblock_atomic|iblock|udev_path=@atomic||WriteAtomic16
+fileio_iscsi|fileio|fd_dev_name=$BK/iscsi.img,fd_dev_size=67108864|$TP|${LIBISCSI_ISCSI_SUITES:-$ISCSI_SUITES}"
+# The iSCSI target of the *_iscsi backends.
+IQN=iqn.2003-01.org.rtarget.test:libiscsi
+ITPG=$CFG/iscsi/$IQN/tpgt_1
 [ -z "${LIBISCSI_BACKENDS:-}" ] || BACKENDS=$(grep -E "^(${LIBISCSI_BACKENDS// /|})\|" <<< "$BACKENDS")
 nb=$(echo "$BACKENDS" | wc -l)
 iscsi-test-cu -l | awk -F. 'NF == 3 && $1 == "ALL" { print $2 "." $3 }' |
@@ -68,9 +79,9 @@ suites() {
 # under a live nexus raises REPORTED LUNS DATA HAS CHANGED on the others, which the tests do
 # not expect: TEST UNIT READY takes the unit attentions first, as an initiator's scan does.
 stack() {
-    local core=$1 proc=$2 side=$3 i=0 b plugin control attrs dev a sg1 sg2 rc=0
+    local core=$1 proc=$2 side=$3 i=0 j=0 b plugin control attrs dev a sg1 sg2 rc=0
     shift 3
-    rm -f $BK/conf.img
+    rm -f $BK/conf.img $BK/iscsi.img
     # C LIO writes its APTPL file under dbroot/pr on every REGISTER and fails the PROUT if it
     # cannot: both stacks get a scratch dbroot.
     mkdir -p $OUT/db/pr
@@ -82,13 +93,23 @@ stack() {
         [[ $control == *@atomic* ]] && { a=$(atomic_disk 256) || return 1; control=${control/@atomic//dev/$a}; }
         dev=$(setup_dev "$plugin" "$b" "$control") || return 1
         for a in $attrs; do echo "${a#*=}" > "$dev/attrib/${a%%=*}" 2>/dev/null; done
+        if [[ $b == *_iscsi ]]; then
+            iscsi_lun "$dev" $j || return 1
+            j=$((j + 1))
+            continue
+        fi
         link_dev "$dev" $i && mkdir -p "$TPG2/lun/lun_$i" &&
             { [ -n "$(cat "$TPG2/nexus")" ] || echo "$NEXUS2" > "$TPG2/nexus"; } &&
             ln -s "$dev" "$TPG2/lun/lun_$i/link$i" || return 1
         i=$((i + 1))
     done
-    i=0
+    i=0 j=0
     for b in "$@"; do
+        if [[ $b == *_iscsi ]]; then
+            suites "iscsi://127.0.0.1:3260/$IQN/$j" "iscsi://127.0.0.1:3260/$IQN/$j" "$OUT/$b.$side" $OUT/$b.tests &
+            j=$((j + 1))
+            continue
+        fi
         sg1=$(lun_dev "$proc" scsi_generic $i 1) && sg2=$(lun_dev "$proc" scsi_generic $i 2) || return 1
         for a in $(seq 8); do sg_turs "$sg1" && sg_turs "$sg2" && break; done >/dev/null 2>&1
         suites "$sg1" "$sg2" "$OUT/$b.$side" $OUT/$b.tests &
@@ -99,6 +120,15 @@ stack() {
         python3 "$HERE/libiscsi.py" parse "$OUT/$b.$side.log" $OUT/$b.tests > "$OUT/$b.$side" || rc=1
     done
     return $rc
+}
+# iscsi_lun DEV J: DEV as LUN J of $IQN, made with its portal on first use: demo mode
+# (generate_node_acls), writable, no authentication; the same writes on either stack.
+iscsi_lun() {
+    mkdir -p "$ITPG/lun/lun_$2" && ln -s "$1" "$ITPG/lun/lun_$2/l$2" || return 1
+    [ -d "$ITPG/np/127.0.0.1:3260" ] && return 0
+    mkdir "$ITPG/np/127.0.0.1:3260" && echo 1 > "$ITPG/attrib/generate_node_acls" &&
+        echo 0 > "$ITPG/attrib/authentication" && echo 0 > "$ITPG/attrib/demo_mode_write_protect" &&
+        echo 1 > "$ITPG/enable"
 }
 times() { # SIDE BACKEND...
     local b side=$1; shift

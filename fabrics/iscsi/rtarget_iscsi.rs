@@ -2,16 +2,14 @@
 
 //! rtarget_iscsi: the iSCSI fabric (RFC 7143) over kernel TCP, under LIO's `target/iscsi`.
 //!
-//! This first stage serves discovery. `iscsi/<iqn>/tpgt_<N>/np/<ip:port>` listens (IPv4,
-//! IPv6, `[::]` dual-stack), each accepted connection gets its own kernel thread, logs in
-//! through `login.rs` (pure, host-tested and fuzzed, like every codec here), and a discovery
-//! session answers SendTargets with the enabled TPGs' portals, NOP-Out and Logout. Login to a
-//! normal session is refused with SERVICE UNAVAILABLE until the command path lands: no
-//! session reaches the core yet.
+//! `iscsi/<iqn>/tpgt_<N>/np/<ip:port>` listens (IPv4, IPv6, `[::]` dual-stack), each accepted
+//! connection gets its own kernel thread, logs in through `login.rs` (pure, host-tested and
+//! fuzzed, like every codec here), and then serves a discovery session (SendTargets, NOP-Out,
+//! Logout; below) or a normal session's SCSI commands (`session.rs`, with a transmit thread).
 //!
-//! Threads: one acceptor per portal, one per connection (as LIO's rx thread; a connection's
-//! replies are sent from the same thread). `rmdir np/<portal>` shuts the listener and every
-//! connection's socket down, then waits for their threads.
+//! Threads: one acceptor per portal, one per connection, plus a transmit thread per normal
+//! session. `rmdir np/<portal>` shuts the listener and every connection's socket down, then
+//! waits for their threads.
 
 #![allow(missing_docs)]
 
@@ -120,7 +118,7 @@ impl Fabric for Iscsi {
     }
 
     fn version(&self) -> &'static CStr {
-        c"rtarget iSCSI fabric v0.1 (discovery)"
+        c"rtarget iSCSI fabric v0.2"
     }
 
     fn make_wwn(&self, name: &CStr) -> Result<Arc<dyn FabricWwn>> {

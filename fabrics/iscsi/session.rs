@@ -583,6 +583,18 @@ impl Conn<'_> {
         Ok(dd == (!crc).to_le_bytes())
     }
 
+    /// Receives a data segment into `seg`; a wrong data digest gets a Reject and `false`.
+    fn recv_segment(&mut self, f: &Framing, bhs: &[u8; BHS_LEN]) -> Result<bool> {
+        let mut seg = core::mem::take(&mut self.seg);
+        let good = self.recv_data(f, Into::Vec(&mut seg));
+        self.seg = seg;
+        if !good? {
+            self.reject(pdu::RejectReason::DataDigest, bhs)?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
     fn run(&mut self) -> Result {
         loop {
             let mut bhs = [0u8; BHS_LEN];
@@ -605,11 +617,7 @@ impl Conn<'_> {
                 Request::Command(c) => self.command(&p, &c, &f, &bhs)?,
                 Request::DataOut(d) => self.data_out(&p, &d, &f, &bhs)?,
                 Request::Nop(n) => {
-                    let mut seg = core::mem::take(&mut self.seg);
-                    let good = self.recv_data(&f, Into::Vec(&mut seg));
-                    self.seg = seg;
-                    if !good? {
-                        self.reject(pdu::RejectReason::DataDigest, &bhs)?;
+                    if !self.recv_segment(&f, &bhs)? {
                         continue;
                     }
                     if p.itt != RESERVED_TAG {
@@ -636,11 +644,7 @@ impl Conn<'_> {
                     self.task_mgmt(p.itt, &t)?;
                 }
                 Request::Text(t) => {
-                    let mut seg = core::mem::take(&mut self.seg);
-                    let good = self.recv_data(&f, Into::Vec(&mut seg));
-                    self.seg = seg;
-                    if !good? {
-                        self.reject(pdu::RejectReason::DataDigest, &bhs)?;
+                    if !self.recv_segment(&f, &bhs)? {
                         continue;
                     }
                     if !p.immediate && !self.in_order(t.cmdsn) {
@@ -798,6 +802,11 @@ impl Conn<'_> {
             self.reject(pdu::RejectReason::DataDigest, bhs)?;
             return Err(EBADMSG);
         }
+        // A reused buffer holds an earlier command's data: whatever an emulated response
+        // leaves unwritten must not reach the initiator. READs fill what they send.
+        if dir == DataDir::FromDevice && !matches!(c.cdb[0], 0x08 | 0x28 | 0xa8 | 0x88) {
+            sgl.zero(0, edtl as usize);
+        }
         let ready = write.is_none_or(|w| w.complete());
         let cmd = slot.start(CmdSetup {
             cdb: &c.cdb,
@@ -814,18 +823,37 @@ impl Conn<'_> {
         });
         cmd::submit(cmd);
         if let Some(w) = write.filter(|w| !w.complete()) {
-            let dropped = !self.pool.is_parked(index_in_pool, WAIT_DATA);
-            let _ = self.incoming.push_within_capacity(Incoming {
+            let inc = Incoming {
                 itt: p.itt,
                 lun: c.lun,
                 index: index_in_pool,
                 write: w,
-                dropped,
-            });
-            let last = self.incoming.len() - 1;
-            self.send_r2ts(last)?;
+                dropped: !self.pool.is_parked(index_in_pool, WAIT_DATA),
+            };
+            if let Some(i) = self.record(inc) {
+                self.send_r2ts(i)?;
+            } else if let Some(cmd) = self.pool.unpark(index_in_pool, WAIT_DATA) {
+                // No room to follow its data (only if the initiator leaves thousands of
+                // unsolicited transfers unfinished): the command fails.
+                cmd::complete(cmd, Err(Sense::internal_target_failure()));
+            }
         }
         Ok(())
+    }
+
+    /// Records a write whose data is still to come; returns its place. A write the core
+    /// already answered is recorded only while unsolicited data may still come for it, and
+    /// such records make room for a live one.
+    fn record(&mut self, inc: Incoming) -> Option<usize> {
+        if inc.dropped && !inc.write.unsolicited_pending() {
+            return None;
+        }
+        if self.incoming.len() == self.incoming.capacity() {
+            let old = self.incoming.iter().position(|x| x.dropped)?;
+            self.incoming.remove(old).ok();
+        }
+        self.incoming.push_within_capacity(inc).ok()?;
+        Some(self.incoming.len() - 1)
     }
 
     /// Answers a command that never reaches the core; its data, immediate or to come, is
@@ -841,7 +869,7 @@ impl Conn<'_> {
         self.recv_data(f, Into::Drop)?;
         if let Some(w) = write.filter(|w| !w.complete()) {
             // Unsolicited data may still come for it.
-            let _ = self.incoming.push_within_capacity(Incoming {
+            self.record(Incoming {
                 itt,
                 lun,
                 index: u32::MAX,
@@ -930,7 +958,7 @@ impl Conn<'_> {
         };
         let Some(cmd) = cmd else {
             self.recv_data(f, Into::Drop)?;
-            if complete {
+            if complete || !self.incoming[i].write.unsolicited_pending() {
                 self.incoming.remove(i).ok();
             }
             return Ok(());

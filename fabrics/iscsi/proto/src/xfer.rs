@@ -178,6 +178,11 @@ impl Write {
         self.next == self.edtl
     }
 
+    /// Unsolicited Data-Out (RFC 7143 4.2.5.2) may still come for it.
+    pub fn unsolicited_pending(&self) -> bool {
+        self.next < self.unsolicited_end
+    }
+
     /// Bytes received so far (all of them before `received()`).
     pub fn received(&self) -> u32 {
         self.next
@@ -318,6 +323,29 @@ mod tests {
         }
         assert!(w.complete());
         assert_eq!(w.next_r2t(0x102), None);
+    }
+
+    #[test]
+    fn unsolicited_data_pending_until_its_burst_is_in() {
+        let mut l = limits();
+        l.initial_r2t = false;
+        let mut w = Write::new(4096, 512, false, l).unwrap();
+        assert!(w.unsolicited_pending());
+        let end = l.first_burst.min(4096);
+        w.data_out(&dout(RESERVED_TAG, 0, 512, false), 512).unwrap();
+        let mut at = 1024;
+        let mut sn = 1;
+        while at < end {
+            let n = (end - at).min(l.max_recv_segment);
+            w.data_out(&dout(RESERVED_TAG, sn, at, at + n == end), n)
+                .unwrap();
+            at += n;
+            sn += 1;
+        }
+        assert!(!w.unsolicited_pending());
+        // InitialR2T=Yes: nothing unsolicited beyond the immediate data.
+        let w = Write::new(4096, 512, true, limits()).unwrap();
+        assert!(!w.unsolicited_pending());
     }
 
     #[test]
