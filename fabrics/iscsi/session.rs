@@ -332,13 +332,9 @@ impl Sender {
             }
             return;
         }
-        let mut sense_buf = [0u8; 2 + FIXED_SENSE_LEN];
+        let mut sense_buf = [0u8; SENSE_SEGMENT];
         let n = match sense {
-            Some(s) if status == cmd::CHECK_CONDITION => {
-                let n = s.write_fixed(&mut sense_buf[2..]);
-                sense_buf[..2].copy_from_slice(&(n as u16).to_be_bytes());
-                n + 2
-            }
+            Some(s) if status == cmd::CHECK_CONDITION => sense_segment(&s, &mut sense_buf),
             _ => 0,
         };
         let r = Response::Scsi {
@@ -421,14 +417,24 @@ pub(crate) fn new_pool(depth: u32, exp: u32) -> Result<Arc<Pool>> {
 
 /// Runs a normal session's connection until it ends, then tears it down.
 pub(crate) fn serve(s: Start<'_>, pool: Arc<Pool>) -> Result {
-    let sender = Sender {
+    // Everything is allocated before the transmit thread exists: once it runs, only
+    // `rx_done` ends it.
+    let buffers = KVec::with_capacity(CONTROL_MAX, GFP_KERNEL)
+        .and_then(|b| Ok((b, KVec::with_capacity(s.depth as usize, GFP_KERNEL)?)));
+    let (batch, incoming) = match buffers {
+        Ok(b) => b,
+        Err(e) => {
+            s.session.close(CLOSE_WAIT);
+            return Err(e.into());
+        }
+    };
+    let mut sender = Some(Sender {
         pool: pool.clone(),
         stream: s.stream.clone(),
         link: s.link,
         statsn: s.statsn,
-        batch: KVec::with_capacity(CONTROL_MAX, GFP_KERNEL)?,
-    };
-    let mut sender = Some(sender);
+        batch,
+    });
     let tx_thread = Thread::spawn(c"rt_iscsi_tx", move || {
         if let Some(mut s) = sender.take() {
             s.run();
@@ -448,7 +454,7 @@ pub(crate) fn serve(s: Start<'_>, pool: Arc<Pool>) -> Result {
         port: s.port,
         pool,
         exp_cmdsn: s.exp_cmdsn,
-        incoming: KVec::with_capacity(s.depth as usize, GFP_KERNEL)?,
+        incoming,
         next_ttt: 1,
         seg: KVec::new(),
     };
@@ -712,8 +718,6 @@ impl Conn<'_> {
         f: &Framing,
         bhs: &[u8; BHS_LEN],
     ) -> Result {
-        // An ITT names one task at a time: a record left by an earlier one goes.
-        self.incoming.retain(|x| x.itt != p.itt);
         if !p.immediate {
             let max = self.tx().max_cmdsn.load(Relaxed);
             if !serial::at_or_after(max, c.cmdsn) || !self.in_order(c.cmdsn) {
@@ -721,6 +725,8 @@ impl Conn<'_> {
                 return Ok(());
             }
         }
+        // An ITT names one task at a time: a record left by an earlier one goes.
+        self.incoming.retain(|x| x.itt != p.itt);
         let dir = match (c.read, c.write) {
             (false, false) => DataDir::None,
             (true, false) => DataDir::FromDevice,
@@ -882,14 +888,10 @@ impl Conn<'_> {
 
     /// A SCSI Response without a slot: a status, or CHECK CONDITION with `sense`.
     fn answer_now(&self, itt: u32, _lun: u64, answer: core::result::Result<u8, Sense>) -> Result {
-        let mut buf = [0u8; 2 + FIXED_SENSE_LEN];
+        let mut buf = [0u8; SENSE_SEGMENT];
         let (status, n) = match answer {
             Ok(status) => (status, 0),
-            Err(s) => {
-                let n = s.write_fixed(&mut buf[2..]);
-                buf[..2].copy_from_slice(&(n as u16).to_be_bytes());
-                (cmd::CHECK_CONDITION, n + 2)
-            }
+            Err(s) => (cmd::CHECK_CONDITION, sense_segment(&s, &mut buf)),
         };
         let r = Response::Scsi {
             itt,
@@ -1068,12 +1070,17 @@ impl Conn<'_> {
     }
 }
 
-/// The LUN number of an 8-byte SAM LUN field (as Linux's `scsilun_to_int`, LIO's decoding).
-pub(crate) fn lun_index(lun: u64) -> u64 {
-    let b = lun.to_be_bytes();
-    let mut v = 0u64;
-    for i in (0..8).step_by(2) {
-        v |= (u64::from(b[i]) << 8 | u64::from(b[i + 1])) << (i * 8);
-    }
-    v
+/// A SCSI Response's data segment for CHECK CONDITION: SenseLength, then the fixed-format
+/// sense (RFC 7143 11.4.7). Returns its length.
+fn sense_segment(sense: &Sense, buf: &mut [u8; SENSE_SEGMENT]) -> usize {
+    let n = sense.write_fixed(&mut buf[2..]);
+    buf[..2].copy_from_slice(&(n as u16).to_be_bytes());
+    n + 2
+}
+
+const SENSE_SEGMENT: usize = 2 + FIXED_SENSE_LEN;
+
+/// The LUN number of an 8-byte SAM LUN field (the core's `scsilun_to_int`, as LIO decodes it).
+fn lun_index(lun: u64) -> u64 {
+    rtarget_core::proto::spc::scsilun_to_int(&lun.to_be_bytes())
 }
