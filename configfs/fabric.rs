@@ -6,8 +6,9 @@
 
 use super::backstore::DevDir;
 use super::{autoload, plain, show_u32, Fixed, Kinds, Tree};
+use crate::acl::NodeAcl;
 use crate::device::parse_u32;
-use crate::fabric::{self, Fabric, FabricTpg, FabricWwn};
+use crate::fabric::{self, AclGroup, Fabric, FabricAcl, FabricTpg, FabricWwn};
 use crate::lun::{Lun, Port};
 use crate::rt::configfs::{emit, emit_line, strip_nl, Attr, Dir, Kind, NewNode, Node};
 use crate::rt::module_ref::ModuleRef;
@@ -22,6 +23,9 @@ struct FabricKinds {
     fabric_dir: Arc<Kind>,
     tpg: Arc<Kind>,
     tpg_attrib: Arc<Kind>,
+    /// `acls/<initiator>` and its `attrib/`, `auth/`, `param/`, in [`AclGroup`] order.
+    acl: [Arc<Kind>; 4],
+    mapped_lun: Arc<Kind>,
 }
 
 /// `mkdir target/<name>`: binds a registered fabric, loading its module if needed. `iscsi`
@@ -52,6 +56,13 @@ pub(super) fn make_fabric_dir(tree: &Arc<Tree>, name: &CStr) -> Result<NewNode> 
         fabric_dir: Kind::new(k.module, &[Attr::ro(c"version")])?,
         tpg: Kind::new2(k.module, fabric.tpg_attrs(), &[Attr::rw(c"rtpi")])?,
         tpg_attrib: Kind::new(k.module, fabric.tpg_attrib_attrs())?,
+        acl: [
+            Kind::new(k.module, fabric.acl_attrs(AclGroup::Base))?,
+            Kind::new(k.module, fabric.acl_attrs(AclGroup::Attrib))?,
+            Kind::new(k.module, fabric.acl_attrs(AclGroup::Auth))?,
+            Kind::new(k.module, fabric.acl_attrs(AclGroup::Param))?,
+        ],
+        mapped_lun: Kind::new(k.module, &[Attr::rw(c"write_protect")])?,
     };
     let kinds = Arc::new(kinds, GFP_KERNEL)?;
     let fabric_kind = kinds.fabric_dir.clone();
@@ -214,12 +225,19 @@ impl WwnDir {
                 &self.kinds.tpg_attrib,
                 Arc::new(TpgAttrib(tpg.clone()), GFP_KERNEL)?,
             )?;
+        let acls = AclsGroup {
+            tree: self.tree.clone(),
+            kinds: self.kinds.clone(),
+            port,
+            tpg: tpg.clone(),
+        };
+        node = node.with_default(c"acls", &k.empty, Arc::new(acls, GFP_KERNEL)?)?;
         let np = NpGroup {
             tpg,
             kind: k.empty.clone(),
         };
         node = node.with_default(c"np", &k.empty, Arc::new(np, GFP_KERNEL)?)?;
-        for n in [c"acls", c"auth", c"param"] {
+        for n in [c"auth", c"param"] {
             node.add_default(plain(n, &k.empty)?);
         }
         Ok(node)
@@ -434,6 +452,206 @@ impl Dir for LunDir {
         // bounded wait, as LIO's `transport_clear_lun_ref`.
         lun.retire(LUN_DRAIN);
         lun.device.unexport(&self.port, lun.index);
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Longest initiator name an ACL takes (LIO's `TRANSPORT_IQN_LEN` less its NUL).
+const INITIATOR_NAME_MAX: usize = 223;
+
+/// `tpgt_<N>/acls`: one node ACL per initiator name.
+struct AclsGroup {
+    tree: Arc<Tree>,
+    kinds: Arc<FabricKinds>,
+    port: Arc<Port>,
+    tpg: Arc<dyn FabricTpg>,
+}
+
+impl Dir for AclsGroup {
+    fn make_dir(&self, name: &CStr) -> Result<NewNode> {
+        let n = name.to_bytes();
+        if n.is_empty() || n.len() > INITIATOR_NAME_MAX {
+            return Err(EINVAL);
+        }
+        let acl = NodeAcl::new(&self.port, name, 0)?;
+        let built = self.acl_node(name, &acl);
+        if built.is_err() {
+            self.port.remove_acl(&acl);
+            self.tpg.drop_acl(&acl);
+        }
+        built
+    }
+
+    fn drop_dir(&self, child: &Node) {
+        if let Some(a) = child.downcast::<AclDir>() {
+            self.port.remove_acl(&a.acl);
+            self.tpg.drop_acl(&a.acl);
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl AclsGroup {
+    /// `acls/<initiator>` with its default groups.
+    fn acl_node(&self, name: &CStr, acl: &Arc<NodeAcl>) -> Result<NewNode> {
+        let fabric = self.tpg.make_acl(acl)?;
+        let k = &self.tree.kinds;
+        let dir = AclDir {
+            acl: acl.clone(),
+            fabric: fabric.clone(),
+            port: self.port.clone(),
+            tpg: self.tpg.clone(),
+            kind: self.kinds.mapped_lun.clone(),
+            empty: k.empty.clone(),
+        };
+        let mut node = NewNode::new(name, &self.kinds.acl[0], Arc::new(dir, GFP_KERNEL)?)?;
+        for (n, group, kind) in [
+            (c"attrib", AclGroup::Attrib, &self.kinds.acl[1]),
+            (c"auth", AclGroup::Auth, &self.kinds.acl[2]),
+            (c"param", AclGroup::Param, &self.kinds.acl[3]),
+        ] {
+            let part = AclPart {
+                fabric: fabric.clone(),
+                group,
+            };
+            node = node.with_default(n, kind, Arc::new(part, GFP_KERNEL)?)?;
+        }
+        node.add_default(plain(c"fabric_statistics", &k.empty)?);
+        Ok(node)
+    }
+}
+
+/// `acls/<initiator>`: the fabric's attributes, and `lun_<M>` mapped LUNs.
+struct AclDir {
+    acl: Arc<NodeAcl>,
+    fabric: Arc<dyn FabricAcl>,
+    port: Arc<Port>,
+    tpg: Arc<dyn FabricTpg>,
+    kind: Arc<Kind>,
+    empty: Arc<Kind>,
+}
+
+impl Dir for AclDir {
+    fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        self.fabric.show(AclGroup::Base, attr, page)
+    }
+
+    fn store(&self, attr: &[u8], data: &[u8]) -> Result {
+        self.fabric.store(AclGroup::Base, attr, data)
+    }
+
+    fn make_dir(&self, name: &CStr) -> Result<NewNode> {
+        let index = name
+            .to_str()
+            .ok()
+            .and_then(|s| s.strip_prefix("lun_"))
+            .ok_or(EINVAL)?;
+        let index = crate::device::parse_u64(index.as_bytes()).map_err(|_| EINVAL)?;
+        if index > u64::from(u16::MAX) {
+            return Err(EINVAL);
+        }
+        let dir = Arc::pin_init(
+            try_pin_init!(MappedLunDir {
+                index,
+                acl: self.acl.clone(),
+                port: self.port.clone(),
+                start_read_only: self.tpg.prod_mode_write_protect(),
+                linked <- kernel::new_mutex!(None),
+            }? Error),
+            GFP_KERNEL,
+        )?;
+        let mut stats = plain(c"statistics", &self.empty)?;
+        for n in [c"scsi_auth_intr", c"scsi_att_intr_port"] {
+            stats.add_default(plain(n, &self.empty)?);
+        }
+        let mut node = NewNode::new(name, &self.kind, dir)?;
+        node.add_default(stats);
+        Ok(node)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `acls/<initiator>/{attrib,auth,param}`: served by the fabric.
+struct AclPart {
+    fabric: Arc<dyn FabricAcl>,
+    group: AclGroup,
+}
+
+impl Dir for AclPart {
+    fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        self.fabric.show(self.group, attr, page)
+    }
+    fn store(&self, attr: &[u8], data: &[u8]) -> Result {
+        self.fabric.store(self.group, attr, data)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `acls/<initiator>/lun_<M>`: maps the TPG LUN its symlink points at.
+#[pin_data]
+struct MappedLunDir {
+    index: u64,
+    acl: Arc<NodeAcl>,
+    port: Arc<Port>,
+    start_read_only: bool,
+    #[pin]
+    linked: Mutex<Option<Arc<Lun>>>,
+}
+
+impl Dir for MappedLunDir {
+    fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        match attr {
+            // Nothing while unmapped, as LIO.
+            b"write_protect" => match self.acl.lookup(self.index) {
+                Some(m) => show_u32(page, u32::from(m.read_only)),
+                None => Ok(0),
+            },
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn store(&self, attr: &[u8], data: &[u8]) -> Result {
+        match (attr, parse_u32(data)?) {
+            (b"write_protect", v @ (0 | 1)) => {
+                self.acl.set_read_only(self.index, v == 1);
+                Ok(())
+            }
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn allow_link(&self, target: &Node) -> Result {
+        let tpg_lun = target.downcast::<LunDir>().ok_or(EINVAL)?;
+        // Only a LUN of the ACL's own TPG.
+        if !Arc::ptr_eq(&tpg_lun.port, &self.port) {
+            return Err(EINVAL);
+        }
+        let lun = tpg_lun.linked.lock().clone().ok_or(EINVAL)?;
+        let mut linked = self.linked.lock();
+        if linked.is_some() {
+            return Err(EEXIST);
+        }
+        self.acl
+            .map(&self.port, self.index, lun.clone(), self.start_read_only)?;
+        *linked = Some(lun);
+        Ok(())
+    }
+
+    fn drop_link(&self, _target: &Node) {
+        if let Some(lun) = self.linked.lock().take() {
+            self.acl.unmap(&self.port, self.index, &lun);
+        }
     }
 
     fn as_any(&self) -> &dyn Any {

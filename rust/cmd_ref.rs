@@ -57,8 +57,13 @@ pub struct CmdSetup<'a> {
     pub tag: u64,
     /// The I_T nexus.
     pub session: LiveRef<Session>,
-    /// The addressed LUN.
-    pub lun: LiveRef<Lun>,
+    /// The addressed LUN, or `None` when the nexus sees none at that number (the core
+    /// answers INQUIRY and REPORT LUNS there, as LIO's virtual LUN 0).
+    pub lun: Option<LiveRef<Lun>>,
+    /// The LUN number as the initiator addressed it.
+    pub lun_index: u64,
+    /// The nexus may not write the LUN (a write-protected mapping).
+    pub read_only: bool,
     /// Where the command goes back to.
     pub fabric: &'static dyn FabricOps,
     /// The type of the slot's owner, so that only it can take the slot back
@@ -86,7 +91,7 @@ impl CmdRef {
             // backend may still be using. Say so loudly.
             kernel::warn_on!(true);
         }
-        c.lun_index.store(s.lun.index, ordering::Relaxed);
+        c.lun_index.store(s.lun_index, ordering::Relaxed);
         c.tag.store(s.tag, ordering::Relaxed);
         c.nexus.store(s.session.id(), ordering::Relaxed);
         // SAFETY: as above, we are the only user of `data`.
@@ -101,7 +106,8 @@ impl CmdRef {
                 data_ready: s.data_ready,
                 tag: s.tag,
                 session: Some(s.session),
-                lun: Some(s.lun),
+                lun: s.lun,
+                read_only: s.read_only,
                 fabric: Some(s.fabric),
                 origin: Some(s.origin),
                 status: crate::cmd::GOOD,
@@ -166,6 +172,11 @@ impl CmdRef {
     /// The LUN it addresses.
     pub fn lun(&self) -> Option<&LiveRef<Lun>> {
         self.data().lun.as_ref()
+    }
+
+    /// The LUN number the initiator addressed.
+    pub fn lun_index(&self) -> u64 {
+        self.lun_index.load(ordering::Relaxed)
     }
 
     /// The owner type its fabric gave at [`CmdRef::start`].

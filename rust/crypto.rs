@@ -23,14 +23,19 @@ pub fn random_bytes(buf: &mut [u8]) {
     unsafe { bindings::rt_random_bytes(buf.as_mut_ptr().cast(), buf.len()) }
 }
 
-/// A message digest algorithm of the kernel crypto API.
+/// A message digest algorithm of the kernel crypto API, or the kernel's MD5 library when the
+/// crypto API has no "md5" (CHAP's MD5 is what Windows and VMware initiators speak).
 ///
 /// # Invariants
 ///
-/// `tfm` is a transform from `crypto_alloc_shash`, freed only in `drop`.
+/// `tfm`, if any, is a transform from `crypto_alloc_shash`, freed only in `drop`; `None` is the
+/// MD5 library.
 pub struct Hash {
-    tfm: NonNull<core::ffi::c_void>,
+    tfm: Option<NonNull<core::ffi::c_void>>,
 }
+
+/// MD5's digest length.
+const MD5_LEN: usize = 16;
 
 // SAFETY: a shash transform is immutable once allocated and may be used from any thread
 // (each digest runs on its own descriptor).
@@ -43,17 +48,29 @@ impl Hash {
     /// kernel has none (may sleep: it can load a module).
     pub fn new(name: &CStr) -> Result<Hash> {
         // SAFETY: `name` is a valid C string.
-        let tfm = from_err_ptr(unsafe { bindings::rt_shash_alloc(name.as_char_ptr()) })?;
+        let tfm = match from_err_ptr(unsafe { bindings::rt_shash_alloc(name.as_char_ptr()) }) {
+            Ok(t) => t,
+            Err(e) if name == c"md5" => {
+                let lib = Hash { tfm: None };
+                let mut out = [0u8; MD5_LEN];
+                // The library exists if it digests.
+                return lib.digest(&[], &mut out).map(|()| lib).map_err(|_| e);
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Hash {
             // INVARIANT: allocated above.
-            tfm: NonNull::new(tfm).ok_or(ENOMEM)?,
+            tfm: Some(NonNull::new(tfm).ok_or(ENOMEM)?),
         })
     }
 
     /// Digest length in bytes.
     pub fn len(&self) -> usize {
-        // SAFETY: `tfm` is live (type invariant).
-        unsafe { bindings::rt_shash_digestsize(self.tfm.as_ptr()) as usize }
+        match self.tfm {
+            // SAFETY: `tfm` is live (type invariant).
+            Some(tfm) => unsafe { bindings::rt_shash_digestsize(tfm.as_ptr()) as usize },
+            None => MD5_LEN,
+        }
     }
 
     /// Always false: digests have a length.
@@ -73,24 +90,24 @@ impl Hash {
             bufs[i] = p.as_ptr().cast();
             lens[i] = p.len();
         }
-        // SAFETY: `tfm` is live; each of the first `parts.len()` buffers is valid for its
-        // length; `out` holds the digest's length.
-        kernel::error::to_result(unsafe {
-            bindings::rt_shash_digest(
-                self.tfm.as_ptr(),
-                bufs.as_ptr(),
-                lens.as_ptr(),
-                parts.len() as u32,
-                out.as_mut_ptr(),
-            )
+        let n = parts.len() as u32;
+        let (bufs, lens, out) = (bufs.as_ptr(), lens.as_ptr(), out.as_mut_ptr());
+        kernel::error::to_result(match self.tfm {
+            // SAFETY: `tfm` is live; each of the first `n` buffers is valid for its length;
+            // `out` holds the digest's length.
+            Some(tfm) => unsafe { bindings::rt_shash_digest(tfm.as_ptr(), bufs, lens, n, out) },
+            // SAFETY: as above, without a transform.
+            None => unsafe { bindings::rt_md5_digest(bufs, lens, n, out) },
         })
     }
 }
 
 impl Drop for Hash {
     fn drop(&mut self) {
-        // SAFETY: `tfm` is live (type invariant) and freed once, here.
-        unsafe { bindings::rt_shash_free(self.tfm.as_ptr()) }
+        if let Some(tfm) = self.tfm {
+            // SAFETY: `tfm` is live (type invariant) and freed once, here.
+            unsafe { bindings::rt_shash_free(tfm.as_ptr()) }
+        }
     }
 }
 
@@ -110,6 +127,11 @@ mod tests {
         assert_eq!(&out[..4], &[0xba, 0x78, 0x16, 0xbf]);
         assert_eq!(&out[28..], &[0xf2, 0x00, 0x15, 0xad]);
         assert!(Hash::new(c"no-such-digest").is_err());
+        // From the crypto API or the library: RFC 1321's "abc".
+        let md5 = Hash::new(c"md5")?;
+        let mut out = [0u8; 16];
+        md5.digest(&[b"ab", b"c"], &mut out)?;
+        assert_eq!(&out[..4], &[0x90, 0x01, 0x50, 0x98]);
         let mut r = [0u8; 32];
         random_bytes(&mut r);
         assert!(r != [0u8; 32]);

@@ -7,6 +7,7 @@
  * Exported, because generic wrappers in rust/ are instantiated inside fabric modules.
  */
 #include <crypto/hash.h>
+#include <crypto/md5.h>
 #include <linux/crc32.h>
 #include <linux/in.h>
 #include <linux/random.h>
@@ -339,6 +340,23 @@ void rt_shash_free(void *tfm)
 	crypto_free_shash(tfm);
 }
 EXPORT_SYMBOL_GPL(rt_shash_free);
+
+int rt_md5_digest(const void *const *bufs, const size_t *lens, unsigned int n, u8 *out)
+{
+#if IS_REACHABLE(CONFIG_CRYPTO_LIB_MD5)
+	struct md5_ctx ctx;
+	unsigned int i;
+
+	md5_init(&ctx);
+	for (i = 0; i < n; i++)
+		md5_update(&ctx, bufs[i], lens[i]);
+	md5_final(&ctx, out);
+	return 0;
+#else
+	return -ENOENT;
+#endif
+}
+EXPORT_SYMBOL_GPL(rt_md5_digest);
 
 void rt_random_bytes(void *buf, size_t len)
 {

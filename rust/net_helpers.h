@@ -52,6 +52,8 @@ unsigned int rt_shash_digestsize(void *tfm);
 int rt_shash_digest(void *tfm, const void *const *bufs, const size_t *lens,
 		    unsigned int n, u8 *out);
 void rt_shash_free(void *tfm);
+/* MD5 by the kernel's library, for kernels whose crypto API lacks "md5"; -ENOENT without it. */
+int rt_md5_digest(const void *const *bufs, const size_t *lens, unsigned int n, u8 *out);
 void rt_random_bytes(void *buf, size_t len);
 
 /* A kernel thread running fn(data); the caller holds a reference on it until rt_kthread_stop. */

@@ -115,9 +115,10 @@ iscsid_up() {
     _iscsid=$!
     trap 'kill $_iscsid 2>/dev/null' EXIT
 }
-# teardown_iscsi: every iSCSI target's portals, LUN links, TPGs, then target/iscsi itself.
+# teardown_iscsi: every iSCSI target's portals, ACLs and their mapped LUNs, LUN links, TPGs,
+# then target/iscsi itself.
 teardown_iscsi() {
-    local w t x
+    local w t x a
     [ -d "$CFG/iscsi" ] || return 0
     for w in "$CFG"/iscsi/*/; do
         [ -d "$w/fabric_statistics" ] || continue
@@ -125,6 +126,15 @@ teardown_iscsi() {
             [ -d "$t" ] || continue
             echo 0 > "$t/enable" 2>/dev/null
             for x in "$t"np/*/; do [ -d "$x" ] && rmdir "$x"; done
+            for a in "$t"acls/*/; do
+                [ -d "$a" ] || continue
+                for x in "$a"lun_*/; do
+                    [ -d "$x" ] || continue
+                    find "$x" -maxdepth 1 -type l -delete
+                    rmdir "$x"
+                done
+                rmdir "$a"
+            done
             for x in "$t"lun/lun_*/; do
                 [ -d "$x" ] || continue
                 find "$x" -maxdepth 1 -type l -delete

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Conformance: libiscsi's iscsi-test-cu (every test of its ALL family, -d -S, verbose) over the
 # loopback LUNs' /dev/sg nodes, on each backend, for rtarget and then C LIO in the same boot;
-# and over iscsi:// to each stack's iSCSI target (fileio_iscsi: a fileio LUN of a demo-mode
-# target on 127.0.0.1:3260, which admits both of the tool's initiator names).
+# and over iscsi:// to each stack's iSCSI target on 127.0.0.1:3260 (fileio_iscsi: a fileio LUN
+# mapped in node ACLs for both of the tool's initiator names).
 # Each stack exports its backends at once (LUN i of two loopback TPGs, so the tests that need a
 # second initiator, reservations and multipath, get one) and runs the suites on all of them in
 # parallel: the debug VM has two CPUs and each run keeps about one busy. Each backend's rtarget
@@ -121,14 +121,20 @@ stack() {
     done
     return $rc
 }
-# iscsi_lun DEV J: DEV as LUN J of $IQN, made with its portal on first use: demo mode
-# (generate_node_acls), writable, no authentication; the same writes on either stack.
+# libiscsi's two initiator names (its second one for the multipath and reservation tests).
+LIBISCSI_INITIATORS="iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test-2"
+# iscsi_lun DEV J: DEV as LUN J of $IQN, mapped as LUN J in a node ACL for each of libiscsi's
+# initiator names (no demo mode, no authentication), the portal made on first use; the same
+# writes on either stack.
 iscsi_lun() {
+    local n
     mkdir -p "$ITPG/lun/lun_$2" && ln -s "$1" "$ITPG/lun/lun_$2/l$2" || return 1
+    for n in $LIBISCSI_INITIATORS; do
+        mkdir -p "$ITPG/acls/$n/lun_$2" && ln -s "$ITPG/lun/lun_$2" "$ITPG/acls/$n/lun_$2/m$2" || return 1
+    done
     [ -d "$ITPG/np/127.0.0.1:3260" ] && return 0
-    mkdir "$ITPG/np/127.0.0.1:3260" && echo 1 > "$ITPG/attrib/generate_node_acls" &&
-        echo 0 > "$ITPG/attrib/authentication" && echo 0 > "$ITPG/attrib/demo_mode_write_protect" &&
-        echo 1 > "$ITPG/enable"
+    mkdir "$ITPG/np/127.0.0.1:3260" && echo 0 > "$ITPG/attrib/generate_node_acls" &&
+        echo 0 > "$ITPG/attrib/authentication" && echo 1 > "$ITPG/enable"
 }
 times() { # SIDE BACKEND...
     local b side=$1; shift

@@ -126,6 +126,8 @@ pub struct CmdData {
     pub(crate) tag: u64,
     pub(crate) session: Option<LiveRef<Session>>,
     pub(crate) lun: Option<LiveRef<Lun>>,
+    /// Writes are refused (the nexus's access to the LUN).
+    pub(crate) read_only: bool,
     pub(crate) fabric: Option<&'static dyn FabricOps>,
     pub(crate) origin: Option<core::any::TypeId>,
     pub(crate) status: u8,
@@ -149,6 +151,7 @@ impl CmdData {
         tag: 0,
         session: None,
         lun: None,
+        read_only: false,
         fabric: None,
         origin: None,
         status: GOOD,

@@ -543,9 +543,12 @@ impl Device {
         self.attrib[At::WriteCache as usize].store(u32::from(on), Relaxed);
     }
 
-    /// Calls `f` with every nexus that reaches the device and the LUN it reaches it through.
+    /// Calls `f` with every nexus that reaches the device and each LUN number it reaches it
+    /// through.
     pub(crate) fn for_each_nexus(&self, mut f: impl FnMut(&Arc<Session>, u64)) {
-        self.for_each_export(|port, lun| port.for_each_session(|s| f(s, lun)));
+        self.for_each_export(|port, lun| {
+            port.for_each_session(|s| s.for_each_mapping_of(lun, |n| f(s, n)))
+        });
     }
 
     /// Calls `f` with every port that exports the device and the LUN it exports it as.

@@ -277,19 +277,33 @@ fn decide(cmd: &mut CmdRef) -> Next {
     let Some(lun) = cmd.lun() else {
         return Next::Done(Err(Sense::lun_not_supported()));
     };
-    let (next, resid) = decide_io(&rw, lun, cmd.session().map(|s| &**s), data_len);
+    let nexus = Nexus {
+        session: cmd.session().map(|s| &**s),
+        lun: cmd.lun_index(),
+        read_only: cmd.data().read_only,
+    };
+    let (next, resid) = decide_io(&rw, lun, &nexus, data_len);
     cmd.data_mut().resid = resid;
     next
 }
 
 /// Whether writes are refused: the backend is read-only, or the nexus may only read (LIO's
-/// `lun_access_ro`: an iSCSI demo-mode session with `demo_mode_write_protect`).
-fn read_only(dev: &Device, session: Option<&Session>) -> bool {
-    dev.backend().is_some_and(|b| b.read_only()) || session.is_some_and(|s| s.read_only())
+/// `lun_access_ro`: a write-protected mapped LUN, or an iSCSI demo-mode session with
+/// `demo_mode_write_protect`).
+fn read_only(dev: &Device, nexus_read_only: bool) -> bool {
+    nexus_read_only || dev.backend().is_some_and(|b| b.read_only())
+}
+
+/// Who sends a READ or WRITE, and to which LUN number.
+struct Nexus<'a> {
+    session: Option<&'a Session>,
+    lun: u64,
+    read_only: bool,
 }
 
 /// A READ or WRITE of `lun`: the backend request and the residual, or why not.
-fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) -> (Next, u32) {
+fn decide_io(rw: &RwCdb, lun: &Lun, nexus: &Nexus<'_>, data_len: u32) -> (Next, u32) {
+    let session = nexus.session;
     let dev = &lun.device;
     let mut limits = limits(dev, true);
     // The device's protection information, or the fabric's for a device without.
@@ -303,7 +317,7 @@ fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) ->
         Err(s) => return (Next::Done(Err(s)), 0),
     };
     if let Some(s) = session {
-        if let Some(ua) = s.ua_check(lun.index, rw_opcode(rw), dev.attr(At::UaIntlck)) {
+        if let Some(ua) = s.ua_check(nexus.lun, rw_opcode(rw), dev.attr(At::UaIntlck)) {
             return (Next::Done(Err(ua)), 0);
         }
         let access = match rw.dir {
@@ -328,7 +342,7 @@ fn decide_io(rw: &RwCdb, lun: &Lun, session: Option<&Session>, data_len: u32) ->
             };
             let resid = data_len.saturating_sub(len as u32);
             let write = matches!(action, Action::Write { .. });
-            if write && read_only(dev, session) {
+            if write && read_only(dev, nexus.read_only) {
                 return (Next::Done(Err(Sense::write_protected())), 0);
             }
             match crate::proto::pi::plan(rw, pi, limits.pi) {
@@ -365,8 +379,9 @@ fn rw_opcode(rw: &RwCdb) -> u8 {
 /// Every command but a well-formed READ or WRITE.
 fn decide_other(cmd: &mut CmdRef) -> Next {
     let Some(lun) = cmd.lun().cloned() else {
-        return Next::Done(Err(Sense::lun_not_supported()));
+        return Next::Done(no_lun(cmd));
     };
+    let index = cmd.lun_index();
     let dev = &lun.device;
     let data_len = cmd.sgl().len();
     let mut limits = limits(dev, false);
@@ -379,7 +394,7 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
     let opcode = cmd.cdb().first().copied().unwrap_or(0);
     let nexus = cmd.session().map_or(0, |s| s.id());
     if let Some(s) = cmd.session() {
-        if let Some(ua) = s.ua_check(lun.index, opcode, dev.attr(At::UaIntlck)) {
+        if let Some(ua) = s.ua_check(index, opcode, dev.attr(At::UaIntlck)) {
             return Next::Done(Err(ua));
         }
     }
@@ -453,9 +468,7 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             persistent_reserve_out(cmd, dev, sa, scope_type)
         }
         Action::PersistentReserveOut { .. } => Next::FetchAndRetry,
-        Action::WriteSame { .. } | Action::Unmap { .. }
-            if read_only(dev, cmd.session().map(|s| &**s)) =>
-        {
+        Action::WriteSame { .. } | Action::Unmap { .. } if read_only(dev, cmd.data().read_only) => {
             Next::Done(Err(Sense::write_protected()))
         }
         Action::WriteSame {
@@ -477,7 +490,7 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
         | Action::OrWrite { .. }
         | Action::WriteVerify { .. }
         | Action::WriteAtomic { .. }
-            if read_only(dev, cmd.session().map(|s| &**s)) =>
+            if read_only(dev, cmd.data().read_only) =>
         {
             Next::Done(Err(Sense::write_protected()))
         }
@@ -528,10 +541,7 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             true,
         )),
         Action::CopyStatus { list_id, alloc } => {
-            match cmd
-                .session()
-                .and_then(|s| s.copy_status(lun.index, list_id))
-            {
+            match cmd.session().and_then(|s| s.copy_status(index, list_id)) {
                 Some((ok, bytes)) => {
                     let data = crate::proto::xcopy::copy_status(ok, bytes);
                     Next::Done(respond(cmd, &data, alloc, true))
@@ -569,7 +579,7 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             // A pending unit attention is reported (and cleared); otherwise LIO returns a
             // zero-filled 96-byte buffer holding NO SENSE.
             let mut sense = [0u8; 96];
-            match cmd.session().and_then(|s| s.ua_take(lun.index)) {
+            match cmd.session().and_then(|s| s.ua_take(index)) {
                 Some(ua) => {
                     ua.write_fixed(&mut sense);
                 }
@@ -701,10 +711,10 @@ fn emulate(cmd: &mut CmdRef, lun: &Lun, action: Action) -> Result<u32, Sense> {
         }
         Action::ModeSense { ms, alloc } => {
             // WP for a nexus that may only read, as LIO's `target_lun_is_rdonly`.
-            let wp = cmd.session().is_some_and(|s| s.read_only());
+            let wp = cmd.data().read_only;
             (spc::mode_sense(&ms, &geo, wp, &mut buf)?, alloc)
         }
-        Action::ReportLuns { alloc } => return Ok(report_luns(cmd, lun, alloc)),
+        Action::ReportLuns { alloc } => return Ok(report_luns(cmd, alloc)),
         Action::ReportOpcodes { query, alloc } => {
             // All commands with timeouts descriptors outgrow the stack buffer.
             let mut limits = limits(dev, false);
@@ -735,18 +745,50 @@ fn emulate(cmd: &mut CmdRef, lun: &Lun, action: Action) -> Result<u32, Sense> {
 }
 
 /// REPORT LUNS, written straight into the data buffer (the list has no fixed bound).
-fn report_luns(cmd: &mut CmdRef, lun: &Lun, alloc: u32) -> u32 {
+/// The list is the nexus's view: its ACL's mapped LUNs, or every LUN of the port.
+fn report_luns(cmd: &mut CmdRef, alloc: u32) -> u32 {
     let data_len = cmd.sgl().len();
     let limit = alloc.min(data_len) as usize;
     let sgl = *cmd.sgl();
-    let full = lun.port.with_luns(|luns| {
-        spc::report_luns(luns.iter().map(|l| l.index), |at, bytes| {
-            if at < limit {
-                sgl.copy_to(at, &bytes[..bytes.len().min(limit - at)]);
-            }
-        })
-    });
+    let write = |at: usize, bytes: &[u8]| {
+        if at < limit {
+            sgl.copy_to(at, &bytes[..bytes.len().min(limit - at)]);
+        }
+    };
+    let full = match cmd.session() {
+        Some(s) => s.with_lun_indexes(|it| spc::report_luns(it, write)),
+        None => spc::report_luns(core::iter::empty(), write),
+    };
     data_len.saturating_sub(full.min(limit) as u32)
+}
+
+/// A command to a LUN number the nexus does not see. As LIO's virtual LUN 0: INQUIRY says
+/// no device is connected there and REPORT LUNS lists the nexus's LUNs, so that initiators
+/// scanning from LUN 0 find the others; anything else is LOGICAL UNIT NOT SUPPORTED.
+fn no_lun(cmd: &mut CmdRef) -> Result<u32, Sense> {
+    let cdb = cmd.cdb();
+    let alloc_at = |i: usize| {
+        cdb.get(i..i + 2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    match cdb.first() {
+        Some(&command::op::INQUIRY) if cdb.get(1).is_some_and(|b| b & 1 == 0) => {
+            let alloc = u32::from(alloc_at(3));
+            let mut std = [0u8; spc::STD_INQUIRY_LEN];
+            spc::inquiry_no_lun(&mut std);
+            respond(cmd, &std, alloc, true)
+        }
+        Some(&command::op::REPORT_LUNS) => {
+            let alloc = cdb
+                .get(6..10)
+                .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            if alloc < 16 {
+                return Err(Sense::invalid_cdb_field(6, None));
+            }
+            Ok(report_luns(cmd, alloc))
+        }
+        _ => Err(Sense::lun_not_supported()),
+    }
 }
 
 /// Copies a response of which the initiator asked for `alloc` bytes. With `resid`, a

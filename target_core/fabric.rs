@@ -4,6 +4,7 @@
 //! [`FabricTpg`]) and how it registers ([`register`]). Fabric modules link against these
 //! exported items (see `Kbuild`); the core calls them only through their vtables.
 
+use crate::acl::NodeAcl;
 use crate::lun::{Lun, Port};
 use crate::proto::spc::Proto;
 use crate::rt::configfs::Attr;
@@ -29,6 +30,35 @@ pub trait Fabric: Sync {
     /// Attributes of `tpgt_<N>/attrib`.
     fn tpg_attrib_attrs(&self) -> &'static [Attr] {
         &[]
+    }
+    /// Attributes of `acls/<initiator>` and of its `attrib/`, `auth/` and `param/`.
+    fn acl_attrs(&self, _group: AclGroup) -> &'static [Attr] {
+        &[]
+    }
+}
+
+/// The directories of a node ACL whose attributes the fabric serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AclGroup {
+    /// `acls/<initiator>` itself (iSCSI: `info`, `cmdsn_depth`, `tag`).
+    Base,
+    /// `attrib/`.
+    Attrib,
+    /// `auth/`.
+    Auth,
+    /// `param/`.
+    Param,
+}
+
+/// The fabric's part of a node ACL.
+pub trait FabricAcl: Send + Sync {
+    /// Shows one of [`Fabric::acl_attrs`] of `group`.
+    fn show(&self, _group: AclGroup, _attr: &[u8], _page: &mut [u8]) -> Result<usize> {
+        Err(EINVAL)
+    }
+    /// Stores one of [`Fabric::acl_attrs`] of `group`.
+    fn store(&self, _group: AclGroup, _attr: &[u8], _data: &[u8]) -> Result {
+        Err(EINVAL)
     }
 }
 
@@ -69,6 +99,18 @@ pub trait FabricTpg: Send + Sync {
     }
     /// `rmdir np/<name>`: the portal stops listening before this returns.
     fn drop_np(&self, _name: &CStr) {}
+    /// `mkdir acls/<initiator>`: the core made and registered `acl`; the fabric adds its
+    /// part (LIO's `fabric_init_nodeacl`). Fabrics without ACLs refuse.
+    fn make_acl(&self, _acl: &Arc<NodeAcl>) -> Result<Arc<dyn FabricAcl>> {
+        Err(EPERM)
+    }
+    /// `rmdir acls/<initiator>`: the core has unregistered `acl`; the sessions opened under
+    /// it end before this returns.
+    fn drop_acl(&self, _acl: &Arc<NodeAcl>) {}
+    /// Whether LUNs mapped in an ACL start write-protected (`prod_mode_write_protect`).
+    fn prod_mode_write_protect(&self) -> bool {
+        false
+    }
     /// A LUN was linked and accepts commands (LIO's `fabric_post_link`).
     fn lun_linked(&self, _lun: &Arc<Lun>) {}
     /// A LUN is being unlinked; when this returns, the fabric sends it no more commands

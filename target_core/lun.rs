@@ -3,6 +3,7 @@
 //! Target ports and LUNs (LIO's `se_portal_group` and `se_lun`). A port holds the LUNs linked
 //! under its TPG and the sessions logged in to it.
 
+use crate::acl::NodeAcl;
 use crate::device::Device;
 use crate::proto::spc::Proto;
 use crate::rt::live_ref::{HasLiveRefs, LiveRefs};
@@ -28,6 +29,9 @@ pub struct Port {
     luns: SpinLock<KVec<Arc<Lun>>>,
     #[pin]
     sessions: SpinLock<KVec<Arc<Session>>>,
+    /// Its node ACLs, one per initiator name.
+    #[pin]
+    acls: SpinLock<KVec<Arc<NodeAcl>>>,
     /// How the fabric finds the commands of the port's sessions.
     #[pin]
     tasks: Mutex<Option<Arc<dyn Tasks>>>,
@@ -44,6 +48,7 @@ impl Port {
                 tpgt,
                 luns <- kernel::new_spinlock!(KVec::new()),
                 sessions <- kernel::new_spinlock!(KVec::new()),
+                acls <- kernel::new_spinlock!(KVec::new()),
                 tasks <- kernel::new_mutex!(None),
             }? Error),
             GFP_KERNEL,
@@ -73,13 +78,6 @@ impl Port {
         self.luns.lock().len()
     }
 
-    /// Calls `f` with the index of every linked LUN, under the port's LUN lock.
-    pub(crate) fn for_each_lun(&self, mut f: impl FnMut(u64)) {
-        for l in self.luns.lock().iter() {
-            f(l.index);
-        }
-    }
-
     /// Runs `f` on the linked LUNs, in link order, under the port's LUN lock (REPORT LUNS).
     pub(crate) fn with_luns<R>(&self, f: impl FnOnce(&[Arc<Lun>]) -> R) -> R {
         f(&self.luns.lock())
@@ -100,8 +98,8 @@ impl Port {
         Ok(())
     }
 
-    /// Removes a linked LUN; the sessions forget its unit attentions and get REPORTED LUNS
-    /// DATA HAS CHANGED on the remaining ones.
+    /// Removes a linked LUN and every ACL's mappings of it; the sessions forget its unit
+    /// attentions and get REPORTED LUNS DATA HAS CHANGED on the remaining ones.
     pub(crate) fn remove(&self, lun: &Arc<Lun>) {
         {
             let mut luns = self.luns.lock();
@@ -109,16 +107,26 @@ impl Port {
                 let _ = luns.remove(i);
             }
         }
-        for s in self.sessions.lock().iter() {
+        for s in self.sessions.lock().iter().filter(|s| s.acl().is_none()) {
             s.forget_lun(lun.index);
         }
         self.luns_changed(lun.index);
+        // Not under the ACL lock: unmapping takes the session lock.
+        let mut acls: KVec<Arc<NodeAcl>> = KVec::new();
+        for a in self.acls.lock().iter() {
+            let _ = acls.push(a.clone(), GFP_ATOMIC);
+        }
+        for a in acls.iter() {
+            a.unmap_all_of(self, lun);
+        }
     }
 
+    /// Sessions without an ACL see every LUN: a new nexus at `changed`, REPORTED LUNS DATA
+    /// HAS CHANGED on the others.
     fn luns_changed(&self, changed: u64) {
         let sessions = self.sessions.lock();
         let luns = self.luns.lock();
-        for s in sessions.iter() {
+        for s in sessions.iter().filter(|s| s.acl().is_none()) {
             for l in luns.iter() {
                 if l.index == changed {
                     s.raise_ua(l.index, ua::POWER_ON_RESET);
@@ -127,6 +135,32 @@ impl Port {
                 }
             }
         }
+    }
+
+    /// The ACL of `initiator`, if it has one.
+    pub fn acl(&self, initiator: &CStr) -> Option<Arc<NodeAcl>> {
+        self.acls
+            .lock()
+            .iter()
+            .find(|a| *a.initiator == *initiator)
+            .cloned()
+    }
+
+    /// Registers an ACL; EEXIST if its initiator has one.
+    pub(crate) fn add_acl(&self, acl: Arc<NodeAcl>) -> Result {
+        let mut acls = self.acls.lock();
+        if acls.iter().any(|a| *a.initiator == *acl.initiator) {
+            return Err(EEXIST);
+        }
+        acls.push(acl, GFP_ATOMIC)?;
+        Ok(())
+    }
+
+    /// Forgets an ACL and its mappings. Its sessions keep it but see no LUN: the fabric ends
+    /// them.
+    pub fn remove_acl(&self, acl: &Arc<NodeAcl>) {
+        self.acls.lock().retain(|a| !Arc::ptr_eq(a, acl));
+        acl.clear();
     }
 
     pub(crate) fn add_session(&self, s: &Arc<Session>) -> Result {

@@ -186,7 +186,9 @@ fn abort_preempted(dev: &Device, told: &[(Reg, Ua)]) {
                 .any(|(reg, ua)| *ua == Ua::RegistrationsPreempted && reg.covers(&s.holder));
             if preempted {
                 // Without memory the nexus keeps its commands; it is still preempted.
-                let _ = victims.push((s.clone(), lun, tasks.clone()), GFP_ATOMIC);
+                s.for_each_mapping_of(lun, |n| {
+                    let _ = victims.push((s.clone(), n, tasks.clone()), GFP_ATOMIC);
+                });
             }
         });
     });

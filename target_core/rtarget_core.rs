@@ -28,6 +28,7 @@ pub mod proto {
     pub mod xcopy;
 }
 
+pub mod acl;
 pub mod backend;
 /// The LIO-compatible configfs tree.
 #[path = "../configfs/mod.rs"]

@@ -4,8 +4,10 @@
 //! port logs in (the loopback fabric, when `nexus` is written) and closes it when the
 //! initiator goes away. A session names the initiator port, counts its commands in flight
 //! (each holds a per-CPU [`LiveRef`] of it) and queues its unit attentions; its [`Holder`] is
-//! who it is to persistent reservations. Node ACLs and mapped LUNs hang off it next.
+//! who it is to persistent reservations. Its initiator's node ACL, if any, says which LUNs it
+//! sees ([`Session::lookup`]).
 
+use crate::acl::{Mapping, NodeAcl};
 use crate::lun::Port;
 use crate::proto::pi::PiType;
 use crate::proto::sense::Sense;
@@ -51,6 +53,9 @@ pub struct Session {
     pub(crate) holder: Arc<Holder>,
     /// What its fabric does with T10 protection information.
     pub pi: SessionPi,
+    /// The initiator's ACL on the port when it logged in; without one the nexus sees every
+    /// LUN of the port (demo mode).
+    acl: Option<Arc<NodeAcl>>,
     /// One per command between submission and release.
     #[pin]
     cmds: LiveRefs,
@@ -67,8 +72,9 @@ pub struct Session {
 }
 
 impl Session {
-    /// Creates the nexus of `initiator` to `port` and registers it with the port. Every LUN the
-    /// port exports gets a POWER ON, RESET, OR BUS DEVICE RESET OCCURRED unit attention.
+    /// Creates the nexus of `initiator` to `port`, under the initiator's ACL if it has one, and
+    /// registers it with the port. Every LUN it sees gets a POWER ON, RESET, OR BUS DEVICE
+    /// RESET OCCURRED unit attention.
     pub fn new(port: &Arc<Port>, initiator: &CStr, pi: SessionPi) -> Result<Arc<Session>> {
         let holder = Arc::new(
             Holder {
@@ -86,6 +92,7 @@ impl Session {
                 port: port.clone(),
                 holder,
                 pi,
+                acl: port.acl(initiator),
                 cmds <- LiveRefs::new(),
                 copy_status: Atomic::new(0),
                 read_only: Atomic::new(false),
@@ -95,7 +102,7 @@ impl Session {
             GFP_KERNEL,
         )?;
         port.add_session(&s)?;
-        port.for_each_lun(|lun| s.raise_ua(lun, ua::POWER_ON_RESET));
+        s.with_lun_indexes(|it| it.for_each(|lun| s.raise_ua(lun, ua::POWER_ON_RESET)));
         if let Err(e) = LiveRefs::arm(&s) {
             port.remove_session(&s);
             return Err(e);
@@ -116,6 +123,50 @@ impl Session {
     pub(crate) fn release_reservations(&self) {
         self.port
             .with_luns(|luns| luns.iter().for_each(|l| l.device.spc2_release(self.id())));
+    }
+
+    /// The initiator's ACL the nexus was opened under.
+    pub fn acl(&self) -> Option<&Arc<NodeAcl>> {
+        self.acl.as_ref()
+    }
+
+    /// Whether the nexus was opened under `acl`.
+    pub(crate) fn acl_is(&self, acl: &NodeAcl) -> bool {
+        self.acl.as_deref().is_some_and(|a| core::ptr::eq(a, acl))
+    }
+
+    /// The LUN the initiator addresses as `index`, as this nexus sees it.
+    #[inline]
+    pub fn lookup(&self, index: u64) -> Option<Mapping> {
+        match &self.acl {
+            Some(acl) => acl.lookup(index),
+            None => self.port.lun(index).map(|lun| Mapping {
+                lun,
+                index,
+                read_only: self.read_only(),
+            }),
+        }
+    }
+
+    /// Calls `f` with each number under which the nexus sees the port's LUN `tpg_index`.
+    pub(crate) fn for_each_mapping_of(&self, tpg_index: u64, mut f: impl FnMut(u64)) {
+        match &self.acl {
+            Some(acl) => acl.for_each_mapping_of(tpg_index, f),
+            None => f(tpg_index),
+        }
+    }
+
+    /// Calls `f` with the numbers of the LUNs the nexus sees (REPORT LUNS), under a lock.
+    pub(crate) fn with_lun_indexes<R>(
+        &self,
+        f: impl FnOnce(&mut dyn Iterator<Item = u64>) -> R,
+    ) -> R {
+        match &self.acl {
+            Some(acl) => acl.with_indexes(f),
+            None => self
+                .port
+                .with_luns(|luns| f(&mut luns.iter().map(|l| l.index))),
+        }
     }
 
     /// Makes the nexus read-only (or not): its writes fail with WRITE PROTECTED.

@@ -124,15 +124,14 @@ pub fn abort_task_set(session: &Session, lun: u64, walk: Walker<'_>, bound: Delt
 /// raises it for every nexus, the issuing one included).
 pub fn lun_reset(session: &Arc<Session>, lun: u64, walk: Walker<'_>, bound: Delta) -> TmfResponse {
     let drained = abort_matching(session, Some(lun), None, walk, bound);
-    // A reset logical unit holds no SPC-2 reservation any more.
-    session.port.with_luns(|luns| {
-        luns.iter()
-            .filter(|l| l.index == lun)
-            .for_each(|l| l.device.spc2_clear())
-    });
-    session
-        .port
-        .for_each_session(|s| s.raise_ua(lun, ua::BUS_DEVICE_RESET));
+    // A reset logical unit holds no SPC-2 reservation any more; every nexus that sees it,
+    // under whatever number, is told.
+    if let Some(m) = session.lookup(lun) {
+        m.lun.device.spc2_clear();
+        session.port.for_each_session(|s| {
+            s.for_each_mapping_of(m.lun.index, |n| s.raise_ua(n, ua::BUS_DEVICE_RESET))
+        });
+    }
     match drained {
         Some(_) => TmfResponse::Complete,
         None => TmfResponse::Failed,
@@ -144,9 +143,7 @@ pub fn lun_reset(session: &Arc<Session>, lun: u64, walk: Walker<'_>, bound: Delt
 pub fn nexus_reset(session: &Arc<Session>, walk: Walker<'_>, bound: Delta) -> TmfResponse {
     let drained = abort_matching(session, None, None, walk, bound);
     session.release_reservations();
-    session
-        .port
-        .for_each_lun(|lun| session.raise_ua(lun, ua::NEXUS_LOSS));
+    session.with_lun_indexes(|it| it.for_each(|lun| session.raise_ua(lun, ua::NEXUS_LOSS)));
     match drained {
         Some(_) => TmfResponse::Complete,
         None => TmfResponse::Failed,

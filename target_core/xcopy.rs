@@ -138,8 +138,8 @@ pub(crate) fn failed(cmd: &CmdRef, c: CopyState) -> Sense {
 
 /// Holds how a copy with a list identifier ended, for RECEIVE COPY RESULTS' COPY STATUS.
 fn record(cmd: &CmdRef, list_id: Option<u8>, ok: bool, copied: u32) {
-    if let (Some(id), Some(s), Some(lun)) = (list_id, cmd.session(), cmd.lun()) {
-        s.copy_done(lun.index, id, ok, copied);
+    if let (Some(id), Some(s)) = (list_id, cmd.session()) {
+        s.copy_done(cmd.lun_index(), id, ok, copied);
     }
 }
 

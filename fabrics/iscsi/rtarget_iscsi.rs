@@ -19,7 +19,8 @@ use kernel::str::CString;
 use kernel::sync::atomic::{ordering::Relaxed, Atomic};
 use kernel::sync::{Arc, Mutex};
 use kernel::time::{delay::fsleep, Delta, Instant, Monotonic};
-use rtarget_core::fabric::{self, Fabric, FabricTpg, FabricWwn};
+use rtarget_core::acl::NodeAcl;
+use rtarget_core::fabric::{self, AclGroup, Fabric, FabricAcl, FabricTpg, FabricWwn};
 use rtarget_core::lun::Port;
 use rtarget_core::proto::spc::Proto;
 use rtarget_core::rt::configfs::{emit_line, strip_nl, Attr};
@@ -29,6 +30,7 @@ use rtarget_core::rt::thread::{self, Thread};
 use rtarget_core::session::{Session, SessionPi};
 use rtarget_core::tmf::Tasks;
 
+mod acl;
 mod session;
 
 // The pure protocol crate (fabrics/iscsi/proto), module by module at the crate root, where its
@@ -108,6 +110,7 @@ const AUTHENTICATION: usize = 0;
 const LOGIN_TIMEOUT: usize = 1;
 const GENERATE_NODE_ACLS: usize = 2;
 const DEMO_MODE_WRITE_PROTECT: usize = 5;
+const PROD_MODE_WRITE_PROTECT: usize = 6;
 const DEMO_MODE_DISCOVERY: usize = 7;
 const DEFAULT_CMDSN_DEPTH: usize = 3;
 const TPG_ENABLED_SENDTARGETS: usize = 11;
@@ -141,6 +144,15 @@ impl Fabric for Iscsi {
 
     fn tpg_attrs(&self) -> &'static [Attr] {
         &TPG_ATTRS
+    }
+
+    fn acl_attrs(&self, group: AclGroup) -> &'static [Attr] {
+        match group {
+            AclGroup::Base => &acl::BASE_ATTRS,
+            AclGroup::Attrib => &acl::ATTRIB_ATTRS,
+            AclGroup::Auth => &acl::AUTH_ATTRS,
+            AclGroup::Param => &acl::PARAM_ATTRS,
+        }
     }
 
     fn tpg_attrib_attrs(&self) -> &'static [Attr] {
@@ -185,6 +197,7 @@ impl FabricWwn for IscsiWwn {
                 target: self.name.to_cstring()?,
                 port,
                 sessions <- kernel::new_mutex!(KVec::new()),
+                acls <- kernel::new_mutex!(KVec::new()),
             }? Error),
             GFP_KERNEL,
         )?;
@@ -235,19 +248,127 @@ struct TpgCore {
     /// Its normal sessions, for reinstatement, `dynamic_sessions` and task management.
     #[pin]
     sessions: Mutex<KVec<SessionEntry>>,
+    /// The iSCSI part of its node ACLs.
+    #[pin]
+    acls: Mutex<KVec<Arc<acl::IscsiAcl>>>,
 }
 
 /// A normal session logged in to a TPG.
 struct SessionEntry {
     initiator: CString,
     isid: [u8; 6],
+    tsih: u16,
+    /// Opened under the initiator's ACL (not in demo mode).
+    acl: bool,
+    params: Params,
     stream: Arc<Stream>,
     pool: Arc<session::Pool>,
+}
+
+impl TpgCore {
+    /// The ACL's `info`: its initiator's session, in LIO's format (rtslib parses it).
+    fn session_info(&self, initiator: &CStr, page: &mut [u8]) -> Result<usize> {
+        let sessions = self.sessions.lock();
+        let Some(s) = sessions.iter().find(|s| *s.initiator == *initiator) else {
+            let s = CString::try_from_fmt(fmt!(
+                "No active iSCSI Session for Initiator Endpoint: {}",
+                initiator.to_str().unwrap_or("")
+            ))?;
+            return Ok(emit_line(page, s.to_bytes()));
+        };
+        let i = s.isid;
+        let mut peer = [0u8; 64];
+        let n = match s.stream.peer_addr() {
+            Ok(SockAddr::V4(a, p)) => portal::format(&Ip::V4(a), p, &mut peer),
+            Ok(SockAddr::V6(a, p)) => portal::format(&Ip::V6(a), p, &mut peer),
+            Err(_) => None,
+        };
+        let peer = core::str::from_utf8(&peer[..n.unwrap_or(0)]).unwrap_or("");
+        let text = CString::try_from_fmt(fmt!(
+            "InitiatorName: {}\nInitiatorAlias: \nLIO Session ID: {}   ISID: \
+             0x{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}  TSIH: {}  SessionType: Normal\n\
+             Session State: TARG_SESS_STATE_LOGGED_IN\n\
+             ----------------------[iSCSI Connections]-------------------------\n\
+             CID: 0  Connection State: TARG_CONN_STATE_LOGGED_IN\n   Address {} TCP",
+            initiator.to_str().unwrap_or(""),
+            s.tsih,
+            i[0],
+            i[1],
+            i[2],
+            i[3],
+            i[4],
+            i[5],
+            s.tsih,
+            peer,
+        ))?;
+        Ok(emit_line(page, text.to_bytes()))
+    }
+
+    /// An ACL's `param/<attr>`: what its initiator's session negotiated.
+    fn session_param(&self, initiator: &CStr, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        let sessions = self.sessions.lock();
+        let Some(p) = sessions
+            .iter()
+            .find(|s| *s.initiator == *initiator)
+            .map(|s| s.params)
+        else {
+            return Ok(emit_line(page, b"No Active iSCSI Session"));
+        };
+        let v = match attr {
+            b"MaxConnections" => p.max_connections,
+            b"InitialR2T" => u32::from(p.initial_r2t),
+            b"ImmediateData" => u32::from(p.immediate_data),
+            b"MaxBurstLength" => p.max_burst_length,
+            b"FirstBurstLength" => p.first_burst_length,
+            b"DefaultTime2Wait" => p.default_time2wait,
+            b"DefaultTime2Retain" => p.default_time2retain,
+            b"MaxOutstandingR2T" => p.max_outstanding_r2t,
+            b"DataPDUInOrder" => u32::from(p.data_pdu_in_order),
+            b"DataSequenceInOrder" => u32::from(p.data_sequence_in_order),
+            b"ErrorRecoveryLevel" => p.error_recovery_level,
+            _ => return Err(EINVAL),
+        };
+        let s = CString::try_from_fmt(fmt!("{v}"))?;
+        Ok(emit_line(page, s.to_bytes()))
+    }
+
+    /// The iSCSI part of `initiator`'s ACL.
+    fn acl_of(&self, initiator: &CStr) -> Option<Arc<acl::IscsiAcl>> {
+        self.acls
+            .lock()
+            .iter()
+            .find(|a| *a.acl.initiator == *initiator)
+            .cloned()
+    }
+
+    /// Ends the sessions `pick` chooses and waits (bounded) until they are gone.
+    fn end_sessions(&self, pick: impl Fn(&SessionEntry) -> bool) -> Result {
+        let mut pools: KVec<Arc<session::Pool>> = KVec::new();
+        for s in self.sessions.lock().iter().filter(|s| pick(s)) {
+            s.stream.shutdown();
+            pools.push(s.pool.clone(), GFP_KERNEL)?;
+        }
+        for _ in 0..REINSTATE_WAIT_MS / 10 {
+            let sessions = self.sessions.lock();
+            if !pools
+                .iter()
+                .any(|p| sessions.iter().any(|s| Arc::ptr_eq(&s.pool, p)))
+            {
+                return Ok(());
+            }
+            drop(sessions);
+            fsleep(Delta::from_millis(10));
+        }
+        Err(EBUSY)
+    }
 }
 
 impl Tasks for TpgCore {
     fn walk(&self, f: &mut dyn FnMut(&rtarget_core::cmd::Cmd)) {
         for s in self.sessions.lock().iter() {
+            // WRITEs aborted while waiting for data (PREEMPT AND ABORT from another nexus):
+            // their data may never come.
+            session::sweep_waiting(&s.pool, false);
             s.pool.for_each_cmd(f);
         }
     }
@@ -322,6 +443,29 @@ impl FabricTpg for IscsiTpg {
         }
         self.settings.attrib[i].store(v, Relaxed);
         Ok(())
+    }
+
+    fn make_acl(&self, acl: &Arc<NodeAcl>) -> Result<Arc<dyn FabricAcl>> {
+        acl.set_depth(self.settings.attrib(DEFAULT_CMDSN_DEPTH));
+        let a = acl::IscsiAcl::new(acl.clone(), self.core.clone())?;
+        self.core.acls.lock().push(a.clone(), GFP_KERNEL)?;
+        Ok(a)
+    }
+
+    fn drop_acl(&self, acl: &Arc<NodeAcl>) {
+        self.core.acls.lock().retain(|a| !Arc::ptr_eq(&a.acl, acl));
+        // Its sessions see no LUN any more: end them, as LIO does.
+        if self
+            .core
+            .end_sessions(|s| s.acl && *s.initiator == *acl.initiator)
+            .is_err()
+        {
+            pr_warn!("iSCSI: a session of a removed ACL did not end\n");
+        }
+    }
+
+    fn prod_mode_write_protect(&self) -> bool {
+        self.settings.attrib(PROD_MODE_WRITE_PROTECT) != 0
     }
 
     fn make_np(&self, name: &CStr) -> Result {
@@ -490,6 +634,8 @@ struct LoginPortal<'a> {
     shared: &'a PortalShared,
     /// `iscsi/discovery_auth` when the login started.
     discovery: Option<fabric::DiscoveryAuth>,
+    /// The initiator's ACL credentials, once read.
+    creds: core::cell::OnceCell<acl::Creds>,
 }
 
 impl login::Portal for LoginPortal<'_> {
@@ -506,15 +652,45 @@ impl login::Portal for LoginPortal<'_> {
         Ok(self.shared.tag)
     }
 
-    fn admit(&self, target: Option<u16>, _initiator: &[u8]) -> Result<Auth<'_>, Status> {
+    fn admit(&self, target: Option<u16>, initiator: &[u8]) -> Result<Auth<'_>, Status> {
         if target.is_some() {
             let s = &self.shared.settings;
-            // Node ACLs come next: until then only demo mode (generate_node_acls) admits.
+            let name = CString::try_from_fmt(fmt!("{}", kernel::str::BStr::from_bytes(initiator)))
+                .map_err(|_| login_status::OUT_OF_RESOURCES)?;
+            if let Some(acl) = self.shared.tpg.acl_of(&name) {
+                if !acl.authentication(s.attrib(AUTHENTICATION) != 0) {
+                    return Ok(Auth::None);
+                }
+                if self.creds.get().is_none() {
+                    let c = acl.creds().map_err(|_| login_status::OUT_OF_RESOURCES)?;
+                    let _ = self.creds.set(c);
+                }
+                let c = self.creds.get().ok_or(login_status::OUT_OF_RESOURCES)?;
+                // Required without credentials: nobody can log in (as LIO).
+                if c.user.is_empty() || c.password.is_empty() {
+                    return Err(login_status::AUTH_FAILED);
+                }
+                let mutual =
+                    (!c.user_mutual.is_empty() && !c.password_mutual.is_empty()).then(|| {
+                        chap::Secret {
+                            user: &c.user_mutual,
+                            password: &c.password_mutual,
+                        }
+                    });
+                return Ok(Auth::Chap {
+                    secret: chap::Secret {
+                        user: &c.user,
+                        password: &c.password,
+                    },
+                    mutual,
+                });
+            }
+            // No ACL: only demo mode (generate_node_acls) admits.
             if s.attrib(GENERATE_NODE_ACLS) == 0 {
                 return Err(login_status::FORBIDDEN);
             }
-            // The TPG's own CHAP credentials (auth/) come with the ACLs; until then a TPG
-            // that demands authentication admits nobody rather than everybody.
+            // The TPG's own CHAP credentials (auth/) for demo mode are not served yet: a TPG
+            // that demands authentication admits nobody there rather than everybody.
             if s.attrib(AUTHENTICATION) != 0 {
                 return Err(login_status::AUTH_FAILED);
             }
@@ -593,6 +769,8 @@ struct Connection<'a> {
     shared: &'a PortalShared,
     statsn: u32,
     exp_cmdsn: u32,
+    /// The session's TSIH, once logged in.
+    tsih: u16,
     /// The initiator's MaxRecvDataSegmentLength.
     xmit_segment: usize,
     /// CRC32C digests agreed for the full feature phase.
@@ -610,6 +788,7 @@ impl<'a> Connection<'a> {
             shared,
             statsn: 1,
             exp_cmdsn: 0,
+            tsih: 0,
             xmit_segment: LOGIN_SEGMENT,
             header_digest: false,
             data_digest: false,
@@ -731,6 +910,7 @@ impl<'a> Connection<'a> {
                     let portal = LoginPortal {
                         shared: self.shared,
                         discovery: fabric::discovery_auth(c"iscsi"),
+                        creds: core::cell::OnceCell::new(),
                     };
                     let s = login.step(&req, &gathered, &portal, &KernelCrypto, &mut w);
                     gathered.clear();
@@ -783,7 +963,10 @@ impl<'a> Connection<'a> {
             }
             match step {
                 Step::Fail(_) => return Ok(()),
-                Step::FullFeature { .. } => return self.full_feature(&login, &mut seg),
+                Step::FullFeature { .. } => {
+                    self.tsih = tsih;
+                    return self.full_feature(&login, &mut seg);
+                }
                 Step::Reply { .. } => {}
             }
         }
@@ -813,9 +996,17 @@ impl<'a> Connection<'a> {
         let (isid, _) = login.identity();
         self.reinstate(&initiator, isid)?;
         let session = Session::new(&tpg.port, &initiator, SessionPi::default())?;
-        // Demo mode: every LUN of the TPG, read-only unless demo_mode_write_protect is 0.
-        session.set_read_only(self.shared.settings.attrib(DEMO_MODE_WRITE_PROTECT) != 0);
-        let depth = self.shared.settings.attrib(DEFAULT_CMDSN_DEPTH).max(1);
+        let depth = match session.acl() {
+            // The ACL's mapped LUNs, each with its own write protection.
+            Some(acl) => acl.depth(),
+            None => {
+                // Demo mode: every LUN of the TPG, read-only unless demo_mode_write_protect
+                // is 0.
+                session.set_read_only(self.shared.settings.attrib(DEMO_MODE_WRITE_PROTECT) != 0);
+                self.shared.settings.attrib(DEFAULT_CMDSN_DEPTH)
+            }
+        }
+        .max(1);
         let pool = match session::new_pool(depth, self.exp_cmdsn) {
             Ok(p) => p,
             Err(e) => {
@@ -826,6 +1017,9 @@ impl<'a> Connection<'a> {
         let entry = SessionEntry {
             initiator,
             isid,
+            tsih: self.tsih,
+            acl: session.acl().is_some(),
+            params: *login.agreed(),
             stream: self.stream.clone(),
             pool: pool.clone(),
         };
@@ -842,7 +1036,6 @@ impl<'a> Connection<'a> {
                 limits: xfer::Limits::of(agreed),
             },
             session,
-            port: tpg.port.clone(),
             statsn: self.statsn,
             exp_cmdsn: self.exp_cmdsn,
             depth,
@@ -855,26 +1048,9 @@ impl<'a> Connection<'a> {
     /// Ends the session of the same initiator port, if any, and waits (bounded) until it is
     /// gone (RFC 7143 6.3.5: session reinstatement).
     fn reinstate(&self, initiator: &CStr, isid: [u8; 6]) -> Result {
-        let sessions = &self.shared.tpg.sessions;
-        let same = |s: &SessionEntry| *s.initiator == *initiator && s.isid == isid;
-        let Some(old) = sessions
-            .lock()
-            .iter()
-            .find(|s| same(s))
-            .map(|s| s.pool.clone())
-        else {
-            return Ok(());
-        };
-        for s in sessions.lock().iter().filter(|s| same(s)) {
-            s.stream.shutdown();
-        }
-        for _ in 0..REINSTATE_WAIT_MS / 10 {
-            if !sessions.lock().iter().any(|s| Arc::ptr_eq(&s.pool, &old)) {
-                return Ok(());
-            }
-            fsleep(Delta::from_millis(10));
-        }
-        Err(EBUSY)
+        self.shared
+            .tpg
+            .end_sessions(|s| *s.initiator == *initiator && s.isid == isid)
     }
 
     /// Full feature phase of a discovery session: Text (SendTargets), NOP-Out, Logout.

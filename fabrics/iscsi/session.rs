@@ -29,7 +29,6 @@ use kernel::prelude::*;
 use kernel::sync::atomic::{ordering::Relaxed, Atomic};
 use kernel::sync::{Arc, SpinLock};
 use rtarget_core::cmd::{self, CmdRef, DataDir, FabricOps};
-use rtarget_core::lun::Port;
 use rtarget_core::proto::sense::{Sense, FIXED_SENSE_LEN};
 use rtarget_core::rt::cmd_pool::CmdPool;
 use rtarget_core::rt::cmd_ref::CmdSetup;
@@ -369,7 +368,6 @@ pub(crate) struct Conn<'a> {
     stream: &'a Arc<Stream>,
     link: Link,
     session: Arc<Session>,
-    port: Arc<Port>,
     pool: Arc<Pool>,
     exp_cmdsn: u32,
     incoming: KVec<Incoming>,
@@ -382,7 +380,6 @@ pub(crate) struct Start<'a> {
     pub(crate) stream: &'a Arc<Stream>,
     pub(crate) link: Link,
     pub(crate) session: Arc<Session>,
-    pub(crate) port: Arc<Port>,
     pub(crate) statsn: u32,
     pub(crate) exp_cmdsn: u32,
     pub(crate) depth: u32,
@@ -451,7 +448,6 @@ pub(crate) fn serve(s: Start<'_>, pool: Arc<Pool>) -> Result {
         stream: s.stream,
         link: s.link,
         session: s.session,
-        port: s.port,
         pool,
         exp_cmdsn: s.exp_cmdsn,
         incoming,
@@ -763,21 +759,32 @@ impl Conn<'_> {
                 Err(Sense::invalid_cdb_field(0, None)),
             );
         }
+        // A number the nexus does not see goes to the core without a LUN: it answers INQUIRY
+        // and REPORT LUNS there (initiators scan from LUN 0).
         let index = lun_index(c.lun);
-        let Some(lun) = self.port.lun(index) else {
+        let mapping = self.session.lookup(index);
+        let read_only = mapping.as_ref().is_some_and(|m| m.read_only);
+        let lun_ref = match &mapping {
+            Some(m) => match LiveRef::try_new(&*m.lun) {
+                Some(r) => Some(r),
+                None => {
+                    return self.refuse(p.itt, c.lun, f, write, Err(Sense::lun_not_supported()))
+                }
+            },
+            None => None,
+        };
+        let Some(session_ref) = LiveRef::try_new(&*self.session) else {
             return self.refuse(p.itt, c.lun, f, write, Err(Sense::lun_not_supported()));
         };
-        let (Some(session_ref), Some(lun_ref)) =
-            (LiveRef::try_new(&*self.session), LiveRef::try_new(&*lun))
-        else {
-            return self.refuse(p.itt, c.lun, f, write, Err(Sense::lun_not_supported()));
-        };
-        drop(lun);
+        drop(mapping);
         let pool = self.pool.clone();
         let Some(mut slot) = pool.take() else {
             return self.refuse(p.itt, c.lun, f, write, Ok(TASK_SET_FULL));
         };
         let index_in_pool = slot.index();
+        // The slot was free: a record of its earlier command (ended by task management from
+        // another thread) is stale, and its Data-Out must not reach this one.
+        self.incoming.retain(|x| x.index != index_in_pool);
         let s = slot.private();
         if edtl > 0 && s.buf.as_ref().is_none_or(|b| b.sgl().len() < edtl) {
             s.buf = None;
@@ -824,6 +831,8 @@ impl Conn<'_> {
             tag: u64::from(p.itt),
             session: session_ref,
             lun: lun_ref,
+            lun_index: index,
+            read_only,
             fabric: &OPS,
             origin: core::any::TypeId::of::<Slot>(),
         });
@@ -990,21 +999,6 @@ impl Conn<'_> {
         self.send_r2ts(i)
     }
 
-    /// Ends the commands whose data will not come (aborted by task management, or the
-    /// connection is going): through the core, which answers or drops them.
-    fn sweep_waiting(pool: &Pool, all: bool) {
-        for index in 0..pool.size() {
-            if !pool.is_parked(index, WAIT_DATA) {
-                continue;
-            }
-            if all || pool.cmd(index).is_some_and(|c| c.aborted()) {
-                if let Some(cmd) = pool.unpark(index, WAIT_DATA) {
-                    cmd::complete(cmd, Err(Sense::internal_target_failure()));
-                }
-            }
-        }
-    }
-
     fn task_mgmt(&mut self, itt: u32, t: &pdu::TaskMgmt) -> Result {
         use pdu::TmfFunction as F;
         let function = match t.function {
@@ -1020,12 +1014,12 @@ impl Conn<'_> {
         // 5 not supported, 255 rejected.
         let response = match function {
             None => 5,
-            Some(_) if self.port.lun(lun_index(t.lun)).is_none() => 2,
+            Some(_) if self.session.lookup(lun_index(t.lun)).is_none() => 2,
             Some(function) => {
                 let pool = self.pool.clone();
                 let walk = |f: &mut dyn FnMut(&rtarget_core::cmd::Cmd)| {
                     // WRITEs aborted while waiting for data: their data will not come.
-                    Self::sweep_waiting(&pool, false);
+                    sweep_waiting(&pool, false);
                     pool.for_each_cmd(f)
                 };
                 match tmf::execute(
@@ -1048,7 +1042,7 @@ impl Conn<'_> {
 
     /// Drops the records of WRITEs still waiting for data and ends those commands.
     fn end_incoming(&mut self) {
-        Self::sweep_waiting(&self.pool, true);
+        sweep_waiting(&self.pool, true);
         self.incoming.clear();
     }
 
@@ -1081,6 +1075,22 @@ fn sense_segment(sense: &Sense, buf: &mut [u8; SENSE_SEGMENT]) -> usize {
 const SENSE_SEGMENT: usize = 2 + FIXED_SENSE_LEN;
 
 /// The LUN number of an 8-byte SAM LUN field (the core's `scsilun_to_int`, as LIO decodes it).
+/// Ends the commands whose data will not come (aborted by task management, `all`: the
+/// connection is going): through the core, which answers or drops them. Any thread: a slot is
+/// unparked once.
+pub(crate) fn sweep_waiting(pool: &Pool, all: bool) {
+    for index in 0..pool.size() {
+        if !pool.is_parked(index, WAIT_DATA) {
+            continue;
+        }
+        if all || pool.cmd(index).is_some_and(|c| c.aborted()) {
+            if let Some(cmd) = pool.unpark(index, WAIT_DATA) {
+                cmd::complete(cmd, Err(Sense::internal_target_failure()));
+            }
+        }
+    }
+}
+
 fn lun_index(lun: u64) -> u64 {
     rtarget_core::proto::spc::scsilun_to_int(&lun.to_be_bytes())
 }

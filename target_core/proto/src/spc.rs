@@ -143,6 +143,19 @@ pub fn inquiry_std(id: &Identity<'_>, buf: &mut [u8; STD_INQUIRY_LEN]) {
     }
 }
 
+/// Standard INQUIRY data for a LUN number the nexus does not see: peripheral qualifier 001b
+/// (no device connected) and type 1Fh, as LIO's virtual LUN 0 answers.
+pub fn inquiry_no_lun(buf: &mut [u8; STD_INQUIRY_LEN]) {
+    buf.fill(0);
+    buf[0] = 0x3f;
+    buf[2] = 0x06;
+    buf[3] = 0x02;
+    buf[4] = (STD_INQUIRY_LEN - 5) as u8;
+    put_padded(&mut buf[8..16], b"LIO-ORG");
+    put_padded(&mut buf[16..32], b"NO LUN");
+    put_padded(&mut buf[32..36], b"1.0");
+}
+
 /// The 16-byte NAA IEEE Registered Extended designator LIO derives from the unit serial:
 /// the company id, then up to 25 hex digits of the serial (other characters skipped).
 pub fn naa_6h(company_id: u32, serial: &[u8]) -> [u8; 16] {
@@ -997,6 +1010,18 @@ mod tests {
                 .byte,
             3
         );
+    }
+
+    #[test]
+    fn no_lun_inquiry() {
+        let mut b = [0xffu8; STD_INQUIRY_LEN];
+        inquiry_no_lun(&mut b);
+        // Peripheral qualifier 001b, device type 1Fh: what Linux's scan takes as "no LUN here,
+        // but a target" before it asks REPORT LUNS.
+        assert_eq!(b[0], 0x3f);
+        assert_eq!(b[2..5], [0x06, 0x02, (STD_INQUIRY_LEN - 5) as u8]);
+        assert_eq!(&b[8..16], b"LIO-ORG ");
+        assert!(b[36..].iter().all(|&x| x == 0));
     }
 
     #[test]

@@ -291,6 +291,16 @@ impl<T: Copy> Login<T> {
                 Security::Open => auth == Auth::None,
             };
             if !authenticated {
+                // CHAP under way: an initiator may offer to move on from its first request
+                // (open-iscsi does); the target stays until the exchange is done (RFC 7143
+                // 6.3, as LIO).
+                if matches!(self.security, Security::Chap(_)) {
+                    return Ok(Step::Reply {
+                        transit: false,
+                        csg: Stage::Security,
+                        nsg: Stage::Security,
+                    });
+                }
                 return Err(status::AUTH_FAILED);
             }
         }
@@ -625,14 +635,28 @@ ImmediateData=Yes\0MaxBurstLength=262144\0FirstBurstLength=65536\0"
             t.extend_from_slice(extra);
             t
         };
-        // Skipping security, leaving it before CHAP is done, offering only None to a target
-        // that wants CHAP.
+        // Leaving security before CHAP is done: the target stays, and CHAP goes on.
+        let mut r = Run::new();
+        let leave = req(true, Stage::Security, Stage::Operational);
+        assert_eq!(
+            r.step(&chap, leave, &with(b"AuthMethod=CHAP,None\0")),
+            Step::Reply {
+                transit: false,
+                csg: Stage::Security,
+                nsg: Stage::Security
+            }
+        );
+        assert!(r.last.ends_with(b"AuthMethod=CHAP\0"));
+        r.step(&chap, leave, b"CHAP_A=5\0");
+        assert!(r.last.starts_with(b"CHAP_A=5\0CHAP_I="));
+        let answer = respond(&r.crypto, &r.last, USER);
+        assert!(matches!(
+            r.step(&chap, leave, &answer),
+            Step::Reply { transit: true, .. }
+        ));
+        // Skipping security, offering only None to a target that wants CHAP.
         for (pdu, extra) in [
             (req(true, Stage::Operational, Stage::FullFeature), &b""[..]),
-            (
-                req(true, Stage::Security, Stage::Operational),
-                b"AuthMethod=CHAP\0",
-            ),
             (
                 req(false, Stage::Security, Stage::Security),
                 b"AuthMethod=None\0",
