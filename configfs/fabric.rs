@@ -561,8 +561,8 @@ impl Dir for AclDir {
                 index,
                 acl: self.acl.clone(),
                 port: self.port.clone(),
-                start_read_only: self.tpg.prod_mode_write_protect(),
-                linked <- kernel::new_mutex!(None),
+                tpg: self.tpg.clone(),
+                linked <- kernel::new_mutex!(false),
             }? Error),
             GFP_KERNEL,
         )?;
@@ -604,9 +604,10 @@ struct MappedLunDir {
     index: u64,
     acl: Arc<NodeAcl>,
     port: Arc<Port>,
-    start_read_only: bool,
+    tpg: Arc<dyn FabricTpg>,
+    /// Linked: the ACL maps `index` (unless the TPG LUN went since, which unmapped it).
     #[pin]
-    linked: Mutex<Option<Arc<Lun>>>,
+    linked: Mutex<bool>,
 }
 
 impl Dir for MappedLunDir {
@@ -637,20 +638,25 @@ impl Dir for MappedLunDir {
         if !Arc::ptr_eq(&tpg_lun.port, &self.port) {
             return Err(EINVAL);
         }
-        let lun = tpg_lun.linked.lock().clone().ok_or(EINVAL)?;
         let mut linked = self.linked.lock();
-        if linked.is_some() {
+        if *linked {
             return Err(EEXIST);
         }
-        self.acl
-            .map(&self.port, self.index, lun.clone(), self.start_read_only)?;
-        *linked = Some(lun);
+        // Held while mapping: an unlink of the TPG LUN then comes after, and unmaps it.
+        let tpg_linked = tpg_lun.linked.lock();
+        let lun = tpg_linked.clone().ok_or(EINVAL)?;
+        // Write-protected from the start under `prod_mode_write_protect`, as LIO.
+        let read_only = self.tpg.prod_mode_write_protect();
+        self.acl.map(&self.port, self.index, lun, read_only)?;
+        *linked = true;
         Ok(())
     }
 
     fn drop_link(&self, _target: &Node) {
-        if let Some(lun) = self.linked.lock().take() {
-            self.acl.unmap(&self.port, self.index, &lun);
+        let mut linked = self.linked.lock();
+        if *linked {
+            *linked = false;
+            self.acl.unmap(&self.port, self.index);
         }
     }
 

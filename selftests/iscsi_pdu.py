@@ -251,9 +251,13 @@ def digest_errors(host, port):
     print("ok")
 
 
-def normal(host, port, target):
+def normal(host, port, target, initiator=INITIATOR):
+    """Prints the status of a normal login of INITIATOR (default: this tool's name) without
+    authentication."""
+    if isinstance(initiator, str):
+        initiator = initiator.encode()
     s = connect(host, port)
-    s.sendall(login_pdu(keys((b"InitiatorName", INITIATOR), (b"SessionType", b"Normal"),
+    s.sendall(login_pdu(keys((b"InitiatorName", initiator), (b"SessionType", b"Normal"),
                              (b"TargetName", target.encode()), (b"AuthMethod", b"None")), 0, 1, True))
     h, _ = recv_pdu(s)
     print(h[36:38].hex())

@@ -102,15 +102,12 @@ impl NodeAcl {
         Ok(())
     }
 
-    /// Unmaps `mapped` if it still maps `lun`; the sessions get REPORTED LUNS DATA HAS
-    /// CHANGED on their remaining LUNs.
-    pub fn unmap(&self, port: &Port, mapped: u64, lun: &Arc<Lun>) {
+    /// Unmaps `mapped`; the sessions get REPORTED LUNS DATA HAS CHANGED on their remaining
+    /// LUNs.
+    pub fn unmap(&self, port: &Port, mapped: u64) {
         let removed = {
             let mut luns = self.luns.lock();
-            match luns
-                .iter()
-                .position(|m| m.mapped == mapped && Arc::ptr_eq(&m.lun, lun))
-            {
+            match luns.iter().position(|m| m.mapped == mapped) {
                 Some(i) => luns.remove(i).is_ok(),
                 None => false,
             }
@@ -171,6 +168,12 @@ impl NodeAcl {
                 f(m.mapped);
             }
         }
+    }
+
+    /// The first `f` returns of the mapped LUNs and their write protection, under the ACL's
+    /// lock.
+    pub(crate) fn find_map<R>(&self, mut f: impl FnMut(&Lun, bool) -> Option<R>) -> Option<R> {
+        self.luns.lock().iter().find_map(|m| f(&m.lun, m.read_only))
     }
 
     /// Calls `f` with the mapped numbers, in mapping order, under the ACL's lock.

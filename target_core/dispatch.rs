@@ -381,6 +381,11 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
     let Some(lun) = cmd.lun().cloned() else {
         return Next::Done(no_lun(cmd));
     };
+    // A nexus that may only read sends no data at all (LIO's `lun_access_ro`: PROUT, MODE
+    // SELECT, EXTENDED COPY...).
+    if cmd.data().read_only && cmd.data().dir == DataDir::ToDevice {
+        return Next::Done(Err(Sense::write_protected()));
+    }
     let index = cmd.lun_index();
     let dev = &lun.device;
     let data_len = cmd.sgl().len();
@@ -762,10 +767,14 @@ fn report_luns(cmd: &mut CmdRef, alloc: u32) -> u32 {
     data_len.saturating_sub(full.min(limit) as u32)
 }
 
-/// A command to a LUN number the nexus does not see. As LIO's virtual LUN 0: INQUIRY says
-/// no device is connected there and REPORT LUNS lists the nexus's LUNs, so that initiators
-/// scanning from LUN 0 find the others; anything else is LOGICAL UNIT NOT SUPPORTED.
+/// A command to a LUN number the nexus does not see. At LUN 0, as LIO's virtual LUN 0:
+/// INQUIRY says no device is connected there and REPORT LUNS lists the nexus's LUNs, so that
+/// initiators scanning from LUN 0 find the others. Anything else is LOGICAL UNIT NOT
+/// SUPPORTED.
 fn no_lun(cmd: &mut CmdRef) -> Result<u32, Sense> {
+    if cmd.lun_index() != 0 {
+        return Err(Sense::lun_not_supported());
+    }
     let cdb = cmd.cdb();
     let alloc_at = |i: usize| {
         cdb.get(i..i + 2)

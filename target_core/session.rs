@@ -8,7 +8,7 @@
 //! sees ([`Session::lookup`]).
 
 use crate::acl::{Mapping, NodeAcl};
-use crate::lun::Port;
+use crate::lun::{Lun, Port};
 use crate::proto::pi::PiType;
 use crate::proto::sense::Sense;
 use crate::reservation::Holder;
@@ -153,6 +153,18 @@ impl Session {
         match &self.acl {
             Some(acl) => acl.for_each_mapping_of(tpg_index, f),
             None => f(tpg_index),
+        }
+    }
+
+    /// The first `f` returns of the LUNs the nexus sees and whether it may only read them.
+    pub(crate) fn find_lun<R>(&self, mut f: impl FnMut(&Lun, bool) -> Option<R>) -> Option<R> {
+        match &self.acl {
+            Some(acl) => acl.find_map(f),
+            None => {
+                let ro = self.read_only();
+                self.port
+                    .with_luns(|luns| luns.iter().find_map(|l| f(l, ro)))
+            }
         }
     }
 

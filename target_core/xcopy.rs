@@ -209,15 +209,16 @@ fn plan(cmd: &CmdRef, len: u32) -> Result<(Option<u8>, Option<Plan>), Sense> {
     let here = Some(local.designator());
     // The device the command was sent to is one end, or both: a designator it shares with
     // another LUN (a copied serial) still means this one.
-    let (src, dst) = if seg.dst == here {
+    let (src, dst, dst_ro) = if seg.dst == here {
         let src = if seg.src == here {
             local.clone()
         } else {
-            reachable(session, seg.src)?
+            reachable(session, seg.src)?.0
         };
-        (src, local.clone())
+        (src, local.clone(), cmd.data().read_only)
     } else if seg.src == here {
-        (local.clone(), reachable(session, seg.dst)?)
+        let (dst, ro) = reachable(session, seg.dst)?;
+        (local.clone(), dst, ro)
     } else {
         return Err(xcopy::not_reachable());
     };
@@ -241,7 +242,7 @@ fn plan(cmd: &CmdRef, len: u32) -> Result<(Option<u8>, Option<Plan>), Sense> {
     let (Some(src_be), Some(dst_be)) = (src.backend().cloned(), dst.backend().cloned()) else {
         return Err(xcopy::not_reachable());
     };
-    if dst_be.read_only() {
+    if dst_be.read_only() || dst_ro {
         return Err(Sense::write_protected());
     }
     let bs = u64::from(block_size);
@@ -259,27 +260,23 @@ fn plan(cmd: &CmdRef, len: u32) -> Result<(Option<u8>, Option<Plan>), Sense> {
     ))
 }
 
-/// The device `id` names among the LUNs the session reaches, if its copy manager is on.
-/// The session's port's LUNs today; its node ACL's mapped LUNs once ACLs exist.
+/// The device `id` names among the LUNs the session sees (its ACL's mapped LUNs, or the
+/// port's in demo mode), if its copy manager is on; and whether the nexus may only read it.
 fn reachable(
     session: &crate::session::Session,
     id: Option<Designator>,
-) -> Result<Arc<Device>, Sense> {
+) -> Result<(Arc<Device>, bool), Sense> {
     let id = id.ok_or(xcopy::not_reachable())?;
     session
-        .port
-        .with_luns(|luns| {
-            luns.iter()
-                .map(|l| &l.device)
-                // A device with protection information is no copy target: the copy would
-                // leave its tuples stale.
-                .find(|d| {
-                    d.enabled()
-                        && d.attr(At::ThreePc) != 0
-                        && d.pi_type().is_none()
-                        && d.designator() == id
-                })
-                .cloned()
+        .find_lun(|l, ro| {
+            let d = &l.device;
+            // A device with protection information is no copy target: the copy would leave
+            // its tuples stale.
+            (d.enabled()
+                && d.attr(At::ThreePc) != 0
+                && d.pi_type().is_none()
+                && d.designator() == id)
+                .then(|| (d.clone(), ro))
         })
         .ok_or(xcopy::not_reachable())
 }

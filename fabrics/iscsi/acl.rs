@@ -28,7 +28,7 @@ static ATTRIB: [(&CStr, u32, u32, u32, bool); 8] = [
     (c"dataout_timeout_retries", 5, 1, 15, false),
     (c"default_erl", 0, 0, 2, false),
     (c"nopin_timeout", 15, 3, 60, true),
-    (c"nopin_response_timeout", 30, 3, 60, true),
+    (c"nopin_response_timeout", 30, 3, 60, false),
     (c"random_datain_pdu_offsets", 0, 0, 1, false),
     (c"random_datain_seq_offsets", 0, 0, 1, false),
     (c"random_r2t_offsets", 0, 0, 1, false),
@@ -153,8 +153,14 @@ impl IscsiAcl {
                 if v > 512 {
                     return Err(EINVAL);
                 }
-                // LIO takes 0 as 1. The next login gets it.
-                self.acl.set_depth(v.max(1));
+                // LIO takes 0 as 1, and ends the initiator's session so that its next login
+                // gets the new depth.
+                let v = v.max(1);
+                if v != self.acl.depth() {
+                    self.acl.set_depth(v);
+                    let name = &self.acl.initiator;
+                    self.tpg.end_sessions(|s| *s.initiator == **name)?;
+                }
                 Ok(())
             }
             b"tag" => {
@@ -164,7 +170,10 @@ impl IscsiAcl {
                 if v.starts_with(b"NULL") {
                     return Ok(());
                 }
-                tag.extend_from_slice(&v[..v.len().min(TAG_MAX)], GFP_KERNEL)?;
+                if v.len() > TAG_MAX {
+                    return Err(EINVAL);
+                }
+                tag.extend_from_slice(v, GFP_KERNEL)?;
                 Ok(())
             }
             _ => Err(EINVAL),

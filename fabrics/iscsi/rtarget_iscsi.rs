@@ -277,6 +277,7 @@ impl TpgCore {
             return Ok(emit_line(page, s.to_bytes()));
         };
         let i = s.isid;
+        // The address alone, as LIO's `%pISc`.
         let mut peer = [0u8; 64];
         let n = match s.stream.peer_addr() {
             Ok(SockAddr::V4(a, p)) => portal::format(&Ip::V4(a), p, &mut peer),
@@ -284,6 +285,8 @@ impl TpgCore {
             Err(_) => None,
         };
         let peer = core::str::from_utf8(&peer[..n.unwrap_or(0)]).unwrap_or("");
+        let peer = peer.rsplit_once(':').map_or(peer, |(a, _)| a);
+        let peer = peer.trim_start_matches('[').trim_end_matches(']');
         let text = CString::try_from_fmt(fmt!(
             "InitiatorName: {}\nInitiatorAlias: \nLIO Session ID: {}   ISID: \
              0x{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}  TSIH: {}  SessionType: Normal\n\
@@ -401,7 +404,7 @@ impl FabricTpg for IscsiTpg {
             b"dynamic_sessions" => {
                 // One initiator name per line, as LIO lists its demo-mode sessions.
                 let mut at = 0;
-                for s in self.core.sessions.lock().iter() {
+                for s in self.core.sessions.lock().iter().filter(|s| !s.acl) {
                     let name = s.initiator.to_bytes();
                     if at + name.len() + 1 > page.len() {
                         break;
@@ -457,7 +460,7 @@ impl FabricTpg for IscsiTpg {
         // Its sessions see no LUN any more: end them, as LIO does.
         if self
             .core
-            .end_sessions(|s| s.acl && *s.initiator == *acl.initiator)
+            .end_sessions(|s| *s.initiator == *acl.initiator)
             .is_err()
         {
             pr_warn!("iSCSI: a session of a removed ACL did not end\n");
@@ -636,6 +639,8 @@ struct LoginPortal<'a> {
     discovery: Option<fabric::DiscoveryAuth>,
     /// The initiator's ACL credentials, once read.
     creds: core::cell::OnceCell<acl::Creds>,
+    /// The ACL the initiator was admitted under (`None`: demo mode).
+    admitted: core::cell::OnceCell<Option<Arc<NodeAcl>>>,
 }
 
 impl login::Portal for LoginPortal<'_> {
@@ -658,6 +663,7 @@ impl login::Portal for LoginPortal<'_> {
             let name = CString::try_from_fmt(fmt!("{}", kernel::str::BStr::from_bytes(initiator)))
                 .map_err(|_| login_status::OUT_OF_RESOURCES)?;
             if let Some(acl) = self.shared.tpg.acl_of(&name) {
+                let _ = self.admitted.set(Some(acl.acl.clone()));
                 if !acl.authentication(s.attrib(AUTHENTICATION) != 0) {
                     return Ok(Auth::None);
                 }
@@ -666,26 +672,10 @@ impl login::Portal for LoginPortal<'_> {
                     let _ = self.creds.set(c);
                 }
                 let c = self.creds.get().ok_or(login_status::OUT_OF_RESOURCES)?;
-                // Required without credentials: nobody can log in (as LIO).
-                if c.user.is_empty() || c.password.is_empty() {
-                    return Err(login_status::AUTH_FAILED);
-                }
-                let mutual =
-                    (!c.user_mutual.is_empty() && !c.password_mutual.is_empty()).then(|| {
-                        chap::Secret {
-                            user: &c.user_mutual,
-                            password: &c.password_mutual,
-                        }
-                    });
-                return Ok(Auth::Chap {
-                    secret: chap::Secret {
-                        user: &c.user,
-                        password: &c.password,
-                    },
-                    mutual,
-                });
+                return chap_auth(&c.user, &c.password, &c.user_mutual, &c.password_mutual);
             }
             // No ACL: only demo mode (generate_node_acls) admits.
+            let _ = self.admitted.set(None);
             if s.attrib(GENERATE_NODE_ACLS) == 0 {
                 return Err(login_status::FORBIDDEN);
             }
@@ -703,24 +693,7 @@ impl login::Portal for LoginPortal<'_> {
             // discovery_auth/ could not be read: refuse rather than skip authentication.
             None => Err(login_status::OUT_OF_RESOURCES),
             Some(d) if d.enforce => {
-                // Enforced without credentials: nobody can log in (as LIO).
-                if d.userid.is_empty() || d.password.is_empty() {
-                    return Err(login_status::AUTH_FAILED);
-                }
-                let mutual =
-                    (!d.userid_mutual.is_empty() && !d.password_mutual.is_empty()).then(|| {
-                        chap::Secret {
-                            user: &d.userid_mutual,
-                            password: &d.password_mutual,
-                        }
-                    });
-                Ok(Auth::Chap {
-                    secret: chap::Secret {
-                        user: &d.userid,
-                        password: &d.password,
-                    },
-                    mutual,
-                })
+                chap_auth(&d.userid, &d.password, &d.userid_mutual, &d.password_mutual)
             }
             Some(_) => Ok(Auth::None),
         }
@@ -736,6 +709,28 @@ impl login::Portal for LoginPortal<'_> {
             ..Params::default()
         }
     }
+}
+
+/// CHAP with `user` / `password` for the initiator to prove, and mutual CHAP when the target's
+/// own `user_mutual` / `password_mutual` are set. Required without credentials: nobody can log
+/// in (as LIO).
+fn chap_auth<'a>(
+    user: &'a [u8],
+    password: &'a [u8],
+    user_mutual: &'a [u8],
+    password_mutual: &'a [u8],
+) -> Result<Auth<'a>, Status> {
+    if user.is_empty() || password.is_empty() {
+        return Err(login_status::AUTH_FAILED);
+    }
+    let mutual = (!user_mutual.is_empty() && !password_mutual.is_empty()).then_some(chap::Secret {
+        user: user_mutual,
+        password: password_mutual,
+    });
+    Ok(Auth::Chap {
+        secret: chap::Secret { user, password },
+        mutual,
+    })
 }
 
 /// CHAP's digests from the kernel crypto API (what LIO 7.3 offers: MD5, SHA-1, SHA-256 and
@@ -771,6 +766,8 @@ struct Connection<'a> {
     exp_cmdsn: u32,
     /// The session's TSIH, once logged in.
     tsih: u16,
+    /// The node ACL the login was admitted under (`None`: demo mode).
+    admitted: Option<Arc<NodeAcl>>,
     /// The initiator's MaxRecvDataSegmentLength.
     xmit_segment: usize,
     /// CRC32C digests agreed for the full feature phase.
@@ -789,6 +786,7 @@ impl<'a> Connection<'a> {
             statsn: 1,
             exp_cmdsn: 0,
             tsih: 0,
+            admitted: None,
             xmit_segment: LOGIN_SEGMENT,
             header_digest: false,
             data_digest: false,
@@ -911,8 +909,12 @@ impl<'a> Connection<'a> {
                         shared: self.shared,
                         discovery: fabric::discovery_auth(c"iscsi"),
                         creds: core::cell::OnceCell::new(),
+                        admitted: core::cell::OnceCell::new(),
                     };
                     let s = login.step(&req, &gathered, &portal, &KernelCrypto, &mut w);
+                    if let Some(a) = portal.admitted.into_inner() {
+                        self.admitted = a;
+                    }
                     gathered.clear();
                     s
                 }
@@ -996,6 +998,17 @@ impl<'a> Connection<'a> {
         let (isid, _) = login.identity();
         self.reinstate(&initiator, isid)?;
         let session = Session::new(&tpg.port, &initiator, SessionPi::default())?;
+        // The ACL may have come or gone since the login admitted (and authenticated) the
+        // initiator: a session under other rules than those it logged in by is refused.
+        let same = match (session.acl(), &self.admitted) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            session.close(Delta::ZERO);
+            return Err(EACCES);
+        }
         let depth = match session.acl() {
             // The ACL's mapped LUNs, each with its own write protection.
             Some(acl) => acl.depth(),

@@ -1084,9 +1084,17 @@ pub(crate) fn sweep_waiting(pool: &Pool, all: bool) {
             continue;
         }
         if all || pool.cmd(index).is_some_and(|c| c.aborted()) {
-            if let Some(cmd) = pool.unpark(index, WAIT_DATA) {
-                cmd::complete(cmd, Err(Sense::internal_target_failure()));
+            let Some(cmd) = pool.unpark(index, WAIT_DATA) else {
+                continue;
+            };
+            // Between the look and the unpark the slot may have been reused by a live WRITE.
+            if !all && !cmd.aborted() {
+                if let Err(cmd) = Pool::park(cmd, WAIT_DATA) {
+                    cmd::complete(cmd, Err(Sense::internal_target_failure()));
+                }
+                continue;
             }
+            cmd::complete(cmd, Err(Sense::internal_target_failure()));
         }
     }
 }
