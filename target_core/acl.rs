@@ -26,8 +26,6 @@ pub struct MappedLun {
 pub struct Mapping {
     /// The port's LUN.
     pub lun: Arc<Lun>,
-    /// The number the initiator addressed.
-    pub index: u64,
     /// Writes are refused.
     pub read_only: bool,
 }
@@ -76,7 +74,6 @@ impl NodeAcl {
             .find(|m| m.mapped == index)
             .map(|m| Mapping {
                 lun: m.lun.clone(),
-                index,
                 read_only: m.read_only,
             })
     }

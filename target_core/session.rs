@@ -142,7 +142,6 @@ impl Session {
             Some(acl) => acl.lookup(index),
             None => self.port.lun(index).map(|lun| Mapping {
                 lun,
-                index,
                 read_only: self.read_only(),
             }),
         }
