@@ -16,7 +16,7 @@ I=$CFG/iscsi/$IQN/tpgt_1
 R0=$CFG/core/rd_mcp_1/r0
 R1=$CFG/core/rd_mcp_1/r1
 OUT=/tmp/iscsi_acl; rm -rf $OUT; mkdir -p $OUT
-tap_plan 41
+tap_plan 38
 unload_all; dmesg_mark
 iscsid_up $OUT
 INITIATOR=$(sed -n 's/^InitiatorName=//p' /etc/iscsi/initiatorname.iscsi)
@@ -50,10 +50,11 @@ chap() { # USER SECRET [USER_IN SECRET_IN]: open-iscsi's CHAP settings for the n
         node -o update -n node.session.auth.username -v "$1" && node -o update -n node.session.auth.password -v "$2" &&
         node -o update -n node.session.auth.username_in -v "${3:-}" && node -o update -n node.session.auth.password_in -v "${4:-}"
 }
-# luns: the LUN numbers of the session's SCSI devices, once the scan has settled.
+# luns: the LUN numbers of the session's SCSI devices, once the scan has settled (the bounds
+# here are for a slow TCG guest).
 luns() {
     local i l prev=x
-    for i in $(seq 50); do
+    for i in $(seq 150); do
         l=$(ls -d /sys/class/iscsi_session/session*/device/target*/*:*:*:* 2>/dev/null | sed 's/.*://' | sort -n | xargs)
         [ -n "$l" ] && [ "$l" = "$prev" ] && { echo "$l"; return 0; }
         prev=$l; sleep 0.3
@@ -62,7 +63,7 @@ luns() {
 }
 disk() { # LUN: its /dev node
     local i b
-    for i in $(seq 100); do
+    for i in $(seq 300); do
         for b in /sys/class/iscsi_session/session*/device/target*/*:0:0:$1/block/*; do
             [ -e "$b" ] && [ -e "/dev/${b##*/}" ] && { echo "/dev/${b##*/}"; return 0; }
         done
@@ -85,12 +86,16 @@ writable() {
     write10 5 || { cat $OUT/w10; false; }
 }
 remapped() {
-    local d mark; d=$(disk 5) || return 1
+    local d mark i; d=$(disk 5) || return 1
     mark=$(dmesg | wc -l)
     mkdir "$A/lun_7" && ln -s "$I/lun/lun_0" "$A/lun_7/m7" || return 1
-    dd if="$d" of=/dev/null bs=4k count=1 iflag=direct skip=9 2>/dev/null
-    dmesg | tail -n +$((mark + 1)) | grep -q 'LUN assignments on this target have changed' ||
-        { echo "# no REPORTED LUNS DATA HAS CHANGED"; return 1; }
+    # The next command on the nexus gets the unit attention (one of udev's may come first).
+    for i in $(seq 20); do
+        dd if="$d" of=/dev/null bs=4k count=1 iflag=direct skip=9 2>/dev/null
+        dmesg | tail -n +$((mark + 1)) | grep -q 'LUN assignments on this target have changed' && break
+        [ $i = 20 ] && { echo "# no REPORTED LUNS DATA HAS CHANGED"; return 1; }
+        sleep 0.5
+    done
     iscsiadm -m session --rescan > /dev/null && [ "$(luns)" = "5 7" ]
 }
 fio_verify() {
@@ -107,7 +112,7 @@ refused() { local r; login; r=$?; [ $r -eq 24 ] || { echo "iscsiadm exit $r"; ca
 # session_ended: no session of open-iscsi is logged in any more (it retries and is refused).
 session_ended() {
     local i
-    for i in $(seq 100); do
+    for i in $(seq 300); do
         grep -qs LOGGED_IN /sys/class/iscsi_session/session*/state || return 0
         sleep 0.2
     done
@@ -143,10 +148,10 @@ for side in "rtarget rtarget_core rtarget_iscsi" "C-LIO target_core_mod iscsi_ta
     check "$name: LUN 5 refuses WRITE(10) (DATA PROTECT), MODE SENSE says WP, reads work" protected
     check "$name: write_protect=0 while logged in: the same WRITE(10) succeeds" writable
     check "$name: TPG LUN 0 mapped as 7 while logged in: REPORTED LUNS DATA HAS CHANGED, a rescan finds 5 and 7" remapped
-    check "$name: fio crc32c verify through LUN 7" fio_verify
+    [ $name = rtarget ] && check "$name: fio crc32c verify through LUN 7" fio_verify
     check "$name: logout" logout
     echo 1 > "$I/attrib/authentication"
-    check "$name: CHAP required, no credentials in the ACL: login refused" eval 'chap u1 secret-one-1 && refused'
+    [ $name = rtarget ] && check "$name: CHAP required, no credentials in the ACL: login refused" eval 'chap u1 secret-one-1 && refused'
     creds u1 secret-one-1
     check "$name: CHAP with a wrong secret: login refused" eval 'chap u1 wrong-secret-1 && refused'
     check "$name: one-way CHAP: login, LUNs 5 and 7, logout" eval 'chap u1 secret-one-1 && login && [ "$(luns)" = "5 7" ] && logout'
@@ -156,7 +161,7 @@ for side in "rtarget rtarget_core rtarget_iscsi" "C-LIO target_core_mod iscsi_ta
     fi
     creds u1 secret-one-1 t1 secret-two-22
     check "$name: mutual CHAP: the target proves its secret; login and logout" eval 'chap u1 secret-one-1 t1 secret-two-22 && login && logout'
-    check "$name: mutual CHAP, the initiator expects another target secret: refused" eval 'chap u1 secret-one-1 t1 other-secret-3 && ! login'
+    [ $name = rtarget ] && check "$name: mutual CHAP, the initiator expects another target secret: refused" eval 'chap u1 secret-one-1 t1 other-secret-3 && ! login'
     chap u1 secret-one-1 t1 secret-two-22
     # C LIO's session that ends without a logout trips lockdep in its time2retain handler
     # (se_tpg->session_lock against tpg_state_lock), so on C LIO the ACL goes after a logout.
@@ -181,7 +186,7 @@ generation() { # LABEL TARGETCLI
         "$t/luns create /backstores/ramdisk/r0" "$t/acls create $INITIATOR" \
         "$t/acls/$INITIATOR create 9 lun0 write_protect=1" "$t/acls/$INITIATOR set auth userid=u1 password=secret-one-1" \
         "$t/acls/$INITIATOR set attribute dataout_timeout=10" "ls" "saveconfig $OUT/$g-1.json" \
-        "clearconfig confirm=True" "restoreconfig $OUT/$g-1.json" "saveconfig $OUT/$g-2.json"
+        "clearconfig confirm=True" "restoreconfig $OUT/$g-1.json" "saveconfig $OUT/$g-2.json" "clearconfig confirm=True"
     check "$g: ls shows the ACL and its mapped LUNs 0 and 9 (9 read-only)" sh -c "
         grep -q 'acls .*\[ACLs: 1\]' $log && grep -q 'mapped_lun0 .*lun0 ramdisk/r0 (rw)' $log &&
         grep -q 'mapped_lun9 .*lun0 ramdisk/r0 (ro)' $log || { cat $log; false; }"
@@ -197,8 +202,8 @@ assert [p['ip_address'] for p in t['portals']] == ['127.0.0.1'], t['portals']"
     check "$g: clearconfig and restoreconfig: the second saveconfig equals the first" \
         cmp $OUT/$g-1.json $OUT/$g-2.json
     check "$g: clearconfig leaves nothing behind; the modules unload" eval \
-        'printf "clearconfig confirm=True\n" | $tc > /dev/null 2>&1; rmdir $CFG/iscsi $CFG/loopback 2>/dev/null;
-         teardown_iscsi; teardown_lun; unload_all && ! loaded rtarget_core'
+        '! ls -d $CFG/core/*_*/* $CFG/iscsi/iqn.* 2>/dev/null | grep -q . && rmdir $CFG/iscsi &&
+         { rmdir $CFG/loopback 2>/dev/null; unload_all; ! loaded rtarget_core; }'
 }
 generation targetcli-2 targetcli
 generation targetcli-3 "$TC3"

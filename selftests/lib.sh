@@ -161,12 +161,12 @@ atomic_disk() {
     done
     return 1
 }
-# rmmod_wait MODULE...: unload, retrying for up to 10 s while the module is busy (a disk's
-# last opener may still be closing it). A module still pinned after that fails.
+# rmmod_wait MODULE...: unload, retrying for up to 30 s while the module is busy (a disk's
+# last opener may still be closing it; a slow TCG guest). A module still pinned after that fails.
 rmmod_wait() {
     local m i
     for m in "$@"; do
-        for i in $(seq 50); do
+        for i in $(seq 150); do
             rmmod "$m" 2>/dev/null && continue 2
             sleep 0.2
         done
