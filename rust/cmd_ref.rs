@@ -64,6 +64,10 @@ pub struct CmdSetup<'a> {
     pub lun_index: u64,
     /// The nexus may not write the LUN (a write-protected mapping).
     pub read_only: bool,
+    /// The fabric can report an overflow (iSCSI's O bit): a READ asking more than `sgl`
+    /// holds transfers what fits, as LIO does for fabrics whose buffers it allocates. Without,
+    /// such a READ is refused (INVALID FIELD IN CDB), as LIO does for tcm_loop's.
+    pub overflow_reads: bool,
     /// Where the command goes back to.
     pub fabric: &'static dyn FabricOps,
     /// The type of the slot's owner, so that only it can take the slot back
@@ -108,6 +112,8 @@ impl CmdRef {
                 session: Some(s.session),
                 lun: s.lun,
                 read_only: s.read_only,
+                overflow_reads: s.overflow_reads,
+                overflow: false,
                 fabric: Some(s.fabric),
                 origin: Some(s.origin),
                 status: crate::cmd::GOOD,
@@ -159,9 +165,16 @@ impl CmdRef {
         self.data().sense
     }
 
-    /// Bytes of the data buffer not transferred.
+    /// Bytes of the data buffer not transferred; with [`CmdRef::overflow`], bytes the CDB
+    /// asked for beyond the buffer.
     pub fn resid(&self) -> u32 {
         self.data().resid
+    }
+
+    /// The residual is an overflow: the buffer held less than the CDB asked for, and all of
+    /// it was transferred.
+    pub fn overflow(&self) -> bool {
+        self.data().overflow
     }
 
     /// The session the command came in on.

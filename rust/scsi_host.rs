@@ -251,6 +251,8 @@ impl Command<'_> {
                     tag: u64::from(bindings::rt_scsi_unique_tag(raw)),
                     lun_index: lun.index,
                     read_only: session.read_only(),
+                    // As LIO's tcm_loop: the buffer is the initiator's own.
+                    overflow_reads: false,
                     session,
                     lun: Some(lun),
                     fabric,

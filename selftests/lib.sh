@@ -26,6 +26,27 @@ tap_done() { [ "$_tap_fail" -eq 0 ]; exit $?; }
 
 loaded() { [ -d "/sys/module/$1" ]; }
 
+# sgio DEV CDB_HEX [--in N] [--out HEX]: one command through SG_IO, printed as sgio.py prints
+# it; false if the ioctl failed. A Python start costs seconds in the debug guest, so one
+# sgio.py per test (sgio_up, from the test's own shell) answers every call, through two
+# FIFOs that shell holds open; subshells share it, one call at a time.
+_sgio_py=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/sgio.py
+sgio_up() {
+    local d
+    d=$(mktemp -d /tmp/sgio.XXXXXX) && mkfifo "$d/req" "$d/resp" || return 1
+    python3 "$_sgio_py" --serve "$d/req" "$d/resp" &
+    exec {_sgio_w}<>"$d/req" {_sgio_r}<>"$d/resp"
+}
+sgio() {
+    local line
+    [ -n "${_sgio_w:-}" ] || { echo "sgio: no server (sgio_up)"; return 1; }
+    # One line per request, its arguments apart by US (a CDB may be given with spaces).
+    (IFS=$'\x1f'; printf '%s\n' "$*") >&"$_sgio_w" && read -r -t 120 line <&"$_sgio_r" ||
+        { echo "sgio: no answer"; return 1; }
+    printf '%s\n' "$line"
+    [[ $line != "ioctl failed"* ]]
+}
+
 # The default test LUN: a ramdisk exported through loopback, the same for rtarget and LIO.
 SERIAL=6f9a2b3c-1d2e-4f50-8a9b-0c1d2e3f4a5b
 WWN=naa.5001405a1b2c3d4e

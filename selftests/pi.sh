@@ -16,6 +16,7 @@ PER_SIDE=39
 TYPE2=16 KEEPS=14
 tap_plan $((2 * PER_SIDE + 3 + TYPE2 + KEEPS))
 unload_all; dmesg_mark
+sgio_up
 check "scratch storage" scratch_up
 
 is() { # ERRNO OP ARGS...: the configfs operation answers ERRNO (or OK)
@@ -25,7 +26,7 @@ is() { # ERRNO OP ARGS...: the configfs operation answers ERRNO (or OK)
 # answer SG CDB [ARGS]: "good", or "KEY/ASC/ASCQ info=N" (INFORMATION when VALID is set).
 answer() {
     local out s
-    out=$(python3 "$SGIO" "$@" 2>&1)
+    out=$(sgio "$@" 2>&1)
     case "$out" in
         "status=00 host=00"*) echo good ;;
         status=02*) s=${out#*sense=}; s=${s%% *}

@@ -11,13 +11,15 @@ BAD=6
 ABORT=12
 tap_plan $((2 * STEPS + ABORT + BAD + 1))
 unload_all; dmesg_mark
+sgio_up
 
 SGIO="$(dirname "$0")/sgio.py"
 # res SG CDB [ARGS]: good, conflict, check:K/ASC/ASCQ (hex), host:XX (the initiator's host
 # byte, e.g. 08 after a reset), or other.
+# SGIO_DIRECT=1: its own sgio.py process (a command sent while another is in flight).
 res() {
     local out s
-    out=$(python3 "$SGIO" "$@" 2>&1)
+    if [ -n "${SGIO_DIRECT:-}" ]; then out=$(python3 "$SGIO" "$@" 2>&1); else out=$(sgio "$@" 2>&1); fi
     case "$out" in
         status=??\ host=0[1-9a-f]*) s=${out#*host=}; echo "host:${s:0:2}" ;;
         status=18*) echo conflict ;;
@@ -27,7 +29,7 @@ res() {
     esac
 }
 # data SG CDB ARGS: the data-in, in hex.
-data() { python3 "$SGIO" "$@" | sed -n 's/.*data=\([0-9a-f]*\).*/\1/p'; }
+data() { sgio "$@" | sed -n 's/.*data=\([0-9a-f]*\).*/\1/p'; }
 # expect DESC WANT SG CDB [ARGS]
 expect() {
     local desc=$1 want=$2 got; shift 2
@@ -149,8 +151,19 @@ bad_input() { # SG
 # takes 3 s per I/O when nexus 2 preempts its key: PREEMPT lets it finish GOOD; PREEMPT AND
 # ABORT aborts it (the initiator sees DID_RESET).
 SLOW=/sys/kernel/config/nullb/rtslow
+# write_in_flight OUT: nexus 1's WRITE(10), in the background, once it has reached the slow
+# device (its own sgio.py: the test's one answers a command at a time).
+write_in_flight() {
+    local i r w
+    SGIO_DIRECT=1 res $sg1 $WRITE10 > "$1" & bg=$!
+    for i in $(seq 150); do
+        read -r r w < /sys/block/rtslow/inflight && [ "$w" -gt 0 ] && return 0
+        sleep 0.2
+    done
+    echo "# the WRITE never reached the device"
+}
 preempt_abort() {
-    local sg1 sg2 s n=$3 w=/tmp/pr_write.$1 ours=
+    local sg1 sg2 s n=$3 w=/tmp/pr_write.$1 ours= bg
     loaded null_blk || ours=1
     check "$n: iblock on a slow null_blk in two TPGs" bash -c "modprobe null_blk nr_devices=0 &&
         mkdir -p $SLOW && echo 2 > $SLOW/irqmode && echo 3000000000 > $SLOW/completion_nsec &&
@@ -161,17 +174,17 @@ preempt_abort() {
     expect "$n: REGISTER a from nexus 1" good $sg1 $(prout 0 0 0 0xa)
     expect "$n: REGISTER b from nexus 2" good $sg2 $(prout 0 0 0 0xb)
     expect "$n: RESERVE Write Exclusive from nexus 1" good $sg1 $(prout 1 1 0xa 0)
-    res $sg1 $WRITE10 > $w & sleep 1
+    write_in_flight $w
     expect "$n: PREEMPT while nexus 1 writes" good $sg2 $(prout 4 1 0xb 0xa)
-    wait
+    wait $bg
     check "$n: PREEMPT: the WRITE in flight completes GOOD" grep -qx good $w
     res $sg1 $TUR >/dev/null
     expect "$n: RELEASE by nexus 2" good $sg2 $(prout 2 1 0xb 0)
     expect "$n: REGISTER c from nexus 1" good $sg1 $(prout 0 0 0 0xc)
     expect "$n: RESERVE Write Exclusive from nexus 1 again" good $sg1 $(prout 1 1 0xc 0)
-    res $sg1 $WRITE10 > $w & sleep 1
+    write_in_flight $w
     expect "$n: PREEMPT AND ABORT while nexus 1 writes" good $sg2 $(prout 5 1 0xb 0xc)
-    wait
+    wait $bg
     check "$n: PREEMPT AND ABORT: the WRITE in flight is aborted, the initiator sees a reset ($(cat $w))" grep -qx host:08 $w
     unload_all
     echo 0 > $SLOW/power; rmdir $SLOW

@@ -8,12 +8,13 @@
 STEPS=10
 tap_plan $((2 * (STEPS + 1) + 3 + 1))
 unload_all; dmesg_mark
+sgio_up
 
 SGIO="$(dirname "$0")/sgio.py"
 # status SG CDB [ARGS]: the SCSI status (good, conflict, check).
 status() {
     local out
-    out=$(python3 "$SGIO" "$@" 2>&1)
+    out=$(sgio "$@" 2>&1)
     case "$out" in
         status=18*) echo conflict ;;
         status=02*) echo check ;;

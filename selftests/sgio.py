@@ -4,12 +4,15 @@
 
     sgio.py DEV CDB_HEX [--in N] [--out HEX]
     sgio.py DEV --batch OUTDIR < LINES      (each line: NAME|CDB_HEX|[--in N] [--out HEX])
+    sgio.py --serve REQ RESP                (lib.sh's sgio: each line, DEV CDB_HEX [ARGS] apart
+                                             by US (1Fh), read from the FIFO REQ is answered on RESP)
 
 Prints one line: status=XX host=XX resid=N sense=HEX data=HEX (data-in bytes actually
 transferred). Exit status 0 unless the ioctl itself fails. In batch mode each command's line
 goes to OUTDIR/NAME, or "ioctl failed: ..." if the ioctl failed; one process sends them all.
+A server answers "ioctl failed: ..." too, and ends with the shell that started it.
 """
-import ctypes, fcntl, os, sys
+import ctypes, fcntl, os, select, sys
 
 SG_IO = 0x2285
 SG_DXFER_NONE, SG_DXFER_TO_DEV, SG_DXFER_FROM_DEV = -1, -2, -3
@@ -66,8 +69,34 @@ def run(dev, cdb_hex, args):
             % (r["status"], r["host"], r["resid"], r["sense"].hex(), r["data"].hex()))
 
 
+def serve(req, resp):
+    # The shell holds both FIFOs open read-write, so neither open blocks here and no request
+    # is lost; the server ends when that shell does.
+    parent = os.getppid()
+    r = os.open(req, os.O_RDONLY)
+    w = open(resp, "w", buffering=1)
+    buf = b""
+    while os.getppid() == parent:
+        if not select.select([r], [], [], 1.0)[0]:
+            continue
+        chunk = os.read(r, 65536)
+        if not chunk:
+            return
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            parts = line.decode().split("\x1f")
+            try:
+                out = run(parts[0], parts[1], parts[2:])
+            except (OSError, ValueError, IndexError) as e:
+                out = "ioctl failed: %s" % e
+            w.write(out + "\n")
+
+
 def main():
     args = sys.argv[1:]
+    if len(args) == 3 and args[0] == "--serve":
+        return serve(args[1], args[2])
     if len(args) == 3 and args[1] == "--batch":
         os.makedirs(args[2], exist_ok=True)
         for line in sys.stdin:

@@ -10,6 +10,7 @@
 SGIO="$(dirname "$0")/sgio.py"
 tap_plan 27
 unload_all; dmesg_mark
+sgio_up
 AUTOPROBE=/sys/bus/scsi/drivers_autoprobe
 old_autoprobe=$(cat $AUTOPROBE)
 echo 0 > $AUTOPROBE
@@ -19,7 +20,7 @@ TUR=000000000000
 # expect SG DESC CDB STATUS [ASC ASCQ]: status (and for 02, UNIT ATTENTION with ASC/ASCQ).
 expect() {
     local sg=$1 desc=$2 cdb=$3 want=$4 out
-    out=$(python3 "$SGIO" "$sg" "$cdb" ${6:+} 2>&1)
+    out=$(sgio "$sg" "$cdb" 2>&1)
     case "$want" in
         00) grep -q '^status=00 host=00' <<< "$out" ;;
         02) grep -qE "^status=02 host=00 .*sense=70000600000000..00000000$5$6" <<< "$out" ;;

@@ -14,6 +14,7 @@ PER_SIDE=13
 OWN=18
 tap_plan $((2 * PER_SIDE + OWN + 2))
 unload_all; dmesg_mark
+sgio_up
 check "scratch storage" scratch_up
 
 # blocks DEV LBA COUNT OUT: COUNT 512-byte blocks at LBA, read with O_DIRECT.
@@ -86,7 +87,7 @@ side target_core_mod tcm_loopback LIO
 # sense SG CDB [ARGS]: "KEY/ASC/ASCQ" of the answer, or "good".
 sense() {
     local out
-    out=$(python3 "$SGIO" "$@" 2>&1)
+    out=$(sgio "$@" 2>&1)
     case "$out" in
         status=00*) echo good ;;
         status=02*) out=${out#*sense=}; echo "${out:5:1}/${out:24:2}/${out:26:2}" ;;
@@ -99,7 +100,7 @@ expect() { # DESC WANT SG CDB [ARGS]
     if [ "$got" = "$want" ]; then tap_ok "$desc"; else tap_not_ok "$desc (got $got)"; fi
 }
 # designator SG: the 16-byte NAA designator of VPD 83h, in hex.
-designator() { python3 "$SGIO" "$1" 12018300ff00 --in 255 | sed 's/.*data=//' | cut -c17-48; }
+designator() { sgio "$1" 12018300ff00 --in 255 | sed 's/.*data=//' | cut -c17-48; }
 cscd() { echo "e4000000010300 10 $1 0000000000000000"; }
 segment() { printf '020000 18 %04x %04x 0000 %04x %016x %016x' "$@"; } # STDI DTDI BLOCKS SRC DST
 # plist CSCD_HEX SEGMENT_HEX: header + descriptors.

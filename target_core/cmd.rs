@@ -128,6 +128,10 @@ pub struct CmdData {
     pub(crate) lun: Option<LiveRef<Lun>>,
     /// Writes are refused (the nexus's access to the LUN).
     pub(crate) read_only: bool,
+    /// A READ longer than `sgl` transfers what fits ([`crate::rt::cmd_ref::CmdSetup::overflow_reads`]).
+    pub(crate) overflow_reads: bool,
+    /// `resid` counts bytes beyond the buffer (an overflow), not bytes left in it.
+    pub(crate) overflow: bool,
     pub(crate) fabric: Option<&'static dyn FabricOps>,
     pub(crate) origin: Option<core::any::TypeId>,
     pub(crate) status: u8,
@@ -152,6 +156,8 @@ impl CmdData {
         session: None,
         lun: None,
         read_only: false,
+        overflow_reads: false,
+        overflow: false,
         fabric: None,
         origin: None,
         status: GOOD,
@@ -283,6 +289,7 @@ pub fn complete(mut cmd: CmdRef, result: core::result::Result<u32, Sense>) {
             d.status = CHECK_CONDITION;
             d.sense = Some(sense);
             d.resid = 0;
+            d.overflow = false;
         }
     }
     finish(cmd)
@@ -294,6 +301,7 @@ pub fn complete_status(mut cmd: CmdRef, status: u8) {
     let d = cmd.data_mut();
     d.status = status;
     d.resid = 0;
+    d.overflow = false;
     finish(cmd)
 }
 

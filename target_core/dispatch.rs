@@ -162,6 +162,12 @@ enum Next {
     },
     /// READ or WRITE of a device with protection information.
     Pi(PiIo),
+    /// A READ of whole blocks of which the buffer takes the first `keep` bytes (an overflow
+    /// ending within a block).
+    ReadPart {
+        rw: Rw,
+        keep: u32,
+    },
     /// GET LBA STATUS from `lba` of a device of `blocks` blocks.
     LbaStatus {
         lba: u64,
@@ -244,6 +250,7 @@ fn run(mut cmd: CmdRef, next: Next) {
         } => crate::sbc::get_lba_status(cmd, lba, alloc, blocks, block_size),
         Next::Xcopy { len } => crate::xcopy::extended_copy(cmd, len),
         Next::Pi(io) => crate::sbc::pi_rw(cmd, io),
+        Next::ReadPart { rw, keep } => crate::sbc::read_part(cmd, rw, keep),
         Next::Backend(Op::None) => cmd::complete(cmd, Ok(0)),
         Next::Backend(op) => {
             // A per-CPU reference keeps the backend through the call, which may release `cmd`.
@@ -281,9 +288,12 @@ fn decide(cmd: &mut CmdRef) -> Next {
         session: cmd.session().map(|s| &**s),
         lun: cmd.lun_index(),
         read_only: cmd.data().read_only,
+        overflow_reads: cmd.data().overflow_reads,
     };
-    let (next, resid) = decide_io(&rw, lun, &nexus, data_len);
-    cmd.data_mut().resid = resid;
+    let (next, resid, overflow) = decide_io(&rw, lun, &nexus, data_len);
+    let d = cmd.data_mut();
+    d.resid = resid;
+    d.overflow = overflow;
     next
 }
 
@@ -299,10 +309,13 @@ struct Nexus<'a> {
     session: Option<&'a Session>,
     lun: u64,
     read_only: bool,
+    /// A READ longer than the buffer transfers what fits (the fabric reports the overflow).
+    overflow_reads: bool,
 }
 
-/// A READ or WRITE of `lun`: the backend request and the residual, or why not.
-fn decide_io(rw: &RwCdb, lun: &Lun, nexus: &Nexus<'_>, data_len: u32) -> (Next, u32) {
+/// A READ or WRITE of `lun`: the backend request and the residual (an overflow when the
+/// flag says so), or why not.
+fn decide_io(rw: &RwCdb, lun: &Lun, nexus: &Nexus<'_>, data_len: u32) -> (Next, u32, bool) {
     let session = nexus.session;
     let dev = &lun.device;
     let mut limits = limits(dev, true);
@@ -312,13 +325,26 @@ fn decide_io(rw: &RwCdb, lun: &Lun, nexus: &Nexus<'_>, data_len: u32) -> (Next, 
     // Protection fields are taken, and the control page says ATO, when the nexus carries it.
     limits.pi = pi.is_some() && session.is_some_and(|s| s.pi.carries);
     limits.type2 = limits.pi && store == Some(PiType::Type2);
-    let action = match command::parse_rw(rw, &limits, data_len) {
+    // A READ asking more than the buffer holds (without protection information): decoded as
+    // if the buffer were whole, then the buffer's bytes are read (LIO's SCF_OVERFLOW_BIT).
+    let bs = u64::from(limits.block_size);
+    let need = u64::from(rw.blocks) * bs;
+    let overflow = nexus.overflow_reads
+        && matches!(rw.dir, crate::proto::cdb::Dir::Read)
+        && pi.is_none()
+        && need > u64::from(data_len);
+    let decode_len = if overflow {
+        u32::try_from(need).unwrap_or(u32::MAX)
+    } else {
+        data_len
+    };
+    let action = match command::parse_rw(rw, &limits, decode_len) {
         Ok(a) => a,
-        Err(s) => return (Next::Done(Err(s)), 0),
+        Err(s) => return (Next::Done(Err(s)), 0, false),
     };
     if let Some(s) = session {
         if let Some(ua) = s.ua_check(nexus.lun, rw_opcode(rw), dev.attr(At::UaIntlck)) {
-            return (Next::Done(Err(ua)), 0);
+            return (Next::Done(Err(ua)), 0, false);
         }
         let access = match rw.dir {
             crate::proto::cdb::Dir::Read => Access::Read,
@@ -328,10 +354,9 @@ fn decide_io(rw: &RwCdb, lun: &Lun, nexus: &Nexus<'_>, data_len: u32) -> (Next, 
         if (dev.spc2_conflict(s.id()) || dev.pr.conflicts(&s.holder, access))
             && dev.attr(At::EmulatePr) != 0
         {
-            return (Next::Conflict, 0);
+            return (Next::Conflict, 0, false);
         }
     }
-    let bs = u64::from(limits.block_size);
     match action {
         Action::Read { lba, blocks, fua } | Action::Write { lba, blocks, fua } => {
             let len = u64::from(blocks) * bs;
@@ -340,13 +365,35 @@ fn decide_io(rw: &RwCdb, lun: &Lun, nexus: &Nexus<'_>, data_len: u32) -> (Next, 
                 len,
                 fua,
             };
-            let resid = data_len.saturating_sub(len as u32);
             let write = matches!(action, Action::Write { .. });
             if write && read_only(dev, nexus.read_only) {
-                return (Next::Done(Err(Sense::write_protected())), 0);
+                return (Next::Done(Err(Sense::write_protected())), 0, false);
             }
+            if overflow {
+                let keep = u64::from(data_len);
+                let over = (len - keep) as u32;
+                // Whole blocks straight into the buffer; a last partial block through the
+                // core's buffer.
+                if keep % bs == 0 {
+                    let io = Rw { len: keep, ..io };
+                    return (Next::Backend(Op::Read(io)), over, true);
+                }
+                let io = Rw {
+                    len: keep.div_ceil(bs) * bs,
+                    ..io
+                };
+                return (
+                    Next::ReadPart {
+                        rw: io,
+                        keep: data_len,
+                    },
+                    over,
+                    true,
+                );
+            }
+            let resid = data_len.saturating_sub(len as u32);
             match crate::proto::pi::plan(rw, pi, limits.pi) {
-                Err(s) => (Next::Done(Err(s)), 0),
+                Err(s) => (Next::Done(Err(s)), 0, false),
                 // A transfer of no blocks has no tuples either; without a store only tuples
                 // that travel with the data are work.
                 Ok(Some(plan)) if len > 0 && (store.is_some() || plan.op == PiOp::Pass) => (
@@ -359,12 +406,13 @@ fn decide_io(rw: &RwCdb, lun: &Lun, nexus: &Nexus<'_>, data_len: u32) -> (Next, 
                         store: store.is_some(),
                     }),
                     resid,
+                    false,
                 ),
-                Ok(_) if write => (Next::Backend(Op::Write(io)), resid),
-                Ok(_) => (Next::Backend(Op::Read(io)), resid),
+                Ok(_) if write => (Next::Backend(Op::Write(io)), resid, false),
+                Ok(_) => (Next::Backend(Op::Read(io)), resid, false),
             }
         }
-        _ => (Next::Done(Err(Sense::internal_target_failure())), 0),
+        _ => (Next::Done(Err(Sense::internal_target_failure())), 0, false),
     }
 }
 

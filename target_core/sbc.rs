@@ -82,6 +82,12 @@ pub(crate) enum StepKind {
     Xcopy(crate::xcopy::CopyState),
     /// A READ or WRITE of a device with protection information.
     Pi(PiIo),
+    /// An overflowing READ whose buffer ends within a block: the blocks are in the scratch
+    /// buffer, of which the fabric's takes the first `keep` bytes.
+    ReadPart {
+        /// Bytes the fabric's buffer holds.
+        keep: u32,
+    },
     /// Deallocating the parameter list's descriptors from `next` on.
     Unmap {
         /// Next descriptor.
@@ -199,6 +205,43 @@ pub(crate) fn verify(mut cmd: CmdRef, pos: u64, len: u64, bytchk: u8, block_size
     d.step = Some(step);
     d.op = Op::Read(rw);
     be.rw(cmd, rw, false)
+}
+
+/// READ of the whole blocks `rw` covers into a scratch buffer, of which the fabric's buffer
+/// then takes the first `keep` bytes (an overflow ending within a block).
+pub(crate) fn read_part(mut cmd: CmdRef, rw: Rw, keep: u32) {
+    let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
+        return cmd::complete(cmd, Err(Sense::lun_not_supported()));
+    };
+    let step = u32::try_from(rw.len)
+        .map_err(|_| EINVAL)
+        .and_then(ScratchSgl::new)
+        .and_then(|scratch| Step::new(&cmd, StepKind::ReadPart { keep }, Some(scratch), false));
+    let step = match step {
+        Ok(s) => s,
+        Err(_) => return cmd::complete(cmd, Err(Sense::internal_target_failure())),
+    };
+    let d = cmd.data_mut();
+    if let Some(scratch) = &step.scratch {
+        d.sgl = scratch.sgl();
+    }
+    d.step = Some(step);
+    d.op = Op::Read(rw);
+    be.rw(cmd, rw, false)
+}
+
+/// Copies the first `len` bytes of `from` to `to`.
+fn copy_sgl(from: &Sgl, to: &Sgl, len: usize) -> Result<(), Sense> {
+    let mut chunk = [0u8; 512];
+    let mut at = 0;
+    while at < len {
+        let n = chunk.len().min(len - at);
+        if from.copy_from(at, &mut chunk[..n]) != n || to.copy_to(at, &chunk[..n]) != n {
+            return Err(Sense::internal_target_failure());
+        }
+        at += n;
+    }
+    Ok(())
 }
 
 /// Largest chunk WRITE SAME writes per step.
@@ -569,6 +612,9 @@ pub(crate) fn resume(mut cmd: CmdRef) {
     let result = match (step.result, step.kind, &step.scratch) {
         (Some(Ok(_)), StepKind::VerifyCompare { bytchk, block_size }, Some(scratch)) => {
             compare(&step.fabric_sgl, &scratch.sgl(), bytchk, block_size).map(|()| 0)
+        }
+        (Some(Ok(_)), StepKind::ReadPart { keep }, Some(scratch)) => {
+            copy_sgl(&scratch.sgl(), &step.fabric_sgl, keep as usize).map(|()| cmd.resid())
         }
         (Some(Ok(_)), StepKind::WriteSame { .. } | StepKind::Unmap { .. }, _) => {
             return advance(cmd, step)

@@ -279,7 +279,12 @@ impl Sender {
     /// Sends a command's answer (Data-In with the status on the last PDU for a good READ, a
     /// SCSI Response otherwise) and frees its slot.
     fn answer(&mut self, mut cmd: CmdRef) {
-        let (status, sense, resid, sgl) = (cmd.status(), cmd.sense(), cmd.resid(), *cmd.sgl());
+        let (status, sense, sgl) = (cmd.status(), cmd.sense(), *cmd.sgl());
+        let residual = match (cmd.overflow(), cmd.resid()) {
+            (true, n) => Residual::Overflow(n),
+            (false, 0) => Residual::None,
+            (false, n) => Residual::Underflow(n),
+        };
         let Some(s) = Pool::private(&mut cmd) else {
             return release(cmd);
         };
@@ -287,10 +292,10 @@ impl Sender {
         if s.buf.as_ref().is_some_and(|b| b.sgl().len() > KEEP_BUFFER) {
             // Freed after the answer is out: the pages may still be in the socket.
             let big = s.buf.take();
-            self.respond(itt, lun, edtl, dir, status, sense, resid, sgl);
+            self.respond(itt, lun, edtl, dir, status, sense, residual, sgl);
             drop(big);
         } else {
-            self.respond(itt, lun, edtl, dir, status, sense, resid, sgl);
+            self.respond(itt, lun, edtl, dir, status, sense, residual, sgl);
         }
         release(cmd);
     }
@@ -304,15 +309,15 @@ impl Sender {
         dir: DataDir,
         status: u8,
         sense: Option<Sense>,
-        resid: u32,
+        residual: Residual,
         sgl: Sgl,
     ) {
-        let residual = if resid > 0 {
-            Residual::Underflow(resid)
-        } else {
-            Residual::None
-        };
-        let len = edtl.saturating_sub(resid).min(sgl.len());
+        // An overflow fills the whole buffer.
+        let len = match residual {
+            Residual::Underflow(n) => edtl.saturating_sub(n),
+            _ => edtl,
+        }
+        .min(sgl.len());
         if dir == DataDir::FromDevice && status == cmd::GOOD && len > 0 {
             for d in xfer::data_in(len, &self.link.limits) {
                 let r = Response::DataIn {
@@ -833,6 +838,7 @@ impl Conn<'_> {
             lun: lun_ref,
             lun_index: index,
             read_only,
+            overflow_reads: true,
             fabric: &OPS,
             origin: core::any::TypeId::of::<Slot>(),
         });
