@@ -178,7 +178,7 @@ impl Step {
 }
 
 /// VERIFY with BYTCHK 1 or 3: read `len` bytes at `pos` into a scratch buffer, then compare.
-pub(crate) fn verify(mut cmd: CmdRef, pos: u64, len: u64, bytchk: u8, block_size: u32) {
+pub(crate) fn verify(cmd: CmdRef, pos: u64, len: u64, bytchk: u8, block_size: u32) {
     let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
         return cmd::complete(cmd, Err(Sense::lun_not_supported()));
     };
@@ -189,14 +189,19 @@ pub(crate) fn verify(mut cmd: CmdRef, pos: u64, len: u64, bytchk: u8, block_size
         let kind = StepKind::VerifyCompare { bytchk, block_size };
         Step::new(&cmd, kind, Some(scratch), false)
     });
-    let step = match step {
-        Ok(s) => s,
-        Err(_) => return cmd::complete(cmd, Err(Sense::internal_target_failure())),
-    };
     let rw = Rw {
         pos,
         len,
         fua: false,
+    };
+    read_step(cmd, be, step, rw)
+}
+
+/// Starts `step`: a READ of `rw` into the step's scratch buffer.
+fn read_step(mut cmd: CmdRef, be: Arc<dyn Backend>, step: Result<KBox<Step>>, rw: Rw) {
+    let step = match step {
+        Ok(s) => s,
+        Err(_) => return cmd::complete(cmd, Err(Sense::internal_target_failure())),
     };
     let d = cmd.data_mut();
     if let Some(scratch) = &step.scratch {
@@ -209,7 +214,7 @@ pub(crate) fn verify(mut cmd: CmdRef, pos: u64, len: u64, bytchk: u8, block_size
 
 /// READ of the whole blocks `rw` covers into a scratch buffer, of which the fabric's buffer
 /// then takes the first `keep` bytes (an overflow ending within a block).
-pub(crate) fn read_part(mut cmd: CmdRef, rw: Rw, keep: u32) {
+pub(crate) fn read_part(cmd: CmdRef, rw: Rw, keep: u32) {
     let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
         return cmd::complete(cmd, Err(Sense::lun_not_supported()));
     };
@@ -217,17 +222,7 @@ pub(crate) fn read_part(mut cmd: CmdRef, rw: Rw, keep: u32) {
         .map_err(|_| EINVAL)
         .and_then(ScratchSgl::new)
         .and_then(|scratch| Step::new(&cmd, StepKind::ReadPart { keep }, Some(scratch), false));
-    let step = match step {
-        Ok(s) => s,
-        Err(_) => return cmd::complete(cmd, Err(Sense::internal_target_failure())),
-    };
-    let d = cmd.data_mut();
-    if let Some(scratch) = &step.scratch {
-        d.sgl = scratch.sgl();
-    }
-    d.step = Some(step);
-    d.op = Op::Read(rw);
-    be.rw(cmd, rw, false)
+    read_step(cmd, be, step, rw)
 }
 
 /// Copies the first `len` bytes of `from` to `to`.
