@@ -34,17 +34,23 @@ _sgio_py=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/sgio.py
 sgio_up() {
     local d
     d=$(mktemp -d /tmp/sgio.XXXXXX) && mkfifo "$d/req" "$d/resp" || return 1
-    python3 "$_sgio_py" --serve "$d/req" "$d/resp" &
+    python3 "$_sgio_py" --serve "$d/req" "$d/resp" $$ < /dev/null > /dev/null 2> "$d/log" &
     exec {_sgio_w}<>"$d/req" {_sgio_r}<>"$d/resp"
 }
 sgio() {
-    local line
+    local line tag=$BASHPID.$RANDOM
     [ -n "${_sgio_w:-}" ] || { echo "sgio: no server (sgio_up)"; return 1; }
-    # One line per request, its arguments apart by US (a CDB may be given with spaces).
-    (IFS=$'\x1f'; printf '%s\n' "$*") >&"$_sgio_w" && read -r -t 120 line <&"$_sgio_r" ||
-        { echo "sgio: no answer"; return 1; }
-    printf '%s\n' "$line"
-    [[ $line != "ioctl failed"* ]]
+    # One line per request: a tag, then the arguments, apart by US (a CDB may be given with
+    # spaces). Answers to requests given up on (timed out) are skipped by their tags.
+    (IFS=$'\x1f'; printf '%s\n' "$tag"$'\x1f'"$*") >&"$_sgio_w" || { echo "sgio: no server"; return 1; }
+    while read -r -t 120 line <&"$_sgio_r"; do
+        [ "${line%%$'\x1f'*}" = "$tag" ] || continue
+        line=${line#*$'\x1f'}
+        printf '%s\n' "$line"
+        [[ $line != "ioctl failed"* ]]
+        return
+    done
+    echo "sgio: no answer"; return 1
 }
 
 # The default test LUN: a ramdisk exported through loopback, the same for rtarget and LIO.

@@ -160,7 +160,8 @@ write_in_flight() {
         read -r r w < /sys/block/rtslow/inflight && [ "$w" -gt 0 ] && return 0
         sleep 0.2
     done
-    echo "# the WRITE never reached the device"
+    # The checks that follow then fail.
+    wait $bg; echo "never in flight" > "$1"
 }
 preempt_abort() {
     local sg1 sg2 s n=$3 w=/tmp/pr_write.$1 ours= bg

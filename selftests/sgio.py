@@ -4,8 +4,9 @@
 
     sgio.py DEV CDB_HEX [--in N] [--out HEX]
     sgio.py DEV --batch OUTDIR < LINES      (each line: NAME|CDB_HEX|[--in N] [--out HEX])
-    sgio.py --serve REQ RESP                (lib.sh's sgio: each line, DEV CDB_HEX [ARGS] apart
-                                             by US (1Fh), read from the FIFO REQ is answered on RESP)
+    sgio.py --serve REQ RESP SHELL_PID      (lib.sh's sgio: each line, TAG DEV CDB_HEX [ARGS]
+                                             apart by US (1Fh), read from the FIFO REQ is
+                                             answered on RESP as TAG US ANSWER)
 
 Prints one line: status=XX host=XX resid=N sense=HEX data=HEX (data-in bytes actually
 transferred). Exit status 0 unless the ioctl itself fails. In batch mode each command's line
@@ -69,34 +70,32 @@ def run(dev, cdb_hex, args):
             % (r["status"], r["host"], r["resid"], r["sense"].hex(), r["data"].hex()))
 
 
-def serve(req, resp):
-    # The shell holds both FIFOs open read-write, so neither open blocks here and no request
-    # is lost; the server ends when that shell does.
-    parent = os.getppid()
-    r = os.open(req, os.O_RDONLY)
-    w = open(resp, "w", buffering=1)
+def serve(req, resp, shell):
+    # Both FIFOs are opened read-write, here as in the shell, so no open blocks and no request
+    # is lost; the server ends when the shell (its parent) does. Each answer starts with its
+    # request's tag, so a caller that gave up on an answer cannot take it for another's.
+    r = os.open(req, os.O_RDWR)
+    w = os.open(resp, os.O_RDWR)
     buf = b""
-    while os.getppid() == parent:
+    while os.getppid() == shell:
         if not select.select([r], [], [], 1.0)[0]:
             continue
-        chunk = os.read(r, 65536)
-        if not chunk:
-            return
-        buf += chunk
+        buf += os.read(r, 65536)
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
-            parts = line.decode().split("\x1f")
+            tag = ""
             try:
+                tag, *parts = line.decode().split("\x1f")
                 out = run(parts[0], parts[1], parts[2:])
-            except (OSError, ValueError, IndexError) as e:
+            except Exception as e:  # one answer per request, whatever happened
                 out = "ioctl failed: %s" % e
-            w.write(out + "\n")
+            os.write(w, (str(tag) + "\x1f" + out + "\n").encode())
 
 
 def main():
     args = sys.argv[1:]
-    if len(args) == 3 and args[0] == "--serve":
-        return serve(args[1], args[2])
+    if len(args) == 4 and args[0] == "--serve":
+        return serve(args[1], args[2], int(args[3]))
     if len(args) == 3 and args[1] == "--batch":
         os.makedirs(args[2], exist_ok=True)
         for line in sys.stdin:

@@ -288,7 +288,8 @@ fn decide(cmd: &mut CmdRef) -> Next {
         session: cmd.session().map(|s| &**s),
         lun: cmd.lun_index(),
         read_only: cmd.data().read_only,
-        overflow_reads: cmd.data().overflow_reads,
+        // A READ CDB sent as a write (iSCSI's W bit) is not one.
+        overflow_reads: cmd.data().overflow_reads && cmd.data().dir != DataDir::ToDevice,
     };
     let (next, resid, overflow) = decide_io(&rw, lun, &nexus, data_len);
     let d = cmd.data_mut();
@@ -325,13 +326,15 @@ fn decide_io(rw: &RwCdb, lun: &Lun, nexus: &Nexus<'_>, data_len: u32) -> (Next, 
     // Protection fields are taken, and the control page says ATO, when the nexus carries it.
     limits.pi = pi.is_some() && session.is_some_and(|s| s.pi.carries);
     limits.type2 = limits.pi && store == Some(PiType::Type2);
-    // A READ asking more than the buffer holds (without protection information): decoded as
-    // if the buffer were whole, then the buffer's bytes are read (LIO's SCF_OVERFLOW_BIT).
+    // A READ asking more than the buffer holds (without protection information, asked or
+    // kept): decoded as if the buffer were whole, then the buffer's bytes are read (LIO's
+    // SCF_OVERFLOW_BIT).
     let bs = u64::from(limits.block_size);
     let need = u64::from(rw.blocks) * bs;
     let overflow = nexus.overflow_reads
         && matches!(rw.dir, crate::proto::cdb::Dir::Read)
         && pi.is_none()
+        && rw.protect == 0
         && need > u64::from(data_len);
     let decode_len = if overflow {
         u32::try_from(need).unwrap_or(u32::MAX)
