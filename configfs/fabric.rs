@@ -8,7 +8,7 @@ use super::backstore::DevDir;
 use super::{autoload, plain, show_u32, Fixed, Kinds, Tree};
 use crate::acl::NodeAcl;
 use crate::device::parse_u32;
-use crate::fabric::{self, AclGroup, Fabric, FabricAcl, FabricTpg, FabricWwn};
+use crate::fabric::{self, AclGroup, Fabric, FabricAcl, FabricTpg, FabricWwn, TpgGroup};
 use crate::lun::{Lun, Port};
 use crate::rt::configfs::{emit, emit_line, strip_nl, Attr, Dir, Kind, NewNode, Node};
 use crate::rt::module_ref::ModuleRef;
@@ -21,8 +21,8 @@ use kernel::sync::{Arc, Mutex};
 /// Item types that depend on the fabric's attribute lists.
 struct FabricKinds {
     fabric_dir: Arc<Kind>,
-    tpg: Arc<Kind>,
-    tpg_attrib: Arc<Kind>,
+    /// `tpgt_<N>` and its `attrib/`, `auth/`, `param/`, in [`TpgGroup`] order.
+    tpg: [Arc<Kind>; 4],
     /// `acls/<initiator>` and its `attrib/`, `auth/`, `param/`, in [`AclGroup`] order.
     acl: [Arc<Kind>; 4],
     mapped_lun: Arc<Kind>,
@@ -54,8 +54,16 @@ pub(super) fn make_fabric_dir(tree: &Arc<Tree>, name: &CStr) -> Result<NewNode> 
     };
     let kinds = FabricKinds {
         fabric_dir: Kind::new(k.module, &[Attr::ro(c"version")])?,
-        tpg: Kind::new2(k.module, fabric.tpg_attrs(), &[Attr::rw(c"rtpi")])?,
-        tpg_attrib: Kind::new(k.module, fabric.tpg_attrib_attrs())?,
+        tpg: [
+            Kind::new2(
+                k.module,
+                fabric.tpg_attrs(TpgGroup::Base),
+                &[Attr::rw(c"rtpi")],
+            )?,
+            Kind::new(k.module, fabric.tpg_attrs(TpgGroup::Attrib))?,
+            Kind::new(k.module, fabric.tpg_attrs(TpgGroup::Auth))?,
+            Kind::new(k.module, fabric.tpg_attrs(TpgGroup::Param))?,
+        ],
         acl: [
             Kind::new(k.module, fabric.acl_attrs(AclGroup::Base))?,
             Kind::new(k.module, fabric.acl_attrs(AclGroup::Attrib))?,
@@ -218,13 +226,10 @@ impl WwnDir {
             tpg: tpg.clone(),
             tag,
         };
-        let mut node = NewNode::new(name, &self.kinds.tpg, Arc::new(dir, GFP_KERNEL)?)?
+        let sub = |group| Arc::new(TpgSub(group, tpg.clone()), GFP_KERNEL);
+        let mut node = NewNode::new(name, &self.kinds.tpg[0], Arc::new(dir, GFP_KERNEL)?)?
             .with_default(c"lun", &k.empty, Arc::new(luns, GFP_KERNEL)?)?
-            .with_default(
-                c"attrib",
-                &self.kinds.tpg_attrib,
-                Arc::new(TpgAttrib(tpg.clone()), GFP_KERNEL)?,
-            )?;
+            .with_default(c"attrib", &self.kinds.tpg[1], sub(TpgGroup::Attrib)?)?;
         let acls = AclsGroup {
             tree: self.tree.clone(),
             kinds: self.kinds.clone(),
@@ -233,13 +238,13 @@ impl WwnDir {
         };
         node = node.with_default(c"acls", &k.empty, Arc::new(acls, GFP_KERNEL)?)?;
         let np = NpGroup {
-            tpg,
+            tpg: tpg.clone(),
             kind: k.empty.clone(),
         };
-        node = node.with_default(c"np", &k.empty, Arc::new(np, GFP_KERNEL)?)?;
-        for n in [c"auth", c"param"] {
-            node.add_default(plain(n, &k.empty)?);
-        }
+        node = node
+            .with_default(c"np", &k.empty, Arc::new(np, GFP_KERNEL)?)?
+            .with_default(c"auth", &self.kinds.tpg[2], sub(TpgGroup::Auth)?)?
+            .with_default(c"param", &self.kinds.tpg[3], sub(TpgGroup::Param)?)?;
         Ok(node)
     }
 }
@@ -293,7 +298,7 @@ impl Dir for TpgDir {
     fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
         match attr {
             b"rtpi" => show_u32(page, 0),
-            _ => self.tpg.show(attr, page),
+            _ => self.tpg.show(TpgGroup::Base, attr, page),
         }
     }
 
@@ -304,7 +309,7 @@ impl Dir for TpgDir {
                 0 => Ok(()),
                 _ => Err(ENOSYS),
             },
-            _ => self.tpg.store(attr, data),
+            _ => self.tpg.store(TpgGroup::Base, attr, data),
         }
     }
 
@@ -313,15 +318,15 @@ impl Dir for TpgDir {
     }
 }
 
-/// `tpgt_<N>/attrib`.
-struct TpgAttrib(Arc<dyn FabricTpg>);
+/// `tpgt_<N>/{attrib,auth,param}`: served by the fabric.
+struct TpgSub(TpgGroup, Arc<dyn FabricTpg>);
 
-impl Dir for TpgAttrib {
+impl Dir for TpgSub {
     fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
-        self.0.attrib_show(attr, page)
+        self.1.show(self.0, attr, page)
     }
     fn store(&self, attr: &[u8], data: &[u8]) -> Result {
-        self.0.attrib_store(attr, data)
+        self.1.store(self.0, attr, data)
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -105,11 +105,14 @@ impl NodeAcl {
         let removed = {
             let mut luns = self.luns.lock();
             match luns.iter().position(|m| m.mapped == mapped) {
-                Some(i) => luns.remove(i).is_ok(),
-                None => false,
+                Some(i) => luns.remove(i).ok(),
+                None => None,
             }
         };
-        if removed {
+        if let Some(m) = removed {
+            // As LIO: the initiator's persistent reservation registrations through this port
+            // go with the mapping.
+            m.lun.device.pr.forget_initiator(port, &self.initiator);
             port.for_each_session(|s| {
                 if s.acl_is(self) {
                     s.forget_lun(mapped)
@@ -141,9 +144,13 @@ impl NodeAcl {
         }
     }
 
-    /// Drops every mapping (the ACL is being removed).
-    pub(crate) fn clear(&self) {
-        self.luns.lock().clear();
+    /// Drops every mapping (the ACL is being removed on `port`), and with each the initiator's
+    /// persistent reservation registrations through the port, as LIO.
+    pub(crate) fn clear(&self, port: &Port) {
+        let gone = core::mem::take(&mut *self.luns.lock());
+        for m in gone.iter() {
+            m.lun.device.pr.forget_initiator(port, &self.initiator);
+        }
     }
 
     /// Sets the write protection of `mapped`; false if nothing is mapped there.

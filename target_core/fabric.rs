@@ -23,12 +23,9 @@ pub trait Fabric: Sync {
     fn make_wwn(&self, _name: &CStr) -> Result<Arc<dyn FabricWwn>> {
         Err(EINVAL)
     }
-    /// Attributes of `tpgt_<N>` the fabric serves (the core adds `rtpi`).
-    fn tpg_attrs(&self) -> &'static [Attr] {
-        &[]
-    }
-    /// Attributes of `tpgt_<N>/attrib`.
-    fn tpg_attrib_attrs(&self) -> &'static [Attr] {
+    /// Attributes of `tpgt_<N>` (the core adds `rtpi`) and of its `attrib/`, `auth/` and
+    /// `param/`.
+    fn tpg_attrs(&self, _group: TpgGroup) -> &'static [Attr] {
         &[]
     }
     /// Attributes of `acls/<initiator>` and of its `attrib/`, `auth/` and `param/`.
@@ -47,6 +44,19 @@ pub enum AclGroup {
     /// `auth/`.
     Auth,
     /// `param/`.
+    Param,
+}
+
+/// The directories of a TPG whose attributes the fabric serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TpgGroup {
+    /// `tpgt_<N>` itself (iSCSI: `enable`, `dynamic_sessions`).
+    Base,
+    /// `attrib/`.
+    Attrib,
+    /// `auth/` (iSCSI: the CHAP credentials of demo-mode sessions).
+    Auth,
+    /// `param/` (iSCSI: the values a login offers).
     Param,
 }
 
@@ -76,20 +86,12 @@ pub trait FabricWwn: Send + Sync + core::any::Any {
 
 /// A fabric target portal group.
 pub trait FabricTpg: Send + Sync {
-    /// Shows one of [`Fabric::tpg_attrs`].
-    fn show(&self, _attr: &[u8], _page: &mut [u8]) -> Result<usize> {
+    /// Shows one of [`Fabric::tpg_attrs`] of `group`.
+    fn show(&self, _group: TpgGroup, _attr: &[u8], _page: &mut [u8]) -> Result<usize> {
         Err(EINVAL)
     }
-    /// Stores one of [`Fabric::tpg_attrs`].
-    fn store(&self, _attr: &[u8], _data: &[u8]) -> Result {
-        Err(EINVAL)
-    }
-    /// Shows one of [`Fabric::tpg_attrib_attrs`].
-    fn attrib_show(&self, _attr: &[u8], _page: &mut [u8]) -> Result<usize> {
-        Err(EINVAL)
-    }
-    /// Stores one of [`Fabric::tpg_attrib_attrs`].
-    fn attrib_store(&self, _attr: &[u8], _data: &[u8]) -> Result {
+    /// Stores one of [`Fabric::tpg_attrs`] of `group`.
+    fn store(&self, _group: TpgGroup, _attr: &[u8], _data: &[u8]) -> Result {
         Err(EINVAL)
     }
     /// `mkdir np/<name>`: a network portal (`<ipv4>:<port>` or `[<ipv6>]:<port>`); the fabric

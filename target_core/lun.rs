@@ -160,7 +160,7 @@ impl Port {
     /// them.
     pub fn remove_acl(&self, acl: &Arc<NodeAcl>) {
         self.acls.lock().retain(|a| !Arc::ptr_eq(a, acl));
-        acl.clear();
+        acl.clear(self);
     }
 
     pub(crate) fn add_session(&self, s: &Arc<Session>) -> Result {

@@ -114,6 +114,20 @@ impl Reservations {
             .store(u32::from(st.reservation.is_some()), Relaxed);
     }
 
+    /// `initiator` no longer reaches the device through `port` (its ACL lost the mapping):
+    /// its registrations through the port go (those with ALL_TG_PT stay).
+    pub(crate) fn forget_initiator(&self, port: &Port, initiator: &CStr) {
+        let mut st = self.state.lock();
+        st.forget(|r| {
+            !r.all_tg_pt
+                && r.nexus.tpgt == port.tpgt
+                && r.nexus.port_wwn.to_bytes() == port.wwn.to_bytes()
+                && r.nexus.initiator.to_bytes() == initiator.to_bytes()
+        });
+        self.reserved
+            .store(u32::from(st.reservation.is_some()), Relaxed);
+    }
+
     /// Runs `f` on the state, under its lock (configfs' `pr/` files).
     pub(crate) fn with_state<R>(&self, f: impl FnOnce(&Table) -> R) -> R {
         f(&self.state.lock())

@@ -83,6 +83,62 @@ pub(crate) struct Creds {
     pub(crate) password_mutual: KVec<u8>,
 }
 
+/// The CHAP credentials of an ACL's or a TPG's `auth/` (LIO's `iscsi_node_auth`).
+#[pin_data]
+pub(crate) struct AuthStore {
+    #[pin]
+    values: Mutex<[KVec<u8>; 4]>,
+}
+
+impl AuthStore {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(AuthStore {
+            values <- kernel::new_mutex!([KVec::new(), KVec::new(), KVec::new(), KVec::new()]),
+        })
+    }
+
+    /// A copy of the credentials, for one login.
+    pub(crate) fn creds(&self) -> Result<Creds> {
+        let a = self.values.lock();
+        let copy = |v: &KVec<u8>| -> Result<KVec<u8>> {
+            let mut c = KVec::new();
+            c.extend_from_slice(v, GFP_KERNEL)?;
+            Ok(c)
+        };
+        Ok(Creds {
+            user: copy(&a[0])?,
+            password: copy(&a[1])?,
+            user_mutual: copy(&a[2])?,
+            password_mutual: copy(&a[3])?,
+        })
+    }
+
+    pub(crate) fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        let a = self.values.lock();
+        if attr == b"authenticate_target" {
+            let mutual = !a[2].is_empty() && !a[3].is_empty();
+            return fmt_line(page, fmt!("{}", u32::from(mutual)));
+        }
+        let i = AUTH_NAMES.iter().position(|n| *n == attr).ok_or(EINVAL)?;
+        Ok(emit_line(page, &a[i]))
+    }
+
+    pub(crate) fn store(&self, attr: &[u8], data: &[u8]) -> Result {
+        let i = AUTH_NAMES.iter().position(|n| *n == attr).ok_or(EINVAL)?;
+        let v = strip_nl(data);
+        if v.len() > CRED_MAX {
+            return Err(EINVAL);
+        }
+        let mut a = self.values.lock();
+        a[i].clear();
+        // "NULL" unsets, as LIO.
+        if !v.starts_with(b"NULL") {
+            a[i].extend_from_slice(v, GFP_KERNEL)?;
+        }
+        Ok(())
+    }
+}
+
 /// One initiator's ACL on an iSCSI TPG.
 #[pin_data]
 pub(crate) struct IscsiAcl {
@@ -92,7 +148,7 @@ pub(crate) struct IscsiAcl {
     /// 0, 1, or -1: the TPG's `authentication`.
     authentication: Atomic<i32>,
     #[pin]
-    auth: Mutex<[KVec<u8>; 4]>,
+    pub(crate) auth: AuthStore,
     #[pin]
     tag: Mutex<KVec<u8>>,
 }
@@ -105,7 +161,7 @@ impl IscsiAcl {
                 tpg,
                 attrib: core::array::from_fn(|i| Atomic::new(ATTRIB[i].1)),
                 authentication: Atomic::new(-1),
-                auth <- kernel::new_mutex!([KVec::new(), KVec::new(), KVec::new(), KVec::new()]),
+                auth <- AuthStore::new(),
                 tag <- kernel::new_mutex!(KVec::new()),
             }? Error),
             GFP_KERNEL,
@@ -118,22 +174,6 @@ impl IscsiAcl {
             -1 => tpg_default,
             v => v == 1,
         }
-    }
-
-    /// A copy of the credentials, for one login.
-    pub(crate) fn creds(&self) -> Result<Creds> {
-        let a = self.auth.lock();
-        let copy = |v: &KVec<u8>| -> Result<KVec<u8>> {
-            let mut c = KVec::new();
-            c.extend_from_slice(v, GFP_KERNEL)?;
-            Ok(c)
-        };
-        Ok(Creds {
-            user: copy(&a[0])?,
-            password: copy(&a[1])?,
-            user_mutual: copy(&a[2])?,
-            password_mutual: copy(&a[3])?,
-        })
     }
 
     fn show_base(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
@@ -209,31 +249,6 @@ impl IscsiAcl {
         self.attrib[i].store(v, Relaxed);
         Ok(())
     }
-
-    fn show_auth(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
-        let a = self.auth.lock();
-        if attr == b"authenticate_target" {
-            let mutual = !a[2].is_empty() && !a[3].is_empty();
-            return fmt_line(page, fmt!("{}", u32::from(mutual)));
-        }
-        let i = AUTH_NAMES.iter().position(|n| *n == attr).ok_or(EINVAL)?;
-        Ok(emit_line(page, &a[i]))
-    }
-
-    fn store_auth(&self, attr: &[u8], data: &[u8]) -> Result {
-        let i = AUTH_NAMES.iter().position(|n| *n == attr).ok_or(EINVAL)?;
-        let v = strip_nl(data);
-        if v.len() > CRED_MAX {
-            return Err(EINVAL);
-        }
-        let mut a = self.auth.lock();
-        a[i].clear();
-        // "NULL" unsets, as LIO.
-        if !v.starts_with(b"NULL") {
-            a[i].extend_from_slice(v, GFP_KERNEL)?;
-        }
-        Ok(())
-    }
 }
 
 impl FabricAcl for IscsiAcl {
@@ -241,7 +256,7 @@ impl FabricAcl for IscsiAcl {
         match group {
             AclGroup::Base => self.show_base(attr, page),
             AclGroup::Attrib => self.show_attrib(attr, page),
-            AclGroup::Auth => self.show_auth(attr, page),
+            AclGroup::Auth => self.auth.show(attr, page),
             AclGroup::Param => self.tpg.session_param(&self.acl.initiator, attr, page),
         }
     }
@@ -250,7 +265,7 @@ impl FabricAcl for IscsiAcl {
         match group {
             AclGroup::Base => self.store_base(attr, data),
             AclGroup::Attrib => self.store_attrib(attr, data),
-            AclGroup::Auth => self.store_auth(attr, data),
+            AclGroup::Auth => self.auth.store(attr, data),
             AclGroup::Param => Err(EPERM),
         }
     }

@@ -20,7 +20,7 @@ use kernel::sync::atomic::{ordering::Relaxed, Atomic};
 use kernel::sync::{Arc, Mutex};
 use kernel::time::{delay::fsleep, Delta, Instant, Monotonic};
 use rtarget_core::acl::NodeAcl;
-use rtarget_core::fabric::{self, AclGroup, Fabric, FabricAcl, FabricTpg, FabricWwn};
+use rtarget_core::fabric::{self, AclGroup, Fabric, FabricAcl, FabricTpg, FabricWwn, TpgGroup};
 use rtarget_core::lun::Port;
 use rtarget_core::proto::spc::Proto;
 use rtarget_core::rt::configfs::{emit_line, strip_nl, Attr};
@@ -47,6 +47,8 @@ pub mod portal;
 pub mod serial;
 #[path = "proto/src/text.rs"]
 pub mod text;
+#[path = "proto/src/tpg_param.rs"]
+pub mod tpg_param;
 #[path = "proto/src/xfer.rs"]
 pub mod xfer;
 
@@ -54,6 +56,7 @@ use login::{Auth, Login, Status, Step};
 use pdu::{login_status, Framing, Request, Response, Sn, BHS_LEN, RESERVED_TAG};
 use portal::Ip;
 use text::{Params, SessionType, Writer};
+use tpg_param::TpgParams;
 
 module! {
     type: RtargetIscsi,
@@ -106,6 +109,30 @@ static TPG_ATTRIB_ATTRS: [Attr; 13] = {
     }
     a
 };
+/// `tpgt_<N>/param`: [`tpg_param::KEYS`], in LIO's order.
+static TPG_PARAM_ATTRS: [Attr; 21] = [
+    Attr::rw(c"AuthMethod"),
+    Attr::rw(c"HeaderDigest"),
+    Attr::rw(c"DataDigest"),
+    Attr::rw(c"MaxConnections"),
+    Attr::rw(c"TargetAlias"),
+    Attr::rw(c"InitialR2T"),
+    Attr::rw(c"ImmediateData"),
+    Attr::rw(c"MaxRecvDataSegmentLength"),
+    Attr::rw(c"MaxXmitDataSegmentLength"),
+    Attr::rw(c"MaxBurstLength"),
+    Attr::rw(c"FirstBurstLength"),
+    Attr::rw(c"DefaultTime2Wait"),
+    Attr::rw(c"DefaultTime2Retain"),
+    Attr::rw(c"MaxOutstandingR2T"),
+    Attr::rw(c"DataPDUInOrder"),
+    Attr::rw(c"DataSequenceInOrder"),
+    Attr::rw(c"ErrorRecoveryLevel"),
+    Attr::rw(c"IFMarker"),
+    Attr::rw(c"OFMarker"),
+    Attr::rw(c"IFMarkInt"),
+    Attr::rw(c"OFMarkInt"),
+];
 const AUTHENTICATION: usize = 0;
 const LOGIN_TIMEOUT: usize = 1;
 const GENERATE_NODE_ACLS: usize = 2;
@@ -142,8 +169,13 @@ impl Fabric for Iscsi {
         Ok(wwn)
     }
 
-    fn tpg_attrs(&self) -> &'static [Attr] {
-        &TPG_ATTRS
+    fn tpg_attrs(&self, group: TpgGroup) -> &'static [Attr] {
+        match group {
+            TpgGroup::Base => &TPG_ATTRS,
+            TpgGroup::Attrib => &TPG_ATTRIB_ATTRS,
+            TpgGroup::Auth => &acl::AUTH_ATTRS,
+            TpgGroup::Param => &TPG_PARAM_ATTRS,
+        }
     }
 
     fn acl_attrs(&self, group: AclGroup) -> &'static [Attr] {
@@ -153,10 +185,6 @@ impl Fabric for Iscsi {
             AclGroup::Auth => &acl::AUTH_ATTRS,
             AclGroup::Param => &acl::PARAM_ATTRS,
         }
-    }
-
-    fn tpg_attrib_attrs(&self) -> &'static [Attr] {
-        &TPG_ATTRIB_ATTRS
     }
 }
 
@@ -185,11 +213,13 @@ impl FabricWwn for IscsiWwn {
         if self.tpgs.lock().iter().any(|t| t.tag == tag) {
             return Err(EEXIST);
         }
-        let settings = Arc::new(
-            Settings {
+        let settings = Arc::pin_init(
+            try_pin_init!(Settings {
                 enabled: Atomic::new(false),
                 attrib: core::array::from_fn(|i| Atomic::new(ATTRIB[i].1)),
-            },
+                params <- kernel::new_mutex!(TpgParams::default()),
+                auth <- acl::AuthStore::new(),
+            }? Error),
             GFP_KERNEL,
         )?;
         let core = Arc::pin_init(
@@ -227,10 +257,16 @@ impl FabricWwn for IscsiWwn {
     }
 }
 
-/// What a TPG's connections read: `enable` and `attrib/`.
+/// What a TPG's connections read: `enable`, `attrib/`, `param/` and `auth/`.
+#[pin_data]
 struct Settings {
     enabled: Atomic<bool>,
     attrib: [Atomic<u32>; 13],
+    #[pin]
+    params: Mutex<TpgParams>,
+    /// The credentials of demo-mode sessions.
+    #[pin]
+    auth: acl::AuthStore,
 }
 
 impl Settings {
@@ -391,61 +427,41 @@ struct IscsiTpg {
 }
 
 impl FabricTpg for IscsiTpg {
-    fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
-        match attr {
-            b"enable" => Ok(emit_line(
-                page,
-                if self.settings.enabled.load(Relaxed) {
-                    b"1"
-                } else {
-                    b"0"
-                },
-            )),
-            b"dynamic_sessions" => {
-                // One initiator name per line, as LIO lists its demo-mode sessions.
-                let mut at = 0;
-                for s in self.core.sessions.lock().iter().filter(|s| !s.acl) {
-                    let name = s.initiator.to_bytes();
-                    if at + name.len() + 1 > page.len() {
-                        break;
-                    }
-                    page[at..at + name.len()].copy_from_slice(name);
-                    page[at + name.len()] = b'\n';
-                    at += name.len() + 1;
-                }
-                Ok(at)
+    fn show(&self, group: TpgGroup, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        match group {
+            TpgGroup::Base => self.show_base(attr, page),
+            TpgGroup::Attrib => {
+                let i = attrib_index(attr)?;
+                let s = CString::try_from_fmt(fmt!("{}", self.settings.attrib(i)))?;
+                Ok(emit_line(page, s.to_bytes()))
             }
-            _ => Err(EINVAL),
+            TpgGroup::Auth => self.settings.auth.show(attr, page),
+            TpgGroup::Param => {
+                let mut v = [0u8; tpg_param::VALUE_MAX];
+                let n = self
+                    .settings
+                    .params
+                    .lock()
+                    .show(attr, &mut v)
+                    .map_err(|_| EINVAL)?;
+                Ok(emit_line(page, &v[..n]))
+            }
         }
     }
 
-    fn store(&self, attr: &[u8], data: &[u8]) -> Result {
-        match (attr, strip_nl(data)) {
-            (b"enable", b"0") => self.settings.enabled.store(false, Relaxed),
-            (b"enable", b"1") => self.settings.enabled.store(true, Relaxed),
-            _ => return Err(EINVAL),
+    fn store(&self, group: TpgGroup, attr: &[u8], data: &[u8]) -> Result {
+        match group {
+            TpgGroup::Base => self.store_base(attr, data),
+            TpgGroup::Attrib => self.store_attrib(attr, data),
+            TpgGroup::Auth => self.settings.auth.store(attr, data),
+            // Read by logins from then on, as LIO.
+            TpgGroup::Param => self
+                .settings
+                .params
+                .lock()
+                .set(attr, strip_nl(data))
+                .map_err(|_| EINVAL),
         }
-        Ok(())
-    }
-
-    fn attrib_show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
-        let i = attrib_index(attr)?;
-        let s = CString::try_from_fmt(fmt!("{}", self.settings.attrib(i)))?;
-        Ok(emit_line(page, s.to_bytes()))
-    }
-
-    fn attrib_store(&self, attr: &[u8], data: &[u8]) -> Result {
-        let i = attrib_index(attr)?;
-        let v: u32 = core::str::from_utf8(strip_nl(data))
-            .map_err(|_| EINVAL)?
-            .parse()
-            .map_err(|_| EINVAL)?;
-        let (_, _, lo, hi) = ATTRIB[i];
-        if !(lo..=hi).contains(&v) || (ATTRIB[i].0 == c"fabric_prot_type" && v == 2) {
-            return Err(EINVAL);
-        }
-        self.settings.attrib[i].store(v, Relaxed);
-        Ok(())
     }
 
     fn make_acl(&self, acl: &Arc<NodeAcl>) -> Result<Arc<dyn FabricAcl>> {
@@ -521,6 +537,70 @@ impl FabricTpg for IscsiTpg {
         };
         // Stopped outside the lock: connection threads take it for SendTargets.
         drop(portal);
+    }
+}
+
+impl IscsiTpg {
+    fn show_base(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        match attr {
+            b"enable" => Ok(emit_line(
+                page,
+                if self.settings.enabled.load(Relaxed) {
+                    b"1"
+                } else {
+                    b"0"
+                },
+            )),
+            b"dynamic_sessions" => {
+                // One initiator name per line, as LIO lists its demo-mode sessions.
+                let mut at = 0;
+                for s in self.core.sessions.lock().iter().filter(|s| !s.acl) {
+                    let name = s.initiator.to_bytes();
+                    if at + name.len() + 1 > page.len() {
+                        break;
+                    }
+                    page[at..at + name.len()].copy_from_slice(name);
+                    page[at + name.len()] = b'\n';
+                    at += name.len() + 1;
+                }
+                Ok(at)
+            }
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn store_base(&self, attr: &[u8], data: &[u8]) -> Result {
+        let s = &self.settings;
+        match (attr, strip_nl(data)) {
+            (b"enable", b"0") => s.enabled.store(false, Relaxed),
+            (b"enable", b"1") => {
+                // As LIO's enable: an enforcing TPG's AuthMethod loses None.
+                if s.attrib(AUTHENTICATION) != 0 {
+                    s.params.lock().authentication(true);
+                }
+                s.enabled.store(true, Relaxed)
+            }
+            _ => return Err(EINVAL),
+        }
+        Ok(())
+    }
+
+    fn store_attrib(&self, attr: &[u8], data: &[u8]) -> Result {
+        let i = attrib_index(attr)?;
+        let v: u32 = core::str::from_utf8(strip_nl(data))
+            .map_err(|_| EINVAL)?
+            .parse()
+            .map_err(|_| EINVAL)?;
+        let (_, _, lo, hi) = ATTRIB[i];
+        if !(lo..=hi).contains(&v) || (ATTRIB[i].0 == c"fabric_prot_type" && v == 2) {
+            return Err(EINVAL);
+        }
+        if i == AUTHENTICATION {
+            // As LIO: AuthMethod follows (None taken out, or added).
+            self.settings.params.lock().authentication(v != 0);
+        }
+        self.settings.attrib[i].store(v, Relaxed);
+        Ok(())
     }
 }
 
@@ -662,29 +742,27 @@ impl login::Portal for LoginPortal<'_> {
             let s = &self.shared.settings;
             let name = CString::try_from_fmt(fmt!("{}", kernel::str::BStr::from_bytes(initiator)))
                 .map_err(|_| login_status::OUT_OF_RESOURCES)?;
-            if let Some(acl) = self.shared.tpg.acl_of(&name) {
-                let _ = self.admitted.set(Some(acl.acl.clone()));
-                if !acl.authentication(s.attrib(AUTHENTICATION) != 0) {
-                    return Ok(Auth::None);
-                }
-                if self.creds.get().is_none() {
-                    let c = acl.creds().map_err(|_| login_status::OUT_OF_RESOURCES)?;
-                    let _ = self.creds.set(c);
-                }
-                let c = self.creds.get().ok_or(login_status::OUT_OF_RESOURCES)?;
-                return chap_auth(&c.user, &c.password, &c.user_mutual, &c.password_mutual);
+            let acl = self.shared.tpg.acl_of(&name);
+            // Only `authentication` decides, as LIO (AuthMethod follows it).
+            let required = s.attrib(AUTHENTICATION) != 0;
+            let required = match &acl {
+                Some(a) => a.authentication(required),
+                // No ACL: only demo mode (generate_node_acls) admits.
+                None if s.attrib(GENERATE_NODE_ACLS) == 0 => return Err(login_status::FORBIDDEN),
+                None => required,
+            };
+            let _ = self.admitted.set(acl.as_ref().map(|a| a.acl.clone()));
+            if !required {
+                return Ok(Auth::None);
             }
-            // No ACL: only demo mode (generate_node_acls) admits.
-            let _ = self.admitted.set(None);
-            if s.attrib(GENERATE_NODE_ACLS) == 0 {
-                return Err(login_status::FORBIDDEN);
+            if self.creds.get().is_none() {
+                // The ACL's credentials, or the TPG's `auth/` in demo mode (as LIO).
+                let auth = acl.as_ref().map_or(&s.auth, |a| &a.auth);
+                let c = auth.creds().map_err(|_| login_status::OUT_OF_RESOURCES)?;
+                let _ = self.creds.set(c);
             }
-            // The TPG's own CHAP credentials (auth/) for demo mode are not served yet: a TPG
-            // that demands authentication admits nobody there rather than everybody.
-            if s.attrib(AUTHENTICATION) != 0 {
-                return Err(login_status::AUTH_FAILED);
-            }
-            return Ok(Auth::None);
+            let c = self.creds.get().ok_or(login_status::OUT_OF_RESOURCES)?;
+            return chap_auth(&c.user, &c.password, &c.user_mutual, &c.password_mutual);
         }
         if self.shared.settings.attrib(DEMO_MODE_DISCOVERY) == 0 {
             return Err(login_status::FORBIDDEN);
@@ -703,10 +781,18 @@ impl login::Portal for LoginPortal<'_> {
         self.shared.tag
     }
 
-    fn params(&self, _target: Option<u16>) -> Params {
-        Params {
-            max_recv_data_segment_length: LOGIN_SEGMENT as u32,
-            ..Params::default()
+    fn target_alias(&self, _target: u16, buf: &mut [u8; tpg_param::VALUE_MAX]) -> usize {
+        let params = self.shared.settings.params.lock();
+        let alias = params.target_alias();
+        buf[..alias.len()].copy_from_slice(alias);
+        alias.len()
+    }
+
+    /// The TPG's `param/` for a normal session; LIO's initial values for discovery.
+    fn params(&self, target: Option<u16>) -> Params {
+        match target {
+            Some(_) => self.shared.settings.params.lock().offer(),
+            None => Params::default(),
         }
     }
 }

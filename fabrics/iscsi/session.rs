@@ -47,6 +47,9 @@ pub(crate) const MAX_TRANSFER: u32 = 8 << 20;
 const KEEP_BUFFER: u32 = 256 << 10;
 /// Control PDUs waiting for the transmit thread, at most.
 const CONTROL_MAX: usize = 64;
+/// Data segment of a NOP-Out or Text Request, at most (the declared MaxRecvDataSegmentLength
+/// may be up to 16 MiB; these segments are copied, not placed in a command's buffer).
+const CONTROL_DATA_MAX: usize = 64 << 10;
 /// How long a closing connection waits for the commands backends still hold.
 const CLOSE_WAIT: kernel::time::Delta = kernel::time::Delta::from_secs(30);
 
@@ -623,6 +626,12 @@ impl Conn<'_> {
             match p.request {
                 Request::Command(c) => self.command(&p, &c, &f, &bhs)?,
                 Request::DataOut(d) => self.data_out(&p, &d, &f, &bhs)?,
+                Request::Nop(_) | Request::Text(_) if f.data > self.control_data_max() => {
+                    // Ping data or text longer than the initiator takes back (LIO: a protocol
+                    // error) or than a control buffer holds.
+                    self.recv_data(&f, Into::Drop)?;
+                    self.reject(pdu::RejectReason::ProtocolError, &bhs)?;
+                }
                 Request::Nop(n) => {
                     if !self.recv_segment(&f, &bhs)? {
                         continue;
@@ -697,6 +706,12 @@ impl Conn<'_> {
                 }
             }
         }
+    }
+
+    /// The longest data segment a NOP-Out or Text Request may carry: what the initiator
+    /// receives, and at most [`CONTROL_DATA_MAX`] (the segment is held in memory).
+    fn control_data_max(&self) -> usize {
+        (self.link.limits.max_xmit_segment as usize).min(CONTROL_DATA_MAX)
     }
 
     /// Checks a non-immediate request's CmdSN (one connection: they arrive in order).

@@ -13,7 +13,7 @@ use kernel::str::CString;
 use kernel::sync::atomic::{ordering::Relaxed, Atomic};
 use kernel::sync::{Arc, Mutex, SpinLock};
 use rtarget_core::cmd::{self, Cmd, CmdRef, FabricOps};
-use rtarget_core::fabric::{self, Fabric, FabricTpg, FabricWwn};
+use rtarget_core::fabric::{self, Fabric, FabricTpg, FabricWwn, TpgGroup};
 use rtarget_core::lun::{Lun, Port};
 use rtarget_core::proto::pi::PiType;
 use rtarget_core::proto::sense::FIXED_SENSE_LEN;
@@ -90,12 +90,12 @@ impl Fabric for Loopback {
         )?)
     }
 
-    fn tpg_attrs(&self) -> &'static [Attr] {
-        &TPG_ATTRS
-    }
-
-    fn tpg_attrib_attrs(&self) -> &'static [Attr] {
-        &TPG_ATTRIB_ATTRS
+    fn tpg_attrs(&self, group: TpgGroup) -> &'static [Attr] {
+        match group {
+            TpgGroup::Base => &TPG_ATTRS,
+            TpgGroup::Attrib => &TPG_ATTRIB_ATTRS,
+            TpgGroup::Auth | TpgGroup::Param => &[],
+        }
     }
 }
 
@@ -251,7 +251,41 @@ impl PinnedDrop for LoopTpg {
 }
 
 impl FabricTpg for LoopTpg {
-    fn show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+    fn show(&self, group: TpgGroup, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+        match group {
+            TpgGroup::Base => self.show_base(attr, page),
+            TpgGroup::Attrib => self.show_attrib(attr, page),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn store(&self, group: TpgGroup, attr: &[u8], data: &[u8]) -> Result {
+        match group {
+            TpgGroup::Base => self.store_base(attr, data),
+            TpgGroup::Attrib => self.store_attrib(attr, data),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn lun_linked(&self, lun: &Arc<Lun>) {
+        if let Err(e) = self.host.add_device(u32::from(self.tag), lun.index) {
+            pr_warn!(
+                "adding SCSI device {}:0:{}:{} failed: {:?}\n",
+                self.host.host_no(),
+                self.tag,
+                lun.index,
+                e
+            );
+        }
+    }
+
+    fn lun_unlinking(&self, lun: &Lun) {
+        self.host.remove_device(u32::from(self.tag), lun.index);
+    }
+}
+
+impl LoopTpg {
+    fn show_base(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
         match attr {
             b"nexus" => match &*self.session.lock() {
                 Some(s) => Ok(emit_line(page, s.initiator.to_bytes())),
@@ -273,7 +307,7 @@ impl FabricTpg for LoopTpg {
         }
     }
 
-    fn store(&self, attr: &[u8], data: &[u8]) -> Result {
+    fn store_base(&self, attr: &[u8], data: &[u8]) -> Result {
         let v = strip_nl(data);
         match attr {
             b"nexus" => self.set_nexus(v),
@@ -289,7 +323,7 @@ impl FabricTpg for LoopTpg {
         }
     }
 
-    fn attrib_show(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
+    fn show_attrib(&self, attr: &[u8], page: &mut [u8]) -> Result<usize> {
         match attr {
             b"fabric_prot_type" => {
                 let v = [b'0' + self.fabric_prot_type.load(Relaxed) as u8];
@@ -299,7 +333,7 @@ impl FabricTpg for LoopTpg {
         }
     }
 
-    fn attrib_store(&self, attr: &[u8], data: &[u8]) -> Result {
+    fn store_attrib(&self, attr: &[u8], data: &[u8]) -> Result {
         match (attr, strip_nl(data)) {
             // As tcm_loop: 0, 1 or 3, for nexuses made from now on.
             (b"fabric_prot_type", v @ (b"0" | b"1" | b"3")) => {
@@ -308,22 +342,6 @@ impl FabricTpg for LoopTpg {
             }
             _ => Err(EINVAL),
         }
-    }
-
-    fn lun_linked(&self, lun: &Arc<Lun>) {
-        if let Err(e) = self.host.add_device(u32::from(self.tag), lun.index) {
-            pr_warn!(
-                "adding SCSI device {}:0:{}:{} failed: {:?}\n",
-                self.host.host_no(),
-                self.tag,
-                lun.index,
-                e
-            );
-        }
-    }
-
-    fn lun_unlinking(&self, lun: &Lun) {
-        self.host.remove_device(u32::from(self.tag), lun.index);
     }
 }
 

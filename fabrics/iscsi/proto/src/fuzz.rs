@@ -350,3 +350,48 @@ pub fn xfer(data: &[u8]) {
         assert_eq!(w.complete(), w.received() == edtl);
     }
 }
+
+/// A TPG's `param/`: writes `key=value` lines (and flips `authentication` on a line without
+/// `=`), then checks what a file reads back and what a login would offer.
+pub fn tpg_param(data: &[u8]) {
+    use crate::tpg_param::{TpgParams, KEYS};
+    let mut p = TpgParams::default();
+    for line in data.split(|&c| c == b'\n') {
+        let Some(eq) = line.iter().position(|&c| c == b'=') else {
+            p.authentication(line.len() % 2 == 1);
+            continue;
+        };
+        let (key, value) = (&line[..eq], &line[eq + 1..]);
+        let mut out = [0u8; 300];
+        if p.set(key, value).is_ok() {
+            let n = p.show(key, &mut out).unwrap();
+            let shown = &out[..n];
+            match text::number(value) {
+                Some(v) if !matches!(key, b"TargetAlias" | b"IFMarkInt" | b"OFMarkInt") => {
+                    assert_eq!(text::number(shown), Some(v))
+                }
+                _ => assert_eq!(shown, value),
+            }
+        }
+    }
+    for (k, _) in KEYS {
+        let mut out = [0u8; 300];
+        let n = p.show(k, &mut out).unwrap();
+        // What a file reads, written back, is taken unchanged.
+        let mut q = p;
+        assert!(q.set(k, &out[..n]).is_ok(), "{k:?}");
+    }
+    let o = p.offer();
+    assert_eq!((o.max_connections, o.error_recovery_level), (1, 0));
+    assert!(o.data_pdu_in_order && o.data_sequence_in_order);
+    assert!((1..=crate::xfer::MAX_OUTSTANDING_R2T as u32).contains(&o.max_outstanding_r2t));
+    for v in [
+        o.max_recv_data_segment_length,
+        o.max_xmit_data_segment_length,
+        o.max_burst_length,
+        o.first_burst_length,
+    ] {
+        assert!((512..=16777215).contains(&v));
+    }
+    assert!(o.header_digest[0].is_some() && o.data_digest[0].is_some());
+}

@@ -9,4 +9,5 @@ pub mod pdu;
 pub mod portal;
 pub mod serial;
 pub mod text;
+pub mod tpg_param;
 pub mod xfer;

@@ -11,6 +11,7 @@
 use crate::chap::{Chap, ChapError, Crypto, Keys, Secret};
 use crate::pdu::{login_status as status, Login as LoginPdu, Stage, VERSION};
 use crate::text::{self, Declared, Negotiation, Params, SessionType, Writer};
+use crate::tpg_param::VALUE_MAX;
 
 /// Longest iSCSI name (RFC 7143 4.2.7.1).
 pub const MAX_NAME: usize = 223;
@@ -42,6 +43,11 @@ pub trait Portal {
     fn admit(&self, target: Option<Self::Target>, initiator: &[u8]) -> Result<Auth<'_>, Status>;
     /// The TPG's tag, sent in the first response of a normal session.
     fn tpgt(&self, target: Self::Target) -> u16;
+    /// The TPG's TargetAlias, declared with its tag when not empty: written to `buf`, its
+    /// length returned.
+    fn target_alias(&self, _target: Self::Target, _buf: &mut [u8; VALUE_MAX]) -> usize {
+        0
+    }
     /// The operational values the target offers for `target`'s TPG (`param/`).
     fn params(&self, target: Option<Self::Target>) -> Params;
 }
@@ -332,6 +338,12 @@ impl<T: Copy> Login<T> {
             let name = d.target_name.ok_or(status::MISSING_PARAMETER)?;
             let target = portal.target(name)?;
             self.target = Some(target);
+            let mut alias = [0u8; VALUE_MAX];
+            let n = portal.target_alias(target, &mut alias);
+            if n > 0 {
+                out.pair(b"TargetAlias", &[&alias[..n]])
+                    .map_err(|_| status::TARGET_ERROR)?;
+            }
             let mut digits = [0u8; 10];
             out.pair(
                 b"TargetPortalGroupTag",
@@ -411,6 +423,7 @@ mod tests {
         auth: Auth<'static>,
         demo: bool,
         enabled: bool,
+        alias: &'static [u8],
     }
 
     impl Portal for TestPortal {
@@ -432,6 +445,10 @@ mod tests {
         fn tpgt(&self, _: u8) -> u16 {
             1
         }
+        fn target_alias(&self, _: u8, buf: &mut [u8; VALUE_MAX]) -> usize {
+            buf[..self.alias.len()].copy_from_slice(self.alias);
+            self.alias.len()
+        }
         fn params(&self, _: Option<u8>) -> Params {
             Params {
                 max_recv_data_segment_length: 65536,
@@ -445,6 +462,7 @@ mod tests {
             auth,
             demo: false,
             enabled: true,
+            alias: b"",
         }
     }
 
@@ -507,6 +525,28 @@ mod tests {
     const OPERATIONAL: &[u8] =
         b"HeaderDigest=None\0DataDigest=None\0MaxRecvDataSegmentLength=262144\0\
 InitialR2T=No\0ImmediateData=Yes\0MaxBurstLength=16776192\0FirstBurstLength=262144\0";
+
+    #[test]
+    fn target_alias_declared_with_the_tag() {
+        let p = TestPortal {
+            alias: b"LIO Target",
+            ..portal(Auth::None)
+        };
+        let mut r = Run::new();
+        let mut t = names(b"Normal");
+        t.extend_from_slice(b"AuthMethod=None\0");
+        r.step(&p, req(false, Stage::Security, Stage::Security), &t);
+        assert_eq!(
+            r.last,
+            b"TargetAlias=LIO Target\0TargetPortalGroupTag=1\0AuthMethod=None\0".to_vec()
+        );
+        // Discovery sessions name no target: nothing declared.
+        let mut r = Run::new();
+        let mut t = names(b"Discovery");
+        t.extend_from_slice(b"AuthMethod=None\0");
+        r.step(&p, req(false, Stage::Security, Stage::Security), &t);
+        assert_eq!(r.last, b"AuthMethod=None\0".to_vec());
+    }
 
     #[test]
     fn without_authentication_like_open_iscsi() {

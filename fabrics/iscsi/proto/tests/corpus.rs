@@ -1,4 +1,4 @@
-//! Replays the committed fuzzing corpus (corpus/pdu, corpus/text) through the fuzzing entry
+//! Replays the committed fuzzing corpus (corpus/<target>) through the fuzzing entry
 //! points: every input a fuzzer kept, and every crash it found once fixed, stays a test.
 
 use std::fs;
@@ -41,4 +41,10 @@ fn login_corpus() {
 fn xfer_corpus() {
     let n = replay("xfer", rtarget_iscsi_proto::fuzz::xfer);
     assert!(n >= 4, "corpus/xfer has only {n} inputs");
+}
+
+#[test]
+fn tpg_param_corpus() {
+    let n = replay("tpg_param", rtarget_iscsi_proto::fuzz::tpg_param);
+    assert!(n >= 4, "corpus/tpg_param has only {n} inputs");
 }
