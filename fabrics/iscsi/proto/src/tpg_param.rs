@@ -91,16 +91,19 @@ struct Text<const N: usize> {
 }
 
 impl<const N: usize> Text<N> {
+    const EMPTY: Self = Text {
+        bytes: [0; N],
+        len: 0,
+    };
+
     fn new(v: &[u8]) -> Option<Self> {
         if v.len() > N {
             return None;
         }
-        let mut bytes = [0u8; N];
-        bytes[..v.len()].copy_from_slice(v);
-        Some(Text {
-            bytes,
-            len: v.len() as u8,
-        })
+        let mut t = Self::EMPTY;
+        t.bytes[..v.len()].copy_from_slice(v);
+        t.len = v.len() as u8;
+        Some(t)
     }
 
     fn get(&self) -> &[u8] {
@@ -122,11 +125,13 @@ struct Choices {
 }
 
 impl Choices {
+    const EMPTY: Choices = Choices {
+        items: [0; 6],
+        len: 0,
+    };
+
     fn parse(v: &[u8], names: &[&[u8]]) -> Option<Choices> {
-        let mut c = Choices {
-            items: [0; 6],
-            len: 0,
-        };
+        let mut c = Choices::EMPTY;
         for item in list(v) {
             let i = names.iter().position(|n| *n == item)?;
             if usize::from(c.len) == c.items.len() {
@@ -171,22 +176,10 @@ pub struct TpgParams {
 impl Default for TpgParams {
     fn default() -> Self {
         let mut p = TpgParams {
-            auth_method: Choices {
-                items: [0; 6],
-                len: 0,
-            },
-            digests: [Choices {
-                items: [0; 6],
-                len: 0,
-            }; 2],
-            target_alias: Text {
-                bytes: [0; VALUE_MAX],
-                len: 0,
-            },
-            mark_int: [Text {
-                bytes: [0; VALUE_MAX],
-                len: 0,
-            }; 2],
+            auth_method: Choices::EMPTY,
+            digests: [Choices::EMPTY; 2],
+            target_alias: Text::EMPTY,
+            mark_int: [Text::EMPTY; 2],
             values: [0; 21],
         };
         for (k, v) in KEYS {
