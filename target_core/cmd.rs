@@ -287,9 +287,8 @@ pub fn complete(mut cmd: CmdRef, result: core::result::Result<u32, Sense>) {
         Err(sense) => {
             let d = cmd.data_mut();
             d.status = CHECK_CONDITION;
+            // The residual stays: reported with any status, as LIO does.
             d.sense = Some(sense);
-            d.resid = 0;
-            d.overflow = false;
         }
     }
     finish(cmd)

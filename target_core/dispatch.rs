@@ -180,6 +180,9 @@ enum Next {
 /// A submitted command. Takes no lock and allocates nothing on the READ/WRITE path.
 pub(crate) fn execute(mut cmd: CmdRef) {
     let next = decide(&mut cmd);
+    if matches!(next, Next::Done(Err(s)) if s == command::invalid_field_in_iu()) {
+        size_mismatch(&mut cmd);
+    }
     // Data-out still on the wire: fetch it first. A WRITE resumes with its decided request;
     // the other commands are decided again once their data is in.
     let fetch = match next {
@@ -204,6 +207,22 @@ pub(crate) fn execute(mut cmd: CmdRef) {
         }
     }
     run(cmd, next)
+}
+
+/// A write refused because its buffer is not the length its CDB says: the difference is
+/// reported as the residual (an overflow when the CDB asks for more), as LIO does.
+fn size_mismatch(cmd: &mut CmdRef) {
+    let Some(blocks) = command::write_blocks(cmd.cdb()) else {
+        return;
+    };
+    let Some(block_size) = cmd.lun().map(|l| l.device.attr(At::BlockSize)) else {
+        return;
+    };
+    let need = u64::from(blocks) * u64::from(block_size);
+    let have = u64::from(cmd.sgl().len());
+    let d = cmd.data_mut();
+    d.resid = u32::try_from(need.abs_diff(have)).unwrap_or(u32::MAX);
+    d.overflow = need > have;
 }
 
 /// The data-out the fabric fetched ([`cmd::FabricOps::write_pending`]) has arrived.

@@ -1276,6 +1276,23 @@ pub fn parse_rw(rw: &RwCdb, dev: &Limits, data_len: u32) -> Result<Action, Sense
     }
 }
 
+/// The blocks of data a WRITE, WRITE AND VERIFY or ORWRITE CDB carries: what a buffer of
+/// another length is refused against, with the difference as its residual (LIO's
+/// `target_cmd_size_check`). `None` for other commands.
+pub fn write_blocks(cdb: &[u8]) -> Option<u32> {
+    match RwCdb::decode(cdb) {
+        Ok(Some(rw)) => matches!(rw.dir, Dir::Write).then_some(rw.blocks),
+        Ok(None) => match cdb[0] {
+            op::WRITE_VERIFY_10 | op::WRITE_VERIFY_12 | op::WRITE_VERIFY_16 | op::ORWRITE_16 => {
+                let len = cdb_len(cdb[0])?;
+                Some(lba_and_count(cdb.get(..len)?).1)
+            }
+            _ => None,
+        },
+        Err(_) => None,
+    }
+}
+
 /// Whether a command is executed even though a unit attention is pending for its nexus
 /// (SPC-4 5.14: INQUIRY, REPORT LUNS and REQUEST SENSE).
 pub fn passes_unit_attention(opcode: u8) -> bool {
@@ -1321,6 +1338,22 @@ mod tests {
         pi_store: false,
         type2: false,
     };
+
+    #[test]
+    fn write_blocks_of_data_cdbs() {
+        assert_eq!(
+            write_blocks(&[WRITE_10, 0, 0, 0, 0, 9, 0, 0, 2, 0]),
+            Some(2)
+        );
+        assert_eq!(write_blocks(&[READ_10, 0, 0, 0, 0, 9, 0, 0, 2, 0]), None);
+        assert_eq!(write_blocks(&[0x0a, 0, 0, 1, 0, 0]), Some(256));
+        let mut wv16 = [0u8; 16];
+        wv16[0] = op::WRITE_VERIFY_16;
+        wv16[13] = 3;
+        assert_eq!(write_blocks(&wv16), Some(3));
+        assert_eq!(write_blocks(&wv16[..10]), None);
+        assert_eq!(write_blocks(&[op::INQUIRY, 0, 0, 0, 36, 0]), None);
+    }
 
     #[test]
     fn a_device_with_protection_information_offers_every_command_but_extended_copy() {
