@@ -122,24 +122,27 @@ impl NodeAcl {
         }
     }
 
-    /// The port's LUN `lun` is going: every mapping of it goes too.
+    /// The port's LUN `lun` is going: every mapping of it goes too (one at a time: nothing
+    /// to allocate, so none can stay behind in a session).
     pub(crate) fn unmap_all_of(&self, port: &Port, lun: &Arc<Lun>) {
-        let mut gone: KVec<u64> = KVec::new();
-        self.luns.lock().retain(|m| {
-            let keep = !Arc::ptr_eq(&m.lun, lun);
-            if !keep {
-                let _ = gone.push(m.mapped, GFP_ATOMIC);
-            }
-            keep
-        });
-        for mapped in gone.iter() {
+        let mut any = false;
+        loop {
+            let gone = {
+                let mut luns = self.luns.lock();
+                match luns.iter().position(|m| Arc::ptr_eq(&m.lun, lun)) {
+                    Some(i) => luns.remove(i).ok(),
+                    None => None,
+                }
+            };
+            let Some(m) = gone else { break };
             port.for_each_session(|s| {
                 if s.acl_is(self) {
-                    s.forget_lun(*mapped)
+                    s.forget_lun(m.mapped)
                 }
             });
+            any = true;
         }
-        if !gone.is_empty() {
+        if any {
             self.changed(port, None);
         }
     }
