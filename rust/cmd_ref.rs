@@ -64,10 +64,13 @@ pub struct CmdSetup<'a> {
     pub lun_index: u64,
     /// The nexus may not write the LUN (a write-protected mapping).
     pub read_only: bool,
-    /// The fabric can report an overflow (iSCSI's O bit): a READ asking more than `sgl`
-    /// holds transfers what fits, as LIO does for fabrics whose buffers it allocates. Without,
-    /// such a READ is refused (INVALID FIELD IN CDB), as LIO does for tcm_loop's.
-    pub overflow_reads: bool,
+    /// The fabric reports residuals both ways (iSCSI's O and U bits): a READ asking more than
+    /// `sgl` holds transfers what fits, as LIO does for fabrics whose buffers it allocates,
+    /// and a WRITE whose `sgl` is not its CDB's length writes the whole blocks both hold
+    /// (FCP-4's first choice, which libiscsi expects). Without, such a READ is refused
+    /// (INVALID FIELD IN CDB) and such a WRITE too (INVALID FIELD IN COMMAND INFORMATION
+    /// UNIT), as LIO does for every fabric.
+    pub fit_transfers: bool,
     /// Where the command goes back to.
     pub fabric: &'static dyn FabricOps,
     /// The type of the slot's owner, so that only it can take the slot back
@@ -112,7 +115,8 @@ impl CmdRef {
                 session: Some(s.session),
                 lun: s.lun,
                 read_only: s.read_only,
-                overflow_reads: s.overflow_reads,
+                fit_transfers: s.fit_transfers,
+                fitted: None,
                 overflow: false,
                 fabric: Some(s.fabric),
                 origin: Some(s.origin),

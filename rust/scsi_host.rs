@@ -252,7 +252,7 @@ impl Command<'_> {
                     lun_index: lun.index,
                     read_only: session.read_only(),
                     // As LIO's tcm_loop: the buffer is the initiator's own.
-                    overflow_reads: false,
+                    fit_transfers: false,
                     session,
                     lun: Some(lun),
                     fabric,

@@ -128,8 +128,12 @@ pub struct CmdData {
     pub(crate) lun: Option<LiveRef<Lun>>,
     /// Writes are refused (the nexus's access to the LUN).
     pub(crate) read_only: bool,
-    /// A READ longer than `sgl` transfers what fits ([`crate::rt::cmd_ref::CmdSetup::overflow_reads`]).
-    pub(crate) overflow_reads: bool,
+    /// A READ or WRITE whose buffer is not its CDB's length transfers what fits
+    /// ([`crate::rt::cmd_ref::CmdSetup::fit_transfers`]).
+    pub(crate) fit_transfers: bool,
+    /// The residual of a WRITE fitted to its buffer (bytes, overflow): reported whatever the
+    /// command's own.
+    pub(crate) fitted: Option<(u32, bool)>,
     /// `resid` counts bytes beyond the buffer (an overflow), not bytes left in it.
     pub(crate) overflow: bool,
     pub(crate) fabric: Option<&'static dyn FabricOps>,
@@ -156,7 +160,8 @@ impl CmdData {
         session: None,
         lun: None,
         read_only: false,
-        overflow_reads: false,
+        fit_transfers: false,
+        fitted: None,
         overflow: false,
         fabric: None,
         origin: None,
@@ -290,6 +295,11 @@ pub fn complete(mut cmd: CmdRef, result: core::result::Result<u32, Sense>) {
             // The residual stays: reported with any status, as LIO does.
             d.sense = Some(sense);
         }
+    }
+    let d = cmd.data_mut();
+    if let Some((resid, overflow)) = d.fitted {
+        d.resid = resid;
+        d.overflow = overflow;
     }
     finish(cmd)
 }

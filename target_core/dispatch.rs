@@ -179,7 +179,10 @@ enum Next {
 
 /// A submitted command. Takes no lock and allocates nothing on the READ/WRITE path.
 pub(crate) fn execute(mut cmd: CmdRef) {
-    let next = decide(&mut cmd);
+    let next = match fit_write(&mut cmd) {
+        Some(next) => next,
+        None => decide(&mut cmd),
+    };
     if matches!(next, Next::Done(Err(s)) if s == command::invalid_field_in_iu()) {
         size_mismatch(&mut cmd);
     }
@@ -207,6 +210,48 @@ pub(crate) fn execute(mut cmd: CmdRef) {
         }
     }
     run(cmd, next)
+}
+
+/// A WRITE whose buffer is not its CDB's length, from a fabric that fits transfers: run as
+/// the CDB its buffer carries, in whole blocks (data beyond the buffer is not asked for;
+/// data beyond the CDB's length is not written), with the difference as its residual.
+/// `Some` when nothing is left to run; a buffer ending within a block, or a device with
+/// protection information, is left to be refused.
+fn fit_write(cmd: &mut CmdRef) -> Option<Next> {
+    let d = cmd.data();
+    if !d.fit_transfers || d.dir != DataDir::ToDevice {
+        return None;
+    }
+    let blocks = command::write_blocks(cmd.cdb())?;
+    let dev = &cmd.lun()?.device;
+    if dev.pi_type().is_some() {
+        return None;
+    }
+    let bs = u64::from(dev.attr(At::BlockSize));
+    let need = u64::from(blocks) * bs;
+    let have = u64::from(cmd.sgl().len());
+    if need == have || (have < need && have % bs != 0) {
+        return None;
+    }
+    let d = cmd.data_mut();
+    d.fitted = Some((u32::try_from(need.abs_diff(have)).ok()?, need > have));
+    if have == 0 {
+        return Some(Next::Done(Ok(0)));
+    }
+    if have < need {
+        let len = usize::from(d.cdb_len);
+        command::set_write_blocks(&mut d.cdb[..len], (have / bs) as u32);
+    }
+    None
+}
+
+/// The bytes of the buffer the CDB transfers: all of it, but for a WRITE fitted to a shorter
+/// CDB ([`fit_write`]), whose extra data the fabric still receives into the buffer.
+fn data_len(cmd: &CmdRef) -> u32 {
+    match cmd.data().fitted {
+        Some((extra, false)) => cmd.sgl().len().saturating_sub(extra),
+        _ => cmd.sgl().len(),
+    }
 }
 
 /// A write refused because its buffer is not the length its CDB says: the difference is
@@ -299,7 +344,7 @@ fn decide(cmd: &mut CmdRef) -> Next {
     let Ok(Some(rw)) = RwCdb::decode(cmd.cdb()) else {
         return decide_other(cmd);
     };
-    let data_len = cmd.sgl().len();
+    let data_len = data_len(cmd);
     let Some(lun) = cmd.lun() else {
         return Next::Done(Err(Sense::lun_not_supported()));
     };
@@ -308,7 +353,7 @@ fn decide(cmd: &mut CmdRef) -> Next {
         lun: cmd.lun_index(),
         read_only: cmd.data().read_only,
         // A READ CDB sent as a write (iSCSI's W bit) is not one.
-        overflow_reads: cmd.data().overflow_reads && cmd.data().dir != DataDir::ToDevice,
+        fit_transfers: cmd.data().fit_transfers && cmd.data().dir != DataDir::ToDevice,
     };
     let (next, resid, overflow) = decide_io(&rw, lun, &nexus, data_len);
     let d = cmd.data_mut();
@@ -330,7 +375,7 @@ struct Nexus<'a> {
     lun: u64,
     read_only: bool,
     /// A READ longer than the buffer transfers what fits (the fabric reports the overflow).
-    overflow_reads: bool,
+    fit_transfers: bool,
 }
 
 /// A READ or WRITE of `lun`: the backend request and the residual (an overflow when the
@@ -350,7 +395,7 @@ fn decide_io(rw: &RwCdb, lun: &Lun, nexus: &Nexus<'_>, data_len: u32) -> (Next, 
     // SCF_OVERFLOW_BIT).
     let bs = u64::from(limits.block_size);
     let need = u64::from(rw.blocks) * bs;
-    let overflow = nexus.overflow_reads
+    let overflow = nexus.fit_transfers
         && matches!(rw.dir, crate::proto::cdb::Dir::Read)
         && pi.is_none()
         && rw.protect == 0
@@ -458,7 +503,7 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
     }
     let index = cmd.lun_index();
     let dev = &lun.device;
-    let data_len = cmd.sgl().len();
+    let data_len = data_len(cmd);
     let mut limits = limits(dev, false);
     limits.type2 = advertised_pi(dev, cmd.session().map(|s| &**s)) == Some(PiType::Type2);
     let action = match command::parse(cmd.cdb(), &limits, data_len) {

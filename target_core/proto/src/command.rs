@@ -1293,6 +1293,27 @@ pub fn write_blocks(cdb: &[u8]) -> Option<u32> {
     }
 }
 
+/// Sets the transfer length of a WRITE, WRITE AND VERIFY or ORWRITE CDB to `blocks` (1 to
+/// what the CDB asked): the command its buffer carries when the fabric fits a transfer to it.
+/// False for another command, a malformed one, or `blocks` out of that range.
+pub fn set_write_blocks(cdb: &mut [u8], blocks: u32) -> bool {
+    if blocks == 0 || write_blocks(cdb).is_none_or(|n| blocks > n) {
+        return false;
+    }
+    // The form's length comes from the opcode: a fabric may pad the CDB (iSCSI's 16 bytes).
+    let field = match (cdb[0], cdb_len(cdb[0])) {
+        (WRITE_6, _) => 4..5,
+        (VARIABLE_LENGTH, _) => 28..32,
+        (_, Some(10)) => 7..9,
+        (_, Some(12)) => 6..10,
+        (_, Some(16)) => 10..14,
+        _ => return false,
+    };
+    let n = field.len();
+    cdb[field].copy_from_slice(&blocks.to_be_bytes()[4 - n..]);
+    true
+}
+
 /// Whether a command is executed even though a unit attention is pending for its nexus
 /// (SPC-4 5.14: INQUIRY, REPORT LUNS and REQUEST SENSE).
 pub fn passes_unit_attention(opcode: u8) -> bool {
@@ -1338,6 +1359,36 @@ mod tests {
         pi_store: false,
         type2: false,
     };
+
+    #[test]
+    fn set_write_blocks_shortens_the_transfer() {
+        let mut w10 = [WRITE_10, 0, 0, 0, 0, 9, 0, 0, 2, 0];
+        assert!(set_write_blocks(&mut w10, 1));
+        assert_eq!(write_blocks(&w10), Some(1));
+        assert!(!set_write_blocks(&mut w10, 2));
+        assert!(!set_write_blocks(&mut w10, 0));
+        let mut w6 = [0x0a, 0, 0, 1, 0, 0];
+        assert!(set_write_blocks(&mut w6, 255));
+        assert_eq!(write_blocks(&w6), Some(255));
+        let mut wv16 = [0u8; 16];
+        wv16[0] = op::WRITE_VERIFY_16;
+        wv16[13] = 3;
+        assert!(set_write_blocks(&mut wv16, 2));
+        assert_eq!(write_blocks(&wv16), Some(2));
+        let mut w12 = [0u8; 12];
+        w12[0] = crate::cdb::WRITE_12;
+        w12[9] = 8;
+        assert!(set_write_blocks(&mut w12, 7));
+        assert_eq!(write_blocks(&w12), Some(7));
+        let mut read = [READ_10, 0, 0, 0, 0, 9, 0, 0, 2, 0];
+        assert!(!set_write_blocks(&mut read, 1));
+        // A WRITE(10) padded to 16 bytes, as iSCSI carries it.
+        let mut padded = [0u8; 16];
+        padded[..10].copy_from_slice(&[WRITE_10, 0, 0, 0, 0, 9, 0, 0, 2, 0]);
+        assert!(set_write_blocks(&mut padded, 1));
+        assert_eq!(padded[..10], [WRITE_10, 0, 0, 0, 0, 9, 0, 0, 1, 0]);
+        assert_eq!(write_blocks(&padded), Some(1));
+    }
 
     #[test]
     fn write_blocks_of_data_cdbs() {
