@@ -8,6 +8,8 @@
  */
 #include <crypto/hash.h>
 #include <crypto/md5.h>
+#include <linux/cpu.h>
+#include <linux/cpumask.h>
 #include <linux/crc32.h>
 #include <linux/in.h>
 #include <linux/random.h>
@@ -387,3 +389,22 @@ bool rt_kthread_should_stop(void)
 	return kthread_should_stop();
 }
 EXPORT_SYMBOL_GPL(rt_kthread_should_stop);
+
+/* The n-th online CPU, counted round the online ones. */
+unsigned int rt_online_cpu(unsigned int n)
+{
+	unsigned int cpu;
+
+	cpus_read_lock();
+	cpu = cpumask_nth(n % num_online_cpus(), cpu_online_mask);
+	cpus_read_unlock();
+	return cpu;
+}
+EXPORT_SYMBOL_GPL(rt_online_cpu);
+
+/* Keeps the current thread on `cpu` (any CPU again if it goes offline). */
+int rt_pin_current(unsigned int cpu)
+{
+	return set_cpus_allowed_ptr(current, cpumask_of(cpu));
+}
+EXPORT_SYMBOL_GPL(rt_pin_current);

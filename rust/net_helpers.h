@@ -61,5 +61,7 @@ struct task_struct *rt_kthread_run(int (*fn)(void *data), void *data, const char
 /* Asks it to stop, wakes it, waits for fn to return, drops the reference: fn's result. */
 int rt_kthread_stop(struct task_struct *t);
 bool rt_kthread_should_stop(void);
+unsigned int rt_online_cpu(unsigned int n);
+int rt_pin_current(unsigned int cpu);
 
 #endif

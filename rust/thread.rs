@@ -97,6 +97,18 @@ impl Drop for Thread {
     }
 }
 
+/// The `n`-th online CPU, counting round the online ones: spreads work over the CPUs.
+pub fn online_cpu(n: u32) -> u32 {
+    // SAFETY: no preconditions.
+    unsafe { bindings::rt_online_cpu(n) }
+}
+
+/// Keeps the current thread on `cpu` (the scheduler moves it if the CPU goes offline).
+pub fn pin_current(cpu: u32) -> Result {
+    // SAFETY: no preconditions; `current` is always valid.
+    kernel::error::to_result(unsafe { bindings::rt_pin_current(cpu) })
+}
+
 /// Whether the current kthread has been asked to stop.
 pub fn should_stop() -> bool {
     // SAFETY: no preconditions; called from a kthread.
