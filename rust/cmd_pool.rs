@@ -87,6 +87,10 @@ impl Bits {
     }
 
     /// Clears the lowest set bit and returns its index.
+    fn any(&self) -> bool {
+        self.0.iter().any(|w| w.load(ordering::Relaxed) != 0)
+    }
+
     fn take_first(&self) -> Option<u32> {
         for (w, word) in self.0.iter().enumerate() {
             let mut old = word.load(ordering::Relaxed);
@@ -262,6 +266,11 @@ impl<O: Send + Sync + 'static, P: Send + 'static> CmdPool<O, P> {
     /// Whether command `index` is parked in `lot`.
     pub fn is_parked(&self, index: u32, lot: usize) -> bool {
         lot < LOTS && index < self.size() && self.lots[lot].test(index)
+    }
+
+    /// Whether any command is parked in `lot`.
+    pub fn any_parked(&self, lot: usize) -> bool {
+        lot < LOTS && self.lots[lot].any()
     }
 
     /// Takes back every command parked in `lot`, in index order.

@@ -195,6 +195,13 @@ demo_chap() {
         grep -q 'MaxXmitDataSegmentLength: 65536' $OUT/session.txt && logout ||
         { cat $OUT/session.txt 2>/dev/null; logout; false; }
 }
+pinged() { # the ACL's NOP-In timers at 3 s: a ping answered, the next one not: the connection ends
+    local r
+    echo 3 > "$A/attrib/nopin_timeout" && echo 3 > "$A/attrib/nopin_response_timeout" || return 1
+    r=$($PDU ping 127.0.0.1 3260 $IQN "$INITIATOR"); echo "$r"
+    echo 15 > "$A/attrib/nopin_timeout"; echo 30 > "$A/attrib/nopin_response_timeout"
+    [ "$r" = ok ]
+}
 acl_removed() { # [SIDE]: C LIO's session is logged out first (see below)
     local m
     login && [ "$(luns)" = "5 7" ] || return 1
@@ -219,6 +226,8 @@ for side in "rtarget rtarget_core rtarget_iscsi" "C-LIO target_core_mod iscsi_ta
     [ $name = rtarget ] && check "$name: fio crc32c verify through LUN 7" fio_verify
     check "$name: a PR registration through LUN 7 goes with its mapping (mapped again: no key)" pr_unmapped
     check "$name: logout" logout
+    # rtarget only: C LIO leaves this raw login in the operational stage (T bit clear).
+    [ $name = rtarget ] && check "$name: an idle session gets NOP-In pings (nopin_timeout 3); one unanswered for nopin_response_timeout (3 s) ends it" pinged
     echo 1 > "$I/attrib/authentication"
     [ $name = rtarget ] && check "$name: CHAP required, no credentials in the ACL: login refused" eval 'chap u1 secret-one-1 && refused'
     creds u1 secret-one-1

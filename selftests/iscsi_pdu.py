@@ -14,6 +14,9 @@
   iscsi_pdu.py reinstate HOST PORT TARGET
                                          the same initiator port twice: the first session ends
   iscsi_pdu.py abuse HOST PORT           malformed PDUs; prints "ok NAME" / "not ok NAME: why"
+  iscsi_pdu.py ping HOST PORT TARGET INITIATOR
+                                         NOP-In pings (ACL timers at 3 s): one answered, one
+                                         not; the connection ends
   iscsi_pdu.py idle HOST PORT SECONDS    a discovery session that sits idle (for rmdir tests)
   iscsi_pdu.py trickle HOST PORT         a login kept open by C-bit requests: seconds until closed
 """
@@ -529,9 +532,64 @@ def session_cases(host, port, target):
         h, _ = t.recv()
         return None if h[0] == 0x3F else "answered %s" % h[:4].hex()
 
+    def rejected_command_cmdsn_used_again():
+        t = Session(host, port, target)
+        # A READ with immediate data: Reject (protocol error); the connection goes on.
+        t.command(cdb10(0x28, 0, 1), edtl=512, read=True, data=b"r" * 512)
+        h, _ = t.recv()
+        if h[0] != 0x3F:
+            return "answered %s" % h[:4].hex()
+        # The rejected command's CmdSN is not taken (RFC 7143 11.17.1): the initiator plugs
+        # the gap with it.
+        t.cmdsn -= 1
+        if int.from_bytes(h[28:32], "big") != t.cmdsn:
+            return "ExpCmdSN %d after the Reject, not %d" % (int.from_bytes(h[28:32], "big"), t.cmdsn)
+        t.response(t.command(bytes(6)))  # any status: answered, not dropped as a duplicate
+        return None
+
+    def data_out_never_comes():
+        t = Session(host, port, target).ready()
+        t.command(cdb10(0x2A, 60, 2), edtl=1024, write=True)
+        h, _ = t.recv()
+        if h[0] != 0x31:
+            return "no R2T: %s" % h[:4].hex()
+        # dataout_timeout (3 s): ErrorRecoveryLevel 0 ends the connection.
+        return None if closed(t.s, wait=12) else "still open"
+
+    def extended_cdb():
+        t = Session(host, port, target).ready()
+        # READ(32) of one block: the last 16 bytes in an Extended CDB AHS (AHSLength 17).
+        cdb = bytearray(32)
+        cdb[0], cdb[7], cdb[9], cdb[31] = 0x7F, 0x18, 0x09, 1
+        ext = bytes([0, 17, 1, 0]) + bytes(cdb[16:])
+        itt = t.next_itt()
+        t.s.sendall(frame(bhs(0x01, 0xC1, itt=itt, f20=512, cmdsn=t.cmdsn, expstatsn=t.statsn + 1,
+                              rest=bytes(cdb[:16]), ahs=len(ext) // 4) + ext))
+        t.cmdsn += 1
+        h, d = t.recv()
+        # Whole, it is refused as READ(32) is on a device without type 2 protection: INVALID
+        # COMMAND OPERATION CODE (20h); cut to 16 bytes it would be INVALID FIELD IN CDB (24h).
+        if h[0] != 0x21 or h[3] != 2 or len(d) < 16 or d[14] != 0x20:
+            return "READ(32) answered %s, sense %s" % (h[:4].hex(), d.hex())
+        # An AHS of length 0: Reject, and the CmdSN is used again.
+        itt = t.next_itt()
+        t.s.sendall(frame(bhs(0x01, 0x81, itt=itt, cmdsn=t.cmdsn, expstatsn=t.statsn + 1,
+                              ahs=1) + bytes([0, 0, 1, 0])))
+        h, _ = t.recv()
+        if h[0] != 0x3F:
+            return "a malformed AHS answered %s" % h[:4].hex()
+        t.response(t.command(bytes(6)))
+        return None
+
+    case("a 32-byte CDB in an Extended CDB AHS reaches the core whole; a malformed AHS: Reject",
+         extended_cdb)
     case("connections broken mid-command; the next session works", broken_connections)
+    case("a WRITE whose Data-Out never comes: the connection ends (dataout_timeout)",
+         data_out_never_comes)
     case("a Data-Out at the wrong offset: Reject, connection closed", data_out_out_of_order_ends_connection)
     case("immediate data beyond FirstBurstLength: Reject", immediate_data_beyond_first_burst)
+    case("a rejected command's CmdSN is used again (immediate data on a READ)",
+         rejected_command_cmdsn_used_again)
     return 0 if all(results) else 1
 
 
@@ -549,6 +607,24 @@ def reinstate(host, port, target):
     other.nop()
     b.logout()
     other.logout()
+    print("ok")
+
+
+def ping(host, port, target, initiator):
+    """With the ACL's nopin_timeout and nopin_response_timeout at 3 s: an idle session gets a
+    NOP-In ping, which is answered; the next one, unanswered, ends the connection."""
+    t = Session(host, port, target, initiator=initiator.encode())
+    t.s.settimeout(10)
+    for answer in (True, False):
+        h, _ = t.recv()
+        ttt = int.from_bytes(h[20:24], "big")
+        if h[0] & 0x3F != 0x20 or h[16:20] != b"\xff" * 4 or ttt == 0xFFFFFFFF:
+            raise RuntimeError("not a NOP-In ping: %s" % h[:24].hex())
+        if answer:
+            t.s.sendall(frame(bhs(0x40, 0x80, itt=0xFFFFFFFF, f20=ttt, cmdsn=t.cmdsn,
+                                  expstatsn=t.statsn + 1)))
+    if not closed(t.s, wait=10):
+        raise RuntimeError("still open 10 s after an unanswered ping")
     print("ok")
 
 
@@ -724,6 +800,8 @@ if __name__ == "__main__":
             sys.exit(abuse(*args))
         elif cmd == "trickle":
             trickle(*args)
+        elif cmd == "ping":
+            ping(*args)
         elif cmd == "idle":
             idle(*args)
         else:

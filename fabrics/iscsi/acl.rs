@@ -12,6 +12,7 @@ use rtarget_core::acl::NodeAcl;
 use rtarget_core::fabric::{AclGroup, FabricAcl};
 use rtarget_core::rt::configfs::{emit, emit_line, strip_nl, Attr};
 
+use crate::session::Timers;
 use crate::TpgCore;
 
 /// `acls/<initiator>`.
@@ -33,6 +34,13 @@ static ATTRIB: [(&CStr, u32, u32, u32, bool); 8] = [
     (c"random_datain_seq_offsets", 0, 0, 1, false),
     (c"random_r2t_offsets", 0, 0, 1, false),
 ];
+
+/// The timers of a session without an ACL (LIO's defaults for dynamic ACLs).
+pub(crate) const DEFAULT_TIMERS: Timers = Timers {
+    dataout: ATTRIB[0].1,
+    nopin: ATTRIB[3].1,
+    nopin_response: ATTRIB[4].1,
+};
 
 pub(crate) static ATTRIB_ATTRS: [Attr; 9] = {
     let mut a = [Attr::rw(c"authentication"); 9];
@@ -166,6 +174,16 @@ impl IscsiAcl {
             }? Error),
             GFP_KERNEL,
         )
+    }
+
+    /// The session timers its `attrib/` sets.
+    pub(crate) fn timers(&self) -> Timers {
+        let a = |i: usize| self.attrib[i].load(Relaxed);
+        Timers {
+            dataout: a(0),
+            nopin: a(3),
+            nopin_response: a(4),
+        }
     }
 
     /// Whether a login must authenticate: the ACL's own setting, or the TPG's.

@@ -1127,6 +1127,12 @@ impl<'a> Connection<'a> {
             return Err(e.into());
         }
         let agreed = login.agreed();
+        let timers = match session.acl() {
+            Some(a) => tpg
+                .acl_of(&a.initiator)
+                .map_or(acl::DEFAULT_TIMERS, |a| a.timers()),
+            None => acl::DEFAULT_TIMERS,
+        };
         let start = session::Start {
             stream: self.stream,
             link: session::Link {
@@ -1138,6 +1144,7 @@ impl<'a> Connection<'a> {
             statsn: self.statsn,
             exp_cmdsn: self.exp_cmdsn,
             depth,
+            timers,
         };
         let r = session::serve(start, pool.clone());
         tpg.sessions.lock().retain(|s| !Arc::ptr_eq(&s.pool, &pool));

@@ -28,6 +28,7 @@ use crate::{digest, serial, xfer};
 use kernel::prelude::*;
 use kernel::sync::atomic::{ordering::Relaxed, Atomic};
 use kernel::sync::{Arc, SpinLock};
+use kernel::time::{Delta, Instant, Monotonic};
 use rtarget_core::cmd::{self, CmdRef, DataDir, FabricOps};
 use rtarget_core::proto::sense::{Sense, FIXED_SENSE_LEN};
 use rtarget_core::rt::cmd_pool::CmdPool;
@@ -45,17 +46,22 @@ pub(crate) const MAX_TRANSFER: u32 = 8 << 20;
 /// A slot keeps a buffer up to this size for its next command; larger ones are freed when
 /// their command ends.
 const KEEP_BUFFER: u32 = 256 << 10;
+/// Longest AHS and header digest (TotalAHSLength is one byte of 4-byte words).
+const AHS_MAX: usize = 255 * 4 + 4;
 /// Control PDUs waiting for the transmit thread, at most.
 const CONTROL_MAX: usize = 64;
 /// Data segment of a NOP-Out or Text Request, at most (the declared MaxRecvDataSegmentLength
 /// may be up to 16 MiB; these segments are copied, not placed in a command's buffer).
 const CONTROL_DATA_MAX: usize = 64 << 10;
 /// How long a closing connection waits for the commands backends still hold.
-const CLOSE_WAIT: kernel::time::Delta = kernel::time::Delta::from_secs(30);
+const CLOSE_WAIT: Delta = Delta::from_secs(30);
 
 /// Parking lots of the pool: WRITEs waiting for Data-Out, and answers waiting to be sent.
 const WAIT_DATA: usize = 0;
 const RESPOND: usize = 1;
+
+/// Where the next connection's threads run ([`thread::online_cpu`]).
+static NEXT_CPU: Atomic<u32> = Atomic::new(0);
 
 /// SAM status TASK SET FULL.
 const TASK_SET_FULL: u8 = 0x28;
@@ -88,6 +94,9 @@ pub(crate) struct Tx {
     /// Control PDUs queued by the receive thread, and sent (or dropped) by the transmit one.
     queued: Atomic<u64>,
     sent: Atomic<u64>,
+    /// Bumped by the receive thread before and after each socket receive: odd while it waits
+    /// for the initiator (the transmit thread's timers run only then).
+    rx_waits: Atomic<u64>,
 }
 
 /// A PDU the receive thread asks the transmit thread to send.
@@ -208,7 +217,29 @@ struct Sender {
     statsn: u32,
     /// Control PDUs taken from the queue (its twin, the same capacity).
     batch: KVec<Control>,
+    timers: Timers,
+    watch: Watch,
 }
+
+/// A session's timers, in seconds (LIO's node ACL attributes; `nopin` 0 sends no pings).
+#[derive(Clone, Copy)]
+pub(crate) struct Timers {
+    pub(crate) dataout: u32,
+    pub(crate) nopin: u32,
+    pub(crate) nopin_response: u32,
+}
+
+/// What the transmit thread last saw of the receive side.
+struct Watch {
+    waits: u64,
+    /// Since when the initiator has sent nothing the receive thread waits for.
+    quiet: Instant<Monotonic>,
+    /// The NOP-In ping sent since, unanswered.
+    pinged: Option<Instant<Monotonic>>,
+}
+
+/// Target Transfer Tag of the NOP-In pings (any tag but the reserved one).
+const PING_TTT: u32 = 1;
 
 impl Sender {
     fn tx(&self) -> &Tx {
@@ -267,7 +298,54 @@ impl Sender {
                 pool.drain(RESPOND, release);
                 return;
             }
-            tx.bell.wait(1000);
+            self.watch();
+            self.tx().bell.wait(1000);
+        }
+    }
+
+    /// The timers, checked about once a second, run while the receive thread waits for the
+    /// initiator: after `nopin` quiet seconds a NOP-In ping; the connection ends when the
+    /// ping goes `nopin_response` seconds unanswered, or when a WRITE's Data-Out is `dataout`
+    /// seconds late (ErrorRecoveryLevel 0 cannot ask for it again; LIO ends it too).
+    fn watch(&mut self) {
+        let waits = self.tx().rx_waits.load(Relaxed);
+        if waits != self.watch.waits || waits % 2 == 0 {
+            self.watch = Watch {
+                waits,
+                quiet: Instant::now(),
+                pinged: None,
+            };
+            return;
+        }
+        let secs = |s: u32| Delta::from_secs(i64::from(s));
+        let quiet = self.watch.quiet.elapsed();
+        let late = self.pool.any_parked(WAIT_DATA) && quiet >= secs(self.timers.dataout);
+        let unanswered = self
+            .watch
+            .pinged
+            .is_some_and(|p| p.elapsed() >= secs(self.timers.nopin_response));
+        if late || unanswered {
+            pr_warn!(
+                "rtarget_iscsi: {} for {} s: connection closed\n",
+                if late {
+                    "no Data-Out"
+                } else {
+                    "no answer to NOP-In"
+                },
+                quiet.as_millis() / 1000
+            );
+            return self.check(Err(ETIMEDOUT));
+        }
+        if self.timers.nopin > 0 && self.watch.pinged.is_none() && quiet >= secs(self.timers.nopin)
+        {
+            let ping = Response::NopIn {
+                lun: 0,
+                itt: RESERVED_TAG,
+                ttt: PING_TTT,
+            };
+            let r = self.send(&ping, Data::Bytes(&[]), false);
+            self.check(r);
+            self.watch.pinged = Some(Instant::now());
         }
     }
 
@@ -349,11 +427,7 @@ impl Sender {
             response: 0,
             status,
             exp_datasn: 0,
-            residual: if status == cmd::GOOD {
-                residual
-            } else {
-                Residual::None
-            },
+            residual,
         };
         let res = self.send(&r, Data::Bytes(&sense_buf[..n]), true);
         self.check(res);
@@ -381,6 +455,8 @@ pub(crate) struct Conn<'a> {
     incoming: KVec<Incoming>,
     next_ttt: u32,
     seg: KVec<u8>,
+    /// The last PDU's AHS and header digest (kept here: not zeroed for every PDU).
+    ahs: [u8; AHS_MAX],
 }
 
 /// What the login hands over.
@@ -391,6 +467,7 @@ pub(crate) struct Start<'a> {
     pub(crate) statsn: u32,
     pub(crate) exp_cmdsn: u32,
     pub(crate) depth: u32,
+    pub(crate) timers: Timers,
 }
 
 /// The pool of a new connection: `depth` slots, the window the login announced.
@@ -405,6 +482,7 @@ pub(crate) fn new_pool(depth: u32, exp: u32) -> Result<Arc<Pool>> {
             max_cmdsn: Atomic::new(max),
             control <- kernel::new_spinlock!(KVec::with_capacity(CONTROL_MAX, GFP_KERNEL)?),
             queued: Atomic::new(0),
+            rx_waits: Atomic::new(0),
             sent: Atomic::new(0),
         }? Error),
         GFP_KERNEL,
@@ -439,8 +517,21 @@ pub(crate) fn serve(s: Start<'_>, pool: Arc<Pool>) -> Result {
         link: s.link,
         statsn: s.statsn,
         batch,
+        timers: s.timers,
+        watch: Watch {
+            waits: 0,
+            quiet: Instant::now(),
+            pinged: None,
+        },
     });
+    // Both threads of a connection on one CPU, the connections spread round the CPUs (as
+    // LIO): each command's hand-over from the receive thread to the transmit thread stays on
+    // that CPU and its caches.
+    let cpu = thread::online_cpu(NEXT_CPU.fetch_add(1, Relaxed));
+    // Pinning is an optimisation: a failure leaves the threads where the scheduler puts them.
+    let _ = thread::pin_current(cpu);
     let tx_thread = Thread::spawn(c"rt_iscsi_tx", move || {
+        let _ = thread::pin_current(cpu);
         if let Some(mut s) = sender.take() {
             s.run();
         }
@@ -461,6 +552,7 @@ pub(crate) fn serve(s: Start<'_>, pool: Arc<Pool>) -> Result {
         incoming,
         next_ttt: 1,
         seg: KVec::new(),
+        ahs: [0; AHS_MAX],
     };
     let r = conn.run();
     // What was queued (a Logout response, the Reject before a drop) goes out first.
@@ -471,6 +563,23 @@ pub(crate) fn serve(s: Start<'_>, pool: Arc<Pool>) -> Result {
     conn.tx().bell.ring();
     drop(tx_thread);
     r
+}
+
+/// Runs a receive from the socket, marked as a wait for the initiator ([`Tx::rx_waits`]).
+fn waiting<T>(stream: &Stream, tx: &Tx, f: impl FnOnce(&Stream) -> T) -> T {
+    let w = &tx.rx_waits;
+    w.store(w.load(Relaxed).wrapping_add(1), Relaxed);
+    let r = f(stream);
+    w.store(w.load(Relaxed).wrapping_add(1), Relaxed);
+    r
+}
+
+/// Fills `buf` from the socket; a peer that closes first gives `ECONNRESET`.
+fn recv_from(stream: &Stream, tx: &Tx, buf: &mut [u8]) -> Result {
+    match waiting(stream, tx, |s| s.recv_exact(buf))? {
+        true => Ok(()),
+        false => Err(ECONNRESET),
+    }
 }
 
 /// How a PDU's data segment is taken.
@@ -506,7 +615,7 @@ impl Conn<'_> {
                 return Err(ECONNRESET);
             }
             self.tx().bell.ring();
-            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+            kernel::time::delay::fsleep(Delta::from_millis(1));
         }
         self.tx().bell.ring();
         Ok(())
@@ -519,7 +628,7 @@ impl Conn<'_> {
             if tx.sent.load(Relaxed) >= tx.queued.load(Relaxed) || tx.closing.load(Relaxed) {
                 return;
             }
-            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+            kernel::time::delay::fsleep(Delta::from_millis(1));
         }
     }
 
@@ -528,19 +637,22 @@ impl Conn<'_> {
     }
 
     fn recv(&self, buf: &mut [u8]) -> Result {
-        match self.stream.recv_exact(buf)? {
-            true => Ok(()),
-            false => Err(ECONNRESET),
-        }
+        recv_from(self.stream, self.tx(), buf)
     }
 
-    /// Receives the AHS and header digest after `bhs` (a wrong digest ends the connection).
-    fn recv_header(&self, bhs: &[u8; BHS_LEN]) -> Result<Framing> {
+    fn waiting<T>(&self, f: impl FnOnce(&Stream) -> T) -> T {
+        waiting(self.stream, self.tx(), f)
+    }
+
+    /// Receives the AHS (into `self.ahs`) and header digest after `bhs` (a wrong digest ends
+    /// the connection).
+    fn recv_header(&mut self, bhs: &[u8; BHS_LEN]) -> Result<Framing> {
         let f = Framing::of(bhs, self.link.header_digest, self.link.data_digest);
-        let mut ahs = [0u8; 1024 + 4];
         let n = f.data_at();
-        self.recv(&mut ahs[..n])?;
-        if f.header_digest && ahs[f.ahs..n] != digest(&[bhs, &ahs[..f.ahs]]) {
+        if n > 0 {
+            recv_from(self.stream, self.pool.owner(), &mut self.ahs[..n])?;
+        }
+        if f.header_digest && self.ahs[f.ahs..n] != digest(&[bhs, &self.ahs[..f.ahs]]) {
             return Err(EBADMSG);
         }
         Ok(f)
@@ -563,7 +675,7 @@ impl Conn<'_> {
                 crc
             }
             Into::Sgl(sgl, at) => {
-                self.stream.recv_sgl(&sgl, at, f.data as u32)?;
+                self.waiting(|s| s.recv_sgl(&sgl, at, f.data as u32))?;
                 self.recv(&mut pad[..padded - f.data])?;
                 let crc = if f.data_digest {
                     crypto::crc32c_sgl(!0, &sgl, at, f.data as u32)
@@ -624,7 +736,11 @@ impl Conn<'_> {
                 }
             };
             match p.request {
-                Request::Command(c) => self.command(&p, &c, &f, &bhs)?,
+                Request::Command(c) => {
+                    let mut cdb = [0u8; cmd::MAX_CDB];
+                    let n = pdu::full_cdb(&c.cdb, &self.ahs[..f.ahs], &mut cdb);
+                    self.command(&p, &c, &f, &bhs, n.map(|n| &cdb[..n]))?
+                }
                 Request::DataOut(d) => self.data_out(&p, &d, &f, &bhs)?,
                 Request::Nop(_) | Request::Text(_) if f.data > self.control_data_max() => {
                     // Ping data or text longer than the initiator takes back (LIO: a protocol
@@ -726,14 +842,40 @@ impl Conn<'_> {
         true
     }
 
-    /// A SCSI Command (with its immediate data).
+    /// A SCSI Command (with its immediate data); `cdb` is its whole CDB (`None`: its AHS is
+    /// malformed).
     fn command(
         &mut self,
         p: &pdu::Pdu,
         c: &pdu::Command,
         f: &Framing,
         bhs: &[u8; BHS_LEN],
+        cdb: Option<&[u8]>,
     ) -> Result {
+        let Some(cdb) = cdb else {
+            // A malformed AHS, or a CDB longer than the core takes.
+            self.recv_data(f, Into::Drop)?;
+            return self.reject(pdu::RejectReason::ProtocolError, bhs);
+        };
+        let dir = match (c.read, c.write) {
+            (false, false) => DataDir::None,
+            (true, false) => DataDir::FromDevice,
+            (false, true) => DataDir::ToDevice,
+            // Bidirectional commands are not offered: answered below.
+            (true, true) => DataDir::None,
+        };
+        let edtl = if dir == DataDir::None { 0 } else { c.edtl };
+        let imm = f.data as u32;
+        let write = match dir {
+            DataDir::ToDevice => xfer::Write::new(edtl, imm, c.final_, self.link.limits).map(Some),
+            _ if imm > 0 && !(c.read && c.write) => Err(xfer::XferError::Immediate),
+            _ => Ok(None),
+        };
+        // A rejected command's CmdSN is not taken (RFC 7143 11.17.1): checked first.
+        let Ok(write) = write else {
+            self.recv_data(f, Into::Drop)?;
+            return self.reject(pdu::RejectReason::ProtocolError, bhs);
+        };
         if !p.immediate {
             let max = self.tx().max_cmdsn.load(Relaxed);
             if !serial::at_or_after(max, c.cmdsn) || !self.in_order(c.cmdsn) {
@@ -743,33 +885,10 @@ impl Conn<'_> {
         }
         // An ITT names one task at a time: a record left by an earlier one goes.
         self.incoming.retain(|x| x.itt != p.itt);
-        let dir = match (c.read, c.write) {
-            (false, false) => DataDir::None,
-            (true, false) => DataDir::FromDevice,
-            (false, true) => DataDir::ToDevice,
-            (true, true) => {
-                // Bidirectional commands are not offered.
-                self.recv_data(f, Into::Drop)?;
-                return self.answer_now(p.itt, c.lun, Err(Sense::invalid_cdb_field(0, None)));
-            }
-        };
-        let edtl = if dir == DataDir::None { 0 } else { c.edtl };
-        let imm = f.data as u32;
-        if imm > 0 && dir != DataDir::ToDevice {
+        if c.read && c.write {
             self.recv_data(f, Into::Drop)?;
-            return self.reject(pdu::RejectReason::ProtocolError, bhs);
+            return self.answer_now(p.itt, c.lun, Err(Sense::invalid_cdb_field(0, None)));
         }
-        let write = if dir == DataDir::ToDevice {
-            match xfer::Write::new(edtl, imm, c.final_, self.link.limits) {
-                Ok(w) => Some(w),
-                Err(_) => {
-                    self.recv_data(f, Into::Drop)?;
-                    return self.reject(pdu::RejectReason::ProtocolError, bhs);
-                }
-            }
-        } else {
-            None
-        };
         if edtl > MAX_TRANSFER {
             return self.refuse(
                 p.itt,
@@ -837,12 +956,12 @@ impl Conn<'_> {
         }
         // A reused buffer holds an earlier command's data: whatever an emulated response
         // leaves unwritten must not reach the initiator. READs fill what they send.
-        if dir == DataDir::FromDevice && !matches!(c.cdb[0], 0x08 | 0x28 | 0xa8 | 0x88) {
+        if dir == DataDir::FromDevice && !matches!(cdb[0], 0x08 | 0x28 | 0xa8 | 0x88) {
             sgl.zero(0, edtl as usize);
         }
         let ready = write.is_none_or(|w| w.complete());
         let cmd = slot.start(CmdSetup {
-            cdb: &c.cdb,
+            cdb,
             dir,
             sgl,
             prot_sgl: Sgl::EMPTY,
@@ -853,7 +972,7 @@ impl Conn<'_> {
             lun: lun_ref,
             lun_index: index,
             read_only,
-            overflow_reads: true,
+            fit_transfers: true,
             fabric: &OPS,
             origin: core::any::TypeId::of::<Slot>(),
         });

@@ -42,6 +42,13 @@ pub fn pdu(data: &[u8]) {
         }
         Err(r) => assert!((r.byte as usize) < BHS_LEN),
     }
+    // What follows the BHS as its AHS: a SCSI Command's whole CDB, 16 to 32 bytes.
+    let mut cdb = [0u8; 32];
+    let head: [u8; 16] = core::array::from_fn(|i| b[32 + i]);
+    if let Some(n) = pdu::full_cdb(&head, data.get(BHS_LEN..).unwrap_or(&[]), &mut cdb) {
+        assert!((16..=32).contains(&n));
+        assert_eq!(cdb[..16], head);
+    }
     // The same bytes as a target response's fields: the encoding keeps its opcode and length.
     let word = |i: usize| {
         let mut w = [0u8; 4];

@@ -259,6 +259,37 @@ pub fn pad4(n: usize) -> usize {
     (n + 3) & !3
 }
 
+/// AHSType of an Extended CDB (RFC 7143 11.2.1.2).
+pub const AHS_EXTENDED_CDB: u8 = 1;
+
+/// A SCSI Command's whole CDB: the BHS's 16 bytes and the rest from its Extended CDB AHS
+/// (RFC 7143 11.2.1.2), into `out`; its length. Other AHS types (the bidirectional read
+/// length) are skipped. `None`: an AHS runs past the segment, is empty, comes twice, or
+/// the CDB does not fit in `out`.
+pub fn full_cdb(cdb: &[u8; 16], ahs: &[u8], out: &mut [u8]) -> Option<usize> {
+    out.get_mut(..16)?.copy_from_slice(cdb);
+    let mut len = 16;
+    let mut rest = ahs;
+    while !rest.is_empty() {
+        // AHSLength counts from the type-specific byte (byte 3) on, before padding.
+        let ahs_len = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+        let total = pad4(3 + ahs_len);
+        if ahs_len == 0 || rest.len() < total {
+            return None;
+        }
+        if rest[2] == AHS_EXTENDED_CDB {
+            let ext = &rest[4..3 + ahs_len];
+            if len > 16 {
+                return None;
+            }
+            out.get_mut(16..16 + ext.len())?.copy_from_slice(ext);
+            len = 16 + ext.len();
+        }
+        rest = &rest[total..];
+    }
+    Some(len)
+}
+
 /// What follows a BHS on the wire, given the digests negotiated for the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Framing {
@@ -777,6 +808,34 @@ mod tests {
         b[0] = opcode;
         b[1] = flags;
         b
+    }
+
+    #[test]
+    fn extended_cdb() {
+        let cdb: [u8; 16] = core::array::from_fn(|i| i as u8);
+        let mut out = [0u8; 32];
+        assert_eq!(full_cdb(&cdb, &[], &mut out), Some(16));
+        // A 32-byte CDB: AHSLength 17 (the reserved byte and 16 more), 20 bytes on the wire.
+        let mut ahs = [0u8; 20];
+        ahs[..4].copy_from_slice(&[0, 17, AHS_EXTENDED_CDB, 0]);
+        for (k, b) in ahs[4..].iter_mut().enumerate() {
+            *b = 16 + k as u8;
+        }
+        assert_eq!(full_cdb(&cdb, &ahs, &mut out), Some(32));
+        assert!(out.iter().enumerate().all(|(k, &b)| b == k as u8));
+        // Past the segment, empty, twice, too long for the buffer.
+        assert_eq!(full_cdb(&cdb, &ahs[..16], &mut out), None);
+        assert_eq!(full_cdb(&cdb, &[0, 0, 1, 0], &mut out), None);
+        let mut twice = [0u8; 40];
+        twice[..20].copy_from_slice(&ahs);
+        twice[20..].copy_from_slice(&ahs);
+        assert_eq!(full_cdb(&cdb, &twice, &mut out), None);
+        assert_eq!(full_cdb(&cdb, &ahs, &mut [0u8; 24]), None);
+        // A bidirectional read length AHS (type 2) is skipped.
+        let mut both = [0u8; 28];
+        both[..8].copy_from_slice(&[0, 5, 2, 0, 0, 0, 2, 0]);
+        both[8..].copy_from_slice(&ahs);
+        assert_eq!(full_cdb(&cdb, &both, &mut out), Some(32));
     }
 
     #[test]
