@@ -20,7 +20,7 @@ I=$CFG/iscsi/$IQN/tpgt_1
 R0=$CFG/core/rd_mcp_1/r0
 R1=$CFG/core/rd_mcp_1/r1
 OUT=/tmp/iscsi_acl; rm -rf $OUT; mkdir -p $OUT
-tap_plan 48
+tap_plan 49
 unload_all; dmesg_mark
 iscsid_up $OUT
 INITIATOR=$(sed -n 's/^InitiatorName=//p' /etc/iscsi/initiatorname.iscsi)
