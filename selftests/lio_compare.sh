@@ -48,8 +48,9 @@ ALLOWED_RESID='bad_long_read'
 # rtarget writes it (GOOD); LIO refuses it (INVALID FIELD IN CDB).
 ALLOWED_GOOD_WHERE_LIO_FAILS='fua_write_no_wce'
 # MODE SENSE of the changeable values: rtarget lets MODE SELECT change WCE where the write cache
-# is emulated (caching page byte 2 is 04h); nothing is changeable in LIO.
-ALLOWED_WCE_CHANGEABLE='modesense6_changeable'
+# is emulated (caching page byte 2 is 04h) and SWP (control page byte 4 is 08h); nothing is
+# changeable in LIO.
+ALLOWED_CHANGEABLE='modesense6_changeable'
 # MODE SENSE's DPOFUA (device-specific parameter 10h): rtarget honours DPO and FUA on every
 # backend, write cache or not; LIO claims them only with a write cache.
 ALLOWED_DPOFUA='modesense6_all modesense10_all modesense6_caching modesense6_control modesense6_changeable'
@@ -116,9 +117,12 @@ while IFS='|' read -r bname plugin control; do
             [[ "$r" == status=00* && "$l" == status=02*sense=70000500* ]] && l=$r
             why="$why (GOOD where LIO refuses: allowed)"
         fi
-        if [[ " $ALLOWED_WCE_CHANGEABLE " == *" $name "* ]]; then
-            r=$(echo "$r" | sed -E 's/(data=([0-9a-f]{2})*0812)[0-9a-f]{2}/\1../'); l=$(echo "$l" | sed -E 's/(data=([0-9a-f]{2})*0812)[0-9a-f]{2}/\1../')
-            why="$why (caching page WCE changeable in rtarget: allowed)"
+        if [[ " $ALLOWED_CHANGEABLE " == *" $name "* ]]; then
+            [[ $r =~ data=([0-9a-f]{2})*0a0a00000800000000000000 ]] || r="$r (rtarget: SWP not changeable)"
+            # (the control page after the caching page: masked first, while the bytes before are hex)
+            mask() { sed -E 's/(data=([0-9a-f]{2})*0a0a[0-9a-f]{4})[0-9a-f]{2}/\1../; s/(data=([0-9a-f]{2})*0812)[0-9a-f]{2}/\1../'; }
+            r=$(echo "$r" | mask); l=$(echo "$l" | mask)
+            why="$why (caching page WCE and control page SWP changeable in rtarget: allowed)"
         fi
         if [[ " $ALLOWED_DPOFUA " == *" $name "* ]]; then
             at=$([[ $name == modesense10* ]] && echo 6 || echo 4)

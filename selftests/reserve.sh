@@ -3,10 +3,11 @@
 # Two nexuses (two loopback TPGs exporting one ramdisk): SPC-2 RESERVE / RELEASE, the same
 # sequence on rtarget and on C LIO in the same boot, each step checked on both; then MODE
 # SELECT of the caching page through sd's cache_type (rtarget: WCE is changeable on an
-# emulated cache, and the other nexus gets MODE PARAMETERS CHANGED; LIO refuses any change).
+# emulated cache, and the other nexus gets MODE PARAMETERS CHANGED; LIO refuses any change),
+# and of the control page's SWP (rtarget: every nexus's writes refused while it is set).
 . "$(dirname "$0")/lib.sh"
 STEPS=10
-tap_plan $((2 * (STEPS + 1) + 3 + 1))
+tap_plan $((2 * (STEPS + 1) + 3 + 6 + 1))
 unload_all; dmesg_mark
 sgio_up
 
@@ -60,6 +61,42 @@ mode_select() { # SD_OF_NEXUS1 SG_OF_NEXUS2
     check "rtarget: the other nexus gets MODE PARAMETERS CHANGED" bash -c "python3 $SGIO $2 $TUR | grep -q 'sense=70000600000000..000000002a01'"
     check "rtarget: MODE SELECT back to write through" bash -c "echo 'write through' > $disk/cache_type &&
         [ \$(cat $CFG/core/rd_mcp_1/r0/attrib/emulate_write_cache) = 0 ]"
+    swp "$(lun_dev rtarget_loop scsi_generic 0 1)" "$2"
+}
+# The control page's current value (MODE SENSE(6), no block descriptor) with SWP set to $2, as
+# MODE SELECT(6) parameter data.
+control_page() { # SG SWP
+    local d page b4
+    d=$(sgio "$1" 1a080a00ff00 --in 255) || return 1
+    page=${d#*data=}; page=${page:8:24}
+    [ "${page:0:4}" = 0a0a ] || { echo "no control page: $d"; return 1; }
+    b4=$(( (0x${page:8:2} & ~0x08) | $2 * 0x08 ))
+    printf '00000000%s%02x%s' "${page:0:8}" $b4 "${page:10}"
+}
+swp_select() { # SG SWP: MODE SELECT(6), PF, the control page; GOOD expected
+    local out
+    out=$(sgio "$1" 151000001000 --out "$(control_page "$1" "$2")")
+    [[ $out == status=00* ]] || { echo "$out"; return 1; }
+}
+BLOCK=$(printf '5a%.0s' $(seq 512))
+WRITE10=2a000000000000000100
+# answer_is SG CDB ARGS...: the answer matches the ERE in $want.
+answer_is() { local out; out=$(sgio "$@"); echo "$out"; [[ $out =~ $want ]]; }
+# SWP from nexus 1: nexus 2 gets MODE PARAMETERS CHANGED, then DATA PROTECT / WRITE PROTECTED
+# on a WRITE, WP in MODE SENSE, and its READs; SWP cleared, the WRITE goes through.
+swp() { # SG_OF_NEXUS1 SG_OF_NEXUS2
+    status "$2" $TUR >/dev/null; status "$2" $TUR >/dev/null   # the WCE steps' attentions
+    check "rtarget: MODE SELECT of the control page sets SWP" swp_select "$1" 1
+    want='^status=02 .*sense=70000600000000..000000002a01' \
+        check "rtarget: the other nexus gets MODE PARAMETERS CHANGED" answer_is "$2" $TUR
+    want='^status=02 .*sense=700007[0-9a-f]{18}2700' \
+        check "rtarget: SWP: a WRITE from the other nexus gets DATA PROTECT, WRITE PROTECTED" \
+        answer_is "$2" $WRITE10 --out "$BLOCK"
+    want='^status=00 .*data=[0-9a-f]{4}[89][0-9a-f]{3}0a0a[0-9a-f]{5}[89a-f]' \
+        check "rtarget: SWP: MODE SENSE shows WP and SWP" answer_is "$2" 1a080a00ff00 --in 255
+    check "rtarget: MODE SELECT clears SWP" swp_select "$1" 0
+    status "$2" $TUR >/dev/null   # MODE PARAMETERS CHANGED again
+    want='^status=00' check "rtarget: SWP cleared: the WRITE passes" answer_is "$2" $WRITE10 --out "$BLOCK"
 }
 side rtarget_core rtarget_loop rtarget
 side target_core_mod tcm_loopback "C LIO"

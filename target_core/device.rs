@@ -301,6 +301,9 @@ pub struct Device {
     /// The session holding an SPC-2 reservation (RESERVE), 0 when none: one relaxed load
     /// per command checks it.
     spc2_holder: Atomic<usize>,
+    /// The control page's SWP (software write protect), set by MODE SELECT: 1 refuses every
+    /// write from every nexus. Kept until changed, as `emulate_write_cache`.
+    swp: Atomic<u32>,
     /// Persistent reservations.
     #[pin]
     pub(crate) pr: Reservations,
@@ -371,6 +374,7 @@ impl Device {
                 backend: SetOnce::new(),
                 bytes: Atomic::new(0),
                 spc2_holder: Atomic::new(0),
+                swp: Atomic::new(0),
                 pr <- Reservations::new(),
                 exports <- kernel::new_mutex!(KVec::new()),
                 caw <- kernel::new_mutex!(CawQueue { busy: false, waiting: KVec::new() }),
@@ -541,6 +545,16 @@ impl Device {
     /// `emulate_write_cache` set by MODE SELECT.
     pub(crate) fn set_write_cache(&self, on: bool) {
         self.attrib[At::WriteCache as usize].store(u32::from(on), Relaxed);
+    }
+
+    /// Software write protect (the control page's SWP).
+    pub(crate) fn swp(&self) -> bool {
+        self.swp.load(Relaxed) != 0
+    }
+
+    /// SWP set by MODE SELECT.
+    pub(crate) fn set_swp(&self, on: bool) {
+        self.swp.store(u32::from(on), Relaxed);
     }
 
     /// Calls `f` with every nexus that reaches the device and each LUN number it reaches it

@@ -106,6 +106,8 @@ fn geometry(d: &Device, pi: Option<PiType>) -> Geometry {
         dpofua: d.attr(At::FuaWrite) != 0,
         caw: d.attr(At::Caw) != 0,
         wce_changeable: d.backend().is_some_and(|b| b.write_cache().is_none()),
+        swp: d.swp(),
+        ua_intlck: d.attr(At::UaIntlck) as u8,
         thin: thin(d),
         unmap_granularity: d.attr(At::UnmapGranularity),
         unmap_alignment: d.attr(At::UnmapAlignment),
@@ -362,11 +364,11 @@ fn decide(cmd: &mut CmdRef) -> Next {
     next
 }
 
-/// Whether writes are refused: the backend is read-only, or the nexus may only read (LIO's
-/// `lun_access_ro`: a write-protected mapped LUN, or an iSCSI demo-mode session with
-/// `demo_mode_write_protect`).
-fn read_only(dev: &Device, nexus_read_only: bool) -> bool {
-    nexus_read_only || dev.backend().is_some_and(|b| b.read_only())
+/// Whether writes are refused: the backend is read-only, the control page's SWP is set, or
+/// the nexus may only read (LIO's `lun_access_ro`: a write-protected mapped LUN, or an iSCSI
+/// demo-mode session with `demo_mode_write_protect`).
+pub(crate) fn read_only(dev: &Device, nexus_read_only: bool) -> bool {
+    nexus_read_only || dev.swp() || dev.backend().is_some_and(|b| b.read_only())
 }
 
 /// Who sends a READ or WRITE, and to which LUN number.
@@ -712,7 +714,8 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
 }
 
 /// MODE SELECT: checks the parameter list against what MODE SENSE reports; a new WCE becomes
-/// the device's `emulate_write_cache`, and the other nexuses get MODE PARAMETERS CHANGED.
+/// the device's `emulate_write_cache`, a new SWP its write protection, and the other nexuses
+/// get MODE PARAMETERS CHANGED.
 fn mode_select(
     cmd: &CmdRef,
     dev: &Device,
@@ -726,11 +729,18 @@ fn mode_select(
         return Err(Sense::param_list_length());
     }
     let pi = advertised_pi(dev, cmd.session().map(|s| &**s));
-    if let Some(wce) = spc::mode_select(ten, data, &geometry(dev, pi))? {
-        if wce != write_cache(dev) {
-            dev.set_write_cache(wce);
-            dev.raise_ua_except(crate::ua::MODE_PARAMETERS_CHANGED, nexus);
-        }
+    let changes = spc::mode_select(ten, data, &geometry(dev, pi))?;
+    let mut changed = false;
+    if let Some(wce) = changes.wce.filter(|&w| w != write_cache(dev)) {
+        dev.set_write_cache(wce);
+        changed = true;
+    }
+    if let Some(swp) = changes.swp.filter(|&s| s != dev.swp()) {
+        dev.set_swp(swp);
+        changed = true;
+    }
+    if changed {
+        dev.raise_ua_except(crate::ua::MODE_PARAMETERS_CHANGED, nexus);
     }
     Ok(0)
 }
@@ -830,8 +840,9 @@ fn emulate(cmd: &mut CmdRef, lun: &Lun, action: Action) -> Result<u32, Sense> {
             (r.len(), alloc)
         }
         Action::ModeSense { ms, alloc } => {
-            // WP for a nexus that may only read, as LIO's `target_lun_is_rdonly`.
-            let wp = cmd.data().read_only;
+            // WP for a nexus that may only read, as LIO's `target_lun_is_rdonly`, and while
+            // SWP is set.
+            let wp = cmd.data().read_only || dev.swp();
             (spc::mode_sense(&ms, &geo, wp, &mut buf)?, alloc)
         }
         Action::ReportLuns { alloc } => return Ok(report_luns(cmd, alloc)),

@@ -242,7 +242,7 @@ fn plan(cmd: &CmdRef, len: u32) -> Result<(Option<u8>, Option<Plan>), Sense> {
     let (Some(src_be), Some(dst_be)) = (src.backend().cloned(), dst.backend().cloned()) else {
         return Err(xcopy::not_reachable());
     };
-    if dst_be.read_only() || dst_ro {
+    if crate::dispatch::read_only(&dst, dst_ro) {
         return Err(Sense::write_protected());
     }
     let bs = u64::from(block_size);

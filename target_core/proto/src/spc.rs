@@ -92,6 +92,10 @@ pub struct Geometry {
     pub thin: Thin,
     /// MODE SELECT may change WCE (an emulated write cache; a medium's own is not ours).
     pub wce_changeable: bool,
+    /// Software write protect (control page SWP), set by MODE SELECT.
+    pub swp: bool,
+    /// `emulate_ua_intlck_ctrl` (control page UA_INTLCK_CTRL: 0, 2 or 3).
+    pub ua_intlck: u8,
     /// OPTIMAL UNMAP GRANULARITY in blocks.
     pub unmap_granularity: u32,
     /// UNMAP GRANULARITY ALIGNMENT in blocks (UGAVALID when not 0).
@@ -402,7 +406,7 @@ impl ModeSense {
 }
 
 /// One mode page as LIO reports it; `changeable` shows the bits MODE SELECT may change (WCE,
-/// where the write cache is emulated; LIO has none).
+/// where the write cache is emulated, and SWP; LIO has none).
 fn mode_page(page: u8, geo: &Geometry, changeable: bool) -> Option<([u8; 20], usize)> {
     let mut b = [0u8; 20];
     let len = match page {
@@ -417,6 +421,9 @@ fn mode_page(page: u8, geo: &Geometry, changeable: bool) -> Option<([u8; 20], us
         if page == 0x08 && geo.wce_changeable {
             b[2] = 0x04;
         }
+        if page == 0x0a {
+            b[4] = SWP;
+        }
     } else {
         match page {
             0x08 => {
@@ -426,7 +433,8 @@ fn mode_page(page: u8, geo: &Geometry, changeable: bool) -> Option<([u8; 20], us
             0x0a => {
                 b[2] = 0x02 | if geo.last_lba > 0xffff_ffff { 0x04 } else { 0 }; // GLTSD, D_SENSE
                 b[3] = 0x10; // QUEUE ALGORITHM MODIFIER 1, as LIO sets it
-                             // TAS; ATO with protection information (application tags are the initiator's).
+                b[4] = (geo.ua_intlck & 3) << 4 | if geo.swp { SWP } else { 0 };
+                // TAS; ATO with protection information (application tags are the initiator's).
                 b[5] = 0x40 | if geo.pi.is_some() { 0x80 } else { 0 };
                 b[8] = 0xff;
                 b[9] = 0xff;
@@ -437,6 +445,9 @@ fn mode_page(page: u8, geo: &Geometry, changeable: bool) -> Option<([u8; 20], us
     }
     Some((b, len))
 }
+
+/// The control page's SWP bit (byte 4).
+const SWP: u8 = 0x08;
 
 /// Builds MODE SENSE data into `buf`; returns the full length. Unsupported page or subpage:
 /// INVALID FIELD IN CDB at byte 2 (page) or 3 (subpage).
@@ -496,10 +507,19 @@ pub fn mode_sense(
     Ok(at)
 }
 
+/// What a MODE SELECT sets: each bit it sent, changed or not.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ModeChanges {
+    /// WCE, when the caching page was sent.
+    pub wce: Option<bool>,
+    /// SWP, when the control page was sent.
+    pub swp: Option<bool>,
+}
+
 /// MODE SELECT(6/10) parameter data (SPC-4 6.11): the header, an optional block descriptor
 /// and mode pages. Every page must be one MODE SENSE reports, with the current value in every
-/// bit that is not changeable. Returns the new WCE if the caching page was sent.
-pub fn mode_select(ten: bool, data: &[u8], geo: &Geometry) -> Result<Option<bool>, Sense> {
+/// bit that is not changeable.
+pub fn mode_select(ten: bool, data: &[u8], geo: &Geometry) -> Result<ModeChanges, Sense> {
     let hdr_len = if ten { 8 } else { 4 };
     if data.len() < hdr_len {
         return Err(Sense::param_list_length());
@@ -530,7 +550,7 @@ pub fn mode_select(ten: bool, data: &[u8], geo: &Geometry) -> Result<Option<bool
         }
         at += bd_len;
     }
-    let mut wce = None;
+    let mut changes = ModeChanges::default();
     while at < data.len() {
         if data.len() < at + 2 {
             return Err(Sense::param_list_length());
@@ -557,12 +577,14 @@ pub fn mode_select(ten: bool, data: &[u8], geo: &Geometry) -> Result<Option<bool
                 return Err(Sense::invalid_param_field((at + i) as u16, None));
             }
         }
-        if code == 0x08 {
-            wce = Some(page[2] & 0x04 != 0);
+        match code {
+            0x08 => changes.wce = Some(page[2] & 0x04 != 0),
+            0x0a => changes.swp = Some(page[4] & SWP != 0),
+            _ => {}
         }
         at += len;
     }
-    Ok(wce)
+    Ok(changes)
 }
 
 /// REPORT LUNS data for `luns`, handed to `out(offset, bytes)` piece by piece (the list has
@@ -639,6 +661,8 @@ mod tests {
             dpofua: false,
             caw: true,
             wce_changeable: true,
+            swp: false,
+            ua_intlck: 0,
             thin: Thin::default(),
             unmap_granularity: 0,
             unmap_alignment: 0,
@@ -696,9 +720,12 @@ mod tests {
         let mut data = buf[..n].to_vec();
         data[0] = 0;
         data[2] = 0;
-        assert_eq!(mode_select(false, &data, &g), Ok(Some(false)));
+        assert_eq!(
+            mode_select(false, &data, &g).map(|c| c.wce),
+            Ok(Some(false))
+        );
         data[4 + 2] |= 0x04;
-        assert_eq!(mode_select(false, &data, &g), Ok(Some(true)));
+        assert_eq!(mode_select(false, &data, &g).map(|c| c.wce), Ok(Some(true)));
         // Another bit of the page: refused with a pointer to it.
         data[4 + 12] ^= 0x20;
         assert_eq!(
@@ -742,11 +769,45 @@ mod tests {
         );
         // A block descriptor with the current block length passes; another is refused.
         let mut bd = vec![0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 2, 0];
-        assert_eq!(mode_select(false, &bd, &g), Ok(None));
+        assert_eq!(mode_select(false, &bd, &g), Ok(ModeChanges::default()));
         bd[10] = 4;
         assert_eq!(
             mode_select(false, &bd, &g).unwrap_err().field.unwrap().byte,
             8
+        );
+    }
+
+    #[test]
+    fn control_page_swp() {
+        let g = geo();
+        let ms = |pc: u8| ModeSense::decode(&[0x1a, 0x08, pc << 6 | 0x0a, 0, 64, 0]);
+        let mut buf = [0u8; 64];
+        // Only SWP is changeable; UA_INTLCK_CTRL shows the attribute.
+        let n = mode_sense(&ms(1), &g, false, &mut buf).unwrap();
+        assert_eq!(&buf[4..n], &[0x0a, 10, 0, 0, SWP, 0, 0, 0, 0, 0, 0, 0]);
+        let intlck = Geometry {
+            ua_intlck: 2,
+            ..geo()
+        };
+        mode_sense(&ms(0), &intlck, false, &mut buf).unwrap();
+        assert_eq!(buf[4 + 4], 0x20);
+        // The current page sent back with SWP set, then cleared.
+        let n = mode_sense(&ms(0), &g, false, &mut buf).unwrap();
+        let mut data = buf[..n].to_vec();
+        data[0] = 0;
+        data[4 + 4] |= SWP;
+        let on = mode_select(false, &data, &g).unwrap();
+        assert_eq!((on.swp, on.wce), (Some(true), None));
+        let set = Geometry { swp: true, ..geo() };
+        mode_sense(&ms(0), &set, false, &mut buf).unwrap();
+        assert_eq!(buf[4 + 4], SWP);
+        data[4 + 4] &= !SWP;
+        assert_eq!(mode_select(false, &data, &set).unwrap().swp, Some(false));
+        // Another bit of byte 4 (RAC) is not changeable.
+        data[4 + 4] |= 0x40;
+        assert_eq!(
+            mode_select(false, &data, &g).unwrap_err(),
+            Sense::invalid_param_field(8, None)
         );
     }
 
