@@ -94,7 +94,7 @@ pub struct Geometry {
     pub wce_changeable: bool,
     /// Software write protect (control page SWP), set by MODE SELECT.
     pub swp: bool,
-    /// `emulate_ua_intlck_ctrl` (control page UA_INTLCK_CTRL: 0, 2 or 3).
+    /// `emulate_ua_intlck_ctrl`: 0 clear, 1 no clear, 2 establish (UA_INTLCK_CTRL 0, 2, 3).
     pub ua_intlck: u8,
     /// OPTIMAL UNMAP GRANULARITY in blocks.
     pub unmap_granularity: u32,
@@ -433,7 +433,11 @@ fn mode_page(page: u8, geo: &Geometry, changeable: bool) -> Option<([u8; 20], us
             0x0a => {
                 b[2] = 0x02 | if geo.last_lba > 0xffff_ffff { 0x04 } else { 0 }; // GLTSD, D_SENSE
                 b[3] = 0x10; // QUEUE ALGORITHM MODIFIER 1, as LIO sets it
-                b[4] = (geo.ua_intlck & 3) << 4 | if geo.swp { SWP } else { 0 };
+                b[4] = match geo.ua_intlck {
+                    1 => 0x20,
+                    2 => 0x30,
+                    _ => 0,
+                } | if geo.swp { SWP } else { 0 };
                 // TAS; ATO with protection information (application tags are the initiator's).
                 b[5] = 0x40 | if geo.pi.is_some() { 0x80 } else { 0 };
                 b[8] = 0xff;
@@ -785,12 +789,14 @@ mod tests {
         // Only SWP is changeable; UA_INTLCK_CTRL shows the attribute.
         let n = mode_sense(&ms(1), &g, false, &mut buf).unwrap();
         assert_eq!(&buf[4..n], &[0x0a, 10, 0, 0, SWP, 0, 0, 0, 0, 0, 0, 0]);
-        let intlck = Geometry {
-            ua_intlck: 2,
-            ..geo()
-        };
-        mode_sense(&ms(0), &intlck, false, &mut buf).unwrap();
-        assert_eq!(buf[4 + 4], 0x20);
+        for (attr, field) in [(0, 0), (1, 0x20), (2, 0x30)] {
+            let intlck = Geometry {
+                ua_intlck: attr,
+                ..geo()
+            };
+            mode_sense(&ms(0), &intlck, false, &mut buf).unwrap();
+            assert_eq!(buf[4 + 4], field);
+        }
         // The current page sent back with SWP set, then cleared.
         let n = mode_sense(&ms(0), &g, false, &mut buf).unwrap();
         let mut data = buf[..n].to_vec();
