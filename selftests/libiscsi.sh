@@ -28,7 +28,7 @@ TP="emulate_tpu=1 emulate_tpws=1"
 # that exercise the transfer paths (R2T, immediate data, Data-In, residuals), task management
 # and a second session. The SCSI emulation behind them is the core's, which the loopback rows
 # run whole. LIBISCSI_ISCSI_SUITES=".*" runs every suite over iSCSI too.
-ISCSI_SUITES="iSCSI[a-zA-Z]*|TestUnitReady|Inquiry|Mandatory|ReadCapacity16|Read10|Read16|Write10|Write16|WriteVerify10|CompareAndWrite|WriteSame10|Unmap|Reserve6|ProutRegister|ProutReserve|PrinReadKeys|ReportSupportedOpcodes|MultipathIO|ExtendedCopy"
+ISCSI_SUITES="iSCSI[a-zA-Z]*|TestUnitReady|Inquiry|Mandatory|ReadCapacity16|Read10|Read16|Write10|Write16|WriteVerify10|CompareAndWrite|WriteSame10|Unmap|Reserve6|ProutRegister|ProutReserve|PrinReadKeys|ReportSupportedOpcodes|MultipathIO|ExtendedCopy|Sanitize"
 # fileio runs every suite; rd_mcp and iblock those whose answers depend on the backend (the
 # rest is the core's emulation, the same on every backend), which keeps make check within
 # CI's time. LIBISCSI_SUITES=".*" widens them again.

@@ -304,6 +304,8 @@ pub struct Device {
     /// The control page's SWP (software write protect), set by MODE SELECT: 1 refuses every
     /// write from every nexus. Kept until changed, as `emulate_write_cache`.
     swp: Atomic<u32>,
+    /// 1 while a SANITIZE runs ([`SanitizeHold`]): the other commands get NOT READY.
+    sanitizing: Atomic<u32>,
     /// Persistent reservations.
     #[pin]
     pub(crate) pr: Reservations,
@@ -315,6 +317,16 @@ pub struct Device {
     /// sleeping, so no workqueue worker ever blocks on the slot. Process context only.
     #[pin]
     caw: Mutex<CawQueue>,
+}
+
+/// A running SANITIZE's mark on its device, taken off when dropped (with the command's step,
+/// however it ends).
+pub(crate) struct SanitizeHold(Arc<Device>);
+
+impl Drop for SanitizeHold {
+    fn drop(&mut self) {
+        self.0.sanitizing.store(0, Relaxed);
+    }
 }
 
 /// The compare-and-write slot and the commands waiting for it.
@@ -375,6 +387,7 @@ impl Device {
                 bytes: Atomic::new(0),
                 spc2_holder: Atomic::new(0),
                 swp: Atomic::new(0),
+                sanitizing: Atomic::new(0),
                 pr <- Reservations::new(),
                 exports <- kernel::new_mutex!(KVec::new()),
                 caw <- kernel::new_mutex!(CawQueue { busy: false, waiting: KVec::new() }),
@@ -555,6 +568,19 @@ impl Device {
     /// SWP set by MODE SELECT.
     pub(crate) fn set_swp(&self, on: bool) {
         self.swp.store(u32::from(on), Relaxed);
+    }
+
+    /// Whether a SANITIZE is running.
+    pub(crate) fn sanitizing(&self) -> bool {
+        self.sanitizing.load(Relaxed) != 0
+    }
+
+    /// Marks a SANITIZE running until the hold is dropped; `None` if one already runs.
+    pub(crate) fn start_sanitize(self: &Arc<Self>) -> Option<SanitizeHold> {
+        self.sanitizing
+            .cmpxchg(0, 1, kernel::sync::atomic::ordering::Full)
+            .ok()
+            .map(|_| SanitizeHold(self.clone()))
     }
 
     /// Calls `f` with every nexus that reaches the device and each LUN number it reaches it

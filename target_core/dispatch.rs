@@ -121,6 +121,12 @@ enum Next {
     Done(Result<u32, Sense>),
     /// The command needs its data-out first: fetch it, then decide again.
     FetchAndRetry,
+    /// SANITIZE (the OVERWRITE parameter list is in).
+    Sanitize {
+        sa: u8,
+        len: u32,
+        block_size: u32,
+    },
     /// RESERVATION CONFLICT.
     Conflict,
     Backend(Op),
@@ -315,6 +321,11 @@ fn run(mut cmd: CmdRef, next: Next) {
             block_size,
         } => crate::sbc::get_lba_status(cmd, lba, alloc, blocks, block_size),
         Next::Xcopy { len } => crate::xcopy::extended_copy(cmd, len),
+        Next::Sanitize {
+            sa,
+            len,
+            block_size,
+        } => crate::sbc::sanitize(cmd, sa, len, block_size),
         Next::Pi(io) => crate::sbc::pi_rw(cmd, io),
         Next::ReadPart { rw, keep } => crate::sbc::read_part(cmd, rw, keep),
         Next::Backend(Op::None) => cmd::complete(cmd, Ok(0)),
@@ -414,6 +425,9 @@ fn decide_io(rw: &RwCdb, lun: &Lun, nexus: &Nexus<'_>, data_len: u32) -> (Next, 
     if let Some(s) = session {
         if let Some(ua) = s.ua_check(nexus.lun, rw_opcode(rw), dev.attr(At::UaIntlck)) {
             return (Next::Done(Err(ua)), 0, false);
+        }
+        if dev.sanitizing() {
+            return (Next::Done(Err(Sense::sanitize_in_progress())), 0, false);
         }
         let access = match rw.dir {
             crate::proto::cdb::Dir::Read => Access::Read,
@@ -520,6 +534,9 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             return Next::Done(Err(ua));
         }
     }
+    if dev.sanitizing() && !command::runs_while_sanitizing(opcode) {
+        return Next::Done(Err(Sense::sanitize_in_progress()));
+    }
     // Reservations are enforced only while `emulate_pr` is on, as in LIO.
     let enforced = limits.reservations;
     if enforced && dev.spc2_conflict(nexus) && !command::passes_reservation(opcode) {
@@ -562,6 +579,23 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             Next::Done(mode_select(cmd, dev, nexus, ten, len))
         }
         Action::ModeSelect { .. } => Next::FetchAndRetry,
+        Action::Sanitize {
+            sa: command::op::SANITIZE_EXIT_FAILURE_MODE,
+            ..
+        } => Next::Done(Ok(0)),
+        Action::Sanitize { .. } if read_only(dev, cmd.data().read_only) => {
+            Next::Done(Err(Sense::write_protected()))
+        }
+        Action::Sanitize { sa, len }
+            if cmd.data().data_ready || cmd.data().dir != DataDir::ToDevice =>
+        {
+            Next::Sanitize {
+                sa,
+                len,
+                block_size: limits.block_size,
+            }
+        }
+        Action::Sanitize { .. } => Next::FetchAndRetry,
         Action::Reserve | Action::Release => {
             // Beside persistent reservations, SPC-4 5.13.3's exceptions come first.
             match cmd

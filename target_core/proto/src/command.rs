@@ -90,6 +90,14 @@ pub mod op {
     pub const READ_DEFECT_DATA_10: u8 = 0x37;
     /// READ DEFECT DATA(12).
     pub const READ_DEFECT_DATA_12: u8 = 0xb7;
+    /// SANITIZE and its service actions.
+    pub const SANITIZE: u8 = 0x48;
+    /// SANITIZE OVERWRITE.
+    pub const SANITIZE_OVERWRITE: u8 = 0x01;
+    /// SANITIZE BLOCK ERASE.
+    pub const SANITIZE_BLOCK_ERASE: u8 = 0x02;
+    /// SANITIZE EXIT FAILURE MODE.
+    pub const SANITIZE_EXIT_FAILURE_MODE: u8 = 0x1f;
 }
 
 /// What the device must do for a command. Response-building actions carry the CDB's
@@ -241,6 +249,14 @@ pub enum Action {
         repd: bool,
         /// Allocation length.
         alloc: u32,
+    },
+    /// SANITIZE: OVERWRITE with a parameter list of `len` bytes, BLOCK ERASE (`len` 0) or EXIT
+    /// FAILURE MODE.
+    Sanitize {
+        /// The service action.
+        sa: u8,
+        /// Parameter list length.
+        len: u32,
     },
     /// MODE SELECT(6/10) with a parameter list of `len` bytes.
     ModeSelect {
@@ -544,6 +560,9 @@ pub static COMMANDS: &[OpInfo] = &[
     only_with(Needs::Tpu, info(op::UNMAP, None, &[0x42, 0x00, 0, 0, 0, 0, 0x1f, 0xff, 0xff, 0x07], unmap)),
     info(op::PRE_FETCH_10, None, &[0x34, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], pre_fetch),
     info(op::SYNCHRONIZE_CACHE_10, None, &[0x35, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], sync_cache),
+    info(op::SANITIZE, Some(op::SANITIZE_OVERWRITE as u16), &[0x48, 0x21, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], sanitize),
+    only_with(Needs::Tpu, info(op::SANITIZE, Some(op::SANITIZE_BLOCK_ERASE as u16), &[0x48, 0x22, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], sanitize)),
+    info(op::SANITIZE, Some(op::SANITIZE_EXIT_FAILURE_MODE as u16), &[0x48, 0x3f, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], sanitize),
     info(op::READ_DEFECT_DATA_10, None, &[0x37, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0x07], read_defect_data),
     info(op::MODE_SELECT_10, None, &[0x55, 0x11, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], mode_select),
     only_with(Needs::Reservations, info(op::RESERVE_10, None, &[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0x07], reserve_release)),
@@ -782,6 +801,78 @@ fn mode_select(cdb: &[u8], _: &Limits, data_len: u32) -> Result<Action, Sense> {
     Ok(Action::ModeSelect { ten, len })
 }
 
+/// SANITIZE (SBC-4 5.30), without IMMED: the command ends when the medium is sanitized. AUSE
+/// is taken (no sanitize operation fails into a failure mode to leave). OVERWRITE carries an
+/// initialization pattern of 1 to one block's bytes; the others carry nothing.
+fn sanitize(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
+    let sa = cdb[1] & 0x1f;
+    if cdb[1] & 0x80 != 0 {
+        return Err(Sense::invalid_cdb_field(1, Some(7)));
+    }
+    if cdb[1] & 0x40 != 0 {
+        return Err(Sense::invalid_cdb_field(1, Some(6)));
+    }
+    if let Some(i) = (2..7).find(|&i| cdb[i] != 0) {
+        return Err(Sense::invalid_cdb_field(i as u16, None));
+    }
+    let len = be16(&cdb[7..9]);
+    let fits = match sa {
+        op::SANITIZE_OVERWRITE => (5..=dev.block_size + 4).contains(&len),
+        _ => len == 0,
+    };
+    if !fits || data_len < len {
+        return Err(Sense::invalid_cdb_field(7, None));
+    }
+    Ok(Action::Sanitize { sa, len })
+}
+
+/// A SANITIZE OVERWRITE parameter list, checked.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Overwrite {
+    /// Invert the pattern between passes.
+    pub invert: bool,
+    /// How many passes (1 to 31).
+    pub passes: u8,
+}
+
+/// Checks a SANITIZE OVERWRITE parameter list (the CDB's length already checked): an
+/// OVERWRITE COUNT, no TEST, and an INITIALIZATION PATTERN LENGTH of what follows, at most a
+/// block. The pattern is `params[4..]`.
+pub fn sanitize_overwrite(params: &[u8], block_size: u32) -> Result<Overwrite, Sense> {
+    let Some(hdr) = params.get(..4) else {
+        return Err(Sense::param_list_length());
+    };
+    if hdr[0] & 0x60 != 0 {
+        return Err(Sense::invalid_param_field(0, Some(6)));
+    }
+    let passes = hdr[0] & 0x1f;
+    if passes == 0 {
+        return Err(Sense::invalid_param_field(0, Some(4)));
+    }
+    if hdr[1] != 0 {
+        return Err(Sense::invalid_param_field(1, None));
+    }
+    let pattern = be16(&hdr[2..4]);
+    if pattern == 0 || pattern > block_size || pattern as usize != params.len() - 4 {
+        return Err(Sense::invalid_param_field(2, None));
+    }
+    Ok(Overwrite {
+        invert: hdr[0] & 0x80 != 0,
+        passes,
+    })
+}
+
+/// One block of the initialization `pattern` repeated (inverted when asked), as an overwrite
+/// pass writes it.
+pub fn fill_pattern(block: &mut [u8], pattern: &[u8], invert: bool) {
+    if pattern.is_empty() {
+        return;
+    }
+    for (b, p) in block.iter_mut().zip(pattern.iter().cycle()) {
+        *b = if invert { !p } else { *p };
+    }
+}
+
 /// SPC-2 RESERVE and RELEASE, 6 and 10 bytes: the whole logical unit only. Third-party
 /// reservations (3RDPTY, LONGID) and the obsolete extent fields are refused.
 fn reserve_release(cdb: &[u8], _: &Limits, _: u32) -> Result<Action, Sense> {
@@ -854,6 +945,12 @@ pub fn passes_reservation(opcode: u8) -> bool {
         opcode,
         op::INQUIRY | op::RELEASE_6 | op::RELEASE_10 | op::REPORT_LUNS | op::REQUEST_SENSE
     )
+}
+
+/// Whether a command runs while a SANITIZE does (SBC-4 4.33; the others get NOT READY,
+/// SANITIZE IN PROGRESS).
+pub fn runs_while_sanitizing(opcode: u8) -> bool {
+    matches!(opcode, op::INQUIRY | op::REPORT_LUNS | op::REQUEST_SENSE)
 }
 
 /// START STOP UNIT on a disk that is always ready: START=1 (with or without IMMED) and the
@@ -2246,6 +2343,99 @@ mod tests {
             1
         );
         assert!(passes_reservation(0x12) && passes_reservation(0x17) && !passes_reservation(0x00));
+    }
+
+    #[test]
+    fn sanitize_cdb() {
+        let cdb = |b1: u8, len: u16| {
+            let l = len.to_be_bytes();
+            [0x48, b1, 0, 0, 0, 0, 0, l[0], l[1], 0]
+        };
+        let ok = |sa, len| Ok(Action::Sanitize { sa, len });
+        assert_eq!(parse(&cdb(0x01, 516), &DEV, 516), ok(1, 516));
+        assert_eq!(parse(&cdb(0x21, 5), &DEV, 5), ok(1, 5));
+        assert_eq!(parse(&cdb(0x02, 0), &DEV, 0), ok(2, 0));
+        assert_eq!(parse(&cdb(0x1f, 0), &DEV, 0), ok(0x1f, 0));
+        // Overwrite needs a header and 1 to 512 bytes of pattern; the others no list.
+        for len in [0, 4, 517] {
+            assert_eq!(
+                parse(&cdb(0x01, len), &DEV, u32::from(len)),
+                Err(Sense::invalid_cdb_field(7, None))
+            );
+        }
+        assert_eq!(
+            parse(&cdb(0x02, 8), &DEV, 8),
+            Err(Sense::invalid_cdb_field(7, None))
+        );
+        assert_eq!(
+            parse(&cdb(0x01, 516), &DEV, 100),
+            Err(Sense::invalid_cdb_field(7, None))
+        );
+        // No crypto erase, no other service action; IMMED and reserved bits refused.
+        for sa in [0x00, 0x03, 0x04, 0x1e] {
+            assert_eq!(
+                parse(&cdb(sa, 0), &DEV, 0),
+                Err(Sense::invalid_cdb_field(1, Some(4)))
+            );
+        }
+        assert_eq!(
+            parse(&cdb(0x82, 0), &DEV, 0),
+            Err(Sense::invalid_cdb_field(1, Some(7)))
+        );
+        assert_eq!(
+            parse(&cdb(0x42, 0), &DEV, 0),
+            Err(Sense::invalid_cdb_field(1, Some(6)))
+        );
+        let mut reserved = cdb(0x02, 0);
+        reserved[4] = 4;
+        assert_eq!(
+            parse(&reserved, &DEV, 0),
+            Err(Sense::invalid_cdb_field(4, None))
+        );
+        // BLOCK ERASE only on a thin device.
+        let thick = Limits {
+            thin: Thin::default(),
+            ..DEV
+        };
+        assert_eq!(
+            parse(&cdb(0x02, 0), &thick, 0),
+            Err(Sense::invalid_cdb_field(1, Some(4)))
+        );
+    }
+
+    #[test]
+    fn sanitize_overwrite_params() {
+        let list = |b0: u8, pattern: &[u8], len: u16| {
+            let mut v = vec![b0, 0];
+            v.extend_from_slice(&len.to_be_bytes());
+            v.extend_from_slice(pattern);
+            v
+        };
+        assert_eq!(
+            sanitize_overwrite(&list(0x81, &[0xaa; 512], 512), 512),
+            Ok(Overwrite {
+                invert: true,
+                passes: 1
+            })
+        );
+        assert_eq!(
+            sanitize_overwrite(&list(0x03, &[1, 2, 3, 4], 4), 512).map(|o| o.passes),
+            Ok(3)
+        );
+        let bad = |l: &[u8]| sanitize_overwrite(l, 512).unwrap_err().field.unwrap().byte;
+        assert_eq!(bad(&list(0x00, &[0xaa; 512], 512)), 0); // no pass
+        assert_eq!(bad(&list(0x21, &[0xaa; 4], 4)), 0); // TEST
+        assert_eq!(bad(&list(0x01, &[], 0)), 2); // no pattern
+        assert_eq!(bad(&list(0x01, &[0; 516], 516)), 2); // more than a block
+        assert_eq!(bad(&list(0x01, &[0; 512], 500)), 2); // not what follows
+        let mut reserved = list(0x01, &[1], 1);
+        reserved[1] = 1;
+        assert_eq!(bad(&reserved), 1);
+        let mut block = [0u8; 8];
+        fill_pattern(&mut block, &[1, 2, 3], false);
+        assert_eq!(block, [1, 2, 3, 1, 2, 3, 1, 2]);
+        fill_pattern(&mut block, &[0x0f], true);
+        assert_eq!(block, [0xf0; 8]);
     }
 
     #[test]

@@ -128,6 +128,17 @@ impl Sense {
         }
     }
 
+    /// NOT READY, LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS (04h/1Bh).
+    pub const fn sanitize_in_progress() -> Self {
+        Sense {
+            key: SenseKey::NotReady,
+            asc: 0x04,
+            ascq: 0x1b,
+            field: None,
+            info: None,
+        }
+    }
+
     /// HARDWARE ERROR, INTERNAL TARGET FAILURE (44h/00h).
     pub const fn internal_target_failure() -> Self {
         Sense {

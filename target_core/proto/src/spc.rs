@@ -259,6 +259,11 @@ pub fn vpd(page: u8, id: &Identity<'_>, geo: &Geometry, buf: &mut [u8]) -> Resul
         0xb1 => {
             let mut b = [0u8; 60];
             b[1] = u8::from(geo.nonrot);
+            // WABEREQ 1 where SANITIZE BLOCK ERASE is offered: blocks read after it succeed
+            // (as deallocated ones).
+            if geo.thin.tpu {
+                b[3] = 0x40;
+            }
             put(buf, body_start, &b)
         }
         0xb2 => {
@@ -838,6 +843,12 @@ mod tests {
         assert_eq!(&b[28..32], &[0, 0, 0, 8]);
         assert_eq!(&b[32..36], &[0x80, 0, 0, 1]);
         assert_eq!(&b[36..44], &[0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+        // WABEREQ 1 with SANITIZE BLOCK ERASE (thin devices), 0 without.
+        let mut c = [0u8; 64];
+        vpd(0xb1, &id(b""), &g, &mut c).unwrap();
+        assert_eq!(c[7], 0x40);
+        vpd(0xb1, &id(b""), &geo(), &mut c).unwrap();
+        assert_eq!(c[7], 0);
         // Atomic writes lengthen the page to 60 bytes, with or without thin provisioning; the
         // maximum is capped by the maximum transfer length, as in LIO.
         let atomic = AtomicLimits {

@@ -1,0 +1,113 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# SANITIZE on every backend (thin, so BLOCK ERASE is offered), through the loopback LUN: an
+# OVERWRITE leaves its pattern in the first and last blocks, INVERT with two passes the inverted
+# pattern, BLOCK ERASE zeroes and deallocated blocks; bad CDBs and parameter lists get INVALID
+# FIELD; while an OVERWRITE of 31 passes runs, TEST UNIT READY gets NOT READY, SANITIZE IN
+# PROGRESS and INQUIRY still passes. (C LIO has no SANITIZE.)
+. "$(dirname "$0")/lib.sh"
+W=/tmp/sanitize; rm -rf $W; mkdir -p $W
+BACKENDS="rd_mcp|rd_pages=4096
+fileio|fd_dev_name=$BK/sanitize.img,fd_dev_size=16777216"
+PER=9
+unload_all; dmesg_mark
+scratch_up >/dev/null 2>&1
+# iblock on the scratch RAM disk, when it can deallocate.
+[ "$(cat /sys/block/ram0/queue/discard_max_bytes 2>/dev/null)" -gt 0 ] 2>/dev/null &&
+    BACKENDS="$BACKENDS
+iblock|udev_path=/dev/ram0"
+tap_plan $(( $(echo "$BACKENDS" | wc -l) * PER + 2 ))
+check "scratch storage" scratch_up
+sgio_up
+modprobe rtarget_core
+
+OVERWRITE=48010000000000000800
+BLOCK_ERASE=48020000000000000000
+# pattern HEX4 INVERT: 512 bytes of the 4-byte pattern, inverted or not.
+pattern() {
+    local p=$1
+    [ "$2" = 1 ] && p=$(printf '%08x' $(( ~0x$1 & 0xffffffff )))
+    for _ in $(seq 128); do printf '%s' "$p"; done | xxd -r -p
+}
+# holds SD LBA FILE: the block at LBA (O_DIRECT) is FILE's 512 bytes.
+holds() { dd if="$1" bs=512 skip="$2" count=1 iflag=direct status=none | cmp - "$3"; }
+# answer_is SG CDB ARGS...: the answer matches the ERE in $want.
+answer_is() { local out; out=$(sgio "$@"); echo "$out"; [[ $out =~ $want ]]; }
+GOOD='^status=00'
+INVALID_CDB='^status=02 .*sense=700005[0-9a-f]{18}2400'
+INVALID_PARAM='^status=02 .*sense=700005[0-9a-f]{18}2600'
+IN_PROGRESS='^status=02 .*sense=700002[0-9a-f]{18}041b'
+
+gone() { teardown_lun; [ ! -e "$1" ]; }
+thin_lun() { echo 1 > "$1/attrib/emulate_tpu" && echo 1 > "$1/attrib/emulate_tpws" && link_dev "$1"; }
+# overwrites SG PARAMS SD LAST EXPECTED: SANITIZE OVERWRITE; the first and last blocks hold
+# EXPECTED.
+overwrites() {
+    want=$GOOD answer_is "$1" $OVERWRITE --out "$2" && holds "$3" 0 "$5" && holds "$3" "$4" "$5"
+}
+# erased SG SD LAST: zeroes in the first and last blocks; LBA 0 deallocated (GET LBA STATUS,
+# but on iblock, where the core cannot ask the block device).
+erased() {
+    local out d
+    holds "$2" 0 $W/zero && holds "$2" "$3" $W/zero || return 1
+    [ "$plugin" = iblock ] && return 0
+    out=$(sgio "$1" 9e120000000000000000000000200000 --in 32); echo "$out"
+    d=${out#*data=}; [ "${d:40:2}" = 01 ]
+}
+bad_cdbs() {
+    answer_is "$1" 48810000000000000800 --out 01000004deadbeef &&
+        answer_is "$1" 48020000000000000800 --out 01000004deadbeef
+}
+bad_lists() {
+    answer_is "$1" $OVERWRITE --out 00000004deadbeef &&
+        answer_is "$1" 48010000000000020400 --out "01000204$(printf '00%.0s' $(seq 512))"
+}
+# in_progress SG: an OVERWRITE of 31 passes in the background; TEST UNIT READY polled until it
+# says SANITIZE IN PROGRESS, INQUIRY passes meanwhile; then the OVERWRITE ends GOOD.
+in_progress() {
+    local bg seen=0 out
+    python3 "$_sgio_py" "$1" $OVERWRITE --out 1f000004a5a5a5a5 > $W/bg &
+    bg=$!
+    for _ in $(seq 200); do
+        out=$(sgio "$1" 000000000000)
+        if [[ $out =~ $IN_PROGRESS ]]; then
+            seen=1
+            out=$(sgio "$1" 120000002400 --in 36)
+            [[ $out == status=00* ]] || { echo "INQUIRY during SANITIZE: $out"; seen=0; }
+            break
+        fi
+        kill -0 $bg 2>/dev/null || break
+        sleep 0.1
+    done
+    wait $bg
+    echo "SANITIZE: $(cat $W/bg); TEST UNIT READY: $out"
+    [ $seen = 1 ] && grep -q '^status=00' $W/bg && [[ $(sgio "$1" 000000000000) == status=00* ]]
+}
+
+while IFS='|' read -r plugin control; do
+    rm -f $BK/sanitize.img
+    dev=$(setup_dev "$plugin" sanitize "$control")
+    check "$plugin: a thin device on a LUN" thin_lun "$dev"
+    sg=$(lun_dev rtarget_loop scsi_generic); sd=$(lun_dev rtarget_loop block)
+    sgio "$sg" 000000000000 >/dev/null   # the power-on attention
+    last=$(( $(blockdev --getsz "$sd") - 1 ))
+    head -c 512 /dev/urandom > $W/random
+    dd if=$W/random of="$sd" bs=512 seek=$last oflag=direct status=none
+    pattern deadbeef 0 > $W/p; pattern 0f0f0f0f 1 > $W/inverted; head -c 512 /dev/zero > $W/zero
+    check "$plugin: OVERWRITE with deadbeef: the first and last blocks hold it" \
+        overwrites "$sg" 01000004deadbeef "$sd" $last $W/p
+    check "$plugin: OVERWRITE, INVERT, two passes: the pattern inverted" \
+        overwrites "$sg" 820000040f0f0f0f "$sd" $last $W/inverted
+    want=$GOOD check "$plugin: BLOCK ERASE" answer_is "$sg" $BLOCK_ERASE
+    check "$plugin: after BLOCK ERASE: zeroes, and GET LBA STATUS says deallocated" erased "$sg" "$sd" $last
+    want=$INVALID_CDB check "$plugin: CRYPTO ERASE (not offered): INVALID FIELD IN CDB" \
+        answer_is "$sg" 48030000000000000000
+    want=$INVALID_CDB check "$plugin: IMMED (not offered), BLOCK ERASE with a parameter list: INVALID FIELD IN CDB" \
+        bad_cdbs "$sg"
+    want=$INVALID_PARAM check "$plugin: OVERWRITE COUNT 0, a pattern longer than a block: INVALID FIELD IN PARAMETER LIST" \
+        bad_lists "$sg"
+    check "$plugin: while an OVERWRITE runs: NOT READY, SANITIZE IN PROGRESS; INQUIRY passes" in_progress "$sg"
+    check "$plugin: the LUN and device go" gone "$dev"
+done <<< "$BACKENDS"
+check "no oops, warning or leak" dmesg_clean
+tap_done
