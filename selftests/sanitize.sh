@@ -1,15 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # SANITIZE on every backend (thin, so BLOCK ERASE is offered), through the loopback LUN: an
-# OVERWRITE leaves its pattern in the first and last blocks, INVERT with two passes the inverted
-# pattern, BLOCK ERASE zeroes and deallocated blocks; bad CDBs and parameter lists get INVALID
-# FIELD; while an OVERWRITE of 31 passes runs, TEST UNIT READY gets NOT READY, SANITIZE IN
+# OVERWRITE leaves its pattern in the first and last blocks, as does INVERT with two passes;
+# BLOCK ERASE leaves zeroes and deallocated blocks; bad CDBs and parameter lists get INVALID
+# FIELD; while an OVERWRITE of several passes runs, TEST UNIT READY gets NOT READY, SANITIZE IN
 # PROGRESS and INQUIRY still passes. (C LIO has no SANITIZE.)
 . "$(dirname "$0")/lib.sh"
 W=/tmp/sanitize; rm -rf $W; mkdir -p $W
 BACKENDS="rd_mcp|rd_pages=4096
 fileio|fd_dev_name=$BK/sanitize.img,fd_dev_size=16777216"
-PER=9
+PER=10
 unload_all; dmesg_mark
 scratch_up >/dev/null 2>&1
 # iblock on the scratch RAM disk, when it can deallocate.
@@ -62,11 +62,14 @@ bad_lists() {
     answer_is "$1" $OVERWRITE --out 00000004deadbeef &&
         answer_is "$1" 48010000000000020400 --out "01000204$(printf '00%.0s' $(seq 512))"
 }
-# in_progress SG: an OVERWRITE of 31 passes in the background; TEST UNIT READY polled until it
+# in_progress SG SD: an OVERWRITE of about 128 MiB in all (2 to 31 passes; SG_IO waits 20 s)
+# in the background; TEST UNIT READY polled until it
 # says SANITIZE IN PROGRESS, INQUIRY passes meanwhile; then the OVERWRITE ends GOOD.
 in_progress() {
-    local bg seen=0 out
-    python3 "$_sgio_py" "$1" $OVERWRITE --out 1f000004a5a5a5a5 > $W/bg &
+    local bg seen=0 out passes
+    passes=$(( (128 << 20) / $(blockdev --getsize64 "$2") ))
+    passes=$(( passes < 2 ? 2 : passes > 31 ? 31 : passes ))
+    python3 "$_sgio_py" "$1" $OVERWRITE --out "$(printf '%02x' $passes)000004a5a5a5a5" > $W/bg &
     bg=$!
     for _ in $(seq 200); do
         out=$(sgio "$1" 000000000000)
@@ -93,11 +96,11 @@ while IFS='|' read -r plugin control; do
     last=$(( $(blockdev --getsz "$sd") - 1 ))
     head -c 512 /dev/urandom > $W/random
     dd if=$W/random of="$sd" bs=512 seek=$last oflag=direct status=none
-    pattern deadbeef 0 > $W/p; pattern 0f0f0f0f 1 > $W/inverted; head -c 512 /dev/zero > $W/zero
+    pattern deadbeef 0 > $W/p; pattern 0f0f0f0f 0 > $W/last_pass; head -c 512 /dev/zero > $W/zero
     check "$plugin: OVERWRITE with deadbeef: the first and last blocks hold it" \
         overwrites "$sg" 01000004deadbeef "$sd" $last $W/p
-    check "$plugin: OVERWRITE, INVERT, two passes: the pattern inverted" \
-        overwrites "$sg" 820000040f0f0f0f "$sd" $last $W/inverted
+    check "$plugin: OVERWRITE, INVERT, two passes: the last pass leaves the pattern as sent" \
+        overwrites "$sg" 820000040f0f0f0f "$sd" $last $W/last_pass
     want=$GOOD check "$plugin: BLOCK ERASE" answer_is "$sg" $BLOCK_ERASE
     check "$plugin: after BLOCK ERASE: zeroes, and GET LBA STATUS says deallocated" erased "$sg" "$sd" $last
     want=$INVALID_CDB check "$plugin: CRYPTO ERASE (not offered): INVALID FIELD IN CDB" \
@@ -106,7 +109,7 @@ while IFS='|' read -r plugin control; do
         bad_cdbs "$sg"
     want=$INVALID_PARAM check "$plugin: OVERWRITE COUNT 0, a pattern longer than a block: INVALID FIELD IN PARAMETER LIST" \
         bad_lists "$sg"
-    check "$plugin: while an OVERWRITE runs: NOT READY, SANITIZE IN PROGRESS; INQUIRY passes" in_progress "$sg"
+    check "$plugin: while an OVERWRITE runs: NOT READY, SANITIZE IN PROGRESS; INQUIRY passes" in_progress "$sg" "$sd"
     check "$plugin: the LUN and device go" gone "$dev"
 done <<< "$BACKENDS"
 check "no oops, warning or leak" dmesg_clean

@@ -325,7 +325,9 @@ pub(crate) struct SanitizeHold(Arc<Device>);
 
 impl Drop for SanitizeHold {
     fn drop(&mut self) {
-        self.0.sanitizing.store(0, Relaxed);
+        self.0
+            .sanitizing
+            .store(0, kernel::sync::atomic::ordering::Release);
     }
 }
 
@@ -572,7 +574,9 @@ impl Device {
 
     /// Whether a SANITIZE is running.
     pub(crate) fn sanitizing(&self) -> bool {
-        self.sanitizing.load(Relaxed) != 0
+        self.sanitizing
+            .load(kernel::sync::atomic::ordering::Acquire)
+            != 0
     }
 
     /// Marks a SANITIZE running until the hold is dropped; `None` if one already runs.

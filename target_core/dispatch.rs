@@ -126,6 +126,7 @@ enum Next {
         sa: u8,
         len: u32,
         block_size: u32,
+        unmap: bool,
     },
     /// RESERVATION CONFLICT.
     Conflict,
@@ -325,7 +326,8 @@ fn run(mut cmd: CmdRef, next: Next) {
             sa,
             len,
             block_size,
-        } => crate::sbc::sanitize(cmd, sa, len, block_size),
+            unmap,
+        } => crate::sbc::sanitize(cmd, sa, len, block_size, unmap),
         Next::Pi(io) => crate::sbc::pi_rw(cmd, io),
         Next::ReadPart { rw, keep } => crate::sbc::read_part(cmd, rw, keep),
         Next::Backend(Op::None) => cmd::complete(cmd, Ok(0)),
@@ -426,9 +428,11 @@ fn decide_io(rw: &RwCdb, lun: &Lun, nexus: &Nexus<'_>, data_len: u32) -> (Next, 
         if let Some(ua) = s.ua_check(nexus.lun, rw_opcode(rw), dev.attr(At::UaIntlck)) {
             return (Next::Done(Err(ua)), 0, false);
         }
-        if dev.sanitizing() {
-            return (Next::Done(Err(Sense::sanitize_in_progress())), 0, false);
-        }
+    }
+    if dev.sanitizing() {
+        return (Next::Done(Err(Sense::sanitize_in_progress())), 0, false);
+    }
+    if let Some(s) = session {
         let access = match rw.dir {
             crate::proto::cdb::Dir::Read => Access::Read,
             crate::proto::cdb::Dir::Write => Access::Write,
@@ -593,6 +597,7 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
                 sa,
                 len,
                 block_size: limits.block_size,
+                unmap: limits.thin.lbprz,
             }
         }
         Action::Sanitize { .. } => Next::FetchAndRetry,

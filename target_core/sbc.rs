@@ -45,7 +45,8 @@ pub(crate) enum StepKind {
         end: u64,
     },
     /// SANITIZE OVERWRITE: the scratch buffer (the pattern repeated) over `next..end`, a chunk
-    /// at a time, `passes` more times counting this one, inverted between passes with `invert`.
+    /// at a time, `passes` more times counting this one, inverted between passes with `invert`;
+    /// 0 passes left: the flush after the last.
     Overwrite {
         /// Byte offset of the next chunk.
         next: u64,
@@ -525,6 +526,7 @@ pub(crate) fn unmap(cmd: CmdRef, count: u32, block_size: u32) {
 /// Starts the next backend request of a WRITE SAME or an UNMAP, or ends the command.
 fn advance(mut cmd: CmdRef, mut step: KBox<Step>) {
     let Some(be) = cmd.lun().and_then(|l| l.device.backend()).cloned() else {
+        drop(step);
         return cmd::complete(cmd, Err(Sense::lun_not_supported()));
     };
     step.result = None;
@@ -564,6 +566,24 @@ fn advance(mut cmd: CmdRef, mut step: KBox<Step>) {
                 invert,
             };
             advance(cmd, step)
+        }
+        // The last pass written: flushed before GOOD (a write cache may hold it).
+        StepKind::Overwrite {
+            end,
+            passes: 1,
+            invert,
+            ..
+        } => {
+            step.kind = StepKind::Overwrite {
+                next: end,
+                end,
+                passes: 0,
+                invert,
+            };
+            let d = cmd.data_mut();
+            d.step = Some(step);
+            d.op = Op::Flush { pos: 0, len: end };
+            be.flush(cmd, 0, end)
         }
         StepKind::Unmap {
             next,
@@ -615,6 +635,7 @@ fn write_chunk(
     kind: impl FnOnce(u64) -> StepKind,
 ) {
     let Some(sgl) = step.scratch.as_ref().map(|s| s.sgl()) else {
+        drop(step);
         return cmd::complete(cmd, Err(Sense::internal_target_failure()));
     };
     let len = (end - next).min(u64::from(sgl.len()));
@@ -648,9 +669,10 @@ fn invert_sgl(sgl: &Sgl) {
     }
 }
 
-/// SANITIZE (OVERWRITE with its `len`-byte parameter list, or BLOCK ERASE) of the whole
-/// medium; the device refuses other commands until it ends.
-pub(crate) fn sanitize(mut cmd: CmdRef, sa: u8, len: u32, block_size: u32) {
+/// SANITIZE (OVERWRITE with its `len`-byte parameter list, or BLOCK ERASE: deallocating with
+/// `unmap`) of the whole medium, flushed at the end; the device refuses other commands until
+/// it ends.
+pub(crate) fn sanitize(mut cmd: CmdRef, sa: u8, len: u32, block_size: u32, unmap: bool) {
     use crate::proto::command::{self, op};
     let Some(dev) = cmd.lun().map(|l| l.device.clone()) else {
         return cmd::complete(cmd, Err(Sense::lun_not_supported()));
@@ -682,6 +704,10 @@ pub(crate) fn sanitize(mut cmd: CmdRef, sa: u8, len: u32, block_size: u32) {
         while at < sgl.len() as usize {
             at += sgl.copy_to(at, &block);
         }
+        // With INVERT the passes alternate and the last writes the pattern as sent.
+        if ow.invert && ow.passes % 2 == 0 {
+            invert_sgl(&sgl);
+        }
         let kind = StepKind::Overwrite {
             next: 0,
             end,
@@ -690,7 +716,9 @@ pub(crate) fn sanitize(mut cmd: CmdRef, sa: u8, len: u32, block_size: u32) {
         };
         (kind, Some(scratch))
     } else {
-        // BLOCK ERASE: one deallocation of the medium, a step that ends the command.
+        // BLOCK ERASE: one deallocation of the medium (where deallocated blocks read as
+        // zeroes; else zeroes written, which the backend may deallocate), a step that ends
+        // the command.
         (StepKind::WriteSame { next: end, end }, None)
     };
     let Some(hold) = dev.start_sanitize() else {
@@ -698,7 +726,10 @@ pub(crate) fn sanitize(mut cmd: CmdRef, sa: u8, len: u32, block_size: u32) {
     };
     let mut step = match Step::new(&cmd, kind, scratch, false) {
         Ok(step) => step,
-        Err(_) => return cmd::complete(cmd, Err(Sense::internal_target_failure())),
+        Err(_) => {
+            drop(hold);
+            return cmd::complete(cmd, Err(Sense::internal_target_failure()));
+        }
     };
     step.sanitize = Some(hold);
     if sa == op::SANITIZE_OVERWRITE {
@@ -706,8 +737,13 @@ pub(crate) fn sanitize(mut cmd: CmdRef, sa: u8, len: u32, block_size: u32) {
     }
     let d = cmd.data_mut();
     d.step = Some(step);
-    d.op = Op::Discard { pos: 0, len: end };
-    be.discard(cmd, 0, end)
+    if unmap {
+        d.op = Op::Discard { pos: 0, len: end };
+        be.discard(cmd, 0, end)
+    } else {
+        d.op = Op::WriteZeroes { pos: 0, len: end };
+        be.write_zeroes(cmd, 0, end)
+    }
 }
 
 /// The backend finished a step (any context): keep its result and continue from the I/O
