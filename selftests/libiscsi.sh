@@ -41,7 +41,10 @@ fileio_iscsi|fileio|fd_dev_name=$BK/iscsi.img,fd_dev_size=67108864|$TP|${LIBISCS
 # The iSCSI target of the *_iscsi backends.
 IQN=iqn.2003-01.org.rtarget.test:libiscsi
 ITPG=$CFG/iscsi/$IQN/tpgt_1
-[ -z "${LIBISCSI_BACKENDS:-}" ] || BACKENDS=$(grep -E "^(${LIBISCSI_BACKENDS// /|})\|" <<< "$BACKENDS")
+if [ -n "${LIBISCSI_BACKENDS:-}" ]; then
+    sel=$(tr ' ,' '||' <<< "$LIBISCSI_BACKENDS")
+    BACKENDS=$(grep -E "^($sel)\|" <<< "$BACKENDS") || { echo "LIBISCSI_BACKENDS=$LIBISCSI_BACKENDS names no backend" >&2; exit 1; }
+fi
 nb=$(echo "$BACKENDS" | wc -l)
 iscsi-test-cu -l | awk -F. 'NF == 3 && $1 == "ALL" { print $2 "." $3 }' |
     grep -E "^(${LIBISCSI_SUITES:-.*})\." > $OUT/tests
