@@ -229,6 +229,12 @@ impl Stream {
         })
     }
 
+    /// Sends at once what earlier sends held back with `more`.
+    pub fn push(&self) {
+        // SAFETY: the socket is live (a TCP socket: `Stream`s come from accept or connect).
+        unsafe { bindings::rt_sock_push(self.raw()) }
+    }
+
     /// Receives `len` bytes into `sgl` from byte `skip`.
     pub fn recv_sgl(&self, sgl: &Sgl, skip: u32, len: u32) -> Result {
         check_range(sgl, skip, len)?;

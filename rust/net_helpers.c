@@ -190,6 +190,12 @@ int rt_sock_send(struct socket *s, const void *buf, size_t len, bool more)
 }
 EXPORT_SYMBOL_GPL(rt_sock_send);
 
+void rt_sock_push(struct socket *s)
+{
+	tcp_sock_set_cork(s->sk, false);
+}
+EXPORT_SYMBOL_GPL(rt_sock_push);
+
 /*
  * Fills up to RT_SOCK_BVECS bvecs with the next bytes of the scatterlist walk (*sg at byte
  * *skip of it), at most len bytes: the number of bvecs, their bytes in *bytes.

@@ -157,26 +157,28 @@ pub(crate) struct Link {
 
 impl Link {
     /// Sends one PDU: its BHS, data from `data` (a slice) or `sgl` (a range of a command's
-    /// buffer), padding and digests.
-    fn send(&self, stream: &Stream, bhs: &[u8; BHS_LEN], data: Data<'_>) -> Result {
+    /// buffer), padding and digests. With `hold` TCP may keep its last bytes back to fill a
+    /// segment with the next PDU: the caller pushes ([`Stream::push`]) once its batch is out.
+    fn send(&self, stream: &Stream, bhs: &[u8; BHS_LEN], data: Data<'_>, hold: bool) -> Result {
         let len = data.len() as usize;
         let pad = &[0u8; 3][..pdu::pad4(len) - len];
         let more = len > 0;
-        stream.send(bhs, more || self.header_digest)?;
+        stream.send(bhs, more || self.header_digest || hold)?;
         if self.header_digest {
-            stream.send(&digest(&[bhs]), more)?;
+            stream.send(&digest(&[bhs]), more || hold)?;
         }
         if len == 0 {
             return Ok(());
         }
         let dd = self.data_digest;
+        let tail = !pad.is_empty() || dd;
         let crc = match data {
             Data::Bytes(b) => {
-                stream.send(b, !pad.is_empty() || dd)?;
+                stream.send(b, tail || hold)?;
                 crypto::crc32c(!0, b)
             }
             Data::Sgl(sgl, skip, n) => {
-                stream.send_sgl(&sgl, skip, n, !pad.is_empty() || dd, false)?;
+                stream.send_sgl(&sgl, skip, n, tail || hold, false)?;
                 if dd {
                     crypto::crc32c_sgl(!0, &sgl, skip, n)
                 } else {
@@ -185,10 +187,10 @@ impl Link {
             }
         };
         if !pad.is_empty() {
-            stream.send(pad, dd)?;
+            stream.send(pad, dd || hold)?;
         }
         if dd {
-            stream.send(&(!crypto::crc32c(crc, pad)).to_le_bytes(), false)?;
+            stream.send(&(!crypto::crc32c(crc, pad)).to_le_bytes(), hold)?;
         }
         Ok(())
     }
@@ -219,6 +221,8 @@ struct Sender {
     batch: KVec<Control>,
     timers: Timers,
     watch: Watch,
+    /// PDUs went out with MSG_MORE since the last push.
+    held: bool,
 }
 
 /// A session's timers, in seconds (LIO's node ACL attributes; `nopin` 0 sends no pings).
@@ -276,21 +280,38 @@ impl Sender {
         if self.tx().closing.load(Relaxed) {
             return Err(ECONNRESET);
         }
-        self.link.send(&self.stream, &bhs, data)
+        // Each PDU of a batch is held back for the next: the batch leaves in as few segments
+        // as TCP can make of it (one wakeup of the initiator's receive, not one per PDU).
+        self.held = true;
+        self.link.send(&self.stream, &bhs, data, true)
+    }
+
+    /// Sends what the batch held back.
+    fn push(&mut self) {
+        if core::mem::take(&mut self.held) {
+            self.stream.push();
+        }
     }
 
     fn run(&mut self) {
         loop {
             let mut batch = core::mem::take(&mut self.batch);
             core::mem::swap(&mut *self.tx().control.lock(), &mut batch);
+            let n = batch.len() as u64;
             for c in batch.drain_all() {
                 let r = self.send(&c.r, Data::Bytes(&c.data), c.advance);
                 self.check(r);
-                self.tx().sent.fetch_add(1, Relaxed);
             }
             self.batch = batch;
+            if n > 0 {
+                // Counted once out of TCP's hands: the receive thread may close after a
+                // Logout Response.
+                self.push();
+                self.tx().sent.fetch_add(n, Relaxed);
+            }
             let pool = self.pool.clone();
             pool.drain(RESPOND, |cmd| self.answer(cmd));
+            self.push();
             let tx = self.tx();
             let idle = self.pool.free_count() == self.pool.size() && tx.control.lock().is_empty();
             if tx.rx_done.load(Relaxed) && (idle || thread::should_stop()) {
@@ -299,6 +320,7 @@ impl Sender {
                 return;
             }
             self.watch();
+            self.push();
             self.tx().bell.wait(1000);
         }
     }
@@ -523,6 +545,7 @@ pub(crate) fn serve(s: Start<'_>, pool: Arc<Pool>) -> Result {
             quiet: Instant::now(),
             pinged: None,
         },
+        held: false,
     });
     // Both threads of a connection on one CPU, the connections spread round the CPUs (as
     // LIO): each command's hand-over from the receive thread to the transmit thread stays on
