@@ -4,7 +4,7 @@
 # OVERWRITE leaves its pattern in the first and last blocks, as does INVERT with two passes;
 # BLOCK ERASE leaves zeroes and deallocated blocks; bad CDBs and parameter lists get INVALID
 # FIELD; while an OVERWRITE of several passes runs, TEST UNIT READY gets NOT READY, SANITIZE IN
-# PROGRESS and INQUIRY still passes. (C LIO has no SANITIZE.)
+# PROGRESS, INQUIRY still passes and REQUEST SENSE reports the progress. (C LIO has no SANITIZE.)
 . "$(dirname "$0")/lib.sh"
 W=/tmp/sanitize; rm -rf $W; mkdir -p $W
 BACKENDS="rd_mcp|rd_pages=4096
@@ -64,7 +64,8 @@ bad_lists() {
 }
 # in_progress SG SD: an OVERWRITE of about 128 MiB in all (2 to 31 passes; SG_IO waits 20 s)
 # in the background; TEST UNIT READY polled until it
-# says SANITIZE IN PROGRESS, INQUIRY passes meanwhile; then the OVERWRITE ends GOOD.
+# says SANITIZE IN PROGRESS, INQUIRY passes meanwhile and REQUEST SENSE reports the progress;
+# then the OVERWRITE ends GOOD and REQUEST SENSE says NO SENSE.
 in_progress() {
     local bg seen=0 out passes
     passes=$(( (128 << 20) / $(blockdev --getsize64 "$2") ))
@@ -77,6 +78,10 @@ in_progress() {
             seen=1
             out=$(sgio "$1" 120000002400 --in 36)
             [[ $out == status=00* ]] || { echo "INQUIRY during SANITIZE: $out"; seen=0; }
+            # REQUEST SENSE: NOT READY, SANITIZE IN PROGRESS, with a progress indication.
+            out=$(sgio "$1" 030000001200 --in 18)
+            [[ $out =~ ^status=00.*data=700002000000000a00000000041b0080[0-9a-f]{4}$ ]] ||
+                { echo "REQUEST SENSE during SANITIZE: $out"; seen=0; }
             break
         fi
         kill -0 $bg 2>/dev/null || break
@@ -84,7 +89,8 @@ in_progress() {
     done
     wait $bg
     echo "SANITIZE: $(cat $W/bg); TEST UNIT READY: $out"
-    [ $seen = 1 ] && grep -q '^status=00' $W/bg && [[ $(sgio "$1" 000000000000) == status=00* ]]
+    [ $seen = 1 ] && grep -q '^status=00' $W/bg && [[ $(sgio "$1" 000000000000) == status=00* ]] &&
+        [[ $(sgio "$1" 030000001200 --in 18) =~ ^status=00.*data=700000 ]]
 }
 
 while IFS='|' read -r plugin control; do
@@ -109,7 +115,7 @@ while IFS='|' read -r plugin control; do
         bad_cdbs "$sg"
     want=$INVALID_PARAM check "$plugin: OVERWRITE COUNT 0, a pattern longer than a block: INVALID FIELD IN PARAMETER LIST" \
         bad_lists "$sg"
-    check "$plugin: while an OVERWRITE runs: NOT READY, SANITIZE IN PROGRESS; INQUIRY passes" in_progress "$sg" "$sd"
+    check "$plugin: while an OVERWRITE runs: NOT READY, SANITIZE IN PROGRESS; INQUIRY passes; REQUEST SENSE shows progress" in_progress "$sg" "$sd"
     check "$plugin: the LUN and device go" gone "$dev"
 done <<< "$BACKENDS"
 check "no oops, warning or leak" dmesg_clean

@@ -306,6 +306,8 @@ pub struct Device {
     swp: Atomic<u32>,
     /// 1 while a SANITIZE runs ([`SanitizeHold`]): the other commands get NOT READY.
     sanitizing: Atomic<u32>,
+    /// The running SANITIZE's progress in 65536ths, for REQUEST SENSE.
+    sanitize_progress: Atomic<u32>,
     /// Persistent reservations.
     #[pin]
     pub(crate) pr: Reservations,
@@ -322,6 +324,13 @@ pub struct Device {
 /// A running SANITIZE's mark on its device, taken off when dropped (with the command's step,
 /// however it ends).
 pub(crate) struct SanitizeHold(Arc<Device>);
+
+impl SanitizeHold {
+    /// Records the progress REQUEST SENSE reports, in 65536ths.
+    pub(crate) fn set_progress(&self, progress: u16) {
+        self.0.sanitize_progress.store(u32::from(progress), Relaxed);
+    }
+}
 
 impl Drop for SanitizeHold {
     fn drop(&mut self) {
@@ -390,6 +399,7 @@ impl Device {
                 spc2_holder: Atomic::new(0),
                 swp: Atomic::new(0),
                 sanitizing: Atomic::new(0),
+                sanitize_progress: Atomic::new(0),
                 pr <- Reservations::new(),
                 exports <- kernel::new_mutex!(KVec::new()),
                 caw <- kernel::new_mutex!(CawQueue { busy: false, waiting: KVec::new() }),
@@ -583,8 +593,15 @@ impl Device {
     pub(crate) fn start_sanitize(self: &Arc<Self>) -> Option<SanitizeHold> {
         self.sanitizing
             .cmpxchg(0, 1, kernel::sync::atomic::ordering::Full)
-            .ok()
-            .map(|_| SanitizeHold(self.clone()))
+            .ok()?;
+        self.sanitize_progress.store(0, Relaxed);
+        Some(SanitizeHold(self.clone()))
+    }
+
+    /// The running SANITIZE's progress in 65536ths; `None` when none runs.
+    pub(crate) fn sanitize_progress(&self) -> Option<u16> {
+        self.sanitizing()
+            .then(|| self.sanitize_progress.load(Relaxed) as u16)
     }
 
     /// Calls `f` with every nexus that reaches the device and each LUN number it reaches it

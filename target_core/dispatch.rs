@@ -737,14 +737,19 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
             block_size: limits.block_size,
         },
         Action::RequestSense { alloc } => {
-            // A pending unit attention is reported (and cleared); otherwise LIO returns a
-            // zero-filled 96-byte buffer holding NO SENSE.
+            // A running SANITIZE is reported with its progress (SBC-4 4.33); else a pending
+            // unit attention (and cleared); else, as LIO, a zero-filled 96-byte buffer
+            // holding NO SENSE.
             let mut sense = [0u8; 96];
-            match cmd.session().and_then(|s| s.ua_take(index)) {
-                Some(ua) => {
-                    ua.write_fixed(&mut sense);
+            if let Some(p) = dev.sanitize_progress() {
+                Sense::sanitize_in_progress().write_fixed_with_progress(p, &mut sense);
+            } else {
+                match cmd.session().and_then(|s| s.ua_take(index)) {
+                    Some(ua) => {
+                        ua.write_fixed(&mut sense);
+                    }
+                    None => sense[..NO_SENSE.len()].copy_from_slice(&NO_SENSE),
                 }
-                None => sense[..NO_SENSE.len()].copy_from_slice(&NO_SENSE),
             }
             Next::Done(respond(cmd, &sense, alloc, false))
         }

@@ -56,6 +56,8 @@ pub(crate) enum StepKind {
         passes: u8,
         /// INVERT.
         invert: bool,
+        /// The OVERWRITE COUNT, for the progress indication.
+        total: u8,
     },
     /// GET LBA STATUS from `lba` (of `blocks`): asks the backend from process context.
     LbaStatus {
@@ -542,16 +544,26 @@ fn advance(mut cmd: CmdRef, mut step: KBox<Step>) {
             end,
             passes,
             invert,
-        } if next < end => write_chunk(cmd, be, step, next, end, |next| StepKind::Overwrite {
-            next,
-            end,
-            passes,
-            invert,
-        }),
+            total,
+        } if next < end => {
+            if let Some(hold) = &step.sanitize {
+                hold.set_progress(crate::proto::command::sanitize_progress(
+                    total, passes, next, end,
+                ));
+            }
+            write_chunk(cmd, be, step, next, end, |next| StepKind::Overwrite {
+                next,
+                end,
+                passes,
+                invert,
+                total,
+            })
+        }
         StepKind::Overwrite {
             end,
             passes,
             invert,
+            total,
             ..
         } if passes > 1 => {
             if invert {
@@ -564,6 +576,7 @@ fn advance(mut cmd: CmdRef, mut step: KBox<Step>) {
                 end,
                 passes: passes - 1,
                 invert,
+                total,
             };
             advance(cmd, step)
         }
@@ -572,6 +585,7 @@ fn advance(mut cmd: CmdRef, mut step: KBox<Step>) {
             end,
             passes: 1,
             invert,
+            total,
             ..
         } => {
             step.kind = StepKind::Overwrite {
@@ -579,6 +593,7 @@ fn advance(mut cmd: CmdRef, mut step: KBox<Step>) {
                 end,
                 passes: 0,
                 invert,
+                total,
             };
             let d = cmd.data_mut();
             d.step = Some(step);
@@ -713,6 +728,7 @@ pub(crate) fn sanitize(mut cmd: CmdRef, sa: u8, len: u32, block_size: u32, unmap
             end,
             passes: ow.passes,
             invert: ow.invert,
+            total: ow.passes,
         };
         (kind, Some(scratch))
     } else {

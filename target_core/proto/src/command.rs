@@ -953,6 +953,21 @@ pub fn runs_while_sanitizing(opcode: u8) -> bool {
     matches!(opcode, op::INQUIRY | op::REPORT_LUNS | op::REQUEST_SENSE)
 }
 
+/// A SANITIZE OVERWRITE's progress in 65536ths (SPC-4 4.4.2.4.4, what REQUEST SENSE reports):
+/// `passes` passes over `end` bytes, `left` of them still to go (the current one included),
+/// `next` bytes of the current one written.
+pub fn sanitize_progress(passes: u8, left: u8, next: u64, end: u64) -> u16 {
+    if passes == 0 {
+        return 0;
+    }
+    // next * 65536 / end, in 64 bits: media past 128 TiB counted in 128 KiB units.
+    let shift = if end > 1 << 47 { 17 } else { 0 };
+    let (next, end) = (next.min(end) >> shift, (end >> shift).max(1));
+    let this_pass = (next * 65536 / end).min(65535);
+    let done = u64::from(passes.saturating_sub(left)) * 65536 + this_pass;
+    (done / u64::from(passes)).min(65535) as u16
+}
+
 /// START STOP UNIT on a disk that is always ready: START=1 (with or without IMMED) and the
 /// power conditions are accepted; stopping (START=0) and loading or ejecting (LOEJ) are not
 /// supported, as in LIO.
@@ -2401,6 +2416,23 @@ mod tests {
             parse(&cdb(0x02, 0), &thick, 0),
             Err(Sense::invalid_cdb_field(1, Some(4)))
         );
+    }
+
+    #[test]
+    fn sanitize_progress_counts_passes() {
+        let end = 64 << 20;
+        assert_eq!(sanitize_progress(1, 1, 0, end), 0);
+        assert_eq!(sanitize_progress(1, 1, end / 2, end), 32768);
+        assert_eq!(sanitize_progress(2, 1, 0, end), 32768);
+        assert_eq!(sanitize_progress(2, 1, end, end), 65535);
+        assert_eq!(sanitize_progress(3, 3, end / 3, end) / 1000, 7);
+        // Tiny and huge media, and nonsense, stay in range.
+        assert_eq!(sanitize_progress(1, 1, 1, 1), 65535);
+        assert_eq!(sanitize_progress(1, 1, 0, 0), 0);
+        assert_eq!(sanitize_progress(1, 1, 1 << 62, u64::MAX), 16384);
+        assert_eq!(sanitize_progress(31, 1, u64::MAX, u64::MAX), 65535);
+        assert_eq!(sanitize_progress(0, 0, 5, 10), 0);
+        assert_eq!(sanitize_progress(2, 5, 5, 10), 16384);
     }
 
     #[test]

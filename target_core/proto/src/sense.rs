@@ -229,6 +229,18 @@ impl Sense {
         buf[..n].copy_from_slice(&s[..n]);
         n
     }
+
+    /// As [`Sense::write_fixed`], with a progress indication (SPC-4 4.4.2.4.4) in the
+    /// sense-key-specific bytes: `progress` 65536ths done.
+    pub fn write_fixed_with_progress(&self, progress: u16, buf: &mut [u8]) -> usize {
+        let mut s = [0u8; FIXED_SENSE_LEN];
+        self.write_fixed(&mut s);
+        s[15] = 0x80;
+        s[16..18].copy_from_slice(&progress.to_be_bytes());
+        let n = buf.len().min(FIXED_SENSE_LEN);
+        buf[..n].copy_from_slice(&s[..n]);
+        n
+    }
 }
 
 #[cfg(test)]
@@ -244,6 +256,15 @@ mod tests {
             &b[..18],
             &[0x70, 0, 5, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0xcb, 0, 7]
         );
+    }
+
+    #[test]
+    fn progress_indication_in_sks() {
+        let mut b = [0u8; 18];
+        let n = Sense::sanitize_in_progress().write_fixed_with_progress(0x8000, &mut b);
+        assert_eq!(n, 18);
+        assert_eq!((b[2], b[12], b[13]), (2, 0x04, 0x1b));
+        assert_eq!(&b[15..18], &[0x80, 0x80, 0x00]);
     }
 
     #[test]
