@@ -229,9 +229,16 @@ impl Stream {
         })
     }
 
-    /// Sends at once what earlier sends held back with `more`.
-    pub fn push(&self) {
+    /// Holds the following sends back to fill segments (TCP_CORK), until [`Stream::push`].
+    /// Unlike `more`, each send still marks its end with PSH for the peer's receive.
+    pub fn cork(&self) {
         // SAFETY: the socket is live (a TCP socket: `Stream`s come from accept or connect).
+        unsafe { bindings::rt_sock_cork(self.raw()) }
+    }
+
+    /// Sends at once what [`Stream::cork`] or `more` held back.
+    pub fn push(&self) {
+        // SAFETY: as in `cork`.
         unsafe { bindings::rt_sock_push(self.raw()) }
     }
 

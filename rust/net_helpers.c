@@ -190,6 +190,12 @@ int rt_sock_send(struct socket *s, const void *buf, size_t len, bool more)
 }
 EXPORT_SYMBOL_GPL(rt_sock_send);
 
+void rt_sock_cork(struct socket *s)
+{
+	tcp_sock_set_cork(s->sk, true);
+}
+EXPORT_SYMBOL_GPL(rt_sock_cork);
+
 void rt_sock_push(struct socket *s)
 {
 	tcp_sock_set_cork(s->sk, false);

@@ -37,7 +37,9 @@ int rt_sock_send_sg(struct socket *s, struct scatterlist *sg, unsigned int nents
 		    size_t len, bool more, bool splice);
 int rt_sock_recv_sg(struct socket *s, struct scatterlist *sg, unsigned int nents, size_t skip,
 		    size_t len);
-/* Sends what MSG_MORE held back (TCP_CORK off: the pending segments go out). */
+/* TCP_CORK on: sends are held back to fill segments (PSH still marks each send's end)... */
+void rt_sock_cork(struct socket *s);
+/* ... until TCP_CORK goes off: the pending segments go out. */
 void rt_sock_push(struct socket *s);
 /* Receives give up (-EAGAIN) after ms milliseconds without data; 0: never. */
 void rt_sock_set_rcvtimeo(struct socket *s, unsigned int ms);

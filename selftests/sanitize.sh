@@ -62,34 +62,42 @@ bad_lists() {
     answer_is "$1" $OVERWRITE --out 00000004deadbeef &&
         answer_is "$1" 48010000000000020400 --out "01000204$(printf '00%.0s' $(seq 512))"
 }
-# in_progress SG SD: an OVERWRITE of about 128 MiB in all (2 to 31 passes; SG_IO waits 20 s)
-# in the background; TEST UNIT READY polled until it
-# says SANITIZE IN PROGRESS, INQUIRY passes meanwhile and REQUEST SENSE reports the progress;
-# then the OVERWRITE ends GOOD and REQUEST SENSE says NO SENSE.
+# in_progress SG SD: an OVERWRITE of about 512 MiB in all (2 to 31 passes; SG_IO waits 120 s)
+# in the background; TEST UNIT READY polled until it says SANITIZE IN PROGRESS, INQUIRY passes
+# meanwhile, and REQUEST SENSE, sampled while it runs, says SANITIZE IN PROGRESS with a
+# progress that never goes back and moves; then the OVERWRITE ends GOOD and REQUEST SENSE
+# says NO SENSE.
 in_progress() {
-    local bg seen=0 out passes
-    passes=$(( (128 << 20) / $(blockdev --getsize64 "$2") ))
+    local bg seen=0 out passes p first=-1 last=-1 n=0
+    passes=$(( (512 << 20) / $(blockdev --getsize64 "$2") ))
     passes=$(( passes < 2 ? 2 : passes > 31 ? 31 : passes ))
-    python3 "$_sgio_py" "$1" $OVERWRITE --out "$(printf '%02x' $passes)000004a5a5a5a5" > $W/bg &
+    SGIO_TIMEOUT_MS=120000 python3 "$_sgio_py" "$1" $OVERWRITE --out "$(printf '%02x' $passes)000004a5a5a5a5" > $W/bg &
     bg=$!
-    for _ in $(seq 200); do
+    for _ in $(seq 2000); do
         out=$(sgio "$1" 000000000000)
-        if [[ $out =~ $IN_PROGRESS ]]; then
-            seen=1
-            out=$(sgio "$1" 120000002400 --in 36)
-            [[ $out == status=00* ]] || { echo "INQUIRY during SANITIZE: $out"; seen=0; }
-            # REQUEST SENSE: NOT READY, SANITIZE IN PROGRESS, with a progress indication.
-            out=$(sgio "$1" 030000001200 --in 18)
-            [[ $out =~ ^status=00.*data=700002000000000a00000000041b0080[0-9a-f]{4}$ ]] ||
-                { echo "REQUEST SENSE during SANITIZE: $out"; seen=0; }
-            break
-        fi
+        [[ $out =~ $IN_PROGRESS ]] && { seen=1; break; }
         kill -0 $bg 2>/dev/null || break
-        sleep 0.1
     done
+    if [ $seen = 1 ]; then
+        out=$(sgio "$1" 120000002400 --in 36)
+        [[ $out == status=00* ]] || { echo "INQUIRY during SANITIZE: $out"; seen=0; }
+        while kill -0 $bg 2>/dev/null; do
+            # Once the OVERWRITE has ended (its tool may still be exiting), NO SENSE.
+            out=$(sgio "$1" 030000001200 --in 18)
+            if [[ $out =~ ^status=00.*data=700002000000000a00000000041b0080([0-9a-f]{4})$ ]]; then
+                p=$((16#${BASH_REMATCH[1]})); n=$((n + 1))
+                [ $first -ge 0 ] || first=$p
+                [ $p -ge $last ] || { echo "REQUEST SENSE: progress $last, then $p"; seen=0; }
+                last=$p
+            elif ! [[ $out =~ ^status=00.*data=700000 ]]; then
+                echo "REQUEST SENSE during SANITIZE: $out"; seen=0
+            fi
+        done
+    fi
     wait $bg
-    echo "SANITIZE: $(cat $W/bg); TEST UNIT READY: $out"
-    [ $seen = 1 ] && grep -q '^status=00' $W/bg && [[ $(sgio "$1" 000000000000) == status=00* ]] &&
+    echo "SANITIZE: $(cat $W/bg); REQUEST SENSE: $n samples, progress $first to $last (of 65536)"
+    [ $seen = 1 ] && [ $n -ge 2 ] && [ $last -gt $first ] && grep -q '^status=00' $W/bg &&
+        [[ $(sgio "$1" 000000000000) == status=00* ]] &&
         [[ $(sgio "$1" 030000001200 --in 18) =~ ^status=00.*data=700000 ]]
 }
 

@@ -9,7 +9,8 @@
                                              answered on RESP as TAG US ANSWER)
 
 Prints one line: status=XX host=XX resid=N sense=HEX data=HEX (data-in bytes actually
-transferred). Exit status 0 unless the ioctl itself fails. In batch mode each command's line
+transferred). Exit status 0 unless the ioctl itself fails. SG_IO's timeout is 20 s, or
+SGIO_TIMEOUT_MS. In batch mode each command's line
 goes to OUTDIR/NAME, or "ioctl failed: ..." if the ioctl failed; one process sends them all.
 A server answers "ioctl failed: ..." too, and ends with the shell that started it.
 """
@@ -46,7 +47,7 @@ def sgio(dev, cdb, din=0, dout=b""):
     h = SgIoHdr(interface_id=ord("S"), dxfer_direction=direction, cmd_len=len(cdb),
                 mx_sb_len=96, dxfer_len=n, dxferp=ctypes.cast(buf, ctypes.c_void_p) if buf else None,
                 cmdp=ctypes.cast(cdb_buf, ctypes.c_void_p), sbp=ctypes.cast(sense, ctypes.c_void_p),
-                timeout=20000)
+                timeout=int(os.environ.get("SGIO_TIMEOUT_MS", "20000")))
     fd = os.open(dev, os.O_RDWR)
     try:
         fcntl.ioctl(fd, SG_IO, h)

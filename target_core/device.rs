@@ -334,6 +334,8 @@ impl SanitizeHold {
 
 impl Drop for SanitizeHold {
     fn drop(&mut self) {
+        // Zero before the next SANITIZE can start: it never shows this one's progress.
+        self.0.sanitize_progress.store(0, Relaxed);
         self.0
             .sanitizing
             .store(0, kernel::sync::atomic::ordering::Release);
@@ -594,7 +596,6 @@ impl Device {
         self.sanitizing
             .cmpxchg(0, 1, kernel::sync::atomic::ordering::Full)
             .ok()?;
-        self.sanitize_progress.store(0, Relaxed);
         Some(SanitizeHold(self.clone()))
     }
 

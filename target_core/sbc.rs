@@ -685,8 +685,8 @@ fn invert_sgl(sgl: &Sgl) {
 }
 
 /// SANITIZE (OVERWRITE with its `len`-byte parameter list, or BLOCK ERASE: deallocating with
-/// `unmap`) of the whole medium, flushed at the end; the device refuses other commands until
-/// it ends.
+/// `unmap`) of the whole medium, flushed at the end (both); the device refuses other
+/// commands until it ends.
 pub(crate) fn sanitize(mut cmd: CmdRef, sa: u8, len: u32, block_size: u32, unmap: bool) {
     use crate::proto::command::{self, op};
     let Some(dev) = cmd.lun().map(|l| l.device.clone()) else {
@@ -733,9 +733,16 @@ pub(crate) fn sanitize(mut cmd: CmdRef, sa: u8, len: u32, block_size: u32, unmap
         (kind, Some(scratch))
     } else {
         // BLOCK ERASE: one deallocation of the medium (where deallocated blocks read as
-        // zeroes; else zeroes written, which the backend may deallocate), a step that ends
-        // the command.
-        (StepKind::WriteSame { next: end, end }, None)
+        // zeroes; else zeroes written, which the backend may deallocate), then the flush
+        // that ends an OVERWRITE's last pass.
+        let kind = StepKind::Overwrite {
+            next: end,
+            end,
+            passes: 1,
+            invert: false,
+            total: 1,
+        };
+        (kind, None)
     };
     let Some(hold) = dev.start_sanitize() else {
         return cmd::complete(cmd, Err(Sense::sanitize_in_progress()));

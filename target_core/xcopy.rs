@@ -242,6 +242,10 @@ fn plan(cmd: &CmdRef, len: u32) -> Result<(Option<u8>, Option<Plan>), Sense> {
     let (Some(src_be), Some(dst_be)) = (src.backend().cloned(), dst.backend().cloned()) else {
         return Err(xcopy::not_reachable());
     };
+    // The issuing LUN's device passed the dispatch gate; the other end has not.
+    if src.sanitizing() || dst.sanitizing() {
+        return Err(Sense::sanitize_in_progress());
+    }
     if crate::dispatch::read_only(&dst, dst_ro) {
         return Err(Sense::write_protected());
     }

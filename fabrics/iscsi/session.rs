@@ -157,28 +157,26 @@ pub(crate) struct Link {
 
 impl Link {
     /// Sends one PDU: its BHS, data from `data` (a slice) or `sgl` (a range of a command's
-    /// buffer), padding and digests. With `hold` TCP may keep its last bytes back to fill a
-    /// segment with the next PDU: the caller pushes ([`Stream::push`]) once its batch is out.
-    fn send(&self, stream: &Stream, bhs: &[u8; BHS_LEN], data: Data<'_>, hold: bool) -> Result {
+    /// buffer), padding and digests.
+    fn send(&self, stream: &Stream, bhs: &[u8; BHS_LEN], data: Data<'_>) -> Result {
         let len = data.len() as usize;
         let pad = &[0u8; 3][..pdu::pad4(len) - len];
         let more = len > 0;
-        stream.send(bhs, more || self.header_digest || hold)?;
+        stream.send(bhs, more || self.header_digest)?;
         if self.header_digest {
-            stream.send(&digest(&[bhs]), more || hold)?;
+            stream.send(&digest(&[bhs]), more)?;
         }
         if len == 0 {
             return Ok(());
         }
         let dd = self.data_digest;
-        let tail = !pad.is_empty() || dd;
         let crc = match data {
             Data::Bytes(b) => {
-                stream.send(b, tail || hold)?;
+                stream.send(b, !pad.is_empty() || dd)?;
                 crypto::crc32c(!0, b)
             }
             Data::Sgl(sgl, skip, n) => {
-                stream.send_sgl(&sgl, skip, n, tail || hold, false)?;
+                stream.send_sgl(&sgl, skip, n, !pad.is_empty() || dd, false)?;
                 if dd {
                     crypto::crc32c_sgl(!0, &sgl, skip, n)
                 } else {
@@ -187,10 +185,10 @@ impl Link {
             }
         };
         if !pad.is_empty() {
-            stream.send(pad, dd || hold)?;
+            stream.send(pad, dd)?;
         }
         if dd {
-            stream.send(&(!crypto::crc32c(crc, pad)).to_le_bytes(), hold)?;
+            stream.send(&(!crypto::crc32c(crc, pad)).to_le_bytes(), false)?;
         }
         Ok(())
     }
@@ -221,7 +219,7 @@ struct Sender {
     batch: KVec<Control>,
     timers: Timers,
     watch: Watch,
-    /// PDUs went out with MSG_MORE since the last push.
+    /// The socket is corked: PDUs went out since the last push.
     held: bool,
 }
 
@@ -280,10 +278,14 @@ impl Sender {
         if self.tx().closing.load(Relaxed) {
             return Err(ECONNRESET);
         }
-        // Each PDU of a batch is held back for the next: the batch leaves in as few segments
-        // as TCP can make of it (one wakeup of the initiator's receive, not one per PDU).
-        self.held = true;
-        self.link.send(&self.stream, &bhs, data, true)
+        // The socket is corked from a batch's first PDU to its end: the batch leaves in as
+        // few segments as TCP can make of it (one wakeup of the initiator's receive, not
+        // one per PDU), each PDU's end still marked PSH.
+        if !self.held {
+            self.stream.cork();
+            self.held = true;
+        }
+        self.link.send(&self.stream, &bhs, data)
     }
 
     /// Sends what the batch held back.
@@ -304,8 +306,8 @@ impl Sender {
             }
             self.batch = batch;
             if n > 0 {
-                // Counted once out of TCP's hands: the receive thread may close after a
-                // Logout Response.
+                // Counted once pushed: the receive thread may shut the socket down after a
+                // Logout Response (its FIN follows the data queued before it).
                 self.push();
                 self.tx().sent.fetch_add(n, Relaxed);
             }
