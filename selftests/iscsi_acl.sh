@@ -93,13 +93,13 @@ writable() {
 }
 remapped() {
     local d mark i; d=$(disk 5) || return 1
-    mark=$(dmesg | wc -l)
+    mark="rtarget-selftests: remap $$.$RANDOM$RANDOM"; echo "$mark" > /dev/kmsg
     mkdir "$A/lun_7" && ln -s "$I/lun/lun_0" "$A/lun_7/m7" || return 1
     # The next command on the nexus gets the unit attention. (C LIO's was once not seen on a
     # slow CI run: there it is only reported; the check is of rtarget.)
     for i in $(seq 10); do
         dd if="$d" of=/dev/null bs=4k count=1 iflag=direct skip=9 2>/dev/null
-        dmesg | tail -n +$((mark + 1)) | grep -q 'LUN assignments on this target have changed' && break
+        dmesg | sed -n "/$mark/,\$p" | grep -q 'LUN assignments on this target have changed' && break
         if [ $i = 10 ]; then
             echo "# $name: no REPORTED LUNS DATA HAS CHANGED"
             [ $name = rtarget ] && return 1

@@ -201,8 +201,14 @@ rmmod_wait() {
     done
 }
 # Kernel log since the test started, for oops/warning checks.
-dmesg_mark() { _dmesg_mark=$(dmesg | wc -l); }
-dmesg_new() { dmesg | tail -n +"$((${_dmesg_mark:-0} + 1))"; }
+# dmesg_mark writes a mark into the kernel log; dmesg_new prints what came after it (all of
+# the log if the mark has rotated out: counting lines would miss everything once the log
+# buffer is full).
+dmesg_mark() { _dmesg_mark="rtarget-selftests: mark $$.$RANDOM$RANDOM"; echo "$_dmesg_mark" > /dev/kmsg; }
+dmesg_new() {
+    dmesg | awk -v m="${_dmesg_mark:-}" '{ l[n++] = $0 } m != "" && index($0, m) { s = n }
+        END { for (i = s + 0; i < n; i++) print l[i] }'
+}
 dmesg_clean() { ! dmesg_new | grep -E 'BUG:|WARNING:|Oops|general protection|refcount_t:|UBSAN|KASAN|KFENCE|list_(add|del) corruption|circular locking|blocked for more than|sleeping function called'; }
 
 # Scratch storage for file and block backends: a tmpfs, an ext4 image on a loop device in it,

@@ -89,8 +89,13 @@ unload_all; dmesg_mark
 rm -rf /tmp/cmp
 check "scratch storage" scratch_up
 side() { # CORE_MODULE PROC_NAME OUTDIR PLUGIN CONTROL
-    local dev
+    local dev blk=${5#udev_path=}
     rm -f $BK/cmp.img
+    # A block device starts zeroed on both sides: earlier tests leave data on brd, and the
+    # commands write LBA 0, which the other side then reads.
+    if [ "$blk" != "$5" ] && [ -b "$blk" ]; then
+        dd if=/dev/zero of="$blk" bs=1M count=1 oflag=direct status=none || return 1
+    fi
     modprobe "$1" && dev=$(setup_dev "$4" cmp "$5") && link_dev "$dev" && capture "$3" "$2"
 }
 while IFS='|' read -r bname plugin control; do
