@@ -261,6 +261,28 @@ fn copy_sgl(from: &Sgl, to: &Sgl, len: usize) -> Result<(), Sense> {
 /// Largest chunk WRITE SAME writes per step.
 const WRITE_SAME_CHUNK: u64 = 1 << 20;
 
+/// A scratch buffer of `block` repeated, a chunk of a `len`-byte range long.
+fn repeated(block: &[u8], len: u64) -> Result<ScratchSgl> {
+    let scratch = ScratchSgl::new(len.min(WRITE_SAME_CHUNK) as u32)?;
+    let sgl = scratch.sgl();
+    let mut at = 0;
+    while at < sgl.len() as usize {
+        at += sgl.copy_to(at, block);
+    }
+    Ok(scratch)
+}
+
+/// Deallocates (`unmap`) or zeroes `len` bytes at `pos` in one backend request.
+fn erase(mut cmd: CmdRef, be: Arc<dyn Backend>, pos: u64, len: u64, unmap: bool) {
+    if unmap {
+        cmd.data_mut().op = Op::Discard { pos, len };
+        be.discard(cmd, pos, len)
+    } else {
+        cmd.data_mut().op = Op::WriteZeroes { pos, len };
+        be.write_zeroes(cmd, pos, len)
+    }
+}
+
 /// WRITE SAME of `len` bytes at `pos`: zeroes (NDOB, or a zero block) are offloaded to the
 /// backend (deallocated with `unmap` when they read back as zeroes); any other block is
 /// written a chunk at a time from a buffer of the block repeated.
@@ -296,21 +318,9 @@ pub(crate) fn write_same(
                 Err(_) => return cmd::complete(cmd, Err(Sense::internal_target_failure())),
             }
         }
-        return if unmap {
-            cmd.data_mut().op = Op::Discard { pos, len };
-            be.discard(cmd, pos, len)
-        } else {
-            cmd.data_mut().op = Op::WriteZeroes { pos, len };
-            be.write_zeroes(cmd, pos, len)
-        };
+        return erase(cmd, be, pos, len, unmap);
     }
-    let chunk = len.min(WRITE_SAME_CHUNK) as u32;
-    let step = ScratchSgl::new(chunk).and_then(|scratch| {
-        let sgl = scratch.sgl();
-        let mut at = 0;
-        while at < chunk as usize {
-            at += sgl.copy_to(at, &block);
-        }
+    let step = repeated(&block, len).and_then(|scratch| {
         let kind = StepKind::WriteSame {
             next: pos,
             end: pos + len,
@@ -711,17 +721,12 @@ pub(crate) fn sanitize(mut cmd: CmdRef, sa: u8, len: u32, block_size: u32, unmap
             return cmd::complete(cmd, Err(Sense::internal_target_failure()));
         }
         command::fill_pattern(&mut block, &params[4..], false);
-        let Ok(scratch) = ScratchSgl::new(end.min(WRITE_SAME_CHUNK) as u32) else {
+        let Ok(scratch) = repeated(&block, end) else {
             return cmd::complete(cmd, Err(Sense::internal_target_failure()));
         };
-        let sgl = scratch.sgl();
-        let mut at = 0;
-        while at < sgl.len() as usize {
-            at += sgl.copy_to(at, &block);
-        }
         // With INVERT the passes alternate and the last writes the pattern as sent.
         if ow.invert && ow.passes % 2 == 0 {
-            invert_sgl(&sgl);
+            invert_sgl(&scratch.sgl());
         }
         let kind = StepKind::Overwrite {
             next: 0,
@@ -758,15 +763,8 @@ pub(crate) fn sanitize(mut cmd: CmdRef, sa: u8, len: u32, block_size: u32, unmap
     if sa == op::SANITIZE_OVERWRITE {
         return advance(cmd, step);
     }
-    let d = cmd.data_mut();
-    d.step = Some(step);
-    if unmap {
-        d.op = Op::Discard { pos: 0, len: end };
-        be.discard(cmd, 0, end)
-    } else {
-        d.op = Op::WriteZeroes { pos: 0, len: end };
-        be.write_zeroes(cmd, 0, end)
-    }
+    cmd.data_mut().step = Some(step);
+    erase(cmd, be, 0, end, unmap)
 }
 
 /// The backend finished a step (any context): keep its result and continue from the I/O
