@@ -115,7 +115,10 @@ impl Dir for Hba {
         Ok(node)
     }
 
-    fn drop_dir(&self, _child: &crate::rt::configfs::Node) {
+    fn drop_dir(&self, child: &crate::rt::configfs::Node) {
+        if let Some(d) = child.downcast::<DevDir>() {
+            d.dev.stop_sanitize();
+        }
         self.tree.devices.fetch_sub(1, Relaxed);
     }
 

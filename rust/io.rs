@@ -717,6 +717,16 @@ impl BlockDev {
         to_result(unsafe { bindings::rt_bdev_flush(io.as_raw(), self.bdev()) })
     }
 
+    /// Writes all of `sgl` at 512-byte `sector` and waits for it (as [`BlockDev::submit`],
+    /// with its own slot). Sleeps and allocates (`GFP_KERNEL`).
+    pub fn write_sync(&self, sector: u64, sgl: &Sgl) -> Result {
+        // SAFETY: the device is open; the list is valid by `Sgl`'s invariant and, borrowed,
+        // outlives the call, which returns only once the write is finished.
+        to_result(unsafe {
+            bindings::rt_bdev_write_sync(self.bdev(), sector, sgl.sg, sgl.nents, sgl.len as usize)
+        })
+    }
+
     /// Flushes the write cache synchronously (`blkdev_issue_flush`). Sleeps.
     pub fn flush_sync(&self) -> Result {
         // SAFETY: the device is open.

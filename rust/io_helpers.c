@@ -17,6 +17,7 @@
  * Exported, because generic wrappers in rust/ are instantiated inside fabric modules.
  */
 #include <linux/bio.h>
+#include <linux/completion.h>
 #include <linux/blkdev.h>
 #include <linux/falloc.h>
 #include <linux/file.h>
@@ -553,6 +554,40 @@ int rt_bdev_flush_sync(struct block_device *bdev)
 	return blkdev_issue_flush(bdev);
 }
 EXPORT_SYMBOL_GPL(rt_bdev_flush_sync);
+
+struct rt_io_wait {
+	struct rt_io io;
+	struct completion done;
+	int err;
+};
+
+static void rt_io_wait_done(struct rt_io *io, int err)
+{
+	struct rt_io_wait *w = container_of(io, struct rt_io_wait, io);
+
+	w->err = err;
+	complete(&w->done);
+}
+
+int rt_bdev_write_sync(struct block_device *bdev, sector_t sector, struct scatterlist *sg,
+		       unsigned int nents, size_t len)
+{
+	struct rt_io_wait *w = kmalloc(sizeof(*w), GFP_KERNEL);
+	int ret;
+
+	if (!w)
+		return -ENOMEM;
+	rt_io_init(&w->io, rt_io_wait_done);
+	init_completion(&w->done);
+	ret = rt_bdev_submit(&w->io, bdev, true, sector, sg, nents, len, 0);
+	if (!ret) {
+		wait_for_completion(&w->done);
+		ret = w->err;
+	}
+	kfree(w);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(rt_bdev_write_sync);
 
 /* LIO's iblock_execute_unmap. */
 int rt_bdev_discard(struct block_device *bdev, sector_t sector, sector_t nr)

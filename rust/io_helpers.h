@@ -123,6 +123,9 @@ int rt_bdev_submit(struct rt_io *io, struct block_device *bdev, bool write, sect
 		   struct scatterlist *sg, unsigned int nents, size_t len, blk_opf_t flags);
 int rt_bdev_flush(struct rt_io *io, struct block_device *bdev);
 int rt_bdev_flush_sync(struct block_device *bdev);
+/* rt_bdev_submit() of a write, waited for (process context). */
+int rt_bdev_write_sync(struct block_device *bdev, sector_t sector, struct scatterlist *sg,
+		       unsigned int nents, size_t len);
 int rt_bdev_discard(struct block_device *bdev, sector_t sector, sector_t nr);
 int rt_bdev_write_zeroes(struct block_device *bdev, sector_t sector, sector_t nr);
 void rt_bdev_get_limits(struct block_device *bdev, struct rt_bdev_limits *lim);

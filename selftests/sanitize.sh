@@ -4,12 +4,14 @@
 # OVERWRITE leaves its pattern in the first and last blocks, as does INVERT with two passes;
 # BLOCK ERASE leaves zeroes and deallocated blocks; bad CDBs and parameter lists get INVALID
 # FIELD; while an OVERWRITE of several passes runs, TEST UNIT READY gets NOT READY, SANITIZE IN
-# PROGRESS, INQUIRY still passes and REQUEST SENSE reports the progress. (C LIO has no SANITIZE.)
+# PROGRESS, INQUIRY still passes and REQUEST SENSE reports the progress; with IMMED the command
+# is answered at once and the operation goes on; a LUN reset does not stop it. (C LIO has no
+# SANITIZE.)
 . "$(dirname "$0")/lib.sh"
 W=/tmp/sanitize; rm -rf $W; mkdir -p $W
 BACKENDS="rd_mcp|rd_pages=4096
 fileio|fd_dev_name=$BK/sanitize.img,fd_dev_size=16777216"
-PER=10
+PER=12
 unload_all; dmesg_mark
 scratch_up >/dev/null 2>&1
 # iblock on the scratch RAM disk, when it can deallocate.
@@ -55,7 +57,7 @@ erased() {
     d=${out#*data=}; [ "${d:40:2}" = 01 ]
 }
 bad_cdbs() {
-    answer_is "$1" 48810000000000000800 --out 01000004deadbeef &&
+    answer_is "$1" 48410000000000000800 --out 01000004deadbeef &&
         answer_is "$1" 48020000000000000800 --out 01000004deadbeef
 }
 bad_lists() {
@@ -68,10 +70,8 @@ bad_lists() {
 # progress that never goes back and moves; then the OVERWRITE ends GOOD and REQUEST SENSE
 # says NO SENSE.
 in_progress() {
-    local bg seen=0 out passes p first=-1 last=-1 n=0
-    passes=$(( (512 << 20) / $(blockdev --getsize64 "$2") ))
-    passes=$(( passes < 2 ? 2 : passes > 31 ? 31 : passes ))
-    SGIO_TIMEOUT_MS=120000 python3 "$_sgio_py" "$1" $OVERWRITE --out "$(printf '%02x' $passes)000004a5a5a5a5" > $W/bg &
+    local bg seen=0 out p first=-1 last=-1 n=0
+    SGIO_TIMEOUT_MS=120000 python3 "$_sgio_py" "$1" $OVERWRITE --out "$(passes "$2")000004a5a5a5a5" > $W/bg &
     bg=$!
     for _ in $(seq 2000); do
         out=$(sgio "$1" 000000000000)
@@ -101,6 +101,55 @@ in_progress() {
         [[ $(sgio "$1" 030000001200 --in 18) =~ ^status=00.*data=700000 ]]
 }
 
+# passes SD: the OVERWRITE COUNT that writes about 512 MiB in all (2 to 31).
+passes() {
+    local n=$(( (512 << 20) / $(blockdev --getsize64 "$1") ))
+    printf '%02x' $(( n < 2 ? 2 : n > 31 ? 31 : n ))
+}
+# not_ready_then_done SG SD LAST: TEST UNIT READY says SANITIZE IN PROGRESS (after any unit
+# attention), then GOOD within 120 s; the first and last blocks then hold 5a5a5a5a.
+not_ready_then_done() {
+    local out i
+    for i in 1 2 3 4; do
+        out=$(sgio "$1" 000000000000)
+        [[ $out =~ sense=700006 ]] || break
+    done
+    [[ $out =~ $IN_PROGRESS ]] || { echo "TEST UNIT READY after the start: $out"; return 1; }
+    for i in $(seq 1200); do
+        out=$(sgio "$1" 000000000000)
+        [[ $out == status=00* ]] && break
+        [[ $out =~ $IN_PROGRESS ]] || { echo "TEST UNIT READY: $out"; return 1; }
+        sleep 0.1
+    done
+    echo "TEST UNIT READY at the end: $out"
+    # A reset makes sd read the capacity again, which NOT READY left at 0.
+    echo 1 > "/sys/block/${2##*/}/device/rescan"
+    pattern 5a5a5a5a 0 > $W/p5a
+    [[ $out == status=00* ]] && holds "$2" 0 $W/p5a && holds "$2" "$3" $W/p5a
+}
+# immed SG SD LAST: an OVERWRITE with IMMED is answered GOOD while it runs.
+immed() {
+    local out
+    out=$(sgio "$1" 48810000000000000800 --out "$(passes "$2")0000045a5a5a5a"); echo "SANITIZE: $out"
+    [[ $out == status=00* ]] && not_ready_then_done "$@"
+}
+# survives_reset SG SD LAST: an OVERWRITE without IMMED running, a LUN reset (sg_reset -d)
+# succeeds at once and the operation goes on to its end.
+survives_reset() {
+    local bg out i rc
+    SGIO_TIMEOUT_MS=120000 python3 "$_sgio_py" "$1" $OVERWRITE --out "$(passes "$2")0000045a5a5a5a" > $W/bg &
+    bg=$!
+    for i in $(seq 2000); do
+        out=$(sgio "$1" 000000000000)
+        [[ $out =~ $IN_PROGRESS ]] && break
+    done
+    [[ $out =~ $IN_PROGRESS ]] || { echo "never in progress: $out"; kill $bg; return 1; }
+    timeout 30 sg_reset -d "$2"; rc=$?
+    wait $bg
+    echo "sg_reset: exit $rc; the SANITIZE: $(cat $W/bg)"
+    [ $rc = 0 ] && not_ready_then_done "$@"
+}
+
 while IFS='|' read -r plugin control; do
     rm -f $BK/sanitize.img
     dev=$(setup_dev "$plugin" sanitize "$control")
@@ -119,11 +168,15 @@ while IFS='|' read -r plugin control; do
     check "$plugin: after BLOCK ERASE: zeroes, and GET LBA STATUS says deallocated" erased "$sg" "$sd" $last
     want=$INVALID_CDB check "$plugin: CRYPTO ERASE (not offered): INVALID FIELD IN CDB" \
         answer_is "$sg" 48030000000000000000
-    want=$INVALID_CDB check "$plugin: IMMED (not offered), BLOCK ERASE with a parameter list: INVALID FIELD IN CDB" \
+    want=$INVALID_CDB check "$plugin: a reserved bit, BLOCK ERASE with a parameter list: INVALID FIELD IN CDB" \
         bad_cdbs "$sg"
     want=$INVALID_PARAM check "$plugin: OVERWRITE COUNT 0, a pattern longer than a block: INVALID FIELD IN PARAMETER LIST" \
         bad_lists "$sg"
     check "$plugin: while an OVERWRITE runs: NOT READY, SANITIZE IN PROGRESS; INQUIRY passes; REQUEST SENSE shows progress" in_progress "$sg" "$sd"
+    check "$plugin: with IMMED: GOOD at once, NOT READY until the OVERWRITE ends, then its pattern" \
+        immed "$sg" "$sd" $last
+    check "$plugin: a LUN reset during an OVERWRITE succeeds; the OVERWRITE goes on to its end" \
+        survives_reset "$sg" "$sd" $last
     check "$plugin: the LUN and device go" gone "$dev"
 done <<< "$BACKENDS"
 check "no oops, warning or leak" dmesg_clean

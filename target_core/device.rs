@@ -14,6 +14,7 @@ use crate::lun::Port;
 use crate::proto::spc::LIO_COMPANY_ID;
 use crate::reservation::Reservations;
 use crate::rt::configfs::strip_nl;
+use crate::rt::thread::Thread;
 use crate::session::Session;
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -308,6 +309,13 @@ pub struct Device {
     sanitizing: Atomic<u32>,
     /// The running SANITIZE's progress in 65536ths, for REQUEST SENSE.
     sanitize_progress: Atomic<u32>,
+    /// The SANITIZE without IMMED whose sanitize operation runs: answered at its end.
+    #[pin]
+    sanitize_waiter: SpinLock<Option<CmdRef>>,
+    /// The thread of the last sanitize operation: joined by the next one, or when the
+    /// device goes.
+    #[pin]
+    sanitize_thread: Mutex<Option<Thread>>,
     /// Persistent reservations.
     #[pin]
     pub(crate) pr: Reservations,
@@ -329,6 +337,11 @@ impl SanitizeHold {
     /// Records the progress REQUEST SENSE reports, in 65536ths.
     pub(crate) fn set_progress(&self, progress: u16) {
         self.0.sanitize_progress.store(u32::from(progress), Relaxed);
+    }
+
+    /// The device being sanitized.
+    pub(crate) fn device(&self) -> &Arc<Device> {
+        &self.0
     }
 }
 
@@ -402,6 +415,8 @@ impl Device {
                 swp: Atomic::new(0),
                 sanitizing: Atomic::new(0),
                 sanitize_progress: Atomic::new(0),
+                sanitize_waiter <- kernel::new_spinlock!(None),
+                sanitize_thread <- kernel::new_mutex!(None),
                 pr <- Reservations::new(),
                 exports <- kernel::new_mutex!(KVec::new()),
                 caw <- kernel::new_mutex!(CawQueue { busy: false, waiting: KVec::new() }),
@@ -597,6 +612,42 @@ impl Device {
             .cmpxchg(0, 1, kernel::sync::atomic::ordering::Full)
             .ok()?;
         Some(SanitizeHold(self.clone()))
+    }
+
+    /// Runs a sanitize operation in a thread of its own. The previous operation's thread,
+    /// which has ended, is joined.
+    pub(crate) fn spawn_sanitize(&self, op: impl FnOnce() + Send + 'static) -> Result {
+        let thread = Thread::spawn(c"rt_sanitize", op)?;
+        let ended = self.sanitize_thread.lock().replace(thread);
+        drop(ended);
+        Ok(())
+    }
+
+    /// Stops a running sanitize operation and waits for its thread: the device goes.
+    pub(crate) fn stop_sanitize(&self) {
+        let thread = self.sanitize_thread.lock().take();
+        drop(thread);
+    }
+
+    /// Parks the SANITIZE command (without IMMED) its operation answers when it ends.
+    pub(crate) fn park_sanitize(&self, cmd: CmdRef) {
+        let old = self.sanitize_waiter.lock().replace(cmd);
+        // One sanitize operation at a time, and each takes its command before it ends.
+        kernel::warn_on!(old.is_some());
+    }
+
+    /// The parked SANITIZE command; with `aborted`, only if task management aborted it or
+    /// the initiator's timer expired (its answer is no longer awaited).
+    pub(crate) fn take_sanitize(&self, aborted: bool) -> Option<CmdRef> {
+        let mut waiter = self.sanitize_waiter.lock();
+        if aborted
+            && !waiter
+                .as_ref()
+                .is_some_and(|c| c.aborted() || c.was_timed_out())
+        {
+            return None;
+        }
+        waiter.take()
     }
 
     /// The running SANITIZE's progress in 65536ths; `None` when none runs.

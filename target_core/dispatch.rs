@@ -125,6 +125,7 @@ enum Next {
     Sanitize {
         sa: u8,
         len: u32,
+        immed: bool,
         block_size: u32,
         unmap: bool,
     },
@@ -325,9 +326,10 @@ fn run(mut cmd: CmdRef, next: Next) {
         Next::Sanitize {
             sa,
             len,
+            immed,
             block_size,
             unmap,
-        } => crate::sbc::sanitize(cmd, sa, len, block_size, unmap),
+        } => crate::sanitize::sanitize(cmd, sa, len, immed, block_size, unmap),
         Next::Pi(io) => crate::sbc::pi_rw(cmd, io),
         Next::ReadPart { rw, keep } => crate::sbc::read_part(cmd, rw, keep),
         Next::Backend(Op::None) => cmd::complete(cmd, Ok(0)),
@@ -590,12 +592,13 @@ fn decide_other(cmd: &mut CmdRef) -> Next {
         Action::Sanitize { .. } if read_only(dev, cmd.data().read_only) => {
             Next::Done(Err(Sense::write_protected()))
         }
-        Action::Sanitize { sa, len }
+        Action::Sanitize { sa, len, immed }
             if cmd.data().data_ready || cmd.data().dir != DataDir::ToDevice =>
         {
             Next::Sanitize {
                 sa,
                 len,
+                immed,
                 block_size: limits.block_size,
                 unmap: limits.thin.lbprz,
             }

@@ -39,6 +39,7 @@ mod dispatch;
 pub mod fabric;
 pub mod lun;
 pub(crate) mod reservation;
+pub(crate) mod sanitize;
 pub(crate) mod sbc;
 pub mod session;
 pub mod tmf;

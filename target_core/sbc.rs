@@ -5,9 +5,8 @@
 //! block (write a buffer of the repeated block, a chunk at a time), UNMAP (one deallocation
 //! per block descriptor), GET LBA STATUS (asked from process context), COMPARE AND WRITE
 //! and ORWRITE (read, compare or OR, write, holding the device's compare-and-write slot),
-//! WRITE AND VERIFY (write, then verify), SANITIZE (overwrite passes, like WRITE SAME over
-//! the whole medium, or one deallocation of it), and READ and WRITE of a device with
-//! protection information. Each step is an ordinary backend request on the command; its completion comes
+//! WRITE AND VERIFY (write, then verify), and READ and WRITE of a device with protection
+//! information. Each step is an ordinary backend request on the command; its completion comes
 //! back here through [`step_done`], from any context, and the next step runs from the I/O
 //! workqueue, after the tuples of what the step wrote are kept ([`keep_tuples`]).
 //!
@@ -17,7 +16,7 @@
 use crate::backend::{Backend, Op, Rw};
 use crate::cmd::{self, CmdRef};
 use crate::device::At;
-use crate::device::{CawSlot, SanitizeHold};
+use crate::device::CawSlot;
 use crate::proto::pi::{PiOp, Plan, Tuple, TUPLE_LEN};
 use crate::proto::sense::Sense;
 use crate::rt::io::{ScratchSgl, Sgl};
@@ -43,21 +42,6 @@ pub(crate) enum StepKind {
         next: u64,
         /// End of the range.
         end: u64,
-    },
-    /// SANITIZE OVERWRITE: the scratch buffer (the pattern repeated) over `next..end`, a chunk
-    /// at a time, `passes` more times counting this one, inverted between passes with `invert`;
-    /// 0 passes left: the flush after the last.
-    Overwrite {
-        /// Byte offset of the next chunk.
-        next: u64,
-        /// End of the medium.
-        end: u64,
-        /// Passes left, this one included.
-        passes: u8,
-        /// INVERT.
-        invert: bool,
-        /// The OVERWRITE COUNT, for the progress indication.
-        total: u8,
     },
     /// GET LBA STATUS from `lba` (of `blocks`): asks the backend from process context.
     LbaStatus {
@@ -159,8 +143,6 @@ pub(crate) struct Step {
     caw: Option<CawSlot>,
     /// EXTENDED COPY's source and destination backends, which need not be the LUN's.
     pub(crate) ends: Option<(Arc<dyn Backend>, Arc<dyn Backend>)>,
-    /// SANITIZE's mark on the device, from its first step to its end.
-    sanitize: Option<SanitizeHold>,
 }
 
 impl Step {
@@ -180,7 +162,6 @@ impl Step {
                 result: finished.then_some(Ok(0)),
                 caw: None,
                 ends: None,
-                sanitize: None,
             },
             GFP_KERNEL,
         )?)
@@ -262,7 +243,7 @@ fn copy_sgl(from: &Sgl, to: &Sgl, len: usize) -> Result<(), Sense> {
 const WRITE_SAME_CHUNK: u64 = 1 << 20;
 
 /// A scratch buffer of `block` repeated, a chunk of a `len`-byte range long.
-fn repeated(block: &[u8], len: u64) -> Result<ScratchSgl> {
+pub(crate) fn repeated(block: &[u8], len: u64) -> Result<ScratchSgl> {
     let scratch = ScratchSgl::new(len.min(WRITE_SAME_CHUNK) as u32)?;
     let sgl = scratch.sgl();
     let mut at = 0;
@@ -549,67 +530,6 @@ fn advance(mut cmd: CmdRef, mut step: KBox<Step>) {
                 end,
             })
         }
-        StepKind::Overwrite {
-            next,
-            end,
-            passes,
-            invert,
-            total,
-        } if next < end => {
-            if let Some(hold) = &step.sanitize {
-                hold.set_progress(crate::proto::command::sanitize_progress(
-                    total, passes, next, end,
-                ));
-            }
-            write_chunk(cmd, be, step, next, end, |next| StepKind::Overwrite {
-                next,
-                end,
-                passes,
-                invert,
-                total,
-            })
-        }
-        StepKind::Overwrite {
-            end,
-            passes,
-            invert,
-            total,
-            ..
-        } if passes > 1 => {
-            if invert {
-                if let Some(scratch) = &step.scratch {
-                    invert_sgl(&scratch.sgl());
-                }
-            }
-            step.kind = StepKind::Overwrite {
-                next: 0,
-                end,
-                passes: passes - 1,
-                invert,
-                total,
-            };
-            advance(cmd, step)
-        }
-        // The last pass written: flushed before GOOD (a write cache may hold it).
-        StepKind::Overwrite {
-            end,
-            passes: 1,
-            invert,
-            total,
-            ..
-        } => {
-            step.kind = StepKind::Overwrite {
-                next: end,
-                end,
-                passes: 0,
-                invert,
-                total,
-            };
-            let d = cmd.data_mut();
-            d.step = Some(step);
-            d.op = Op::Flush { pos: 0, len: end };
-            be.flush(cmd, 0, end)
-        }
         StepKind::Unmap {
             next,
             count,
@@ -677,96 +597,6 @@ fn write_chunk(
     be.rw(cmd, rw, true)
 }
 
-/// Inverts every byte of `sgl` (the next overwrite pass's pattern).
-fn invert_sgl(sgl: &Sgl) {
-    let mut chunk = [0u8; 512];
-    let mut at = 0;
-    loop {
-        let n = sgl.copy_from(at, &mut chunk);
-        if n == 0 {
-            break;
-        }
-        for b in &mut chunk[..n] {
-            *b = !*b;
-        }
-        sgl.copy_to(at, &chunk[..n]);
-        at += n;
-    }
-}
-
-/// SANITIZE (OVERWRITE with its `len`-byte parameter list, or BLOCK ERASE: deallocating with
-/// `unmap`) of the whole medium, flushed at the end (both); the device refuses other
-/// commands until it ends.
-pub(crate) fn sanitize(mut cmd: CmdRef, sa: u8, len: u32, block_size: u32, unmap: bool) {
-    use crate::proto::command::{self, op};
-    let Some(dev) = cmd.lun().map(|l| l.device.clone()) else {
-        return cmd::complete(cmd, Err(Sense::lun_not_supported()));
-    };
-    let Some(be) = dev.backend().cloned() else {
-        return cmd::complete(cmd, Err(Sense::lun_not_supported()));
-    };
-    let end = dev.blocks() * u64::from(block_size);
-    let (kind, scratch) = if sa == op::SANITIZE_OVERWRITE {
-        let mut params = KVec::new();
-        if params.resize(len as usize, 0u8, GFP_KERNEL).is_err() {
-            return cmd::complete(cmd, Err(Sense::internal_target_failure()));
-        }
-        cmd.sgl().copy_from(0, &mut params);
-        let ow = match command::sanitize_overwrite(&params, block_size) {
-            Ok(ow) => ow,
-            Err(sense) => return cmd::complete(cmd, Err(sense)),
-        };
-        let mut block = KVec::new();
-        if block.resize(block_size as usize, 0u8, GFP_KERNEL).is_err() {
-            return cmd::complete(cmd, Err(Sense::internal_target_failure()));
-        }
-        command::fill_pattern(&mut block, &params[4..], false);
-        let Ok(scratch) = repeated(&block, end) else {
-            return cmd::complete(cmd, Err(Sense::internal_target_failure()));
-        };
-        // With INVERT the passes alternate and the last writes the pattern as sent.
-        if ow.invert && ow.passes % 2 == 0 {
-            invert_sgl(&scratch.sgl());
-        }
-        let kind = StepKind::Overwrite {
-            next: 0,
-            end,
-            passes: ow.passes,
-            invert: ow.invert,
-            total: ow.passes,
-        };
-        (kind, Some(scratch))
-    } else {
-        // BLOCK ERASE: one deallocation of the medium (where deallocated blocks read as
-        // zeroes; else zeroes written, which the backend may deallocate), then the flush
-        // that ends an OVERWRITE's last pass.
-        let kind = StepKind::Overwrite {
-            next: end,
-            end,
-            passes: 1,
-            invert: false,
-            total: 1,
-        };
-        (kind, None)
-    };
-    let Some(hold) = dev.start_sanitize() else {
-        return cmd::complete(cmd, Err(Sense::sanitize_in_progress()));
-    };
-    let mut step = match Step::new(&cmd, kind, scratch, false) {
-        Ok(step) => step,
-        Err(_) => {
-            drop(hold);
-            return cmd::complete(cmd, Err(Sense::internal_target_failure()));
-        }
-    };
-    step.sanitize = Some(hold);
-    if sa == op::SANITIZE_OVERWRITE {
-        return advance(cmd, step);
-    }
-    cmd.data_mut().step = Some(step);
-    erase(cmd, be, 0, end, unmap)
-}
-
 /// The backend finished a step (any context): keep its result and continue from the I/O
 /// workqueue, where comparing and the next submission may sleep.
 pub(crate) fn step_done(mut cmd: CmdRef, result: core::result::Result<u32, Sense>) {
@@ -805,11 +635,9 @@ pub(crate) fn resume(mut cmd: CmdRef) {
         (Some(Ok(_)), StepKind::ReadPart { keep }, Some(scratch)) => {
             copy_sgl(&scratch.sgl(), &step.fabric_sgl, keep as usize).map(|()| cmd.resid())
         }
-        (
-            Some(Ok(_)),
-            StepKind::WriteSame { .. } | StepKind::Overwrite { .. } | StepKind::Unmap { .. },
-            _,
-        ) => return advance(cmd, step),
+        (Some(Ok(_)), StepKind::WriteSame { .. } | StepKind::Unmap { .. }, _) => {
+            return advance(cmd, step)
+        }
         (
             Some(Ok(_)),
             StepKind::LbaStatus {

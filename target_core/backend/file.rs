@@ -284,6 +284,18 @@ impl Backend for File {
         cmd.defer();
     }
 
+    fn write_sync(&self, pos: u64, data: &Sgl) -> Result {
+        self.file.rw_sync(true, pos, data, false).map(|_| ())
+    }
+
+    fn erase_sync(&self, pos: u64, len: u64, unmap: bool) -> Result {
+        self.deallocate(pos, len, !unmap).map_err(|_| EIO)
+    }
+
+    fn flush_sync(&self) -> Result {
+        self.sync(0, 0).map_err(|_| EIO)
+    }
+
     fn resize(&self, bytes: u64) -> Result {
         if self.file.is_blockdev() {
             return Err(EINVAL);

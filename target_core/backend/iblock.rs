@@ -9,7 +9,7 @@ use super::{Applied, Backend, BackendConfig, Geometry, Layout, Op, Rw, UnmapLimi
 use crate::cmd::{self, CmdRef};
 use crate::device::parse_u32;
 use crate::proto::sense::Sense;
-use crate::rt::io::BlockDev;
+use crate::rt::io::{BlockDev, Sgl};
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::Arc;
@@ -208,6 +208,22 @@ impl Backend for Iblock {
                 Sense::backend_io_failure()
             }),
         )
+    }
+
+    fn write_sync(&self, pos: u64, data: &Sgl) -> Result {
+        self.bdev.write_sync(pos / 512, data)
+    }
+
+    fn erase_sync(&self, pos: u64, len: u64, unmap: bool) -> Result {
+        if unmap {
+            self.bdev.discard(pos / 512, len / 512)
+        } else {
+            self.bdev.write_zeroes(pos / 512, len / 512)
+        }
+    }
+
+    fn flush_sync(&self) -> Result {
+        self.bdev.flush_sync()
     }
 
     fn write_cache(&self) -> Option<bool> {

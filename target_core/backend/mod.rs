@@ -140,6 +140,21 @@ pub trait Backend: Send + Sync {
     fn write_zeroes(&self, cmd: CmdRef, _pos: u64, _len: u64) {
         cmd::complete(cmd, Err(Sense::invalid_opcode()))
     }
+    /// Writes all of `data` at byte `pos`, waiting for it: a SANITIZE running apart from
+    /// any command. Process context, sleeps.
+    fn write_sync(&self, _pos: u64, _data: &Sgl) -> Result {
+        Err(ENOSYS)
+    }
+    /// Deallocates (`unmap`, where [`Backend::discard`] reads back as zeroes) or zeroes `len`
+    /// bytes at `pos`, waiting for it. Process context, sleeps.
+    fn erase_sync(&self, _pos: u64, _len: u64, _unmap: bool) -> Result {
+        Err(ENOSYS)
+    }
+    /// Makes every completed write durable (the medium's write cache flushed), waiting for
+    /// it. Process context, sleeps.
+    fn flush_sync(&self) -> Result {
+        Ok(())
+    }
     /// Continues a command queued to a workqueue by this backend (process context).
     fn deferred(&self, cmd: CmdRef) {
         cmd::complete(cmd, Err(Sense::internal_target_failure()))

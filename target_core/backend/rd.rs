@@ -176,6 +176,20 @@ impl Backend for Rd {
         )
     }
 
+    fn write_sync(&self, pos: u64, data: &Sgl) -> Result {
+        match &self.ram {
+            Some(ram) => ram.transfer(data, pos, u64::from(data.len()), false),
+            None => Ok(()),
+        }
+    }
+
+    fn erase_sync(&self, pos: u64, len: u64, _unmap: bool) -> Result {
+        match &self.ram {
+            Some(ram) => ram.zero(pos, len),
+            None => Ok(()),
+        }
+    }
+
     /// RAM filled with all ones: blocks never written carry the escape (as LIO). A nullio
     /// device stores none.
     fn pi_init(&self, blocks: u64) -> Result {

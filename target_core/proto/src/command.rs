@@ -257,6 +257,8 @@ pub enum Action {
         sa: u8,
         /// Parameter list length.
         len: u32,
+        /// IMMED: GOOD as soon as the sanitize operation starts.
+        immed: bool,
     },
     /// MODE SELECT(6/10) with a parameter list of `len` bytes.
     ModeSelect {
@@ -560,9 +562,9 @@ pub static COMMANDS: &[OpInfo] = &[
     only_with(Needs::Tpu, info(op::UNMAP, None, &[0x42, 0x00, 0, 0, 0, 0, 0x1f, 0xff, 0xff, 0x07], unmap)),
     info(op::PRE_FETCH_10, None, &[0x34, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], pre_fetch),
     info(op::SYNCHRONIZE_CACHE_10, None, &[0x35, 0x02, 0xff, 0xff, 0xff, 0xff, 0x1f, 0xff, 0xff, 0x07], sync_cache),
-    info(op::SANITIZE, Some(op::SANITIZE_OVERWRITE as u16), &[0x48, 0x21, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], sanitize),
-    only_with(Needs::Tpu, info(op::SANITIZE, Some(op::SANITIZE_BLOCK_ERASE as u16), &[0x48, 0x22, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], sanitize)),
-    info(op::SANITIZE, Some(op::SANITIZE_EXIT_FAILURE_MODE as u16), &[0x48, 0x3f, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], sanitize),
+    info(op::SANITIZE, Some(op::SANITIZE_OVERWRITE as u16), &[0x48, 0xa1, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], sanitize),
+    only_with(Needs::Tpu, info(op::SANITIZE, Some(op::SANITIZE_BLOCK_ERASE as u16), &[0x48, 0xa2, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], sanitize)),
+    info(op::SANITIZE, Some(op::SANITIZE_EXIT_FAILURE_MODE as u16), &[0x48, 0xbf, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], sanitize),
     info(op::READ_DEFECT_DATA_10, None, &[0x37, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0x07], read_defect_data),
     info(op::MODE_SELECT_10, None, &[0x55, 0x11, 0, 0, 0, 0, 0, 0xff, 0xff, 0x07], mode_select),
     only_with(Needs::Reservations, info(op::RESERVE_10, None, &[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0x07], reserve_release)),
@@ -801,14 +803,11 @@ fn mode_select(cdb: &[u8], _: &Limits, data_len: u32) -> Result<Action, Sense> {
     Ok(Action::ModeSelect { ten, len })
 }
 
-/// SANITIZE (SBC-4 5.30), without IMMED: the command ends when the medium is sanitized. AUSE
+/// SANITIZE (SBC-4 5.30): without IMMED the command ends when the medium is sanitized. AUSE
 /// is taken (no sanitize operation fails into a failure mode to leave). OVERWRITE carries an
 /// initialization pattern of 1 to one block's bytes; the others carry nothing.
 fn sanitize(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
     let sa = cdb[1] & 0x1f;
-    if cdb[1] & 0x80 != 0 {
-        return Err(Sense::invalid_cdb_field(1, Some(7)));
-    }
     if cdb[1] & 0x40 != 0 {
         return Err(Sense::invalid_cdb_field(1, Some(6)));
     }
@@ -823,7 +822,11 @@ fn sanitize(cdb: &[u8], dev: &Limits, data_len: u32) -> Result<Action, Sense> {
     if !fits || data_len < len {
         return Err(Sense::invalid_cdb_field(7, None));
     }
-    Ok(Action::Sanitize { sa, len })
+    Ok(Action::Sanitize {
+        sa,
+        len,
+        immed: cdb[1] & 0x80 != 0,
+    })
 }
 
 /// A SANITIZE OVERWRITE parameter list, checked.
@@ -2366,8 +2369,22 @@ mod tests {
             let l = len.to_be_bytes();
             [0x48, b1, 0, 0, 0, 0, 0, l[0], l[1], 0]
         };
-        let ok = |sa, len| Ok(Action::Sanitize { sa, len });
+        let ok = |sa, len| {
+            Ok(Action::Sanitize {
+                sa,
+                len,
+                immed: false,
+            })
+        };
         assert_eq!(parse(&cdb(0x01, 516), &DEV, 516), ok(1, 516));
+        assert_eq!(
+            parse(&cdb(0x82, 0), &DEV, 0),
+            Ok(Action::Sanitize {
+                sa: 2,
+                len: 0,
+                immed: true
+            })
+        );
         assert_eq!(parse(&cdb(0x21, 5), &DEV, 5), ok(1, 5));
         assert_eq!(parse(&cdb(0x02, 0), &DEV, 0), ok(2, 0));
         assert_eq!(parse(&cdb(0x1f, 0), &DEV, 0), ok(0x1f, 0));
@@ -2386,17 +2403,13 @@ mod tests {
             parse(&cdb(0x01, 516), &DEV, 100),
             Err(Sense::invalid_cdb_field(7, None))
         );
-        // No crypto erase, no other service action; IMMED and reserved bits refused.
+        // No crypto erase, no other service action; reserved bits refused.
         for sa in [0x00, 0x03, 0x04, 0x1e] {
             assert_eq!(
                 parse(&cdb(sa, 0), &DEV, 0),
                 Err(Sense::invalid_cdb_field(1, Some(4)))
             );
         }
-        assert_eq!(
-            parse(&cdb(0x82, 0), &DEV, 0),
-            Err(Sense::invalid_cdb_field(1, Some(7)))
-        );
         assert_eq!(
             parse(&cdb(0x42, 0), &DEV, 0),
             Err(Sense::invalid_cdb_field(1, Some(6)))
