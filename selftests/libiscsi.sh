@@ -51,7 +51,7 @@ if [ -n "${LIBISCSI_BACKENDS:-}" ]; then
 fi
 nb=$(echo "$BACKENDS" | wc -l)
 iscsi-test-cu -l | awk -F. 'NF == 3 && $1 == "ALL" { print $2 "." $3 }' |
-    grep -E "^(${LIBISCSI_SUITES:-.*})\." > $OUT/tests
+    grep -E "^(${LIBISCSI_SUITES:-.*})(\.|$)" > $OUT/tests
 # Each backend's tests: those of its suites.
 while IFS='|' read -r b _ _ _ suites; do
     grep -E "^(${suites:-.*})(\.|$)" $OUT/tests > $OUT/$b.tests

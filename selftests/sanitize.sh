@@ -40,7 +40,6 @@ INVALID_CDB='^status=02 .*sense=700005[0-9a-f]{18}2400'
 INVALID_PARAM='^status=02 .*sense=700005[0-9a-f]{18}2600'
 IN_PROGRESS='^status=02 .*sense=700002[0-9a-f]{18}041b'
 
-gone() { teardown_lun; [ ! -e "$1" ]; }
 thin_lun() { echo 1 > "$1/attrib/emulate_tpu" && echo 1 > "$1/attrib/emulate_tpws" && link_dev "$1"; }
 # overwrites SG PARAMS SD LAST EXPECTED: SANITIZE OVERWRITE; the first and last blocks hold
 # EXPECTED.
@@ -106,8 +105,8 @@ passes() {
     local n=$(( (512 << 20) / $(blockdev --getsize64 "$1") ))
     printf '%02x' $(( n < 2 ? 2 : n > 31 ? 31 : n ))
 }
-# not_ready_then_done SG SD LAST: TEST UNIT READY says SANITIZE IN PROGRESS (after any unit
-# attention), then GOOD within 120 s; the first and last blocks then hold 5a5a5a5a.
+# not_ready_then_done SG SD LAST PATTERN: TEST UNIT READY says SANITIZE IN PROGRESS (after
+# any unit attention), then GOOD within 120 s; the first and last blocks then hold PATTERN.
 not_ready_then_done() {
     local out i
     for i in 1 2 3 4; do
@@ -124,20 +123,20 @@ not_ready_then_done() {
     echo "TEST UNIT READY at the end: $out"
     # A reset makes sd read the capacity again, which NOT READY left at 0.
     echo 1 > "/sys/block/${2##*/}/device/rescan"
-    pattern 5a5a5a5a 0 > $W/p5a
-    [[ $out == status=00* ]] && holds "$2" 0 $W/p5a && holds "$2" "$3" $W/p5a
+    pattern "$4" 0 > $W/p_end
+    [[ $out == status=00* ]] && holds "$2" 0 $W/p_end && holds "$2" "$3" $W/p_end
 }
 # immed SG SD LAST: an OVERWRITE with IMMED is answered GOOD while it runs.
 immed() {
     local out
     out=$(sgio "$1" 48810000000000000800 --out "$(passes "$2")0000045a5a5a5a"); echo "SANITIZE: $out"
-    [[ $out == status=00* ]] && not_ready_then_done "$@"
+    [[ $out == status=00* ]] && not_ready_then_done "$@" 5a5a5a5a
 }
 # survives_reset SG SD LAST: an OVERWRITE without IMMED running, a LUN reset (sg_reset -d)
 # succeeds at once and the operation goes on to its end.
 survives_reset() {
     local bg out i rc
-    SGIO_TIMEOUT_MS=120000 python3 "$_sgio_py" "$1" $OVERWRITE --out "$(passes "$2")0000045a5a5a5a" > $W/bg &
+    SGIO_TIMEOUT_MS=120000 python3 "$_sgio_py" "$1" $OVERWRITE --out "$(passes "$2")0000043c3c3c3c" > $W/bg &
     bg=$!
     for i in $(seq 2000); do
         out=$(sgio "$1" 000000000000)
@@ -147,7 +146,22 @@ survives_reset() {
     timeout 30 sg_reset -d "$2"; rc=$?
     wait $bg
     echo "sg_reset: exit $rc; the SANITIZE: $(cat $W/bg)"
-    [ $rc = 0 ] && not_ready_then_done "$@"
+    [ $rc = 0 ] && not_ready_then_done "$@" 3c3c3c3c
+}
+# stops_when_gone SG SD DEV: with an OVERWRITE (IMMED) running, the LUN and the device go
+# within 60 s, and the operation says it stopped.
+stops_when_gone() {
+    local out
+    out=$(sgio "$1" 48810000000000000800 --out "$(passes "$2")000004c3c3c3c3"); echo "SANITIZE: $out"
+    [[ $out == status=00* ]] || return 1
+    out=$(sgio "$1" 000000000000); echo "TEST UNIT READY: $out"
+    [[ $out =~ $IN_PROGRESS ]] || return 1
+    teardown_lun &
+    local td=$! i
+    for i in $(seq 600); do kill -0 $td 2>/dev/null || break; sleep 0.1; done
+    kill -0 $td 2>/dev/null && { echo "teardown still running after 60 s"; return 1; }
+    wait $td
+    [ ! -e "$3" ] && dmesg_new | grep 'SANITIZE stopped: the device goes'
 }
 
 while IFS='|' read -r plugin control; do
@@ -177,7 +191,7 @@ while IFS='|' read -r plugin control; do
         immed "$sg" "$sd" $last
     check "$plugin: a LUN reset during an OVERWRITE succeeds; the OVERWRITE goes on to its end" \
         survives_reset "$sg" "$sd" $last
-    check "$plugin: the LUN and device go" gone "$dev"
+    check "$plugin: the LUN and device go during an OVERWRITE, which stops" stops_when_gone "$sg" "$sd" "$dev"
 done <<< "$BACKENDS"
 check "no oops, warning or leak" dmesg_clean
 tap_done

@@ -312,10 +312,10 @@ pub struct Device {
     /// The SANITIZE without IMMED whose sanitize operation runs: answered at its end.
     #[pin]
     sanitize_waiter: SpinLock<Option<CmdRef>>,
-    /// The thread of the last sanitize operation: joined by the next one, or when the
-    /// device goes.
+    /// The thread of the last sanitize operation (joined by the next one, or when the
+    /// device goes), and whether the device went.
     #[pin]
-    sanitize_thread: Mutex<Option<Thread>>,
+    sanitize_thread: Mutex<(Option<Thread>, bool)>,
     /// Persistent reservations.
     #[pin]
     pub(crate) pr: Reservations,
@@ -329,7 +329,7 @@ pub struct Device {
     caw: Mutex<CawQueue>,
 }
 
-/// A running SANITIZE's mark on its device, taken off when dropped (with the command's step,
+/// A running SANITIZE's mark on its device, taken off when dropped (when its operation ends,
 /// however it ends).
 pub(crate) struct SanitizeHold(Arc<Device>);
 
@@ -416,7 +416,7 @@ impl Device {
                 sanitizing: Atomic::new(0),
                 sanitize_progress: Atomic::new(0),
                 sanitize_waiter <- kernel::new_spinlock!(None),
-                sanitize_thread <- kernel::new_mutex!(None),
+                sanitize_thread <- kernel::new_mutex!((None, false)),
                 pr <- Reservations::new(),
                 exports <- kernel::new_mutex!(KVec::new()),
                 caw <- kernel::new_mutex!(CawQueue { busy: false, waiting: KVec::new() }),
@@ -614,19 +614,24 @@ impl Device {
         Some(SanitizeHold(self.clone()))
     }
 
-    /// Runs a sanitize operation in a thread of its own. The previous operation's thread,
-    /// which has ended, is joined.
+    /// Runs a sanitize operation in a thread of its own, once the previous operation's thread
+    /// (which has ended: it gave back the hold) is joined. `ENODEV` once the device went.
     pub(crate) fn spawn_sanitize(&self, op: impl FnOnce() + Send + 'static) -> Result {
-        let thread = Thread::spawn(c"rt_sanitize", op)?;
-        let ended = self.sanitize_thread.lock().replace(thread);
-        drop(ended);
+        let mut slot = self.sanitize_thread.lock();
+        if slot.1 {
+            return Err(ENODEV);
+        }
+        drop(slot.0.take());
+        slot.0 = Some(Thread::spawn(c"rt_sanitize", op)?);
         Ok(())
     }
 
-    /// Stops a running sanitize operation and waits for its thread: the device goes.
+    /// The device goes: stops a running sanitize operation, waits for its thread, and
+    /// refuses new ones. Process context.
     pub(crate) fn stop_sanitize(&self) {
-        let thread = self.sanitize_thread.lock().take();
-        drop(thread);
+        let mut slot = self.sanitize_thread.lock();
+        slot.1 = true;
+        drop(slot.0.take());
     }
 
     /// Parks the SANITIZE command (without IMMED) its operation answers when it ends.
@@ -636,15 +641,14 @@ impl Device {
         kernel::warn_on!(old.is_some());
     }
 
-    /// The parked SANITIZE command; with `aborted`, only if task management aborted it or
-    /// the initiator's timer expired (its answer is no longer awaited).
-    pub(crate) fn take_sanitize(&self, aborted: bool) -> Option<CmdRef> {
+    /// The parked SANITIZE command; with `gone`, only if its answer is no longer awaited:
+    /// task management aborted it, the initiator's timer expired, or its nexus closed.
+    pub(crate) fn take_sanitize(&self, gone: bool) -> Option<CmdRef> {
+        let unawaited = |c: &CmdRef| {
+            c.aborted() || c.was_timed_out() || c.session().is_some_and(|s| s.closed())
+        };
         let mut waiter = self.sanitize_waiter.lock();
-        if aborted
-            && !waiter
-                .as_ref()
-                .is_some_and(|c| c.aborted() || c.was_timed_out())
-        {
+        if gone && !waiter.as_ref().is_some_and(unawaited) {
             return None;
         }
         waiter.take()

@@ -17,7 +17,7 @@
 
 use crate::backend::Backend;
 use crate::cmd::{self, CmdRef};
-use crate::device::{Device, SanitizeHold};
+use crate::device::SanitizeHold;
 use crate::proto::command::{self, op};
 use crate::proto::pi::TUPLE_LEN;
 use crate::proto::sense::Sense;
@@ -39,16 +39,22 @@ enum Erase {
     Block { unmap: bool },
 }
 
-/// A sanitize operation, owned by its thread.
+/// A sanitize operation, owned by its thread. Dropped (run or not), it ends: it answers
+/// the parked command, if any, then gives back the hold.
 struct Operation {
-    hold: SanitizeHold,
+    hold: Option<SanitizeHold>,
     backend: Arc<dyn Backend>,
     /// Bytes of the medium.
     end: u64,
     erase: Erase,
-    /// Whether the device stores protection information.
-    pi: bool,
+    /// The block size, where the device stores protection information.
+    pi: Option<u64>,
+    /// How it ended; `None` if it never ran.
+    outcome: Option<Result>,
 }
+
+/// How much BLOCK ERASE deallocates or zeroes between two looks at the parked command.
+const ERASE_CHUNK: u64 = 64 << 20;
 
 /// SANITIZE with the `len`-byte parameter list of an OVERWRITE (`sa`), or a BLOCK ERASE
 /// (deallocating with `unmap`), of the whole medium.
@@ -72,11 +78,12 @@ pub(crate) fn sanitize(cmd: CmdRef, sa: u8, len: u32, immed: bool, block_size: u
         return cmd::complete(cmd, Err(Sense::sanitize_in_progress()));
     };
     let operation = Operation {
-        hold,
+        hold: Some(hold),
         backend,
         end,
         erase,
-        pi: dev.pi_type().is_some(),
+        pi: dev.pi_type().map(|_| u64::from(block_size)),
+        outcome: None,
     };
     // Parked before the operation starts, so that its end always finds the command.
     let cmd = if immed {
@@ -85,18 +92,11 @@ pub(crate) fn sanitize(cmd: CmdRef, sa: u8, len: u32, immed: bool, block_size: u
         dev.park_sanitize(cmd);
         None
     };
-    match dev.spawn_sanitize(move || operation.run()) {
-        Ok(()) => {
-            if let Some(cmd) = cmd {
-                cmd::complete(cmd, Ok(0));
-            }
-        }
-        // The operation was dropped unstarted, and its hold with it.
-        Err(_) => {
-            if let Some(cmd) = cmd.or_else(|| dev.take_sanitize(false)) {
-                cmd::complete(cmd, Err(Sense::internal_target_failure()));
-            }
-        }
+    // Without IMMED, the operation answers; unstarted, it was dropped and answered already.
+    let started = dev.spawn_sanitize(move || operation.run());
+    if let Some(cmd) = cmd {
+        let result = started.map(|()| 0);
+        cmd::complete(cmd, result.map_err(|_| Sense::internal_target_failure()));
     }
 }
 
@@ -128,22 +128,15 @@ fn overwrite(cmd: &CmdRef, len: u32, block_size: u32, end: u64) -> Result<Erase,
 }
 
 impl Operation {
-    /// The thread's body: sanitizes, ends the hold, then answers the parked command.
-    fn run(self) {
+    /// The thread's body.
+    fn run(mut self) {
         let result = self.erase();
-        if let Err(e) = result {
-            pr_err!("SANITIZE failed: {:?}\n", e);
+        match result {
+            Err(e) if e == EINTR => pr_info!("SANITIZE stopped: the device goes\n"),
+            Err(e) => pr_err!("SANITIZE failed: {:?}\n", e),
+            Ok(()) => (),
         }
-        let dev = self.hold.device().clone();
-        // Taken before the hold ends: a SANITIZE that starts next parks its own command.
-        let waiter = dev.take_sanitize(false);
-        drop(self);
-        if let Some(cmd) = waiter {
-            cmd::complete(
-                cmd,
-                result.map(|()| 0).map_err(|_| Sense::backend_io_failure()),
-            );
-        }
+        self.outcome = Some(result);
     }
 
     fn erase(&self) -> Result {
@@ -167,11 +160,19 @@ impl Operation {
                     }
                 }
             }
-            Erase::Block { unmap } => self.backend.erase_sync(0, self.end, *unmap)?,
+            Erase::Block { unmap } => {
+                let mut next = 0;
+                while next < self.end {
+                    self.poll(1, 1, next)?;
+                    let n = (self.end - next).min(ERASE_CHUNK);
+                    self.backend.erase_sync(next, n, *unmap)?;
+                    next += n;
+                }
+            }
         }
         self.backend.flush_sync()?;
-        if self.pi {
-            self.reset_tuples()?;
+        if let Some(block_size) = self.pi {
+            self.reset_tuples(block_size)?;
         }
         Ok(())
     }
@@ -179,9 +180,11 @@ impl Operation {
     /// Between two chunks: records the progress, lets go of a parked command whose answer is
     /// no longer awaited, and stops when the device goes.
     fn poll(&self, total: u8, left: u8, next: u64) -> Result {
-        self.hold
-            .set_progress(command::sanitize_progress(total, left, next, self.end));
-        if let Some(cmd) = self.hold.device().take_sanitize(true) {
+        let Some(hold) = &self.hold else {
+            return Err(EINVAL);
+        };
+        hold.set_progress(command::sanitize_progress(total, left, next, self.end));
+        if let Some(cmd) = hold.device().take_sanitize(true) {
             // Aborted or timed out: released, never answered.
             cmd::complete(cmd, Err(Sense::sanitize_in_progress()));
         }
@@ -192,20 +195,39 @@ impl Operation {
     }
 
     /// Sets every block's protection information to all ones.
-    fn reset_tuples(&self) -> Result {
-        let dev: &Device = self.hold.device();
-        let total = dev.blocks() * TUPLE_LEN as u64;
+    fn reset_tuples(&self, block_size: u64) -> Result {
+        let total = self.end / block_size * TUPLE_LEN as u64;
         let ones = ScratchSgl::new(total.min(1 << 20) as u32)?;
         let sgl = ones.sgl();
         sgl.fill(0, sgl.len() as usize, 0xff);
         let mut at = 0;
         while at < total {
+            self.poll(1, 1, self.end)?;
             let n = (total - at).min(u64::from(sgl.len())) as u32;
             self.backend
                 .pi_rw(at / TUPLE_LEN as u64, &sgl.prefix(n), true)?;
             at += u64::from(n);
         }
         Ok(())
+    }
+}
+
+impl Drop for Operation {
+    fn drop(&mut self) {
+        let Some(hold) = self.hold.take() else {
+            return;
+        };
+        // Taken before the hold ends: a SANITIZE that starts next parks its own command.
+        let waiter = hold.device().take_sanitize(false);
+        drop(hold);
+        if let Some(cmd) = waiter {
+            let result = match self.outcome {
+                Some(Ok(())) => Ok(0),
+                Some(Err(_)) => Err(Sense::backend_io_failure()),
+                None => Err(Sense::internal_target_failure()),
+            };
+            cmd::complete(cmd, result);
+        }
     }
 }
 

@@ -69,6 +69,8 @@ pub struct Session {
     ua_pending: Atomic<u32>,
     #[pin]
     ua: SpinLock<UaQueue>,
+    /// Set by [`Session::close`]: its commands' answers are no longer awaited.
+    closed: Atomic<bool>,
 }
 
 impl Session {
@@ -98,6 +100,7 @@ impl Session {
                 read_only: Atomic::new(false),
                 ua_pending: Atomic::new(0),
                 ua <- kernel::new_spinlock!(UaQueue::new()),
+                closed: Atomic::new(false),
             }? Error),
             GFP_KERNEL,
         )?;
@@ -113,10 +116,16 @@ impl Session {
     /// Ends the nexus (its fabric must, once): refuses new commands, unregisters it, then waits
     /// up to `bound` for its commands in flight. Returns whether they all were released.
     pub fn close(&self, bound: Delta) -> bool {
+        self.closed.store(true, Relaxed);
         self.cmds.kill();
         self.port.remove_session(self);
         self.release_reservations();
         drain(&self.cmds, bound)
+    }
+
+    /// Whether the nexus is closing or closed (I_T nexus loss).
+    pub(crate) fn closed(&self) -> bool {
+        self.closed.load(Relaxed)
     }
 
     /// Drops the SPC-2 reservations this nexus holds on the port's devices (I_T nexus loss).
