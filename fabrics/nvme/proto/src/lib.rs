@@ -1,0 +1,6 @@
+//! rtarget's NVMe/TCP protocol logic (NVMe over Fabrics with the NVMe/TCP transport binding).
+//! Each module depends only on `core`, so the same files are compiled into the kernel fabric
+//! (by `#[path]`) and tested and fuzzed here.
+#![cfg_attr(not(test), no_std)]
+
+pub mod pdu;
