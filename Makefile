@@ -26,6 +26,7 @@ clippy:
 host-test:
 	cd target_core/proto && cargo test
 	cd fabrics/iscsi/proto && cargo test
+	cd fabrics/nvme/proto && cargo test
 
 fuzz:
 	scripts/fuzz
@@ -41,7 +42,8 @@ bench:
 
 clean:
 	rm -f *.ko *.o *.mod *.mod.c *.mod.o modules.order Module.symvers .*.cmd
-	find . \( -path ./target_core/proto/target -o -path ./fabrics/iscsi/proto/target \) -prune -o \( -name '*.o' -o -name '.*.cmd' -o -name '*.rmeta' \
+	find . \( -path ./target_core/proto/target -o -path ./fabrics/iscsi/proto/target -o -path ./fabrics/nvme/proto/target \) -prune -o \( -name '*.o' -o -name '.*.cmd' -o -name '*.rmeta' \
 		-o -name '*.d' -o -name 'exports_*_generated.h' -o -name 'bindings_generated.rs' \) -print0 | xargs -0 rm -f
 	cd target_core/proto && cargo clean
 	cd fabrics/iscsi/proto && cargo clean
+	cd fabrics/nvme/proto && cargo clean

@@ -3,4 +3,6 @@
 //! (by `#[path]`) and tested and fuzzed here.
 #![cfg_attr(not(test), no_std)]
 
+pub mod capsule;
+pub mod fuzz;
 pub mod pdu;

@@ -160,6 +160,8 @@ pub struct Framing {
     pub header: Header,
     /// A header digest follows the header.
     pub hdgst: bool,
+    /// Bytes of padding between the header (and its digest) and the data.
+    pub pad: u32,
     /// Bytes of data (0: none).
     pub data: u32,
     /// A data digest follows the data.
@@ -170,15 +172,6 @@ impl Framing {
     /// Bytes of header after the common header, its digest included.
     pub fn header_rest(&self) -> usize {
         usize::from(self.header.hlen) - CH_LEN + if self.hdgst { DIGEST_LEN } else { 0 }
-    }
-
-    /// Padding between the header (and its digest) and the data.
-    pub fn pad(&self) -> usize {
-        if self.data == 0 {
-            return 0;
-        }
-        usize::from(self.header.pdo) - usize::from(self.header.hlen)
-            - if self.hdgst { DIGEST_LEN } else { 0 }
     }
 
     /// Bytes after the common header: the rest of the header, padding, data and digests.
@@ -245,6 +238,7 @@ pub fn frame(ch: &[u8; CH_LEN], state: Option<&Negotiated>) -> Result<Framing, F
         return Ok(Framing {
             header: h,
             hdgst: n.hdgst,
+            pad: 0,
             data: 0,
             ddgst: false,
         });
@@ -271,6 +265,7 @@ pub fn frame(ch: &[u8; CH_LEN], state: Option<&Negotiated>) -> Result<Framing, F
     Ok(Framing {
         header: h,
         hdgst: n.hdgst,
+        pad: (pdo - head) as u32,
         data: data as u32,
         ddgst: n.ddgst,
     })
@@ -302,6 +297,7 @@ fn short(h: Header, len: usize) -> Result<Framing, Fatal> {
     Ok(Framing {
         header: h,
         hdgst: false,
+        pad: 0,
         data: 0,
         ddgst: false,
     })
@@ -566,13 +562,36 @@ mod tests {
                 fei: 0
             })
         );
-        assert_eq!(frame(&ch(ty::IC_REQ, 0, 128, 0, 132), None), Err(Fatal::field(4)));
-        assert_eq!(frame(&ch(ty::IC_REQ, 0, 24, 0, 128), None), Err(Fatal::field(2)));
-        assert_eq!(frame(&ch(ty::IC_REQ, 1, 128, 0, 128), None), Err(Fatal::field(1)));
-        assert_eq!(frame(&ch(ty::IC_REQ, 0, 128, 4, 128), None), Err(Fatal::field(3)));
+        assert_eq!(
+            frame(&ch(ty::IC_REQ, 0, 128, 0, 132), None),
+            Err(Fatal::field(4))
+        );
+        assert_eq!(
+            frame(&ch(ty::IC_REQ, 0, 24, 0, 128), None),
+            Err(Fatal::field(2))
+        );
+        assert_eq!(
+            frame(&ch(ty::IC_REQ, 1, 128, 0, 128), None),
+            Err(Fatal::field(1))
+        );
+        assert_eq!(
+            frame(&ch(ty::IC_REQ, 0, 128, 4, 128), None),
+            Err(Fatal::field(3))
+        );
         // Once connected, a second ICReq is out of sequence, as are controller PDUs.
-        for t in [ty::IC_REQ, ty::IC_RESP, ty::CAPSULE_RESP, ty::C2H_DATA, ty::R2T, 0x08, 0xff] {
-            assert_eq!(frame(&ch(t, 0, 128, 0, 128), Some(&N)).unwrap_err().fes, Fes::PduSequence);
+        for t in [
+            ty::IC_REQ,
+            ty::IC_RESP,
+            ty::CAPSULE_RESP,
+            ty::C2H_DATA,
+            ty::R2T,
+            0x08,
+            0xff,
+        ] {
+            assert_eq!(
+                frame(&ch(t, 0, 128, 0, 128), Some(&N)).unwrap_err().fes,
+                Fes::PduSequence
+            );
         }
     }
 
@@ -580,27 +599,66 @@ mod tests {
     fn capsules() {
         // Without data; with in-capsule data; with digests and data aligned after them.
         let f = frame(&ch(ty::CAPSULE_CMD, 0, 72, 0, 72), Some(&N)).unwrap();
-        assert_eq!((f.header_rest(), f.pad(), f.data), (64, 0, 0));
+        assert_eq!((f.header_rest(), f.pad, f.data), (64, 0, 0));
         let f = frame(&ch(ty::CAPSULE_CMD, 0, 72, 72, 72 + 4096), Some(&N)).unwrap();
-        assert_eq!((f.header_rest(), f.pad(), f.data, f.tail_len()), (64, 0, 4096, 64 + 4096));
+        assert_eq!(
+            (f.header_rest(), f.pad, f.data, f.tail_len()),
+            (64, 0, 4096, 64 + 4096)
+        );
         let f = frame(&ch(ty::CAPSULE_CMD, 3, 72, 76, 76 + 512 + 4), Some(&D)).unwrap();
-        assert_eq!((f.header_rest(), f.pad(), f.data, f.ddgst), (68, 0, 512, true));
+        assert_eq!(
+            (f.header_rest(), f.pad, f.data, f.ddgst),
+            (68, 0, 512, true)
+        );
         let f = frame(&ch(ty::CAPSULE_CMD, 1, 72, 0, 76), Some(&D)).unwrap();
         assert_eq!((f.header_rest(), f.data, f.ddgst), (68, 0, false));
         // Digest flags that disagree with the negotiation; a data digest flag without data.
-        assert_eq!(frame(&ch(ty::CAPSULE_CMD, 1, 72, 0, 76), Some(&N)), Err(Fatal::field(1)));
-        assert_eq!(frame(&ch(ty::CAPSULE_CMD, 0, 72, 0, 72), Some(&D)), Err(Fatal::field(1)));
-        assert_eq!(frame(&ch(ty::CAPSULE_CMD, 3, 72, 0, 76), Some(&D)), Err(Fatal::field(1)));
-        assert_eq!(frame(&ch(ty::CAPSULE_CMD, 1, 72, 76, 80), Some(&D)), Err(Fatal::field(1)));
+        assert_eq!(
+            frame(&ch(ty::CAPSULE_CMD, 1, 72, 0, 76), Some(&N)),
+            Err(Fatal::field(1))
+        );
+        assert_eq!(
+            frame(&ch(ty::CAPSULE_CMD, 0, 72, 0, 72), Some(&D)),
+            Err(Fatal::field(1))
+        );
+        assert_eq!(
+            frame(&ch(ty::CAPSULE_CMD, 3, 72, 0, 76), Some(&D)),
+            Err(Fatal::field(1))
+        );
+        assert_eq!(
+            frame(&ch(ty::CAPSULE_CMD, 1, 72, 76, 80), Some(&D)),
+            Err(Fatal::field(1))
+        );
         // Lengths: header, data offset inside the header or unaligned, PLEN short of it.
-        assert_eq!(frame(&ch(ty::CAPSULE_CMD, 0, 24, 0, 72), Some(&N)), Err(Fatal::field(2)));
-        assert_eq!(frame(&ch(ty::CAPSULE_CMD, 0, 72, 0, 71), Some(&N)), Err(Fatal::field(4)));
-        assert_eq!(frame(&ch(ty::CAPSULE_CMD, 0, 72, 8, 72), Some(&N)), Err(Fatal::field(3)));
-        assert_eq!(frame(&ch(ty::CAPSULE_CMD, 0, 72, 64, 200), Some(&N)), Err(Fatal::field(3)));
-        assert_eq!(frame(&ch(ty::CAPSULE_CMD, 0, 72, 74, 200), Some(&N)), Err(Fatal::field(3)));
-        assert_eq!(frame(&ch(ty::CAPSULE_CMD, 3, 72, 76, 80), Some(&D)), Err(Fatal::field(4)));
+        assert_eq!(
+            frame(&ch(ty::CAPSULE_CMD, 0, 24, 0, 72), Some(&N)),
+            Err(Fatal::field(2))
+        );
+        assert_eq!(
+            frame(&ch(ty::CAPSULE_CMD, 0, 72, 0, 71), Some(&N)),
+            Err(Fatal::field(4))
+        );
+        assert_eq!(
+            frame(&ch(ty::CAPSULE_CMD, 0, 72, 8, 72), Some(&N)),
+            Err(Fatal::field(3))
+        );
+        assert_eq!(
+            frame(&ch(ty::CAPSULE_CMD, 0, 72, 64, 200), Some(&N)),
+            Err(Fatal::field(3))
+        );
+        assert_eq!(
+            frame(&ch(ty::CAPSULE_CMD, 0, 72, 74, 200), Some(&N)),
+            Err(Fatal::field(3))
+        );
+        assert_eq!(
+            frame(&ch(ty::CAPSULE_CMD, 3, 72, 76, 80), Some(&D)),
+            Err(Fatal::field(4))
+        );
         let a = Negotiated { cpda: 1, ..N };
-        assert_eq!(frame(&ch(ty::CAPSULE_CMD, 0, 72, 76, 100), Some(&a)), Err(Fatal::field(3)));
+        assert_eq!(
+            frame(&ch(ty::CAPSULE_CMD, 0, 72, 76, 100), Some(&a)),
+            Err(Fatal::field(3))
+        );
         assert!(frame(&ch(ty::CAPSULE_CMD, 0, 72, 80, 100), Some(&a)).is_ok());
         // More in-capsule data than the port takes.
         assert_eq!(
@@ -634,13 +692,20 @@ mod tests {
         assert_eq!(ic_req(&b).unwrap_err().fes, Fes::UnsupportedParameter);
         let mut out = [0xaau8; 128];
         ic_resp(&Negotiated { hdgst: true, ..N }, &mut out);
-        assert_eq!(&out[..16], &[1, 0, 128, 0, 128, 0, 0, 0, 0, 0, 0, 1, 0, 0, 4, 0]);
+        assert_eq!(
+            &out[..16],
+            &[1, 0, 128, 0, 128, 0, 0, 0, 0, 0, 0, 1, 0, 0, 4, 0]
+        );
         assert!(out[16..].iter().all(|&x| x == 0));
     }
 
     #[test]
     fn h2c_data_in_its_r2t() {
-        let f = frame(&ch(ty::H2C_DATA, flag::LAST_PDU, 24, 24, 24 + 8192), Some(&N)).unwrap();
+        let f = frame(
+            &ch(ty::H2C_DATA, flag::LAST_PDU, 24, 24, 24 + 8192),
+            Some(&N),
+        )
+        .unwrap();
         let mut b = [0u8; 24];
         b[..8].copy_from_slice(&ch(ty::H2C_DATA, flag::LAST_PDU, 24, 24, 24 + 8192));
         b[8] = 5;
@@ -648,23 +713,40 @@ mod tests {
         b[13] = 0x10; // DATAO 4096
         b[17] = 0x20; // DATAL 8192
         let d = h2c_data(&b, &f).unwrap();
-        assert_eq!((d.cccid, d.ttag, d.datao, d.datal, d.last), (5, 9, 4096, 8192, true));
+        assert_eq!(
+            (d.cccid, d.ttag, d.datao, d.datal, d.last),
+            (5, 9, 4096, 8192, true)
+        );
         // In order, inside the R2T, and the last PDU ends it.
         assert_eq!(h2c_in_r2t(&d, 0, 12288, 4096), Ok(()));
         assert_eq!(h2c_in_r2t(&d, 4096, 8192, 0), Ok(()));
-        assert_eq!(h2c_in_r2t(&d, 0, 8192, 0).unwrap_err().fes, Fes::DataOutOfRange);
-        assert_eq!(h2c_in_r2t(&d, 4096, 4096, 0).unwrap_err().fes, Fes::DataOutOfRange);
+        assert_eq!(
+            h2c_in_r2t(&d, 0, 8192, 0).unwrap_err().fes,
+            Fes::DataOutOfRange
+        );
+        assert_eq!(
+            h2c_in_r2t(&d, 4096, 4096, 0).unwrap_err().fes,
+            Fes::DataOutOfRange
+        );
         assert_eq!(h2c_in_r2t(&d, 4096, 16384, 0), Err(Fatal::field(1)));
         let not_last = H2cData { last: false, ..d };
         assert_eq!(h2c_in_r2t(&not_last, 4096, 8192, 0), Err(Fatal::field(1)));
-        assert_eq!(h2c_in_r2t(&d, u32::MAX, 8192, 1).unwrap_err().fes, Fes::DataOutOfRange);
+        assert_eq!(
+            h2c_in_r2t(&d, u32::MAX, 8192, 1).unwrap_err().fes,
+            Fes::DataOutOfRange
+        );
         // DATAL must be what the PDU carries.
         b[17] = 0x10;
         assert_eq!(h2c_data(&b, &f), Err(Fatal::field(16)));
         // Beyond MAXH2CDATA.
-        let small = Negotiated { maxh2cdata: 4096, ..N };
+        let small = Negotiated {
+            maxh2cdata: 4096,
+            ..N
+        };
         assert_eq!(
-            frame(&ch(ty::H2C_DATA, 0, 24, 24, 24 + 8192), Some(&small)).unwrap_err().fes,
+            frame(&ch(ty::H2C_DATA, 0, 24, 24, 24 + 8192), Some(&small))
+                .unwrap_err()
+                .fes,
             Fes::DataLimitExceeded
         );
     }
@@ -673,8 +755,14 @@ mod tests {
     fn term_req() {
         let f = frame(&ch(ty::H2C_TERM_REQ, 0, 24, 0, 24 + 72), Some(&N)).unwrap();
         assert_eq!((f.header_rest(), f.data), (16, 72));
-        assert_eq!(frame(&ch(ty::H2C_TERM_REQ, 0, 24, 0, 153), Some(&N)), Err(Fatal::field(4)));
-        assert_eq!(frame(&ch(ty::H2C_TERM_REQ, 1, 24, 0, 24), Some(&D)), Err(Fatal::field(1)));
+        assert_eq!(
+            frame(&ch(ty::H2C_TERM_REQ, 0, 24, 0, 153), Some(&N)),
+            Err(Fatal::field(4))
+        );
+        assert_eq!(
+            frame(&ch(ty::H2C_TERM_REQ, 1, 24, 0, 24), Some(&D)),
+            Err(Fatal::field(1))
+        );
         let mut out = [0u8; MAX_TERM_PLEN];
         let culprit = [0x55u8; 200];
         let n = c2h_term_req(Fatal::field(3), &culprit, &mut out);
@@ -703,7 +791,10 @@ mod tests {
         c2h_data(&C2hData { last: false, ..d }, &N, 0, &mut out);
         assert_eq!(out[1], 0);
         r2t(7, 2, 8192, 4096, true, &mut out);
-        assert_eq!(&out[..20], &[9, 1, 24, 0, 28, 0, 0, 0, 7, 0, 2, 0, 0, 0x20, 0, 0, 0, 0x10, 0, 0]);
+        assert_eq!(
+            &out[..20],
+            &[9, 1, 24, 0, 28, 0, 0, 0, 7, 0, 2, 0, 0, 0x20, 0, 0, 0, 0x10, 0, 0]
+        );
         let mut resp = [0u8; 24];
         capsule_resp(&[0xee; 16], false, &mut resp);
         assert_eq!(&resp[..8], &[5, 0, 24, 0, 24, 0, 0, 0]);
