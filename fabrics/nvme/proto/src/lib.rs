@@ -5,4 +5,5 @@
 
 pub mod capsule;
 pub mod fuzz;
+pub mod identify;
 pub mod pdu;
