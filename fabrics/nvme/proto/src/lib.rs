@@ -7,3 +7,4 @@ pub mod capsule;
 pub mod fuzz;
 pub mod identify;
 pub mod pdu;
+pub mod regs;
