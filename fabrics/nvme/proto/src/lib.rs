@@ -6,5 +6,6 @@
 pub mod capsule;
 pub mod fuzz;
 pub mod identify;
+pub mod log;
 pub mod pdu;
 pub mod regs;
