@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod capsule;
+pub mod features;
 pub mod fuzz;
 pub mod identify;
 pub mod log;
