@@ -3,6 +3,9 @@
 //! through them; `fuzz/` runs them under libFuzzer.
 
 use crate::capsule::{self, Cqe, Sqe, Status, Transfer};
+use crate::features::{self, Features};
+use crate::log;
+use crate::nvm::{self, Nvm};
 use crate::pdu::{self, Fatal, Framing, Negotiated, CH_LEN, DIGEST_LEN, SQE_LEN};
 
 fn byte(data: &[u8], i: usize) -> u8 {
@@ -146,6 +149,32 @@ pub fn capsule(data: &[u8]) {
         cid: sqe.cid,
         status: Status(le32(data, 8) as u16 & 0x7fff),
     };
+    let ns = nvm::Namespace {
+        blocks: u64::from(le32(data, 68)),
+        block_shift: 9 + (byte(data, 72) & 3),
+        read_only: byte(data, 73) & 1 != 0,
+    };
+    match nvm::decode(&sqe, &ns, in_capsule) {
+        Ok(
+            Nvm::Read { slba, nlb, .. } | Nvm::Write { slba, nlb, .. } | Nvm::Compare { slba, nlb },
+        ) => {
+            assert!(slba + u64::from(nlb) <= ns.blocks);
+            assert_eq!(u64::from(in_capsule), u64::from(nlb) << ns.block_shift);
+        }
+        Ok(Nvm::WriteZeroes { slba, nlb, .. }) => {
+            assert!(slba + u64::from(nlb) <= ns.blocks && in_capsule == 0 && !ns.read_only)
+        }
+        Ok(Nvm::Dsm { ranges, .. }) => assert_eq!(in_capsule, ranges * 16),
+        Ok(Nvm::Flush) => assert_eq!(in_capsule, 0),
+        Err(_) => (),
+    }
+    if let Ok(g) = log::get_log_page(&sqe) {
+        assert!(g.offset % 4 == 0);
+    }
+    let mut f = Features::default();
+    if f.set(&sqe, 8).is_ok() {
+        assert!(f.aen & !features::AEN_ALL == 0);
+    }
     let b = cqe.encode();
     assert_eq!(u16::from_le_bytes([b[14], b[15]]) >> 1, cqe.status.0);
     assert_eq!(b[14] & 1, 0);

@@ -8,5 +8,6 @@ pub mod features;
 pub mod fuzz;
 pub mod identify;
 pub mod log;
+pub mod nvm;
 pub mod pdu;
 pub mod regs;
