@@ -7,6 +7,7 @@ use crate::features::{self, Features};
 use crate::log;
 use crate::nvm::{self, Nvm};
 use crate::pdu::{self, Fatal, Framing, Negotiated, CH_LEN, DIGEST_LEN, SQE_LEN};
+use crate::resv;
 
 fn byte(data: &[u8], i: usize) -> u8 {
     data.get(i).copied().unwrap_or(0)
@@ -170,6 +171,16 @@ pub fn capsule(data: &[u8]) {
     }
     if let Ok(g) = log::get_log_page(&sqe) {
         assert!(g.offset % 4 == 0);
+    }
+    let rdata = data
+        .get(68..68 + resv::data_len(sqe.opcode) as usize)
+        .unwrap_or(&[]);
+    match resv::decode(&sqe, rdata) {
+        Ok(resv::Resv::Acquire { scsi_type, .. } | resv::Resv::Release { scsi_type, .. }) => {
+            assert!(resv::nvme_type(scsi_type) != 0)
+        }
+        Ok(resv::Resv::Report { len }) => assert!(len >= resv::REPORT_HEADER_LEN as u32),
+        _ => (),
     }
     let mut f = Features::default();
     if f.set(&sqe, 8).is_ok() {

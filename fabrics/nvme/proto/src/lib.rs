@@ -11,3 +11,4 @@ pub mod log;
 pub mod nvm;
 pub mod pdu;
 pub mod regs;
+pub mod resv;
