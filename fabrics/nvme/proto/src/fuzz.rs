@@ -2,6 +2,7 @@
 //! invariants that must hold for any input. `tests/corpus.rs` replays the committed corpus
 //! through them; `fuzz/` runs them under libFuzzer.
 
+use crate::admin::{self, Admin};
 use crate::capsule::{self, Cqe, Sqe, Status, Transfer};
 use crate::features::{self, Features};
 use crate::log;
@@ -168,6 +169,14 @@ pub fn capsule(data: &[u8]) {
         Ok(Nvm::Dsm { ranges, .. }) => assert_eq!(in_capsule, ranges * 16),
         Ok(Nvm::Flush) => assert_eq!(in_capsule, 0),
         Err(_) => (),
+    }
+    for discovery in [false, true] {
+        match admin::decode(&sqe, discovery, in_capsule) {
+            Ok(Admin::Identify { .. }) => assert_eq!(in_capsule, 4096),
+            Ok(Admin::GetLogPage(g)) => assert_eq!(in_capsule, g.len),
+            Ok(Admin::Abort { .. }) => assert!(!discovery),
+            _ => (),
+        }
     }
     if let Ok(g) = log::get_log_page(&sqe) {
         assert!(g.offset % 4 == 0);

@@ -3,6 +3,7 @@
 //! (by `#[path]`) and tested and fuzzed here.
 #![cfg_attr(not(test), no_std)]
 
+pub mod admin;
 pub mod capsule;
 pub mod features;
 pub mod fuzz;
