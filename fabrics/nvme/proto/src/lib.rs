@@ -13,3 +13,4 @@ pub mod nvm;
 pub mod pdu;
 pub mod regs;
 pub mod resv;
+pub mod status;
