@@ -79,21 +79,33 @@ fn put64(b: &mut [u8], at: usize, v: u64) {
     b[at..at + 8].copy_from_slice(&v.to_le_bytes());
 }
 
-/// Identify Controller.
+/// Identify Controller. A discovery controller reports what nvmet's does: no namespaces, no
+/// ANA, no I/O queues, only the discovery log change event.
 pub fn ctrl(c: &CtrlInfo<'_>, out: &mut [u8; IDENTIFY_LEN]) {
     out.fill(0);
     ascii(&mut out[4..24], c.serial);
     ascii(&mut out[24..64], c.model);
     ascii(&mut out[64..72], c.firmware);
-    out[72] = 6; // RAB
-    out[73..76].copy_from_slice(&c.ieee_oui.to_le_bytes()[..3]);
-    out[76] = 0x0b; // CMIC: multiple ports, multiple controllers, ANA
     out[77] = c.mdts;
     put16(out, 78, c.cntlid);
     put32(out, 80, c.version);
+    put16(out, 514, c.maxcmd);
+    // SGLS: byte-aligned data blocks, and the offset addressing of in-capsule data.
+    put32(out, 536, 1 | if c.inline_data > 0 { 1 << 20 } else { 0 });
+    let n = c.subnqn.len().min(255);
+    out[768..768 + n].copy_from_slice(&c.subnqn[..n]);
+    if c.discovery {
+        out[111] = 2; // CNTRLTYPE
+        out[261] = 1 << 2; // LPA: extended data for Get Log Page
+        put32(out, 92, 1 << 31); // OAES: discovery log change notices
+        return;
+    }
+    out[72] = 6; // RAB
+    out[73..76].copy_from_slice(&c.ieee_oui.to_le_bytes()[..3]);
+    out[76] = 0x0b; // CMIC: multiple ports, multiple controllers, ANA
     put32(out, 92, 1 << 8 | 1 << 11); // OAES: namespace attribute, ANA change notices
-    put32(out, 96, 1 << 0 | 1 << 13); // CTRATT: 128-bit host ID, traffic-based keep alive
-    out[111] = if c.discovery { 2 } else { 1 }; // CNTRLTYPE
+    put32(out, 96, 1 << 0 | 1 << 6); // CTRATT: 128-bit host ID, traffic-based keep alive
+    out[111] = 1; // CNTRLTYPE
     out[258] = 3; // ACL
     out[259] = AER_LIMIT - 1;
     out[260] = 1 << 0 | 1 << 1; // FRMW: slot 1 read-only, one slot
@@ -107,16 +119,10 @@ pub fn ctrl(c: &CtrlInfo<'_>, out: &mut [u8; IDENTIFY_LEN]) {
     put32(out, 348, ANA_GROUPS);
     out[512] = 0x66; // SQES: 64 bytes
     out[513] = 0x44; // CQES: 16 bytes
-    put16(out, 514, c.maxcmd);
     put32(out, 516, c.nn);
     put16(out, 520, 1 << 2 | 1 << 3 | 1 << 5); // ONCS: DSM, write zeroes, reservations
     out[525] = u8::from(c.vwc);
-    out[531] = 1; // NWPC: write protect, no write protect
-                  // SGLS: byte-aligned data blocks, and the offset addressing of in-capsule data.
-    put32(out, 536, 1 | if c.inline_data > 0 { 1 << 20 } else { 0 });
     put32(out, 540, c.nn); // MNAN
-    let n = c.subnqn.len().min(255);
-    out[768..768 + n].copy_from_slice(&c.subnqn[..n]);
     put32(out, 1792, (64 + c.inline_data) / 16); // IOCCSZ
     put32(out, 1796, 1); // IORCSZ: a CQE
     out[1803] = 1; // MSDBD
@@ -253,15 +259,23 @@ mod tests {
         assert_eq!(le32(&out, 536), 1 | 1 << 20);
         assert_eq!(&out[768..795], b"nqn.2014-08.org.example:sub");
         assert_eq!(out[795], 0);
-        ctrl(
-            &CtrlInfo {
-                discovery: true,
-                inline_data: 0,
-                ..c
-            },
-            &mut out,
+        assert_eq!((le32(&out, 96), out[76], out[531]), (1 | 1 << 6, 0x0b, 0));
+        // A discovery controller: no multipath (CMIC 0), no namespaces, no ANA, no I/O
+        // queues, discovery log change notices only (the Linux host's multipath setup reads
+        // the ANA log of any controller with CMIC.ANA).
+        let disc = CtrlInfo {
+            discovery: true,
+            inline_data: 0,
+            ..c
+        };
+        ctrl(&disc, &mut out);
+        assert_eq!(
+            (out[111], out[76], out[261], le32(&out, 92)),
+            (2, 0, 4, 1 << 31)
         );
-        assert_eq!((out[111], le32(&out, 1792), le32(&out, 536)), (2, 4, 1));
+        assert_eq!((le32(&out, 516), le32(&out, 540), out[343]), (0, 0, 0));
+        assert_eq!((le32(&out, 1792), le32(&out, 536), out[512]), (0, 1, 0));
+        assert_eq!(&out[4..24], b"0123456789abcdef    ");
     }
 
     #[test]

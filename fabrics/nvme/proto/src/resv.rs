@@ -88,27 +88,24 @@ pub fn decode(sqe: &Sqe, data: &[u8]) -> Result<Resv, Status> {
     let rtype = (cdw10 >> 8) as u8;
     let typed = || scsi_type(rtype).ok_or(Status::INVALID_FIELD);
     Ok(match sqe.opcode {
-        op::REGISTER => {
-            // CPTPL: no change, or clear (nothing persists here); setting it is refused.
-            if !matches!(cdw10 >> 30, 0 | 2) {
-                return Err(Status::INVALID_FIELD);
-            }
-            match action {
-                0 => Resv::Register {
-                    iekey,
-                    crkey,
-                    nrkey: second,
-                },
-                1 => Resv::Unregister { iekey, crkey },
-                2 => Resv::Replace {
-                    iekey,
-                    crkey,
-                    nrkey: second,
-                },
-                _ => return Err(Status::INVALID_FIELD),
-            }
-        }
-        // IEKEY is reserved for Acquire and Release (NVMe 1.3 defined it; no host sets it).
+        // CPTPL is ignored, as nvmet does: the Linux host asks to persist on every register,
+        // and nothing persists across power loss here.
+        op::REGISTER => match action {
+            0 => Resv::Register {
+                iekey,
+                crkey,
+                nrkey: second,
+            },
+            1 => Resv::Unregister { iekey, crkey },
+            2 => Resv::Replace {
+                iekey,
+                crkey,
+                nrkey: second,
+            },
+            _ => return Err(Status::INVALID_OPCODE),
+        },
+        // Acquire and Release with IEKEY are refused, as nvmet does.
+        op::ACQUIRE | op::RELEASE if iekey => return Err(Status::INVALID_FIELD),
         op::ACQUIRE => match action {
             0 => Resv::Acquire {
                 crkey,
@@ -120,7 +117,7 @@ pub fn decode(sqe: &Sqe, data: &[u8]) -> Result<Resv, Status> {
                 scsi_type: typed()?,
                 abort: action == 2,
             },
-            _ => return Err(Status::INVALID_FIELD),
+            _ => return Err(Status::INVALID_OPCODE),
         },
         op::RELEASE => match action {
             0 => Resv::Release {
@@ -128,16 +125,17 @@ pub fn decode(sqe: &Sqe, data: &[u8]) -> Result<Resv, Status> {
                 scsi_type: typed()?,
             },
             1 => Resv::Clear { crkey },
-            _ => return Err(Status::INVALID_FIELD),
+            _ => return Err(Status::INVALID_OPCODE),
         },
         op::REPORT => {
             if sqe.cdw[1] & 1 == 0 {
                 return Err(HOST_ID_INCONSISTENT);
             }
-            let len = cdw10.wrapping_add(1).wrapping_mul(4);
-            if len < REPORT_HEADER_LEN as u32 {
+            // NUMD counts dwords, 0's based: refused where the byte count would not fit.
+            let len = cdw10.checked_add(1).and_then(|d| d.checked_mul(4));
+            let Some(len) = len.filter(|&l| l >= REPORT_HEADER_LEN as u32) else {
                 return Err(Status::INVALID_FIELD);
-            }
+            };
             Resv::Report { len }
         }
         _ => return Err(Status::INVALID_OPCODE),
@@ -238,13 +236,34 @@ mod tests {
                 nrkey: 0xbb
             })
         );
-        assert_eq!(
+        // The Linux host's register: CPTPL 3 (persist), ignored.
+        assert!(matches!(
             decode(&sqe(op::REGISTER, 3 << 30, 0), &d),
+            Ok(Resv::Register { nrkey: 0xbb, .. })
+        ));
+        assert_eq!(
+            decode(&sqe(op::REGISTER, 3, 0), &d),
+            Err(Status::INVALID_OPCODE)
+        );
+        assert_eq!(
+            decode(&sqe(op::ACQUIRE, 8 | 1 << 8, 0), &d),
             Err(Status::INVALID_FIELD)
         );
         assert_eq!(
-            decode(&sqe(op::REGISTER, 3, 0), &d),
+            decode(&sqe(op::RELEASE, 9, 0), &d[..8]),
             Err(Status::INVALID_FIELD)
+        );
+        assert_eq!(
+            decode(&sqe(op::ACQUIRE, 3 | 1 << 8, 0), &d),
+            Err(Status::INVALID_OPCODE)
+        );
+        assert_eq!(
+            decode(&sqe(op::REPORT, (1 << 30) - 1, 1), &[]),
+            Err(Status::INVALID_FIELD)
+        );
+        assert_eq!(
+            decode(&sqe(op::REPORT, (1 << 30) - 2, 1), &[]),
+            Ok(Resv::Report { len: u32::MAX - 3 })
         );
         assert_eq!(
             decode(&sqe(op::REGISTER, 0, 0), &d[..8]),
