@@ -42,8 +42,6 @@ impl Status {
     pub const CONNECT_INVALID_PARAM: Status = Status::specific(0x82);
     /// Connect: Invalid Host (not allowed on the subsystem).
     pub const CONNECT_INVALID_HOST: Status = Status::specific(0x84);
-    /// Invalid Queue Size (Connect).
-    pub const INVALID_QUEUE_SIZE: Status = Status::specific(0x02);
     /// Write Fault.
     pub const WRITE_FAULT: Status = Status::media(0x80);
     /// Unrecovered Read Error.
@@ -209,10 +207,24 @@ pub enum Transfer {
     Remote(u32),
 }
 
+/// How much data a command may move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// In-capsule data: the port's `param_inline_data_size` on I/O queues; admin queues and
+    /// Fabrics commands always take [`ADMIN_IN_CAPSULE`].
+    pub in_capsule: u32,
+    /// Any transfer (MDTS).
+    pub transfer: u32,
+}
+
+/// In-capsule data the Linux host sends on the admin queue and with Fabrics commands,
+/// whatever IOCCSZ says.
+pub const ADMIN_IN_CAPSULE: u32 = 8192;
+
 /// Checks a command's data pointer: FUSE must be 0 and PSDT must say SGL (fabrics use no
 /// PRPs); the descriptor is an in-capsule Data Block at offset 0 for `in_capsule` bytes that
-/// arrived with the capsule, for a write only, or a transport Data Block.
-pub fn transfer(sqe: &Sqe, in_capsule: u32) -> Result<Transfer, Status> {
+/// arrived with the capsule, for a write only, or a transport Data Block, each within `limits`.
+pub fn transfer(sqe: &Sqe, in_capsule: u32, limits: &Limits) -> Result<Transfer, Status> {
     if sqe.flags & 0x03 != 0 {
         return Err(Status::INVALID_FIELD);
     }
@@ -232,7 +244,8 @@ pub fn transfer(sqe: &Sqe, in_capsule: u32) -> Result<Transfer, Status> {
             if !sqe.direction().0 {
                 return Err(Status::INVALID_FIELD);
             }
-            if sqe.sgl.addr != 0 {
+            // More than the queue takes in a capsule: nvmet's status.
+            if sqe.sgl.addr != 0 || in_capsule > limits.in_capsule {
                 return Err(Status::SGL_OFFSET);
             }
             if sqe.sgl.len != in_capsule {
@@ -240,6 +253,7 @@ pub fn transfer(sqe: &Sqe, in_capsule: u32) -> Result<Transfer, Status> {
             }
             Ok(Transfer::InCapsule(in_capsule))
         }
+        sgl::TRANSPORT if sqe.sgl.len > limits.transfer => Err(Status::SGL_LENGTH),
         sgl::TRANSPORT if in_capsule == 0 => Ok(Transfer::Remote(sqe.sgl.len)),
         sgl::TRANSPORT => Err(Status::SGL_LENGTH),
         _ => Err(Status::SGL_TYPE),
@@ -287,6 +301,14 @@ pub struct Connect {
     pub kato: u32,
 }
 
+/// Where Connect's SQSIZE lies, as an Invalid Parameters result gives it.
+pub const SQSIZE_AT: u64 = 44;
+
+/// An Invalid Parameters result naming byte `at` of Connect's data.
+pub fn connect_data_error(at: u16) -> u64 {
+    1 << 16 | u64::from(at)
+}
+
 /// Length of Connect's data.
 pub const CONNECT_DATA_LEN: u32 = 1024;
 /// Length of an NQN field (NUL padded).
@@ -310,7 +332,7 @@ pub fn connect(sqe: &Sqe) -> Result<Connect, (Status, u64)> {
         kato: sqe.cdw[2],
     };
     if c.sqsize == 0 {
-        return Err((Status::INVALID_QUEUE_SIZE, 0));
+        return Err((Status::CONNECT_INVALID_PARAM, SQSIZE_AT));
     }
     Ok(c)
 }
@@ -423,9 +445,26 @@ mod tests {
 
     #[test]
     fn transfers() {
-        let t = |op, flags, ty, addr, len, inc| {
-            transfer(&Sqe::decode(&sqe_bytes(op, flags, ty, addr, len)), inc)
+        let lim = Limits {
+            in_capsule: 8192,
+            transfer: 1 << 20,
         };
+        let t = |op, flags, ty, addr, len, inc| {
+            transfer(
+                &Sqe::decode(&sqe_bytes(op, flags, ty, addr, len)),
+                inc,
+                &lim,
+            )
+        };
+        // Beyond the queue's in-capsule data, or the largest transfer.
+        assert_eq!(
+            t(io::WRITE, 0x40, sgl::IN_CAPSULE, 0, 8196, 8196),
+            Err(Status::SGL_OFFSET)
+        );
+        assert_eq!(
+            t(io::READ, 0x40, sgl::TRANSPORT, 0, (1 << 20) + 4, 0),
+            Err(Status::SGL_LENGTH)
+        );
         assert_eq!(
             t(io::WRITE, 0x40, sgl::IN_CAPSULE, 0, 4096, 4096),
             Ok(Transfer::InCapsule(4096))
@@ -506,7 +545,11 @@ mod tests {
         b[44..48].copy_from_slice(&(127u32 | 4 << 16).to_le_bytes());
         b[48..52].copy_from_slice(&15000u32.to_le_bytes());
         let s = Sqe::decode(&b);
-        assert_eq!(transfer(&s, 1024), Ok(Transfer::InCapsule(1024)));
+        let lim = Limits {
+            in_capsule: ADMIN_IN_CAPSULE,
+            transfer: 1 << 20,
+        };
+        assert_eq!(transfer(&s, 1024, &lim), Ok(Transfer::InCapsule(1024)));
         assert_eq!(
             connect(&s),
             Ok(Connect {
@@ -524,9 +567,10 @@ mod tests {
         b[40] = 0;
         b[44] = 0;
         assert_eq!(
-            connect(&Sqe::decode(&b)).unwrap_err().0,
-            Status::INVALID_QUEUE_SIZE
+            connect(&Sqe::decode(&b)),
+            Err((Status::CONNECT_INVALID_PARAM, SQSIZE_AT))
         );
+        assert_eq!(connect_data_error(512), 0x1_0200);
 
         let mut d = [0u8; 1024];
         d[..16].copy_from_slice(&[0x11; 16]);

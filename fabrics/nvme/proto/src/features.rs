@@ -16,19 +16,28 @@ pub mod fid {
     pub const KATO: u8 = 0x0f;
     /// Host identifier.
     pub const HOST_ID: u8 = 0x81;
+    /// Reservation notification mask.
+    pub const RESV_MASK: u8 = 0x82;
+    /// Reservation persistence.
+    pub const RESV_PERSIST: u8 = 0x83;
 }
 
-/// The asynchronous events a controller may report: namespace attribute changed, firmware
-/// activation, ANA change, discovery log change.
-pub const AEN_ALL: u32 = 1 << 8 | 1 << 9 | 1 << 11 | 1 << 31;
+/// The asynchronous events an I/O controller takes (nvmet's `NVMET_AEN_CFG_ALL`): the five
+/// SMART critical warnings, namespace attribute changed, ANA change.
+pub const AEN_ALL: u32 = 0x1f | 1 << 8 | 1 << 11;
+/// The one a discovery controller takes: discovery log change.
+pub const AEN_DISCOVERY: u32 = 1 << 31;
 
 /// A controller's settable features.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Features {
     /// Keep alive timeout in seconds (0: none).
     pub kato: u32,
-    /// Asynchronous events enabled ([`AEN_ALL`] bits).
+    /// Asynchronous events enabled ([`AEN_ALL`] or [`AEN_DISCOVERY`] bits).
     pub aen: u32,
+    /// Reservation notifications masked (registration preempted, reservation released,
+    /// reservation preempted: bits 1-3).
+    pub resv_mask: u32,
 }
 
 /// What Get Features answers.
@@ -47,11 +56,15 @@ fn queues(max_qid: u16) -> u32 {
 }
 
 impl Features {
-    /// Set Features for a controller of up to `max_qid` I/O queues. Returns completion
-    /// dword 0.
-    pub fn set(&mut self, sqe: &Sqe, max_qid: u16) -> Result<u32, Status> {
+    /// Set Features for a controller of up to `max_qid` I/O queues (a discovery controller
+    /// takes only the keep alive timer and its event). Returns completion dword 0.
+    pub fn set(&mut self, sqe: &Sqe, max_qid: u16, discovery: bool) -> Result<u32, Status> {
         let cdw11 = sqe.cdw[1];
-        match sqe.cdw[0] as u8 {
+        let fid = sqe.cdw[0] as u8;
+        if discovery && !matches!(fid, fid::KATO | fid::ASYNC_EVENT) {
+            return Err(Status::INVALID_FIELD);
+        }
+        match fid {
             fid::NUM_QUEUES => {
                 if cdw11 & 0xffff == 0xffff || cdw11 >> 16 == 0xffff {
                     return Err(Status::INVALID_FIELD);
@@ -60,10 +73,11 @@ impl Features {
             }
             fid::KATO => {
                 self.kato = cdw11.div_ceil(1000);
-                Ok(0)
+                Ok(self.kato)
             }
             fid::ASYNC_EVENT => {
-                if cdw11 & !AEN_ALL != 0 {
+                let allowed = if discovery { AEN_DISCOVERY } else { AEN_ALL };
+                if cdw11 & !allowed != 0 {
                     return Err(Status::INVALID_FIELD);
                 }
                 self.aen = cdw11;
@@ -71,6 +85,15 @@ impl Features {
             }
             // The host identifier comes with Connect over fabrics.
             fid::HOST_ID => Err(Status::SEQUENCE),
+            fid::RESV_MASK => {
+                if cdw11 & !0xe != 0 {
+                    return Err(Status::INVALID_FIELD);
+                }
+                self.resv_mask = cdw11;
+                Ok(0)
+            }
+            // Nothing persists through a power loss here.
+            fid::RESV_PERSIST if cdw11 & 1 == 0 => Ok(0),
             _ => Err(Status::INVALID_FIELD),
         }
     }
@@ -82,6 +105,8 @@ impl Features {
             fid::NUM_QUEUES => Ok(Value::Dword(queues(max_qid))),
             fid::KATO => Ok(Value::Dword(self.kato.saturating_mul(1000))),
             fid::ASYNC_EVENT => Ok(Value::Dword(self.aen)),
+            fid::RESV_MASK => Ok(Value::Dword(self.resv_mask)),
+            fid::RESV_PERSIST => Ok(Value::Dword(0)),
             // Only the extended (128-bit) host identifier.
             fid::HOST_ID if sqe.cdw[1] & 1 != 0 => Ok(Value::HostId),
             _ => Err(Status::INVALID_FIELD),
@@ -103,22 +128,46 @@ mod tests {
     #[test]
     fn set_and_get() {
         let mut f = Features::default();
-        assert_eq!(f.set(&sqe(0x07, 0x0003_0003), 9), Ok(0x0008_0008));
-        assert_eq!(f.set(&sqe(0x07, 0xffff), 9), Err(Status::INVALID_FIELD));
+        assert_eq!(f.set(&sqe(0x07, 0x0003_0003), 9, false), Ok(0x0008_0008));
+        assert_eq!(
+            f.set(&sqe(0x07, 0xffff), 9, false),
+            Err(Status::INVALID_FIELD)
+        );
         assert_eq!(f.get(&sqe(0x07, 0), 1, true), Ok(Value::Dword(0)));
-        assert_eq!(f.set(&sqe(0x0f, 15001), 9), Ok(0));
+        assert_eq!(f.set(&sqe(0x0f, 15001), 9, false), Ok(16));
         assert_eq!(f.kato, 16);
         assert_eq!(f.get(&sqe(0x0f, 0), 9, true), Ok(Value::Dword(16000)));
-        assert_eq!(f.set(&sqe(0x0b, 1 << 8 | 1 << 31), 9), Ok(1 << 8 | 1 << 31));
-        assert_eq!(f.set(&sqe(0x0b, 1 << 0), 9), Err(Status::INVALID_FIELD));
+        // SMART warnings, namespace attribute and ANA notices on an I/O controller; the
+        // discovery log change only on a discovery controller.
+        assert_eq!(f.set(&sqe(0x0b, 0x1f | 1 << 8), 9, false), Ok(0x11f));
         assert_eq!(
-            f.get(&sqe(0x0b, 0), 9, true),
-            Ok(Value::Dword(1 << 8 | 1 << 31))
+            f.set(&sqe(0x0b, 1 << 31), 9, false),
+            Err(Status::INVALID_FIELD)
         );
+        assert_eq!(
+            f.set(&sqe(0x0b, 1 << 9), 9, false),
+            Err(Status::INVALID_FIELD)
+        );
+        assert_eq!(f.get(&sqe(0x0b, 0), 9, true), Ok(Value::Dword(0x11f)));
+        let mut d = Features::default();
+        assert_eq!(d.set(&sqe(0x0b, 1 << 31), 0, true), Ok(1 << 31));
+        assert_eq!(
+            d.set(&sqe(0x0b, 1 << 8), 0, true),
+            Err(Status::INVALID_FIELD)
+        );
+        assert_eq!(d.set(&sqe(0x0f, 5000), 0, true), Ok(5));
+        assert_eq!(d.set(&sqe(0x07, 0), 0, true), Err(Status::INVALID_FIELD));
+        // Reservation notification mask and persistence.
+        assert_eq!(f.set(&sqe(0x82, 0xe), 9, false), Ok(0));
+        assert_eq!(f.get(&sqe(0x82, 0), 9, false), Ok(Value::Dword(0xe)));
+        assert_eq!(f.set(&sqe(0x82, 1), 9, false), Err(Status::INVALID_FIELD));
+        assert_eq!(f.set(&sqe(0x83, 0), 9, false), Ok(0));
+        assert_eq!(f.set(&sqe(0x83, 1), 9, false), Err(Status::INVALID_FIELD));
+        assert_eq!(f.get(&sqe(0x83, 0), 9, false), Ok(Value::Dword(0)));
         assert_eq!(f.get(&sqe(0x06, 0), 9, false), Ok(Value::Dword(0)));
         assert_eq!(f.get(&sqe(0x81, 1), 9, true), Ok(Value::HostId));
         assert_eq!(f.get(&sqe(0x81, 0), 9, true), Err(Status::INVALID_FIELD));
-        assert_eq!(f.set(&sqe(0x81, 1), 9), Err(Status::SEQUENCE));
-        assert_eq!(f.set(&sqe(0x02, 0), 9), Err(Status::INVALID_FIELD));
+        assert_eq!(f.set(&sqe(0x81, 1), 9, false), Err(Status::SEQUENCE));
+        assert_eq!(f.set(&sqe(0x02, 0), 9, false), Err(Status::INVALID_FIELD));
     }
 }

@@ -125,12 +125,19 @@ pub fn capsule(data: &[u8]) {
     let raw: [u8; SQE_LEN] = padded(data);
     let sqe = Sqe::decode(&raw);
     let in_capsule = le32(data, 64) & 0xffff;
-    match capsule::transfer(&sqe, in_capsule) {
+    let limits = capsule::Limits {
+        in_capsule: le32(data, 74) & 0x3fff,
+        transfer: le32(data, 78) & 0xff_ffff,
+    };
+    match capsule::transfer(&sqe, in_capsule, &limits) {
         Ok(Transfer::None) => assert!(sqe.sgl.len == 0 && in_capsule == 0),
         Ok(Transfer::InCapsule(n)) => {
-            assert!(n == in_capsule && n == sqe.sgl.len && sqe.sgl.addr == 0 && sqe.direction().0)
+            assert!(n == in_capsule && n == sqe.sgl.len && sqe.sgl.addr == 0 && sqe.direction().0);
+            assert!(n <= limits.in_capsule);
         }
-        Ok(Transfer::Remote(n)) => assert!(n == sqe.sgl.len && n > 0 && in_capsule == 0),
+        Ok(Transfer::Remote(n)) => {
+            assert!(n == sqe.sgl.len && n > 0 && in_capsule == 0 && n <= limits.transfer)
+        }
         Err(s) => assert!(s.0 & 0x4000 != 0 && s.sct() == 0),
     }
     if let Ok(c) = capsule::connect(&sqe) {
@@ -191,9 +198,17 @@ pub fn capsule(data: &[u8]) {
         Ok(resv::Resv::Report { len }) => assert!(len >= resv::REPORT_HEADER_LEN as u32),
         _ => (),
     }
-    let mut f = Features::default();
-    if f.set(&sqe, 8).is_ok() {
-        assert!(f.aen & !features::AEN_ALL == 0);
+    for (discovery, allowed) in [(false, features::AEN_ALL), (true, features::AEN_DISCOVERY)] {
+        let mut f = Features::default();
+        if f.set(&sqe, 8, discovery).is_ok() {
+            assert!(f.aen & !allowed == 0 && f.resv_mask & !0xe == 0);
+        }
+    }
+    if let Ok(g) = log::get_log_page(&sqe) {
+        let page = le32(data, 82) as usize & 0xffff;
+        if let Ok(w) = g.window(page) {
+            assert!(w.start <= w.end && w.end <= page && w.end - w.start <= g.len as usize);
+        }
     }
     let b = cqe.encode();
     assert_eq!(u16::from_le_bytes([b[14], b[15]]) >> 1, cqe.status.0);

@@ -46,13 +46,31 @@ pub fn get_log_page(sqe: &Sqe) -> Result<GetLogPage, Status> {
     if offset % 4 != 0 {
         return Err(Status::INVALID_FIELD);
     }
+    // Past 2^30 - 2 dwords the byte count would not fit.
+    let len = numd
+        .checked_add(1)
+        .and_then(|d| d.checked_mul(4))
+        .ok_or(Status::INVALID_FIELD)?;
     Ok(GetLogPage {
         lid: cdw10 as u8,
         lsp: (cdw10 >> 8 & 0x7f) as u8,
         rae: cdw10 & 1 << 15 != 0,
-        len: numd.wrapping_add(1).wrapping_mul(4),
+        len,
         offset,
     })
+}
+
+impl GetLogPage {
+    /// The part of a `page_len`-byte page to copy: from the offset, at most the asked
+    /// length (the rest of the transfer is zeroes). An offset beyond the page is an Invalid
+    /// Field, as nvmet says for the discovery log.
+    pub fn window(&self, page_len: usize) -> Result<core::ops::Range<usize>, Status> {
+        let start = usize::try_from(self.offset)
+            .ok()
+            .filter(|&o| o <= page_len)
+            .ok_or(Status::INVALID_FIELD)?;
+        Ok(start..page_len.min(start.saturating_add(self.len as usize)))
+    }
 }
 
 fn put(b: &mut [u8], at: usize, v: &[u8]) {
@@ -307,6 +325,26 @@ mod tests {
         assert_eq!((g.lsp, g.rae, g.len), (1, false, 4 * 0x1_0400));
         raw[48] = 2;
         assert_eq!(get_log_page(&Sqe::decode(&raw)), Err(Status::INVALID_FIELD));
+        // NUMD of 2^30 dwords: 4 GiB does not fit.
+        raw[48] = 0;
+        raw[42..46].copy_from_slice(&[0xff, 0xff, 0xff, 0x3f]);
+        assert_eq!(get_log_page(&Sqe::decode(&raw)), Err(Status::INVALID_FIELD));
+        let g = GetLogPage {
+            lid: 0x70,
+            lsp: 0,
+            rae: false,
+            len: 1024,
+            offset: 1024,
+        };
+        assert_eq!(g.window(3072), Ok(1024..2048));
+        assert_eq!(g.window(1500), Ok(1024..1500));
+        assert_eq!(g.window(1024), Ok(1024..1024));
+        assert_eq!(g.window(1000), Err(Status::INVALID_FIELD));
+        let far = GetLogPage {
+            offset: u64::MAX - 3,
+            ..g
+        };
+        assert_eq!(far.window(4096), Err(Status::INVALID_FIELD));
     }
 
     #[test]

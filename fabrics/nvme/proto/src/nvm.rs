@@ -26,8 +26,27 @@ pub enum Nvm {
     Flush,
 }
 
-/// "Namespace is Write Protected".
-pub const WRITE_PROTECTED: Status = Status::generic(0x20);
+/// "Namespace is Write Protected" (without Do Not Retry, as nvmet).
+pub const WRITE_PROTECTED: Status = Status(0x20);
+/// Asymmetric access persistent loss, inaccessible, transition (path errors: the host
+/// retries on another path).
+pub const ANA_PERSISTENT_LOSS: Status = Status(0x301);
+/// See [`ANA_PERSISTENT_LOSS`].
+pub const ANA_INACCESSIBLE: Status = Status(0x302);
+/// See [`ANA_PERSISTENT_LOSS`].
+pub const ANA_TRANSITION: Status = Status(0x303);
+
+/// The path status for a namespace whose ANA group is in `state` on the port (nvmet's
+/// `nvmet_check_ana_state`): I/O only where it is optimized or non-optimized.
+pub fn ana_check(state: u8) -> Result<(), Status> {
+    use crate::log::ana;
+    match state {
+        ana::INACCESSIBLE => Err(ANA_INACCESSIBLE),
+        ana::PERSISTENT_LOSS => Err(ANA_PERSISTENT_LOSS),
+        ana::CHANGE => Err(ANA_TRANSITION),
+        _ => Ok(()),
+    }
+}
 
 /// What a namespace looks like to the I/O commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,13 +81,11 @@ pub fn decode(sqe: &Sqe, ns: &Namespace, data_len: u32) -> Result<Nvm, Status> {
             Err(Status::SGL_LENGTH)
         }
     };
-    let writes = || {
-        if ns.read_only {
-            Err(WRITE_PROTECTED)
-        } else {
-            Ok(())
-        }
-    };
+    // A write-protected namespace takes only Read and Flush (nvmet's
+    // `nvmet_io_cmd_check_access`).
+    if ns.read_only && !matches!(sqe.opcode, io::READ | io::FLUSH) {
+        return Err(WRITE_PROTECTED);
+    }
     let cmd = match sqe.opcode {
         io::READ | io::WRITE | io::COMPARE => {
             if cdw12 >> 26 & 0xf != 0 {
@@ -79,10 +96,7 @@ pub fn decode(sqe: &Sqe, ns: &Namespace, data_len: u32) -> Result<Nvm, Status> {
             let fua = cdw12 & 1 << 30 != 0;
             match sqe.opcode {
                 io::READ => Nvm::Read { slba, nlb, fua },
-                io::WRITE => {
-                    writes()?;
-                    Nvm::Write { slba, nlb, fua }
-                }
+                io::WRITE => Nvm::Write { slba, nlb, fua },
                 _ => Nvm::Compare { slba, nlb },
             }
         }
@@ -92,7 +106,6 @@ pub fn decode(sqe: &Sqe, ns: &Namespace, data_len: u32) -> Result<Nvm, Status> {
             }
             range(slba, nlb, ns)?;
             moves(0)?;
-            writes()?;
             Nvm::WriteZeroes {
                 slba,
                 nlb,
@@ -102,11 +115,10 @@ pub fn decode(sqe: &Sqe, ns: &Namespace, data_len: u32) -> Result<Nvm, Status> {
         io::DSM => {
             let ranges = (sqe.cdw[0] & 0xff) + 1;
             moves(u64::from(ranges) * 16)?;
-            let deallocate = sqe.cdw[1] & 1 << 2 != 0;
-            if deallocate {
-                writes()?;
+            Nvm::Dsm {
+                ranges,
+                deallocate: sqe.cdw[1] & 1 << 2 != 0,
             }
-            Nvm::Dsm { ranges, deallocate }
         }
         io::FLUSH => {
             moves(0)?;
@@ -198,9 +210,12 @@ mod tests {
         );
         let compare = sqe(io::COMPARE, [10, 0, 1, 0, 0, 0]);
         assert_eq!(
-            decode(&compare, &ro, 1024),
+            decode(&compare, &NS, 1024),
             Ok(Nvm::Compare { slba: 10, nlb: 2 })
         );
+        // A write-protected namespace takes only Read and Flush, as nvmet.
+        assert_eq!(decode(&compare, &ro, 1024), Err(WRITE_PROTECTED));
+        assert_eq!(WRITE_PROTECTED.0, 0x20);
         // 4 KiB blocks: the full 65536-block count.
         let big = Namespace {
             blocks: 1 << 20,
@@ -248,12 +263,22 @@ mod tests {
         };
         assert_eq!(decode(&dsm, &ro, 32), Err(WRITE_PROTECTED));
         assert_eq!(
-            decode(&sqe(io::DSM, [0, 0, 0, 0, 0, 0]), &ro, 16),
+            decode(&sqe(io::DSM, [0, 0, 0, 0, 0, 0]), &NS, 16),
             Ok(Nvm::Dsm {
                 ranges: 1,
                 deallocate: false
             })
         );
+        assert_eq!(
+            decode(&sqe(io::DSM, [0, 0, 0, 0, 0, 0]), &ro, 16),
+            Err(WRITE_PROTECTED)
+        );
+        use crate::log::ana;
+        assert_eq!(ana_check(ana::OPTIMIZED), Ok(()));
+        assert_eq!(ana_check(ana::NON_OPTIMIZED), Ok(()));
+        assert_eq!(ana_check(ana::INACCESSIBLE), Err(ANA_INACCESSIBLE));
+        assert_eq!(ana_check(ana::CHANGE), Err(ANA_TRANSITION));
+        assert_eq!(ANA_PERSISTENT_LOSS.sct(), 3);
         assert_eq!(decode(&sqe(io::FLUSH, [0; 6]), &ro, 0), Ok(Nvm::Flush));
         assert_eq!(
             decode(&sqe(0x04, [0; 6]), &NS, 0),

@@ -196,7 +196,12 @@ pub fn frame(ch: &[u8; CH_LEN], state: Option<&Negotiated>) -> Result<Framing, F
         return fixed(h, hlen::IC);
     };
     let (want_hlen, max_data) = match h.ty {
-        ty::CAPSULE_CMD => (hlen::CAPSULE_CMD, n.inline_data),
+        // Admin and Fabrics commands carry up to 8 KiB whatever the port's size; each
+        // command's own limit is checked once its SQE is read (`capsule::transfer`).
+        ty::CAPSULE_CMD => (
+            hlen::CAPSULE_CMD,
+            n.inline_data.max(crate::capsule::ADMIN_IN_CAPSULE),
+        ),
         ty::H2C_DATA => (hlen::SHORT, n.maxh2cdata),
         ty::H2C_TERM_REQ => {
             // Its data is the header in error, right after its own header: no digests.
@@ -319,6 +324,21 @@ pub struct IcReq {
     pub ddgst: bool,
     /// Most outstanding R2Ts per command, 0's based.
     pub maxr2t: u32,
+}
+
+impl Negotiated {
+    /// What the controller grants an ICReq: the digests asked for, CPDA 0 (the Linux host
+    /// accepts no other) and MAXH2CDATA a multiple of 4 of at least 4 KiB, as the host
+    /// requires.
+    pub fn grant(req: &IcReq, inline_data: u32, maxh2cdata: u32) -> Negotiated {
+        Negotiated {
+            hdgst: req.hdgst,
+            ddgst: req.ddgst,
+            cpda: 0,
+            inline_data,
+            maxh2cdata: (maxh2cdata & !3).max(4096),
+        }
+    }
 }
 
 /// Decodes an ICReq (all 128 bytes, framed by [`frame`]).
@@ -668,6 +688,45 @@ mod tests {
                 fei: 4
             })
         );
+    }
+
+    #[test]
+    fn admin_capsules_fit_whatever_the_port() {
+        // Connect's 1 KiB and admin writes of up to 8 KiB come in the capsule even when the
+        // port takes no in-capsule data on I/O queues.
+        let none = Negotiated {
+            inline_data: 0,
+            ..N
+        };
+        assert_eq!(
+            frame(&ch(ty::CAPSULE_CMD, 0, 72, 72, 72 + 1024), Some(&none))
+                .unwrap()
+                .data,
+            1024
+        );
+        assert!(frame(&ch(ty::CAPSULE_CMD, 0, 72, 72, 72 + 8192), Some(&none)).is_ok());
+        assert_eq!(
+            frame(&ch(ty::CAPSULE_CMD, 0, 72, 72, 72 + 8196), Some(&none))
+                .unwrap_err()
+                .fes,
+            Fes::DataLimitExceeded
+        );
+    }
+
+    #[test]
+    fn grant() {
+        let req = IcReq {
+            hpda: 0,
+            hdgst: true,
+            ddgst: false,
+            maxr2t: 0,
+        };
+        let n = Negotiated::grant(&req, 16384, 1001);
+        assert_eq!(
+            (n.hdgst, n.ddgst, n.cpda, n.maxh2cdata),
+            (true, false, 0, 4096)
+        );
+        assert_eq!(Negotiated::grant(&req, 0, 0x40003).maxh2cdata, 0x40000);
     }
 
     #[test]

@@ -19,14 +19,22 @@ const DNR: u16 = 1 << 14;
 const RESERVATION_CONFLICT: u8 = 0x18;
 /// SAM status CHECK CONDITION.
 const CHECK_CONDITION: u8 = 0x02;
+/// SAM status BUSY.
+const BUSY: u8 = 0x08;
+/// SAM status TASK SET FULL.
+const TASK_SET_FULL: u8 = 0x28;
 
 /// The NVMe status for SAM `status` with sense key `key`, `asc` and `ascq` (the sense only
 /// counts with CHECK CONDITION).
 pub fn from_scsi(status: u8, key: u8, asc: u8, ascq: u8) -> Status {
+    // Worth a retry: the host retries a status without Do Not Retry.
+    let retry = Status(Status::INTERNAL.0 & !DNR);
     match status {
         0 => return Status::SUCCESS,
         RESERVATION_CONFLICT => return Status::RESERVATION_CONFLICT,
         CHECK_CONDITION => (),
+        // BUSY, TASK SET FULL: only for now.
+        BUSY | TASK_SET_FULL => return retry,
         _ => return Status::INTERNAL,
     }
     match (key, asc, ascq) {
@@ -47,6 +55,8 @@ pub fn from_scsi(status: u8, key: u8, asc: u8, ascq: u8) -> Status {
         (0x0b, 0x10, 0x02) => APP_TAG_CHECK,
         (0x0b, 0x10, 0x03) => REF_TAG_CHECK,
         (0x0b, _, _) => Status::ABORT_REQUESTED,
+        // A unit attention: the condition is reported once; the command may go again.
+        (0x06, _, _) => retry,
         _ => Status::INTERNAL,
     }
 }
@@ -69,7 +79,10 @@ mod tests {
         assert_eq!(from_scsi(0x02, 0x0e, 0x1d, 0), Status::COMPARE_FAILED);
         assert_eq!(from_scsi(0x02, 0x0b, 0x10, 0x03), REF_TAG_CHECK);
         assert_eq!(from_scsi(0x02, 0x04, 0x44, 0), Status::INTERNAL);
-        assert_eq!(from_scsi(0x08, 0, 0, 0), Status::INTERNAL);
+        assert_eq!(from_scsi(0x08, 0, 0, 0), Status(0x06));
+        assert_eq!(from_scsi(0x28, 0, 0, 0), Status(0x06));
+        assert_eq!(from_scsi(0x02, 0x06, 0x29, 0), Status(0x06));
+        assert_eq!(from_scsi(0x40, 0, 0, 0), Status::INTERNAL);
         assert_eq!((GUARD_CHECK.sct(), GUARD_CHECK.sc()), (2, 0x82));
     }
 }
