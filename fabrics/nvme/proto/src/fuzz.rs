@@ -105,7 +105,10 @@ fn framed(f: &Framing, state: Option<&Negotiated>) {
     match state {
         None => assert!(f.header.ty == pdu::ty::IC_REQ && f.header.plen == 128 && f.data == 0),
         Some(n) => match f.header.ty {
-            pdu::ty::CAPSULE_CMD => assert!(f.data <= n.inline_data && f.hdgst == n.hdgst),
+            pdu::ty::CAPSULE_CMD => {
+                let max = n.inline_data.max(capsule::ADMIN_IN_CAPSULE);
+                assert!(f.data <= max && f.hdgst == n.hdgst)
+            }
             pdu::ty::H2C_DATA => assert!(f.data <= n.maxh2cdata && f.hdgst == n.hdgst),
             pdu::ty::H2C_TERM_REQ => assert!(f.header.plen as usize <= pdu::MAX_TERM_PLEN),
             t => panic!("type {t} accepted"),
