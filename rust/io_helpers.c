@@ -17,8 +17,8 @@
  * Exported, because generic wrappers in rust/ are instantiated inside fabric modules.
  */
 #include <linux/bio.h>
-#include <linux/completion.h>
 #include <linux/blkdev.h>
+#include <linux/completion.h>
 #include <linux/falloc.h>
 #include <linux/file.h>
 #include <linux/fs.h>

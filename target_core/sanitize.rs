@@ -185,7 +185,7 @@ impl Operation {
         };
         hold.set_progress(command::sanitize_progress(total, left, next, self.end));
         if let Some(cmd) = hold.device().take_sanitize(true) {
-            // Aborted or timed out: released, never answered.
+            // Its answer is no longer awaited: released, never answered.
             cmd::complete(cmd, Err(Sense::sanitize_in_progress()));
         }
         if thread::should_stop() {
