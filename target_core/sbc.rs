@@ -253,17 +253,6 @@ pub(crate) fn repeated(block: &[u8], len: u64) -> Result<ScratchSgl> {
     Ok(scratch)
 }
 
-/// Deallocates (`unmap`) or zeroes `len` bytes at `pos` in one backend request.
-fn erase(mut cmd: CmdRef, be: Arc<dyn Backend>, pos: u64, len: u64, unmap: bool) {
-    if unmap {
-        cmd.data_mut().op = Op::Discard { pos, len };
-        be.discard(cmd, pos, len)
-    } else {
-        cmd.data_mut().op = Op::WriteZeroes { pos, len };
-        be.write_zeroes(cmd, pos, len)
-    }
-}
-
 /// WRITE SAME of `len` bytes at `pos`: zeroes (NDOB, or a zero block) are offloaded to the
 /// backend (deallocated with `unmap` when they read back as zeroes); any other block is
 /// written a chunk at a time from a buffer of the block repeated.
@@ -299,7 +288,13 @@ pub(crate) fn write_same(
                 Err(_) => return cmd::complete(cmd, Err(Sense::internal_target_failure())),
             }
         }
-        return erase(cmd, be, pos, len, unmap);
+        return if unmap {
+            cmd.data_mut().op = Op::Discard { pos, len };
+            be.discard(cmd, pos, len)
+        } else {
+            cmd.data_mut().op = Op::WriteZeroes { pos, len };
+            be.write_zeroes(cmd, pos, len)
+        };
     }
     let step = repeated(&block, len).and_then(|scratch| {
         let kind = StepKind::WriteSame {

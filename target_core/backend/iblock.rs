@@ -197,8 +197,8 @@ impl Backend for Iblock {
 
     fn deferred(&self, cmd: CmdRef) {
         let result = match cmd.data().op {
-            Op::Discard { pos, len } => self.bdev.discard(pos / 512, len / 512),
-            Op::WriteZeroes { pos, len } => self.bdev.write_zeroes(pos / 512, len / 512),
+            Op::Discard { pos, len } => self.erase_sync(pos, len, true),
+            Op::WriteZeroes { pos, len } => self.erase_sync(pos, len, false),
             _ => Err(EINVAL),
         };
         cmd::complete(

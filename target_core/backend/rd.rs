@@ -166,10 +166,7 @@ impl Backend for Rd {
     }
 
     fn write_zeroes(&self, cmd: CmdRef, pos: u64, len: u64) {
-        let result = match &self.ram {
-            Some(ram) => ram.zero(pos, len),
-            None => Ok(()),
-        };
+        let result = self.erase_sync(pos, len, false);
         cmd::complete(
             cmd,
             result.map(|()| 0).map_err(|_| Sense::lba_out_of_range()),
