@@ -40,6 +40,12 @@ pub(super) fn make_fabric_dir(tree: &Arc<Tree>, name: &CStr) -> Result<NewNode> 
         }
     };
     let k = &tree.kinds;
+    if let Ok((fabric, _)) = &found {
+        if fabric.owns_tree() {
+            let (fabric, owner) = found?;
+            return fabric.make_tree(name, owner);
+        }
+    }
     let (fabric, owner) = match found {
         Ok(f) => f,
         Err(_) if name.to_bytes() == b"iscsi" => {
@@ -419,26 +425,12 @@ impl Dir for LunDir {
 
     fn allow_link(&self, target: &Node) -> Result {
         let dev = &target.downcast::<DevDir>().ok_or(EPERM)?.dev;
-        if !dev.enabled() {
-            return Err(ENODEV);
-        }
         let mut linked = self.linked.lock();
         if linked.is_some() {
             return Err(EEXIST);
         }
-        let lun = Lun::new(self.index, dev.clone(), self.port.clone())?;
         // `lun_0` and `lun_00` name the same LUN: only one of them may be linked.
-        dev.export(&self.port, self.index)?;
-        // Armed before the port shows it, so a scan that finds it can send it commands.
-        if let Err(e) = Lun::arm(&lun) {
-            dev.unexport(&self.port, self.index);
-            return Err(e);
-        }
-        if let Err(e) = self.port.add(lun.clone()) {
-            lun.retire(LUN_DRAIN);
-            dev.unexport(&self.port, self.index);
-            return Err(e);
-        }
+        let lun = self.port.link(self.index, dev)?;
         *linked = Some(lun.clone());
         drop(linked);
         self.tpg.lun_linked(&lun);
@@ -449,14 +441,8 @@ impl Dir for LunDir {
         let Some(lun) = self.linked.lock().take() else {
             return;
         };
-        // Out of the port first, so a concurrent scan cannot find it again; then the fabric
-        // removes its view, waiting for commands in flight.
-        self.port.remove(&lun);
-        self.tpg.lun_unlinking(&lun);
-        // The fabric's view is gone; commands still in the core (a slow backend) get a
-        // bounded wait, as LIO's `transport_clear_lun_ref`.
-        lun.retire(LUN_DRAIN);
-        lun.device.unexport(&self.port, lun.index);
+        // The fabric removes its view, waiting for commands in flight.
+        self.port.unlink(&lun, |lun| self.tpg.lun_unlinking(lun));
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -669,9 +655,6 @@ impl Dir for MappedLunDir {
         self
     }
 }
-
-/// How long unlinking a LUN waits for its commands in flight.
-const LUN_DRAIN: kernel::time::Delta = kernel::time::Delta::from_secs(8);
 
 /// `lun_<M>/statistics/*`.
 struct LunStat(Arc<LunDir>);

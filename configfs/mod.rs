@@ -14,7 +14,7 @@
 mod backstore;
 mod fabric;
 
-use crate::rt::configfs::{emit, Attr, Dir, Kind, NewNode, Subsystem};
+use crate::rt::configfs::{emit, Attr, Dir, Kind, NewNode, Node, Subsystem};
 use crate::rt::module_ref::request_module;
 use crate::rt::{uts, vfs};
 use core::any::Any;
@@ -422,11 +422,17 @@ pub(crate) fn register(module: &'static ThisModule) -> Result<Subsystem> {
     Subsystem::register(root)
 }
 
+/// The device behind `core/<hba>/<dev>`.
+pub(crate) fn device_of(node: &Node) -> Option<Arc<crate::device::Device>> {
+    node.downcast::<backstore::DevDir>().map(|d| d.dev.clone())
+}
+
 /// Loads the module of fabric `name` on `mkdir target/<name>`, as LIO loads `tcm_loop`.
 pub(crate) fn autoload(name: &CStr) {
     let module = match name.to_bytes() {
         b"loopback" => c"rtarget_loop",
         b"iscsi" => c"rtarget_iscsi",
+        b"nvme" => c"rtarget_nvme",
         _ => return,
     };
     // A failed load shows up as the fabric still missing.

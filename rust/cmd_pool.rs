@@ -25,7 +25,7 @@ use kernel::sync::atomic::{ordering, Atomic};
 use kernel::sync::Arc;
 
 /// How many bitmaps a pool has to park commands in.
-pub const LOTS: usize = 2;
+pub const LOTS: usize = 3;
 
 /// One slot: a command and the fabric's state for it.
 #[pin_data]
@@ -165,7 +165,11 @@ impl<O: Send + Sync + 'static, P: Send + 'static> CmdPool<O, P> {
                 owner,
                 slots,
                 free: Bits::new(n, true)?,
-                lots: [Bits::new(n, false)?, Bits::new(n, false)?],
+                lots: [
+                    Bits::new(n, false)?,
+                    Bits::new(n, false)?,
+                    Bits::new(n, false)?,
+                ],
             },
             GFP_KERNEL,
         )?)

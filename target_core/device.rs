@@ -329,6 +329,23 @@ pub struct Device {
     caw: Mutex<CawQueue>,
 }
 
+/// What another protocol's view of an enabled device reports (an NVMe namespace's Identify).
+#[derive(Clone, Copy, Debug)]
+pub struct Facts {
+    /// Capacity in blocks.
+    pub blocks: u64,
+    /// log2 of the block size.
+    pub block_shift: u8,
+    /// Deallocation is supported (`emulate_tpu`), and reads back zeroes after it.
+    pub unmap: bool,
+    /// Deallocated blocks read back as zeroes (`unmap_zeroes_data`).
+    pub unmap_zeroes: bool,
+    /// A volatile write cache is reported (`emulate_write_cache`).
+    pub write_cache: bool,
+    /// The NAA designator of VPD page 83h.
+    pub designator: [u8; 16],
+}
+
 /// A running SANITIZE's mark on its device, taken off when dropped (when its operation ends,
 /// however it ends).
 pub(crate) struct SanitizeHold(Arc<Device>);
@@ -732,6 +749,55 @@ impl Device {
         self.bytes.store(bytes, Relaxed);
         self.raise_ua(crate::ua::CAPACITY_CHANGED);
         Ok(())
+    }
+
+    /// The device's size and identity as every protocol reports them, once enabled.
+    pub fn facts(&self) -> Option<Facts> {
+        if !self.enabled() {
+            return None;
+        }
+        let bs = self.attr(At::BlockSize).max(512);
+        Some(Facts {
+            blocks: self.blocks(),
+            block_shift: bs.trailing_zeros() as u8,
+            unmap: self.attr(At::Tpu) != 0,
+            unmap_zeroes: self.attr(At::UnmapZeroesData) != 0,
+            write_cache: self.attr(At::WriteCache) != 0,
+            designator: self.designator(),
+        })
+    }
+
+    /// Writes `udev_path` (the file or block device rtslib records there) to `out`.
+    pub fn write_udev_path(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        let cfg = self.config.lock();
+        match &cfg.udev_path {
+            Some(p) => out.write_str(core::str::from_utf8(p.get()).unwrap_or("")),
+            None => Ok(()),
+        }
+    }
+
+    /// Capacity in blocks and log2 of the block size: what an I/O command is checked against.
+    #[inline]
+    pub fn shape(&self) -> (u64, u8) {
+        let bs = self.attr(At::BlockSize).max(512);
+        (self.blocks(), bs.trailing_zeros() as u8)
+    }
+
+    /// A configfs link that will export the device once enabled (an NVMe namespace's): the
+    /// device counts as exported from now on (it cannot be disabled or removed) until
+    /// [`Device::release_export`].
+    pub fn hold_export(&self) {
+        self.export_count.fetch_add(1, Relaxed);
+    }
+
+    /// Undoes [`Device::hold_export`].
+    pub fn release_export(&self) {
+        self.export_count.fetch_sub(1, Relaxed);
+    }
+
+    /// Whether the device has a backend (its `enable` succeeded).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled()
     }
 
     /// Whether `enable` succeeded.

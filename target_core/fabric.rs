@@ -5,9 +5,10 @@
 //! exported items (see `Kbuild`); the core calls them only through their vtables.
 
 use crate::acl::NodeAcl;
+use crate::device::Device;
 use crate::lun::{Lun, Port};
 use crate::proto::spc::Proto;
-use crate::rt::configfs::Attr;
+use crate::rt::configfs::{Attr, NewNode, Node};
 use crate::rt::globals::FABRICS;
 use crate::rt::module_ref::ModuleRef;
 use kernel::prelude::*;
@@ -32,6 +33,21 @@ pub trait Fabric: Sync {
     fn acl_attrs(&self, _group: AclGroup) -> &'static [Attr] {
         &[]
     }
+    /// Whether the fabric lays out `target/<fabric>/` itself ([`Fabric::make_tree`]) rather
+    /// than as LIO's `<wwn>/tpgt_<N>/` (NVMe/TCP keeps nvmet's names).
+    fn owns_tree(&self) -> bool {
+        false
+    }
+    /// `mkdir target/<fabric>` of a fabric that [`owns_tree`](Fabric::owns_tree): its root
+    /// directory, which keeps `owner` (the fabric's module) while it exists.
+    fn make_tree(&self, _name: &CStr, _owner: ModuleRef) -> Result<NewNode> {
+        Err(EINVAL)
+    }
+}
+
+/// The device a configfs directory is (`core/<hba>/<dev>`), for a fabric's symlinks to it.
+pub fn device_of(target: &Node) -> Option<Arc<Device>> {
+    crate::cfs::device_of(target)
 }
 
 /// The directories of a node ACL whose attributes the fabric serves.

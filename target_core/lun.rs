@@ -14,6 +14,9 @@ use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::{Arc, Mutex, SpinLock};
 
+/// How long unlinking a LUN waits for its commands in flight.
+const LUN_DRAIN: kernel::time::Delta = kernel::time::Delta::from_secs(8);
+
 /// A target port: a fabric's TPG as the core sees it.
 #[pin_data]
 pub struct Port {
@@ -81,6 +84,38 @@ impl Port {
     /// Runs `f` on the linked LUNs, in link order, under the port's LUN lock (REPORT LUNS).
     pub(crate) fn with_luns<R>(&self, f: impl FnOnce(&[Arc<Lun>]) -> R) -> R {
         f(&self.luns.lock())
+    }
+
+    /// Exports `device` as LUN `index` of the port, ready for commands: what a configfs
+    /// link to the device does (a LUN's, or an NVMe namespace's). ENODEV if the device is not
+    /// enabled, EEXIST if the index is taken.
+    pub fn link(self: &Arc<Port>, index: u64, device: &Arc<Device>) -> Result<Arc<Lun>> {
+        if !device.enabled() {
+            return Err(ENODEV);
+        }
+        let lun = Lun::new(index, device.clone(), self.clone())?;
+        device.export(self, index)?;
+        // Armed before the port shows it, so a scan that finds it can send it commands.
+        if let Err(e) = Lun::arm(&lun) {
+            device.unexport(self, index);
+            return Err(e);
+        }
+        if let Err(e) = self.add(lun.clone()) {
+            lun.retire(LUN_DRAIN);
+            device.unexport(self, index);
+            return Err(e);
+        }
+        Ok(lun)
+    }
+
+    /// Undoes [`Port::link`]: out of the port first, so a concurrent scan cannot find it
+    /// again; then `view_gone` lets the fabric remove its own view; then commands still in
+    /// the core (a slow backend) get a bounded wait, as LIO's `transport_clear_lun_ref`.
+    pub fn unlink(&self, lun: &Arc<Lun>, view_gone: impl FnOnce(&Lun)) {
+        self.remove(lun);
+        view_gone(lun);
+        lun.retire(LUN_DRAIN);
+        lun.device.unexport(self, lun.index);
     }
 
     /// Adds a linked LUN; EEXIST if its index is taken. Every session gets POWER ON, RESET on

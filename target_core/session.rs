@@ -71,6 +71,8 @@ pub struct Session {
     ua: SpinLock<UaQueue>,
     /// Set by [`Session::close`]: its commands' answers are no longer awaited.
     closed: Atomic<bool>,
+    /// The protocol has no unit attentions (NVMe): none is raised.
+    no_ua: Atomic<bool>,
 }
 
 impl Session {
@@ -101,6 +103,7 @@ impl Session {
                 ua_pending: Atomic::new(0),
                 ua <- kernel::new_spinlock!(UaQueue::new()),
                 closed: Atomic::new(false),
+                no_ua: Atomic::new(false),
             }? Error),
             GFP_KERNEL,
         )?;
@@ -221,8 +224,20 @@ impl Session {
             .then_some((v & COPY_FAILED == 0, v as u32))
     }
 
+    /// The nexus's protocol has no unit attentions (NVMe, whose hosts learn of changes from
+    /// asynchronous events): drops those pending and raises none from now on.
+    pub fn without_unit_attentions(&self) {
+        self.no_ua.store(true, Relaxed);
+        let mut q = self.ua.lock();
+        *q = UaQueue::new();
+        self.ua_pending.store(0, Relaxed);
+    }
+
     /// Queues a unit attention for `lun` (any context).
     pub(crate) fn raise_ua(&self, lun: u64, code: (u8, u8)) {
+        if self.no_ua.load(Relaxed) {
+            return;
+        }
         let mut q = self.ua.lock();
         if q.raise(lun, code) {
             self.ua_pending.store(q.len() as u32, Relaxed);
