@@ -130,8 +130,23 @@ unload_all() {
     for d in "$CFG"/loopback; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
     teardown_lun
     teardown_iscsi
-    for m in rtarget_loop rtarget_iscsi rtarget_core tcm_loop iscsi_target_mod target_core_pscsi target_core_file target_core_iblock target_core_user target_core_mod; do
+    teardown_nvme
+    for m in rtarget_loop rtarget_iscsi rtarget_nvme rtarget_core tcm_loop iscsi_target_mod target_core_pscsi target_core_file target_core_iblock target_core_user target_core_mod; do
         loaded "$m" && rmmod "$m" 2>/dev/null
+    done
+    true
+}
+# teardown_nvme: rtarget's target/nvme tree (hosts disconnected first).
+teardown_nvme() {
+    local n=$CFG/nvme f
+    [ -d "$n" ] || return 0
+    command -v nvme > /dev/null && nvme disconnect-all > /dev/null 2>&1
+    for f in "$n"/ports/*/subsystems/* "$n"/subsystems/*/allowed_hosts/* "$n"/subsystems/*/namespaces/*/*; do
+        [ -L "$f" ] && rm -f "$f"
+    done
+    for f in "$n"/ports/*/ana_groups/* "$n"/ports/*/referrals/* "$n"/ports/* "$n"/subsystems/*/namespaces/* \
+             "$n"/subsystems/* "$n"/hosts/* "$n"; do
+        [ -d "$f" ] && rmdir "$f" 2> /dev/null
     done
     true
 }

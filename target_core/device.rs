@@ -342,8 +342,8 @@ pub struct Facts {
     pub unmap_zeroes: bool,
     /// A volatile write cache is reported (`emulate_write_cache`).
     pub write_cache: bool,
-    /// The NAA designator of VPD page 83h.
-    pub designator: [u8; 16],
+    /// The NAA designator of VPD page 83h (none without a unit serial, as in LIO).
+    pub designator: Option<[u8; 16]>,
 }
 
 /// A running SANITIZE's mark on its device, taken off when dropped (when its operation ends,
@@ -757,13 +757,14 @@ impl Device {
             return None;
         }
         let bs = self.attr(At::BlockSize).max(512);
+        let has_serial = !self.wwn.lock().unit_serial.get().is_empty();
         Some(Facts {
             blocks: self.blocks(),
             block_shift: bs.trailing_zeros() as u8,
             unmap: self.attr(At::Tpu) != 0,
             unmap_zeroes: self.attr(At::UnmapZeroesData) != 0,
             write_cache: self.attr(At::WriteCache) != 0,
-            designator: self.designator(),
+            designator: has_serial.then(|| self.designator()),
         })
     }
 

@@ -800,6 +800,13 @@ pub(crate) struct NsView {
     pub(crate) resv: bool,
 }
 
+/// A namespace's NGUID unless `device_nguid` sets one: the device's NAA designator (VPD
+/// 83h), so both protocols name the same device; without one (no unit serial), the
+/// namespace's UUID, so that namespaces never share an NGUID.
+fn default_nguid(device: &Device, uuid: &[u8; 16]) -> [u8; 16] {
+    device.facts().and_then(|f| f.designator).unwrap_or(*uuid)
+}
+
 impl Ns {
     fn new(nsid: u32, subsys: &Arc<Subsys>) -> Result<Arc<Ns>> {
         let mut uuid = [0u8; 16];
@@ -827,11 +834,7 @@ impl Ns {
     pub(crate) fn view(&self) -> Option<NsView> {
         let s = self.state.lock();
         let device = s.device.clone()?;
-        let nguid = match s.nguid {
-            Some(n) => n,
-            // The device's NAA designator (VPD 83h): the same device by both protocols.
-            None => device.facts().map(|g| g.designator).unwrap_or([0; 16]),
-        };
+        let nguid = s.nguid.unwrap_or_else(|| default_nguid(&device, &s.uuid));
         Some(NsView {
             device,
             uuid: s.uuid,
@@ -880,12 +883,11 @@ impl Dir for Ns {
             }
             b"device_uuid" => show_id(page, &s.uuid, true),
             b"device_nguid" => {
-                let n = s.nguid.unwrap_or_else(|| {
-                    s.device
-                        .as_ref()
-                        .and_then(|d| d.facts())
-                        .map_or([0; 16], |g| g.designator)
-                });
+                let n = match (&s.device, s.nguid) {
+                    (_, Some(n)) => n,
+                    (Some(d), None) => default_nguid(d, &s.uuid),
+                    (None, None) => [0; 16],
+                };
                 show_id(page, &n, true)
             }
             b"ana_grpid" => show(page, format_args!("{}\n", s.ana_grpid)),

@@ -57,9 +57,13 @@ pub(crate) struct Ctrl {
     pub(crate) session: Option<Arc<Session>>,
     #[pin]
     state: Mutex<CtrlState>,
-    /// The admin queue's sender, while it lives.
+    /// The admin queue's connection, while it lives.
     #[pin]
     admin: Mutex<Option<Arc<Link>>>,
+    /// Held across each admin queue PDU sent: answers and asynchronous events, which other
+    /// threads send, never interleave.
+    #[pin]
+    admin_send: Mutex<()>,
     #[pin]
     io: Mutex<KVec<(u16, Arc<Stream>)>>,
     ended: Atomic<bool>,
@@ -114,6 +118,7 @@ impl Ctrl {
                         changed: KVec::new(),
                     }),
                     admin <- kernel::new_mutex!(None),
+                    admin_send <- kernel::new_mutex!(()),
                     io <- kernel::new_mutex!(KVec::new()),
                     ended: Atomic::new(false),
                     traffic: Atomic::new(false),
@@ -281,6 +286,7 @@ impl Ctrl {
     fn send_event(&self, cid: u16, (t, info, page): (u8, u8, u8)) {
         let link = self.admin.lock().clone();
         if let Some(l) = link {
+            let _sending = self.admin_send.lock();
             let _ = l.send_cqe(&Cqe {
                 result: u64::from(admin::async_event(t, info, page)),
                 sqhd: 0,
@@ -442,6 +448,7 @@ impl AdminQueue<'_> {
                 // An Asynchronous Event Request: answered when an event comes.
                 continue;
             };
+            let sending = self.ctrl.admin_send.lock();
             let sent = match &a.data {
                 Some(d) if a.status == Status::SUCCESS && !d.is_empty() => {
                     self.link.send_data(sqe.cid, Data::Bytes(d), false)
@@ -457,6 +464,7 @@ impl AdminQueue<'_> {
                     status: a.status,
                 })
             });
+            drop(sending);
             if sent.is_err() {
                 return;
             }

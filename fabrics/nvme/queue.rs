@@ -626,6 +626,7 @@ fn serve_io(link: Link, c: Connected) {
     let mut q = IoQueue {
         link: &link,
         pool: &pool,
+        ctrl: &c.ctrl,
         session,
         sqhd: 1,
         size: c.size,
@@ -785,6 +786,7 @@ impl Sender {
 struct IoQueue<'a> {
     link: &'a Arc<Link>,
     pool: &'a Arc<Pool>,
+    ctrl: &'a Arc<Ctrl>,
     session: Arc<rtarget_core::session::Session>,
     /// The submission queue head as the next answer reports it.
     sqhd: u16,
@@ -868,6 +870,10 @@ impl IoQueue<'_> {
     fn command(&mut self, r: &Received) -> core::result::Result<(), Option<(Fatal, usize)>> {
         let raw: [u8; SQE_LEN] = pdu::sqe(&core::array::from_fn(|i| r.h[i]));
         let sqe = Sqe::decode(&raw);
+        // Traffic-based keep-alive: a read of a shared line, written once per check.
+        if !self.ctrl.traffic.load(Relaxed) {
+            self.ctrl.traffic.store(true, Relaxed);
+        }
         let sqhd = self.sqhd;
         self.sqhd = ((u32::from(self.sqhd) + 1) % self.size) as u16;
         let stream = &self.link.stream;
@@ -968,7 +974,6 @@ impl IoQueue<'_> {
             // More commands than queue entries: the host broke the queue's contract.
             return fail(self, Status(Status::INTERNAL.0));
         };
-        let index = slot.index();
         let total = base + data_len;
         let s = slot.private();
         if total > 0 && s.buf.as_ref().is_none_or(|b| b.sgl().len() < total) {
@@ -1008,7 +1013,6 @@ impl IoQueue<'_> {
                 unmap_list(&sgl, dsm_ranges);
             }
         }
-        let _ = index;
         let cmd = slot.start(CmdSetup {
             cdb: &cdb[..cdb_len],
             dir,

@@ -1,0 +1,236 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# The NVMe/TCP fabric (rtarget_nvme) under target/nvme, with nvmet's names, driven by nvme-cli
+# and the kernel's nvme-tcp host on the guest's loopback: the configfs tree and its refusals,
+# discovery, connect, Identify, log pages, I/O with fio verify, flush, write zeroes, dataset
+# management, a read past the end; one rd_mcp device as a loopback SCSI LUN and an NVMe
+# namespace at once (data both ways, VPD 83h NAA = NGUID); an iblock namespace;
+# allowed_hosts; keep-alive on a persistent discovery controller; a controller reset and a
+# port unlink during fio. The in-kernel nvmet-tcp runs in the same boot (loaded all along,
+# as test tools load it) for the checks that apply, so differences show.
+. "$(dirname "$0")/lib.sh"
+N=$CFG/nvme
+NQN=nqn.2026-12.org.rtarget:sel
+NQN2=nqn.2026-12.org.rtarget:closed
+HOST=nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-000000000001
+HOST2=nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-000000000002
+DISC=nqn.2014-08.org.nvmexpress.discovery
+OUT=/tmp/nvme; rm -rf $OUT; mkdir -p $OUT
+tap_plan 33
+unload_all; dmesg_mark
+cleanup() {
+    teardown_nvme
+    nvmet_down
+    teardown_lun
+}
+trap cleanup EXIT
+
+# ctrl_of NQN: the host's controller (nvmeX) connected to NQN, waiting up to 20 s.
+ctrl_of() {
+    local i c
+    for i in $(seq 1 100); do
+        for c in /sys/class/nvme/nvme*; do
+            [ "$(cat "$c/subsysnqn" 2> /dev/null)" = "$1" ] &&
+                [ "$(cat "$c/state" 2> /dev/null)" = live ] && { echo "${c##*/}"; return 0; }
+        done
+        sleep 0.2
+    done
+    return 1
+}
+# ns_of NQN NSID: /dev/nvmeXnY of namespace NSID of NQN's controller.
+ns_of() {
+    local c i d
+    c=$(ctrl_of "$1") || return 1
+    for i in $(seq 1 100); do
+        for d in /sys/class/nvme/"$c"/nvme*n*; do
+            [ -e "$d/nsid" ] && [ "$(cat "$d/nsid")" = "$2" ] && [ -b "/dev/${d##*/}" ] &&
+                { echo "/dev/${d##*/}"; return 0; }
+        done
+        sleep 0.2
+    done
+    return 1
+}
+# conn NQN [HOSTNQN [PORT]]: connect as HOSTNQN (its host ID the NQN's UUID, as hosts pair them).
+conn() {
+    local h=${2:-$HOST}
+    nvme connect -t tcp -a 127.0.0.1 -s "${3:-4420}" -n "$1" --hostnqn="$h" --hostid="${h##*uuid:}" \
+        --ctrl-loss-tmo=3 --reconnect-delay=1
+}
+# no_ctrl NQN: no controller of the host is connected to NQN (after up to 5 s).
+no_ctrl() {
+    local i c found
+    for i in $(seq 1 25); do
+        found=0
+        for c in /sys/class/nvme/nvme*; do
+            [ "$(cat "$c/subsysnqn" 2> /dev/null)" = "$1" ] && found=1
+        done
+        [ $found = 0 ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+# The in-kernel nvmet: brd's /dev/ram0 as namespace 1 of $NQN on port 4421.
+NVMET=/sys/kernel/config/nvmet
+nvmet_up() {
+    local s=$NVMET/subsystems/$NQN p=$NVMET/ports/1
+    modprobe brd rd_nr=1 rd_size=65536 && modprobe nvmet-tcp && mkdir -p "$s/namespaces/1" &&
+        echo 1 > "$s/attr_allow_any_host" && echo /dev/ram0 > "$s/namespaces/1/device_path" &&
+        echo 1 > "$s/namespaces/1/enable" && mkdir -p "$p" && echo tcp > "$p/addr_trtype" &&
+        echo ipv4 > "$p/addr_adrfam" && echo 127.0.0.1 > "$p/addr_traddr" && echo 4421 > "$p/addr_trsvcid" &&
+        ln -s "$s" "$p/subsystems/$NQN"
+}
+nvmet_down() {
+    [ -d $NVMET ] || return 0
+    rm -f $NVMET/ports/*/subsystems/* 2> /dev/null
+    rmdir $NVMET/ports/* $NVMET/subsystems/*/namespaces/* $NVMET/subsystems/* 2> /dev/null
+    for m in nvmet_tcp nvmet brd; do loaded $m && rmmod $m 2> /dev/null; done
+    true
+}
+# fio_verify DEV [SECONDS]: 4k random writes at QD16, each block checked by CRC32C.
+fio_verify() {
+    fio --name=v --filename="$1" --rw=randwrite --bs=4k --size=16m --iodepth=16 --ioengine=libaio \
+        --direct=1 --verify=crc32c --verify_fatal=1 --runtime="${2:-5}" --time_based=0 > "$OUT/fio.$$" 2>&1 ||
+        { cat "$OUT/fio.$$"; return 1; }
+}
+# The NAA designator of VPD 83h (32 hex digits) of SCSI disk $1.
+vpd_naa() {
+    sg_vpd -p di -r "$1" | python3 -c '
+import sys
+b = sys.stdin.buffer.read(); i = 4
+while i + 4 <= len(b):
+    n = b[i + 3]
+    if b[i + 1] & 0x0f == 3 and b[i + 1] & 0x30 == 0 and n == 16:
+        print(b[i + 4:i + 20].hex()); break
+    i += 4 + n'
+}
+
+# The checks' shells see the helpers.
+export -f conn no_ctrl ns_of ctrl_of fio_verify vpd_naa link_dev lun_dev setup_dev nvmet_up tap_diag loaded
+export CFG TPG NEXUS SERIAL OUT HOST NVMET NQN
+modprobe nvmet && modprobe nvme-tcp
+check "mkdir target/nvme loads rtarget_nvme while nvmet.ko is loaded; nvmet's names below it" bash -c "
+    modprobe rtarget_core && mkdir $N && loaded rtarget_nvme && loaded nvmet &&
+    [ -d $N/subsystems ] && [ -d $N/ports ] && [ -d $N/hosts ] && [ \$(cat $N/discovery_nqn) = $DISC ]"
+DEV=$(setup_dev rd_mcp r0 "rd_pages=16384")
+S=$N/subsystems/$NQN
+check "a subsystem with nvmet's attributes and defaults" bash -c "mkdir $S &&
+    [ \$(cat $S/attr_allow_any_host) = 0 ] && [ \$(cat $S/attr_version) = 1.3 ] &&
+    [ \$(cat $S/attr_cntlid_min) = 1 ] && [ \$(cat $S/attr_cntlid_max) = 65519 ] &&
+    [ \$(cat $S/attr_model) = Linux ] && [ \$(cat $S/attr_qid_max) = 128 ] &&
+    echo 1 > $S/attr_allow_any_host && echo rtarget-sel > $S/attr_serial && mkdir $S/namespaces/1"
+refuse "bad values are refused: attr_version 1.x, attr_cntlid_min 0, attr_qid_max 0, addr_trtype bogus" bash -c "
+    echo 1.x > $S/attr_version || echo 0 > $S/attr_cntlid_min || echo 0 > $S/attr_qid_max ||
+    { mkdir -p $N/ports/9 && echo bogus > $N/ports/9/addr_trtype; }"
+rmdir $N/ports/9 2> /dev/null
+refuse "a namespace without a device cannot be enabled" bash -c "echo 1 > $S/namespaces/1/enable"
+refuse "a namespace link to a disabled device is refused" bash -c "mkdir $CFG/core/rd_mcp_1/off &&
+    ln -s $CFG/core/rd_mcp_1/off $S/namespaces/1/dev"
+rmdir $CFG/core/rd_mcp_1/off 2> /dev/null
+echo 1 > "$DEV/attrib/emulate_tpu"
+check "the namespace links the device, which counts as exported (block_size refused)" bash -c "
+    ln -s $DEV $S/namespaces/1/dev && ! echo 4096 > $DEV/attrib/block_size &&
+    echo 1 > $S/namespaces/1/enable && [ \$(cat $S/namespaces/1/enable) = 1 ]"
+refuse "a second device link on the namespace is refused" bash -c "mkdir $CFG/core/rd_mcp_1/r9 &&
+    echo rd_pages=256 > $CFG/core/rd_mcp_1/r9/control && echo 1 > $CFG/core/rd_mcp_1/r9/enable &&
+    ln -s $CFG/core/rd_mcp_1/r9 $S/namespaces/1/dev9"
+rmdir $CFG/core/rd_mcp_1/r9 2> /dev/null
+P=$N/ports/1
+check "port 1 on 127.0.0.1:4420 listens once a subsystem is linked; its address is then fixed" bash -c "
+    mkdir $P && echo tcp > $P/addr_trtype && echo ipv4 > $P/addr_adrfam && echo 127.0.0.1 > $P/addr_traddr &&
+    echo 4420 > $P/addr_trsvcid && ! ss -ltn | grep -q '127.0.0.1:4420 ' && ln -s $S $P/subsystems/$NQN &&
+    ss -ltn | grep -q '127.0.0.1:4420 ' && ! echo 4421 > $P/addr_trsvcid"
+check "nvme discover: the discovery subsystem and $NQN" bash -c "nvme discover -t tcp -a 127.0.0.1 -s 4420 \
+    --hostnqn=$HOST | tee $OUT/disc && grep -q 'subnqn: *$NQN' $OUT/disc && grep -q 'subnqn: *$DISC' $OUT/disc &&
+    grep -q 'trsvcid: *4420' $OUT/disc"
+check "nvme connect; nvme list shows the namespace with the subsystem's serial" bash -c "conn $NQN &&
+    D=\$(ns_of $NQN 1) && nvme list | tee $OUT/list && grep \$D $OUT/list | grep -q rtarget-sel"
+D=$(ns_of $NQN 1)
+C=$(ctrl_of $NQN)
+check "id-ctrl: model, serial, subnqn, MDTS 8, SQES/CQES, a controller ID within the range" bash -c "
+    nvme id-ctrl /dev/$C > $OUT/idc && grep -qE '^mn +: Linux' $OUT/idc && grep -qE '^sn +: rtarget-sel' $OUT/idc &&
+    grep -qE '^subnqn +: $NQN' $OUT/idc && grep -qE '^mdts +: 8' $OUT/idc && grep -qE '^sqes +: 0x66' $OUT/idc &&
+    grep -qE '^cntlid +: 0x[0-9a-f]+' $OUT/idc"
+check "id-ns: the device's 64 MiB in 512-byte blocks" bash -c "nvme id-ns $D > $OUT/idns &&
+    grep -qE '^nsze +: 0x20000' $OUT/idns && grep -q 'lbads:9' $OUT/idns && [ \$(blockdev --getsize64 $D) = 67108864 ]"
+check "fio randwrite, CRC32C verified, through NVMe/TCP" fio_verify "$D"
+check "flush; write-zeroes reads back zeroes; dsm deallocate succeeds" bash -c "nvme flush $D -n 1 &&
+    dd if=/dev/urandom of=$D bs=4k count=1 oflag=direct 2> /dev/null && nvme write-zeroes $D -n 1 -s 0 -c 7 &&
+    cmp -n 4096 <(dd if=$D bs=4k count=1 iflag=direct 2> /dev/null) /dev/zero && nvme dsm $D -n 1 -d -s 8 -b 8"
+check "nvme write and read of 511, 512 and 1025 blocks compare" bash -c "for n in 511 512 1025; do
+    head -c \$((n * 512)) /dev/urandom > $OUT/w && nvme write $D -n 1 -s 1000 -c \$((n - 1)) -z \$((n * 512)) -d $OUT/w > /dev/null &&
+    nvme read $D -n 1 -s 1000 -c \$((n - 1)) -z \$((n * 512)) -d $OUT/r > /dev/null && cmp $OUT/w $OUT/r || exit 1; done"
+refuse "a read past the end fails" nvme read "$D" -n 1 -s 131072 -c 0 -z 512 -d /dev/null
+check "log pages: smart, effects, firmware, error, ANA; features: number of queues, keep-alive" bash -c "
+    for c in smart-log effects-log fw-log error-log; do nvme \$c /dev/$C > /dev/null || { echo \$c; exit 1; }; done &&
+    nvme ana-log /dev/$C | tee $OUT/ana && grep -q 'optimized' $OUT/ana &&
+    nvme get-feature /dev/$C -f 7 && nvme get-feature /dev/$C -f 0x0f"
+check "one device, two protocols: VPD 83h NAA (loopback LUN) = the namespace's NGUID; data both ways" bash -c "
+    modprobe rtarget_loop && link_dev $DEV && SD=\$(lun_dev rtarget_loop block) && naa=\$(vpd_naa \$SD) &&
+    nguid=\$(nvme ns-descs $D | sed -n 's/^nguid *: *//p') && echo \"naa \$naa nguid \$nguid\" && [ -n \"\$naa\" ] &&
+    [ \"\$naa\" = \"\$nguid\" ] && head -c 1048576 /dev/urandom > $OUT/a && dd if=$OUT/a of=$D bs=1M seek=8 oflag=direct &&
+    cmp -n 1048576 $OUT/a <(dd if=\$SD bs=1M skip=8 count=1 iflag=direct) &&
+    head -c 1048576 /dev/urandom > $OUT/b && dd if=$OUT/b of=\$SD bs=1M seek=9 oflag=direct &&
+    cmp -n 1048576 $OUT/b <(dd if=$D bs=1M skip=9 count=1 iflag=direct)"
+check "ns-descs: the UUID of device_uuid, the NGUID of device_nguid" bash -c "nvme ns-descs $D > $OUT/desc &&
+    grep -q \"uuid *: \$(cat $S/namespaces/1/device_uuid)\" $OUT/desc &&
+    grep -q \"nguid *: \$(tr -d - < $S/namespaces/1/device_nguid)\" $OUT/desc"
+check "an iblock namespace (null_blk) added live: found by ns-rescan, fio verified" bash -c "
+    { loaded null_blk || modprobe null_blk nr_devices=1 gb=1; } && IB=\$(setup_dev iblock nb udev_path=/dev/nullb0) &&
+    echo 7e1d-nullb0 > \$IB/wwn/vpd_unit_serial && echo /dev/nullb0 > \$IB/udev_path && mkdir $S/namespaces/2 && ln -s \$IB $S/namespaces/2/dev &&
+    echo 1 > $S/namespaces/2/enable && nvme ns-rescan /dev/$C && D2=\$(ns_of $NQN 2) &&
+    fio --name=n --filename=\$D2 --rw=randwrite --bs=4k --size=8m --iodepth=8 --ioengine=libaio --direct=1 > /dev/null &&
+    [ \$(cat $S/namespaces/2/device_path) = /dev/nullb0 ]"
+check "a namespace disabled live disappears from the host (its asynchronous event)" bash -c "
+    D2=\$(ns_of $NQN 2) && echo 0 > $S/namespaces/2/enable &&
+    for i in \$(seq 1 50); do [ -b \$D2 ] || exit 0; sleep 0.2; done; exit 1"
+S2=$N/subsystems/$NQN2
+mkdir -p "$S2/namespaces/1" && ln -s "$DEV" "$S2/namespaces/1/dev" && echo 1 > "$S2/namespaces/1/enable" &&
+    ln -s "$S2" "$P/subsystems/$NQN2"
+refuse "allowed_hosts: a host not allowed cannot connect" conn "$NQN2" "$HOST2"
+check "allowed_hosts: linked from hosts/, the host connects; discovery lists it only for that host" bash -c "
+    mkdir $N/hosts/$HOST2 && ln -s $N/hosts/$HOST2 $S2/allowed_hosts/$HOST2 && conn $NQN2 $HOST2 &&
+    ctrl_of $NQN2 > /dev/null && nvme discover -t tcp -a 127.0.0.1 -s 4420 --hostnqn=$HOST2 | grep -q $NQN2 &&
+    ! nvme discover -t tcp -a 127.0.0.1 -s 4420 --hostnqn=$HOST | grep -q $NQN2 && nvme disconnect -n $NQN2"
+check "keep-alive: a persistent discovery controller (kato 2 s) stays live over 10 s" bash -c "
+    nvme connect -t tcp -a 127.0.0.1 -s 4420 -n $DISC --hostnqn=$HOST --keep-alive-tmo=2 && DC=\$(ctrl_of $DISC) &&
+    sleep 10 && [ \$(cat /sys/class/nvme/\$DC/state) = live ] && nvme disconnect -d \$DC"
+check "a controller reset during fio: the host reconnects and fio's data verifies" bash -c "
+    fio --name=r --filename=$D --rw=randwrite --bs=4k --size=16m --iodepth=16 --ioengine=libaio --direct=1 \
+        --verify=crc32c --verify_fatal=1 > $OUT/fio_reset 2>&1 & pid=\$!; sleep 2;
+    echo 1 > /sys/class/nvme/$C/reset_controller; wait \$pid; rc=\$?; cat $OUT/fio_reset | tail -3;
+    [ \$rc = 0 ] && ctrl_of $NQN > /dev/null"
+check "nvme disconnect" bash -c "nvme disconnect -n $NQN && no_ctrl $NQN"
+# The port unlinked under fio: the host's I/O fails (its controller loses the path), fio ends.
+unlink_under_io() {
+    local d pid rc
+    conn $NQN && d=$(ns_of $NQN 1) || return 1
+    timeout 90 fio --name=u --filename="$d" --rw=randread --bs=4k --size=16m --iodepth=16 --ioengine=libaio \
+        --direct=1 --time_based --runtime=30 > $OUT/fio_unlink 2>&1 & pid=$!
+    sleep 2
+    rm "$P/subsystems/$NQN" || return 1
+    wait $pid; rc=$?
+    tail -3 $OUT/fio_unlink
+    # fio ended early, by errors, not by the 90 s timeout.
+    [ $rc != 124 ] && [ $rc != 0 ]
+}
+check "the port unlinked during fio: fio ends with errors, nothing hangs" unlink_under_io
+ln -s "$S" "$P/subsystems/$NQN" 2> /dev/null
+nvme disconnect-all > /dev/null 2>&1
+check "nvmet-tcp in the same boot: discover and connect (port 4421, brd)" bash -c "nvmet_up &&
+    nvme discover -t tcp -a 127.0.0.1 -s 4421 --hostnqn=$HOST | grep -q $NQN && conn $NQN $HOST 4421 && ns_of $NQN 1"
+ND=$(ns_of "$NQN" 1)
+NC=$(ctrl_of "$NQN")
+check "nvmet-tcp: id-ns of its 64 MiB device reports what rtarget's does for its own" bash -c "
+    nvme id-ns $ND | grep -E '^(nsze|ncap|nlbaf|flbas|nmic) ' > $OUT/idns_nvmet &&
+    grep -E '^(nsze|ncap|nlbaf|flbas|nmic) ' $OUT/idns | diff - $OUT/idns_nvmet"
+check "nvmet-tcp: the same fio verify" fio_verify "$ND"
+check "id-ctrl differences from nvmet-tcp (shown; SQES, CQES, KAS and ONCS must agree)" bash -c "
+    nvme id-ctrl /dev/$NC > $OUT/idc_nvmet; diff $OUT/idc $OUT/idc_nvmet | tap_diag;
+    for f in sqes cqes kas oncs; do [ \"\$(grep -E \"^\$f \" $OUT/idc)\" = \"\$(grep -E \"^\$f \" $OUT/idc_nvmet)\" ] ||
+        { echo \"\$f differs\"; exit 1; }; done"
+nvme disconnect-all > /dev/null 2>&1
+check "teardown: links, namespaces, subsystems, port and target/nvme removed; rtarget_nvme unloads" bash -c "
+    trap - EXIT; rm -f $P/subsystems/* $S2/allowed_hosts/* $S/namespaces/*/dev $S2/namespaces/*/dev &&
+    rmdir $S/namespaces/* $S2/namespaces/* $S $S2 $P $N/hosts/* $N && rmmod rtarget_nvme && ! loaded rtarget_nvme"
+check "no splat or hang in the kernel log" dmesg_clean
+tap_done
