@@ -16,7 +16,7 @@ HOST=nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-000000000001
 HOST2=nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-000000000002
 DISC=nqn.2014-08.org.nvmexpress.discovery
 OUT=/tmp/nvme; rm -rf $OUT; mkdir -p $OUT
-tap_plan 33
+tap_plan 34
 unload_all; dmesg_mark
 cleanup() {
     teardown_nvme
@@ -56,6 +56,8 @@ conn() {
     nvme connect -t tcp -a 127.0.0.1 -s "${3:-4420}" -n "$1" --hostnqn="$h" --hostid="${h##*uuid:}" \
         --ctrl-loss-tmo=3 --reconnect-delay=1
 }
+# disc HOSTNQN [PORT]: nvme discover as HOSTNQN.
+disc() { nvme discover -t tcp -a 127.0.0.1 -s "${2:-4420}" --hostnqn="$1" --hostid="${1##*uuid:}"; }
 # no_ctrl NQN: no controller of the host is connected to NQN (after up to 5 s).
 no_ctrl() {
     local i c found
@@ -105,7 +107,7 @@ while i + 4 <= len(b):
 }
 
 # The checks' shells see the helpers.
-export -f conn no_ctrl ns_of ctrl_of fio_verify vpd_naa link_dev lun_dev setup_dev nvmet_up tap_diag loaded
+export -f conn disc no_ctrl ns_of ctrl_of fio_verify vpd_naa link_dev lun_dev setup_dev nvmet_up tap_diag loaded
 export CFG TPG NEXUS SERIAL OUT HOST NVMET NQN
 modprobe nvmet && modprobe nvme-tcp
 check "mkdir target/nvme loads rtarget_nvme while nvmet.ko is loaded; nvmet's names below it" bash -c "
@@ -139,8 +141,7 @@ check "port 1 on 127.0.0.1:4420 listens once a subsystem is linked; its address 
     mkdir $P && echo tcp > $P/addr_trtype && echo ipv4 > $P/addr_adrfam && echo 127.0.0.1 > $P/addr_traddr &&
     echo 4420 > $P/addr_trsvcid && ! ss -ltn | grep -q '127.0.0.1:4420 ' && ln -s $S $P/subsystems/$NQN &&
     ss -ltn | grep -q '127.0.0.1:4420 ' && ! echo 4421 > $P/addr_trsvcid"
-check "nvme discover: the discovery subsystem and $NQN" bash -c "nvme discover -t tcp -a 127.0.0.1 -s 4420 \
-    --hostnqn=$HOST | tee $OUT/disc && grep -q 'subnqn: *$NQN' $OUT/disc && grep -q 'subnqn: *$DISC' $OUT/disc &&
+check "nvme discover: the discovery subsystem and $NQN" bash -c "disc $HOST | tee $OUT/disc && grep -q 'subnqn: *$NQN' $OUT/disc && grep -q 'subnqn: *$DISC' $OUT/disc &&
     grep -q 'trsvcid: *4420' $OUT/disc"
 check "nvme connect; nvme list shows the namespace with the subsystem's serial" bash -c "conn $NQN &&
     D=\$(ns_of $NQN 1) && nvme list | tee $OUT/list && grep \$D $OUT/list | grep -q rtarget-sel"
@@ -164,6 +165,11 @@ check "log pages: smart, effects, firmware, error, ANA; features: number of queu
     for c in smart-log effects-log fw-log error-log; do nvme \$c /dev/$C > /dev/null || { echo \$c; exit 1; }; done &&
     nvme ana-log /dev/$C | tee $OUT/ana && grep -q 'optimized' $OUT/ana &&
     nvme get-feature /dev/$C -f 7 && nvme get-feature /dev/$C -f 0x0f"
+check "ANA group 1 inaccessible: I/O fails with ANA Inaccessible, the ANA log says so; optimized again, I/O works" bash -c "
+    echo inaccessible > $P/ana_groups/1/ana_state && nvme ana-log /dev/$C | grep -q inaccessible &&
+    ! nvme read $D -n 1 -s 0 -c 0 -z 512 -d /dev/null 2> $OUT/ana_err; cat $OUT/ana_err;
+    grep -qi 'inaccessible' $OUT/ana_err && echo optimized > $P/ana_groups/1/ana_state &&
+    nvme read $D -n 1 -s 0 -c 0 -z 512 -d /dev/null"
 check "one device, two protocols: VPD 83h NAA (loopback LUN) = the namespace's NGUID; data both ways" bash -c "
     modprobe rtarget_loop && link_dev $DEV && SD=\$(lun_dev rtarget_loop block) && naa=\$(vpd_naa \$SD) &&
     nguid=\$(nvme ns-descs $D | sed -n 's/^nguid *: *//p') && echo \"naa \$naa nguid \$nguid\" && [ -n \"\$naa\" ] &&
@@ -189,10 +195,9 @@ mkdir -p "$S2/namespaces/1" && ln -s "$DEV" "$S2/namespaces/1/dev" && echo 1 > "
 refuse "allowed_hosts: a host not allowed cannot connect" conn "$NQN2" "$HOST2"
 check "allowed_hosts: linked from hosts/, the host connects; discovery lists it only for that host" bash -c "
     mkdir $N/hosts/$HOST2 && ln -s $N/hosts/$HOST2 $S2/allowed_hosts/$HOST2 && conn $NQN2 $HOST2 &&
-    ctrl_of $NQN2 > /dev/null && nvme discover -t tcp -a 127.0.0.1 -s 4420 --hostnqn=$HOST2 | grep -q $NQN2 &&
-    ! nvme discover -t tcp -a 127.0.0.1 -s 4420 --hostnqn=$HOST | grep -q $NQN2 && nvme disconnect -n $NQN2"
+    ctrl_of $NQN2 > /dev/null && disc $HOST2 | grep -q $NQN2 && ! disc $HOST | grep -q $NQN2 && nvme disconnect -n $NQN2"
 check "keep-alive: a persistent discovery controller (kato 2 s) stays live over 10 s" bash -c "
-    nvme connect -t tcp -a 127.0.0.1 -s 4420 -n $DISC --hostnqn=$HOST --keep-alive-tmo=2 && DC=\$(ctrl_of $DISC) &&
+    nvme connect -t tcp -a 127.0.0.1 -s 4420 -n $DISC --hostnqn=$HOST --hostid=${HOST##*uuid:} --keep-alive-tmo=2 && DC=\$(ctrl_of $DISC) &&
     sleep 10 && [ \$(cat /sys/class/nvme/\$DC/state) = live ] && nvme disconnect -d \$DC"
 check "a controller reset during fio: the host reconnects and fio's data verifies" bash -c "
     fio --name=r --filename=$D --rw=randwrite --bs=4k --size=16m --iodepth=16 --ioengine=libaio --direct=1 \
@@ -217,17 +222,23 @@ check "the port unlinked during fio: fio ends with errors, nothing hangs" unlink
 ln -s "$S" "$P/subsystems/$NQN" 2> /dev/null
 nvme disconnect-all > /dev/null 2>&1
 check "nvmet-tcp in the same boot: discover and connect (port 4421, brd)" bash -c "nvmet_up &&
-    nvme discover -t tcp -a 127.0.0.1 -s 4421 --hostnqn=$HOST | grep -q $NQN && conn $NQN $HOST 4421 && ns_of $NQN 1"
+    disc $HOST 4421 | grep -q $NQN && conn $NQN $HOST 4421 && ns_of $NQN 1"
 ND=$(ns_of "$NQN" 1)
 NC=$(ctrl_of "$NQN")
 check "nvmet-tcp: id-ns of its 64 MiB device reports what rtarget's does for its own" bash -c "
     nvme id-ns $ND | grep -E '^(nsze|ncap|nlbaf|flbas|nmic) ' > $OUT/idns_nvmet &&
     grep -E '^(nsze|ncap|nlbaf|flbas|nmic) ' $OUT/idns | diff - $OUT/idns_nvmet"
 check "nvmet-tcp: the same fio verify" fio_verify "$ND"
-check "id-ctrl differences from nvmet-tcp (shown; SQES, CQES, KAS and ONCS must agree)" bash -c "
-    nvme id-ctrl /dev/$NC > $OUT/idc_nvmet; diff $OUT/idc $OUT/idc_nvmet | tap_diag;
-    for f in sqes cqes kas oncs; do [ \"\$(grep -E \"^\$f \" $OUT/idc)\" = \"\$(grep -E \"^\$f \" $OUT/idc_nvmet)\" ] ||
-        { echo \"\$f differs\"; exit 1; }; done"
+nvme id-ctrl /dev/$NC > $OUT/idc_nvmet
+echo "# id-ctrl, rtarget (<) against nvmet-tcp (>):"
+diff $OUT/idc $OUT/idc_nvmet | grep '^[<>]' | tap_diag
+same_fields() {
+    local f
+    for f in sqes cqes kas; do
+        [ "$(grep -E "^$f " $OUT/idc)" = "$(grep -E "^$f " $OUT/idc_nvmet)" ] || { echo "$f differs"; return 1; }
+    done
+}
+check "id-ctrl: SQES, CQES and KAS as nvmet-tcp's" same_fields
 nvme disconnect-all > /dev/null 2>&1
 check "teardown: links, namespaces, subsystems, port and target/nvme removed; rtarget_nvme unloads" bash -c "
     trap - EXIT; rm -f $P/subsystems/* $S2/allowed_hosts/* $S/namespaces/*/dev $S2/namespaces/*/dev &&

@@ -340,6 +340,12 @@ pub struct Facts {
     pub unmap: bool,
     /// Deallocated blocks read back as zeroes (`unmap_zeroes_data`).
     pub unmap_zeroes: bool,
+    /// WRITE SAME may deallocate (`emulate_tpws`).
+    pub unmap_write_same: bool,
+    /// Most block descriptors one UNMAP takes (`max_unmap_block_desc_count`).
+    pub max_unmap_descs: u32,
+    /// Most blocks one descriptor names (`max_unmap_lba_count`).
+    pub max_unmap_blocks: u32,
     /// A volatile write cache is reported (`emulate_write_cache`).
     pub write_cache: bool,
     /// The NAA designator of VPD page 83h (none without a unit serial, as in LIO).
@@ -763,6 +769,9 @@ impl Device {
             block_shift: bs.trailing_zeros() as u8,
             unmap: self.attr(At::Tpu) != 0,
             unmap_zeroes: self.attr(At::UnmapZeroesData) != 0,
+            unmap_write_same: self.attr(At::Tpws) != 0,
+            max_unmap_descs: self.attr(At::MaxUnmapDescCount),
+            max_unmap_blocks: self.attr(At::MaxUnmapLbaCount),
             write_cache: self.attr(At::WriteCache) != 0,
             designator: has_serial.then(|| self.designator()),
         })

@@ -227,18 +227,19 @@ impl Session {
     /// The nexus's protocol has no unit attentions (NVMe, whose hosts learn of changes from
     /// asynchronous events): drops those pending and raises none from now on.
     pub fn without_unit_attentions(&self) {
-        self.no_ua.store(true, Relaxed);
         let mut q = self.ua.lock();
+        self.no_ua.store(true, Relaxed);
         *q = UaQueue::new();
         self.ua_pending.store(0, Relaxed);
     }
 
     /// Queues a unit attention for `lun` (any context).
     pub(crate) fn raise_ua(&self, lun: u64, code: (u8, u8)) {
+        let mut q = self.ua.lock();
+        // Under the lock: none slips in beside `without_unit_attentions`.
         if self.no_ua.load(Relaxed) {
             return;
         }
-        let mut q = self.ua.lock();
         if q.raise(lun, code) {
             self.ua_pending.store(q.len() as u32, Relaxed);
         }

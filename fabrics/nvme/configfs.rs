@@ -41,8 +41,8 @@ use rtarget_core::rt::thread::{self, Thread};
 pub(crate) const DISCOVERY_NQN: &[u8] = b"nqn.2014-08.org.nvmexpress.discovery";
 /// Longest NQN (NVMe Base 2.0: 223 bytes).
 const NQN_MAX: usize = 223;
-/// Largest NSID a namespace directory takes (nvmet's limit is 0xFFFFFFFE).
-const NSID_MAX: u32 = 0xffff_fffe;
+/// Largest NSID a namespace directory takes: the NN controllers report.
+const NSID_MAX: u32 = crate::ctrl::MAX_NSID;
 /// Pending connections per port.
 const BACKLOG: i32 = 256;
 /// Connections per port at most.
@@ -797,7 +797,6 @@ pub(crate) struct NsView {
     pub(crate) uuid: [u8; 16],
     pub(crate) nguid: [u8; 16],
     pub(crate) ana_grpid: u32,
-    pub(crate) resv: bool,
 }
 
 /// A namespace's NGUID unless `device_nguid` sets one: the device's NAA designator (VPD
@@ -840,14 +839,21 @@ impl Ns {
             uuid: s.uuid,
             nguid,
             ana_grpid: s.ana_grpid,
-            resv: s.resv_enable,
         })
     }
 
     fn set_enabled(&self, on: bool) -> Result {
-        let mut s = self.state.lock();
+        let changed = self.set_enabled_locked(&mut self.state.lock(), on)?;
+        if changed {
+            self.subsys.ns_changed(self.nsid);
+        }
+        Ok(())
+    }
+
+    /// Enables or disables the namespace under its lock; returns whether it changed.
+    fn set_enabled_locked(&self, s: &mut NsState, on: bool) -> Result<bool> {
         if on == self.enabled.load(Relaxed) {
-            return Ok(());
+            return Ok(false);
         }
         if on {
             let dev = s.device.clone().ok_or(EINVAL)?;
@@ -862,9 +868,7 @@ impl Ns {
                 self.subsys.core_port.unlink(&lun, |_| {});
             }
         }
-        drop(s);
-        self.subsys.ns_changed(self.nsid);
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -950,11 +954,18 @@ impl Dir for Ns {
         Ok(())
     }
 
-    /// Removing the link disables the namespace.
+    /// Removing the link disables the namespace (under one lock: an `enable` cannot slip in).
     fn drop_link(&self, _target: &Node) {
-        let _ = self.set_enabled(false);
-        if let Some(d) = self.state.lock().device.take() {
+        let (changed, dev) = {
+            let mut s = self.state.lock();
+            let changed = self.set_enabled_locked(&mut s, false).unwrap_or(false);
+            (changed, s.device.take())
+        };
+        if let Some(d) = dev {
             d.release_export();
+        }
+        if changed {
+            self.subsys.ns_changed(self.nsid);
         }
     }
 
@@ -1169,6 +1180,9 @@ pub(crate) struct NvPort {
     ana: [Atomic<u32>; crate::identify::ANA_GROUPS as usize],
     /// Bumped by every ANA change (the ANA log's change count).
     pub(crate) ana_chgcnt: Atomic<u64>,
+    /// Some group is in a state that refuses I/O: only then does an I/O command look its
+    /// namespace's group up.
+    pub(crate) ana_fenced: Atomic<bool>,
     #[pin]
     ctrls: Mutex<KVec<Arc<Ctrl>>>,
 }
@@ -1196,6 +1210,7 @@ impl NvPort {
                 referrals <- kernel::new_mutex!(KVec::new()),
                 ana: [const { Atomic::new(0) }; crate::identify::ANA_GROUPS as usize],
                 ana_chgcnt: Atomic::new(0),
+                ana_fenced: Atomic::new(false),
                 ctrls <- kernel::new_mutex!(KVec::new()),
             }? Error),
             GFP_KERNEL,
@@ -1421,6 +1436,11 @@ impl Dir for AnaGroupsDir {
 
 impl NvPort {
     fn ana_changed(&self) {
+        let fenced = self.ana.iter().any(|a| {
+            let st = a.load(Relaxed) as u8;
+            st != 0 && crate::nvm::ana_check(st).is_err()
+        });
+        self.ana_fenced.store(fenced, Relaxed);
         self.ana_chgcnt.fetch_add(1, Relaxed);
         self.for_each_ctrl(|c| c.event(crate::admin::aen::ANA_CHANGE));
     }

@@ -40,6 +40,8 @@ struct CtrlState {
     aer: KVec<u16>,
     /// Events waiting for a request (type, information, log page).
     pending: KVec<(u8, u8, u8)>,
+    /// Requests completed by an event, for the admin queue's thread to send.
+    ready: KVec<(u16, (u8, u8, u8))>,
     changed: KVec<u32>,
 }
 
@@ -60,10 +62,6 @@ pub(crate) struct Ctrl {
     /// The admin queue's connection, while it lives.
     #[pin]
     admin: Mutex<Option<Arc<Link>>>,
-    /// Held across each admin queue PDU sent: answers and asynchronous events, which other
-    /// threads send, never interleave.
-    #[pin]
-    admin_send: Mutex<()>,
     #[pin]
     io: Mutex<KVec<(u16, Arc<Stream>)>>,
     ended: Atomic<bool>,
@@ -115,10 +113,10 @@ impl Ctrl {
                         features,
                         aer: KVec::with_capacity(identify::AER_LIMIT as usize, GFP_KERNEL)?,
                         pending: KVec::new(),
+                        ready: KVec::with_capacity(identify::AER_LIMIT as usize, GFP_KERNEL)?,
                         changed: KVec::new(),
                     }),
                     admin <- kernel::new_mutex!(None),
-                    admin_send <- kernel::new_mutex!(()),
                     io <- kernel::new_mutex!(KVec::new()),
                     ended: Atomic::new(false),
                     traffic: Atomic::new(false),
@@ -158,6 +156,17 @@ impl Ctrl {
             ctrl.gone();
             return Err(internal);
         }
+        // The subsystem may have left the port meanwhile, its controllers ended before this
+        // one was among them.
+        if let Some(s) = &ctrl.subsys {
+            if port.subsystem(s.nqn.to_bytes()).is_none() {
+                ctrl.gone();
+                return Err((
+                    Status::CONNECT_INVALID_PARAM,
+                    capsule::connect_data_error(256),
+                ));
+            }
+        }
         Ok(ctrl)
     }
 
@@ -190,6 +199,25 @@ impl Ctrl {
             return Err((Status::SEQUENCE, 0));
         }
         Ok(ctrl)
+    }
+
+    /// The ANA path status of namespace `nsid` through this controller's port, where some
+    /// group there refuses I/O (nvmet's `nvmet_check_ana_state`).
+    pub(crate) fn ana_check(&self, nsid: u32) -> core::result::Result<(), Status> {
+        if !self.port.ana_fenced.load(Relaxed) {
+            return Ok(());
+        }
+        let grpid = self
+            .subsys
+            .as_ref()
+            .and_then(|s| s.ns(nsid))
+            .and_then(|n| n.view())
+            .map_or(0, |v| v.ana_grpid);
+        match self.port.ana_state(grpid) {
+            // A group the port does not have: nvmet's answer.
+            0 => Err(crate::nvm::ANA_INACCESSIBLE),
+            st => crate::nvm::ana_check(st),
+        }
     }
 
     pub(crate) fn is_discovery(&self) -> bool {
@@ -254,46 +282,29 @@ impl Ctrl {
         self.event(admin::aen::NS_CHANGED);
     }
 
-    /// An asynchronous event: completes an outstanding request, or waits for one.
+    /// An asynchronous event: completes an outstanding request, or waits for one. Only the
+    /// admin queue's thread sends (within its receive tick): a host that stops reading
+    /// blocks nobody else, least of all the configfs writer that made the change.
     pub(crate) fn event(&self, ev: (u8, u8, u8)) {
-        let enabled = {
-            let st = self.state.lock();
-            let bit = match ev {
-                admin::aen::NS_CHANGED => 1 << 8,
-                admin::aen::ANA_CHANGE => 1 << 11,
-                _ => crate::features::AEN_DISCOVERY,
-            };
-            st.features.aen & bit != 0
+        let mut st = self.state.lock();
+        let bit = match ev {
+            admin::aen::NS_CHANGED => 1 << 8,
+            admin::aen::ANA_CHANGE => 1 << 11,
+            _ => crate::features::AEN_DISCOVERY,
         };
-        if !enabled {
+        if st.features.aen & bit == 0 {
             return;
         }
-        let cid = {
-            let mut st = self.state.lock();
-            match st.aer.pop() {
-                Some(cid) => cid,
-                None => {
-                    if !st.pending.contains(&ev) {
-                        let _ = st.pending.push(ev, GFP_KERNEL);
-                    }
-                    return;
+        match st.aer.pop() {
+            // Room for it: `ready` has the capacity of `aer`.
+            Some(cid) => {
+                let _ = st.ready.push_within_capacity((cid, ev));
+            }
+            None => {
+                if !st.pending.contains(&ev) {
+                    let _ = st.pending.push(ev, GFP_ATOMIC);
                 }
             }
-        };
-        self.send_event(cid, ev);
-    }
-
-    fn send_event(&self, cid: u16, (t, info, page): (u8, u8, u8)) {
-        let link = self.admin.lock().clone();
-        if let Some(l) = link {
-            let _sending = self.admin_send.lock();
-            let _ = l.send_cqe(&Cqe {
-                result: u64::from(admin::async_event(t, info, page)),
-                sqhd: 0,
-                sqid: 0,
-                cid,
-                status: Status::SUCCESS,
-            });
         }
     }
 }
@@ -320,6 +331,11 @@ pub(crate) fn serve_admin(link: Link, c: Connected) {
         return;
     };
     *ctrl.admin.lock() = Some(link.clone());
+    // Ended before its connection was known: nothing shut it down.
+    if ctrl.ended.load(Relaxed) {
+        ctrl.gone();
+        return;
+    }
     let mut data = KVec::new();
     if data
         .resize(capsule::ADMIN_IN_CAPSULE as usize, 0, GFP_KERNEL)
@@ -328,7 +344,6 @@ pub(crate) fn serve_admin(link: Link, c: Connected) {
         ctrl.gone();
         return;
     }
-    link.stream.set_recv_timeout(KEEP_ALIVE_TICK_MS);
     let mut q = AdminQueue {
         ctrl: &ctrl,
         link: &link,
@@ -389,13 +404,33 @@ impl AdminQueue<'_> {
         self.last_ka.elapsed() > Delta::from_secs(2 * i64::from(kato))
     }
 
+    /// Sends the completions events made ready.
+    fn send_events(&self) -> Result {
+        loop {
+            let Some((cid, (t, info, page))) = self.ctrl.state.lock().ready.pop() else {
+                return Ok(());
+            };
+            self.link.send_cqe(&Cqe {
+                result: u64::from(admin::async_event(t, info, page)),
+                sqhd: self.sqhd,
+                sqid: 0,
+                cid,
+                status: Status::SUCCESS,
+            })?;
+        }
+    }
+
     fn run(&mut self, data: &mut KVec<u8>) {
         let mut r = crate::queue::Received::new();
         loop {
             if self.ctrl.traffic.xchg(false, Relaxed) {
                 self.last_ka = Instant::now();
             }
-            match crate::queue::recv_header(&self.link.stream, Some(&self.link.neg), &mut r) {
+            if self.send_events().is_err() {
+                return;
+            }
+            let tick = Some(KEEP_ALIVE_TICK_MS);
+            match crate::queue::recv_header(&self.link.stream, Some(&self.link.neg), &mut r, tick) {
                 Ok(()) => {}
                 Err(crate::queue::RecvError::Idle) => {
                     if self.ctrl.ended.load(Relaxed) {
@@ -448,7 +483,6 @@ impl AdminQueue<'_> {
                 // An Asynchronous Event Request: answered when an event comes.
                 continue;
             };
-            let sending = self.ctrl.admin_send.lock();
             let sent = match &a.data {
                 Some(d) if a.status == Status::SUCCESS && !d.is_empty() => {
                     self.link.send_data(sqe.cid, Data::Bytes(d), false)
@@ -464,7 +498,6 @@ impl AdminQueue<'_> {
                     status: a.status,
                 })
             });
-            drop(sending);
             if sent.is_err() {
                 return;
             }
@@ -632,7 +665,8 @@ impl AdminQueue<'_> {
                                 nguid: v.nguid,
                                 anagrpid: v.ana_grpid,
                                 read_only: false,
-                                reservations: v.resv,
+                                // Reservation commands are not wired yet.
+                                reservations: false,
                                 nsid,
                                 accessible: crate::nvm::ana_check(state).is_ok() && state != 0,
                             },
@@ -701,8 +735,11 @@ impl AdminQueue<'_> {
         if built.is_err() {
             return Answer::status(Status::INTERNAL);
         }
+        // Hosts read a page in pieces: past the end of any page but the discovery log (whose
+        // offsets nvmet checks) there are only zeroes.
         let range = match g.window(page.len()) {
             Ok(r) => r,
+            Err(_) if g.lid != lid::DISCOVERY => 0..0,
             Err(s) => return Answer::status(s),
         };
         let mut d = KVec::new();

@@ -199,15 +199,22 @@ impl Received {
 }
 
 /// Receives the next PDU's header into `r` (the data is the caller's to take); a fatal
-/// error's culprit stays in `r.h`. A receive timeout before its first byte gives
-/// [`RecvError::Idle`].
+/// error's culprit stays in `r.h`. With `tick`, no first byte within that many milliseconds
+/// gives [`RecvError::Idle`]; the rest of the PDU is then waited for without a bound.
 pub(crate) fn recv_header(
     stream: &Stream,
     neg: Option<&Negotiated>,
     r: &mut Received,
+    tick: Option<u32>,
 ) -> core::result::Result<(), RecvError> {
     // The first byte may time out (the admin queue's keep-alive check); then whole parts.
+    if let Some(ms) = tick {
+        stream.set_recv_timeout(ms);
+    }
     let got = stream.recv(&mut r.h[..1])?;
+    if tick.is_some() {
+        stream.set_recv_timeout(0);
+    }
     if got == 0 {
         return Err(RecvError::Closed);
     }
@@ -314,32 +321,7 @@ pub(crate) fn serve(stream: &Arc<Stream>, port: &Arc<NvPort>) {
 
 /// ICReq and ICResp.
 fn initial_exchange(stream: &Arc<Stream>, port: &NvPort) -> Option<Link> {
-    let mut r = Received::new();
-    match recv_header(stream, None, &mut r) {
-        Ok(()) => {}
-        Err(RecvError::Fatal(f, n)) => {
-            // Not yet negotiated: no digests on the C2HTermReq.
-            let l = Link {
-                stream: stream.clone(),
-                neg: Negotiated::grant(
-                    &pdu::IcReq {
-                        hpda: 0,
-                        hdgst: false,
-                        ddgst: false,
-                        maxr2t: 0,
-                    },
-                    0,
-                    MAXH2CDATA,
-                ),
-                hpda: 0,
-            };
-            l.terminate(f, &r.h[..n]);
-            return None;
-        }
-        Err(_) => return None,
-    }
-    let ic: [u8; hlen::IC] = r.h;
-    let params = port.params();
+    // Nothing negotiated yet: a C2HTermReq goes without digests.
     let plain = Link {
         stream: stream.clone(),
         neg: Negotiated::grant(
@@ -354,6 +336,17 @@ fn initial_exchange(stream: &Arc<Stream>, port: &NvPort) -> Option<Link> {
         ),
         hpda: 0,
     };
+    let mut r = Received::new();
+    match recv_header(stream, None, &mut r, None) {
+        Ok(()) => {}
+        Err(RecvError::Fatal(f, n)) => {
+            plain.terminate(f, &r.h[..n]);
+            return None;
+        }
+        Err(_) => return None,
+    }
+    let ic: [u8; hlen::IC] = r.h;
+    let params = port.params();
     let req = match pdu::ic_req(&ic) {
         Ok(q) => q,
         Err(f) => {
@@ -375,7 +368,7 @@ fn initial_exchange(stream: &Arc<Stream>, port: &NvPort) -> Option<Link> {
 /// The first capsule must be a Connect; answers it and returns the queue it made.
 fn connect(link: &Link, port: &Arc<NvPort>) -> Option<Connected> {
     let mut r = Received::new();
-    match recv_header(&link.stream, Some(&link.neg), &mut r) {
+    match recv_header(&link.stream, Some(&link.neg), &mut r, None) {
         Ok(()) => {}
         Err(RecvError::Fatal(f, n)) => {
             link.terminate(f, &r.h[..n]);
@@ -494,8 +487,10 @@ pub(crate) struct Slot {
     /// Bytes of H2CData received.
     received: u32,
     dir: DataDir,
-    /// Dataset Management ranges to convert once they are all in.
+    /// Dataset Management ranges to convert once they are all in, and the device's UNMAP
+    /// limits (descriptors, blocks per descriptor).
     dsm_ranges: u32,
+    dsm_limits: (u32, u32),
     buf: Option<ScratchSgl>,
 }
 
@@ -586,6 +581,7 @@ fn serve_io(link: Link, c: Connected) {
             received: 0,
             dir: DataDir::None,
             dsm_ranges: 0,
+            dsm_limits: (0, 0),
             buf: None,
         })
     });
@@ -734,6 +730,13 @@ impl Sender {
         if let Err(cmd) = Pool::park(cmd, WAIT_DATA) {
             return cmd::complete(cmd, Err(Sense::internal_target_failure()));
         }
+        // The receive side may have swept the waiting writes between the check and the park.
+        if self.tx().closing.load(Relaxed) {
+            if let Some(cmd) = self.pool.unpark(index, WAIT_DATA) {
+                cmd::complete(cmd, Err(Sense::internal_target_failure()));
+            }
+            return;
+        }
         self.hold();
         let r = self.link.send_r2t(cid, index as u16, len);
         self.check(r);
@@ -821,7 +824,7 @@ impl IoQueue<'_> {
     fn run(&mut self) {
         let mut r = Received::new();
         loop {
-            match recv_header(&self.link.stream, Some(&self.link.neg), &mut r) {
+            match recv_header(&self.link.stream, Some(&self.link.neg), &mut r, None) {
                 Ok(()) => {}
                 Err(RecvError::Fatal(f, n)) => {
                     self.tx().closing.store(true, Relaxed);
@@ -899,6 +902,9 @@ impl IoQueue<'_> {
         let Some(mapping) = self.session.lookup(u64::from(sqe.nsid)) else {
             return fail(self, Status::INVALID_NS);
         };
+        if let Err(st) = self.ctrl.ana_check(sqe.nsid) {
+            return fail(self, st);
+        }
         let (blocks, block_shift) = mapping.lun.device.shape();
         let ns = nvm::Namespace {
             blocks,
@@ -909,6 +915,7 @@ impl IoQueue<'_> {
             Ok(op) => op,
             Err(st) => return fail(self, st),
         };
+        let mut dsm_limits = (0, 0);
         let (cdb, dir, base, dsm_ranges) = match op {
             Nvm::Read { slba, nlb, fua } => (
                 cdb16(scsi::READ_16, if fua { 0x08 } else { 0 }, slba, nlb),
@@ -935,7 +942,12 @@ impl IoQueue<'_> {
                 nlb,
                 deallocate,
             } => {
-                let unmap = deallocate && mapping.lun.device.facts().is_some_and(|g| g.unmap);
+                let unmap = deallocate
+                    && mapping
+                        .lun
+                        .device
+                        .facts()
+                        .is_some_and(|g| g.unmap && g.unmap_write_same);
                 (
                     cdb16(scsi::WRITE_SAME_16, 0x01 | if unmap { 0x08 } else { 0 }, slba, nlb),
                     DataDir::None,
@@ -947,11 +959,17 @@ impl IoQueue<'_> {
                 ranges,
                 deallocate,
             } => {
-                // Deallocation is advisory: a device that cannot only succeeds.
-                let unmap = deallocate && mapping.lun.device.facts().is_some_and(|g| g.unmap);
-                if !unmap {
+                // Deallocation is advisory: a device that cannot only succeeds; one that takes
+                // fewer descriptors or blocks per UNMAP is given what it takes.
+                let limits = mapping
+                    .lun
+                    .device
+                    .facts()
+                    .filter(|g| g.unmap && g.max_unmap_descs > 0 && g.max_unmap_blocks > 0);
+                let Some(g) = limits.filter(|_| deallocate) else {
                     return fail(self, Status::SUCCESS);
-                }
+                };
+                dsm_limits = (g.max_unmap_descs, g.max_unmap_blocks);
                 let mut c = [0u8; 16];
                 c[0] = scsi::UNMAP;
                 c[7..9].copy_from_slice(&((8 + 16 * ranges) as u16).to_be_bytes());
@@ -1002,6 +1020,7 @@ impl IoQueue<'_> {
         s.received = 0;
         s.dir = dir;
         s.dsm_ranges = dsm_ranges;
+        s.dsm_limits = dsm_limits;
         let in_capsule = matches!(transfer, Transfer::InCapsule(_));
         if in_capsule {
             match recv_data_sgl(stream, &r.f, &sgl, base) {
@@ -1010,7 +1029,7 @@ impl IoQueue<'_> {
                 _ => return Err(None),
             }
             if dsm_ranges > 0 {
-                unmap_list(&sgl, dsm_ranges);
+                unmap_list(&sgl, dsm_ranges, dsm_limits);
             }
         }
         let cmd = slot.start(CmdSetup {
@@ -1071,7 +1090,7 @@ impl IoQueue<'_> {
         s.received += d.datal;
         if d.last {
             if s.dsm_ranges > 0 {
-                unmap_list(&sgl, s.dsm_ranges);
+                unmap_list(&sgl, s.dsm_ranges, s.dsm_limits);
             }
             cmd::data_ready(cmd);
         } else if let Err(cmd) = Pool::park(cmd, WAIT_DATA) {
@@ -1083,17 +1102,20 @@ impl IoQueue<'_> {
 
 /// Turns the Dataset Management ranges at byte 8 of `sgl` into the UNMAP parameter list
 /// they are, in place: each 16-byte range (attributes, block count, first block, little
-/// endian) becomes a 16-byte block descriptor (first block, block count, big endian).
-fn unmap_list(sgl: &Sgl, ranges: u32) {
+/// endian) becomes a 16-byte block descriptor (first block, block count, big endian). The
+/// list names at most `max_descs` of them, each cut to `max_blocks` (deallocation is
+/// advisory: what is left out stays allocated).
+fn unmap_list(sgl: &Sgl, ranges: u32, (max_descs, max_blocks): (u32, u32)) {
+    let n = ranges.min(max_descs);
     let mut h = [0u8; 8];
-    h[0..2].copy_from_slice(&((6 + 16 * ranges) as u16).to_be_bytes());
-    h[2..4].copy_from_slice(&((16 * ranges) as u16).to_be_bytes());
+    h[0..2].copy_from_slice(&((6 + 16 * n) as u16).to_be_bytes());
+    h[2..4].copy_from_slice(&((16 * n) as u16).to_be_bytes());
     sgl.copy_to(0, &h);
-    for i in 0..ranges as usize {
+    for i in 0..n as usize {
         let at = 8 + 16 * i;
         let mut r = [0u8; 16];
         sgl.copy_from(at, &mut r);
-        let nlb = u32::from_le_bytes([r[4], r[5], r[6], r[7]]);
+        let nlb = u32::from_le_bytes([r[4], r[5], r[6], r[7]]).min(max_blocks);
         let slba = u64::from_le_bytes(core::array::from_fn(|j| r[8 + j]));
         let mut d = [0u8; 16];
         d[0..8].copy_from_slice(&slba.to_be_bytes());

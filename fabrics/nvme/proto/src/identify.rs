@@ -120,7 +120,7 @@ pub fn ctrl(c: &CtrlInfo<'_>, out: &mut [u8; IDENTIFY_LEN]) {
     out[512] = 0x66; // SQES: 64 bytes
     out[513] = 0x44; // CQES: 16 bytes
     put32(out, 516, c.nn);
-    put16(out, 520, 1 << 2 | 1 << 3 | 1 << 5); // ONCS: DSM, write zeroes, reservations
+    put16(out, 520, 1 << 2 | 1 << 3); // ONCS: DSM, write zeroes (reservations not yet)
     out[525] = u8::from(c.vwc);
     put32(out, 540, c.nn); // MNAN
     put32(out, 1792, (64 + c.inline_data) / 16); // IOCCSZ
