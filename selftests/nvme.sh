@@ -16,7 +16,7 @@ HOST=nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-000000000001
 HOST2=nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-000000000002
 DISC=nqn.2014-08.org.nvmexpress.discovery
 OUT=/tmp/nvme; rm -rf $OUT; mkdir -p $OUT
-tap_plan 34
+tap_plan 35
 unload_all; dmesg_mark
 cleanup() {
     teardown_nvme
@@ -50,11 +50,11 @@ ns_of() {
     done
     return 1
 }
-# conn NQN [HOSTNQN [PORT]]: connect as HOSTNQN (its host ID the NQN's UUID, as hosts pair them).
+# conn NQN [HOSTNQN [PORT [OPTIONS]]]: connect as HOSTNQN (its host ID the NQN's UUID, as hosts pair them).
 conn() {
     local h=${2:-$HOST}
     nvme connect -t tcp -a 127.0.0.1 -s "${3:-4420}" -n "$1" --hostnqn="$h" --hostid="${h##*uuid:}" \
-        --ctrl-loss-tmo=3 --reconnect-delay=1
+        --ctrl-loss-tmo=3 --reconnect-delay=1 "${@:4}"
 }
 # disc HOSTNQN [PORT]: nvme discover as HOSTNQN.
 disc() { nvme discover -t tcp -a 127.0.0.1 -s "${2:-4420}" --hostnqn="$1" --hostid="${1##*uuid:}"; }
@@ -205,6 +205,9 @@ check "a controller reset during fio: the host reconnects and fio's data verifie
     echo 1 > /sys/class/nvme/$C/reset_controller; wait \$pid; rc=\$?; cat $OUT/fio_reset | tail -3;
     [ \$rc = 0 ] && ctrl_of $NQN > /dev/null"
 check "nvme disconnect" bash -c "nvme disconnect -n $NQN && no_ctrl $NQN"
+check "header and data digests (CRC32C): connect with both, fio verify, disconnect" bash -c "
+    conn $NQN $HOST 4420 --hdr-digest --data-digest && D=\$(ns_of $NQN 1) && fio_verify \$D &&
+    nvme disconnect -n $NQN && no_ctrl $NQN"
 # The port unlinked under fio: the host's I/O fails (its controller loses the path), fio ends.
 unlink_under_io() {
     local d pid rc
