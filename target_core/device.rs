@@ -336,7 +336,7 @@ pub struct Facts {
     pub blocks: u64,
     /// log2 of the block size.
     pub block_shift: u8,
-    /// Deallocation is supported (`emulate_tpu`), and reads back zeroes after it.
+    /// Deallocation is supported (`emulate_tpu`).
     pub unmap: bool,
     /// Deallocated blocks read back as zeroes (`unmap_zeroes_data`).
     pub unmap_zeroes: bool,
