@@ -86,6 +86,10 @@ answer_is() { local out; out=$(sgio "$@"); echo "$out"; [[ $out =~ $want ]]; }
 # on a WRITE, WP in MODE SENSE, and its READs; SWP cleared, the WRITE goes through.
 swp() { # SG_OF_NEXUS1 SG_OF_NEXUS2
     status "$2" $TUR >/dev/null; status "$2" $TUR >/dev/null   # the WCE steps' attentions
+    # A reported MODE PARAMETERS CHANGED makes the kernel send a uevent, and udev's rules then
+    # read the second nexus's disk, which would take the next attention before the check:
+    # let udev finish first.
+    udevadm settle --timeout=10 2>/dev/null || true
     check "rtarget: MODE SELECT of the control page sets SWP" swp_select "$1" 1
     want='^status=02 .*sense=70000600000000..000000002a01' \
         check "rtarget: the other nexus gets MODE PARAMETERS CHANGED" answer_is "$2" $TUR
