@@ -131,6 +131,9 @@ unload_all() {
     teardown_lun
     teardown_iscsi
     teardown_nvme
+    # C LIO's iscsi_trx/iscsi_ttx finish a logged-out connection after the logout; rmmod
+    # iscsi_target_mod does not wait for them (an oops in CI), so we do, for at most 10 s.
+    for d in $(seq 50); do pgrep -x 'iscsi_(trx|ttx)' > /dev/null || break; sleep 0.2; done
     for m in rtarget_loop rtarget_iscsi rtarget_nvme rtarget_core tcm_loop iscsi_target_mod target_core_pscsi target_core_file target_core_iblock target_core_user target_core_mod; do
         loaded "$m" && rmmod "$m" 2>/dev/null
     done
@@ -241,5 +244,80 @@ scratch_down() {
     mountpoint -q $BK/ext4 && umount $BK/ext4
     mountpoint -q $BK && umount $BK
     rmmod brd null_blk 2>/dev/null
+    true
+}
+
+# The NVMe/TCP host side (nvme.sh, nvme_host.sh): the kernel's nvme-tcp driven by nvme-cli.
+# ctrl_of NQN: the host's controller (nvmeX) connected to NQN, waiting up to 20 s.
+ctrl_of() {
+    local i c
+    for i in $(seq 1 100); do
+        for c in /sys/class/nvme/nvme*; do
+            [ "$(cat "$c/subsysnqn" 2> /dev/null)" = "$1" ] &&
+                [ "$(cat "$c/state" 2> /dev/null)" = live ] && { echo "${c##*/}"; return 0; }
+        done
+        sleep 0.2
+    done
+    return 1
+}
+# ns_of NQN NSID: /dev/nvmeXnY of namespace NSID of NQN's controller.
+ns_of() {
+    local c i d
+    c=$(ctrl_of "$1") || return 1
+    for i in $(seq 1 100); do
+        for d in /sys/class/nvme/"$c"/nvme*n*; do
+            [ -e "$d/nsid" ] && [ "$(cat "$d/nsid")" = "$2" ] && [ -b "/dev/${d##*/}" ] &&
+                { echo "/dev/${d##*/}"; return 0; }
+        done
+        sleep 0.2
+    done
+    return 1
+}
+# conn NQN [HOSTNQN [PORT [OPTIONS]]]: connect as HOSTNQN (its host ID the NQN's UUID, as hosts
+# pair them) to $TRADDR (default 127.0.0.1), giving up after $CTRL_LOSS seconds (default 3).
+conn() {
+    local h=${2:-$HOST}
+    nvme connect -t tcp -a "${TRADDR:-127.0.0.1}" -s "${3:-4420}" -n "$1" --hostnqn="$h" --hostid="${h##*uuid:}" \
+        --ctrl-loss-tmo="${CTRL_LOSS:-3}" --reconnect-delay=1 "${@:4}"
+}
+# disc HOSTNQN [PORT]: nvme discover as HOSTNQN, at $TRADDR.
+disc() { nvme discover -t tcp -a "${TRADDR:-127.0.0.1}" -s "${2:-4420}" --hostnqn="$1" --hostid="${1##*uuid:}"; }
+# no_ctrl NQN: no controller of the host is connected to NQN (after up to 5 s).
+no_ctrl() {
+    local i c found
+    for i in $(seq 1 25); do
+        found=0
+        for c in /sys/class/nvme/nvme*; do
+            [ "$(cat "$c/subsysnqn" 2> /dev/null)" = "$1" ] && found=1
+        done
+        [ $found = 0 ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+# fio_verify DEV [SECONDS]: 4k random writes at QD16, each block checked by CRC32C.
+fio_verify() {
+    fio --name=v --filename="$1" --rw=randwrite --bs=4k --size=16m --iodepth=16 --ioengine=libaio \
+        --direct=1 --verify=crc32c --verify_fatal=1 --runtime="${2:-5}" --time_based=0 > "$OUT/fio.$$" 2>&1 ||
+        { cat "$OUT/fio.$$"; return 1; }
+}
+# nvme_export ROOT NQN TRSVCID DEVICE [buffered]: below rtarget's tree ($CFG/nvme) or nvmet's,
+# the same names: subsystem NQN open to any host, its namespace 1 DEVICE (a core device's
+# directory, linked, for rtarget; a path for nvmet, with buffered_io if asked), on port 1 at
+# 127.0.0.1:TRSVCID.
+nvme_export() {
+    local s=$1/subsystems/$2 p=$1/ports/1
+    mkdir -p "$s/namespaces/1" && echo 1 > "$s/attr_allow_any_host" &&
+        if [ -d "$4" ]; then ln -s "$4" "$s/namespaces/1/dev"; else echo "$4" > "$s/namespaces/1/device_path"; fi &&
+        { [ -z "${5:-}" ] || echo 1 > "$s/namespaces/1/buffered_io"; } && echo 1 > "$s/namespaces/1/enable" &&
+        mkdir -p "$p" && echo tcp > "$p/addr_trtype" && echo ipv4 > "$p/addr_adrfam" &&
+        echo 127.0.0.1 > "$p/addr_traddr" && echo "$3" > "$p/addr_trsvcid" && ln -s "$s" "$p/subsystems/$2"
+}
+# teardown_nvmet: the in-kernel nvmet's tree emptied (its modules stay).
+teardown_nvmet() {
+    local n=/sys/kernel/config/nvmet
+    [ -d $n ] || return 0
+    rm -f $n/ports/*/subsystems/* 2> /dev/null
+    rmdir $n/ports/* $n/subsystems/*/namespaces/* $n/subsystems/* 2> /dev/null
     true
 }
