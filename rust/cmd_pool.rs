@@ -289,6 +289,14 @@ impl<O: Send + Sync + 'static, P: Send + 'static> CmdPool<O, P> {
         });
     }
 
+    /// Ends a command and frees its slot ([`CmdPool::release`]); one not from this type of
+    /// pool is only released. Any context.
+    pub fn end(cmd: CmdRef) {
+        if let Err(cmd) = Self::release(cmd) {
+            cmd.release();
+        }
+    }
+
     /// Ends a command: releases the core's hold on it ([`CmdRef::release`]) and frees its
     /// slot. Any context. Gives the command back if it is not from this type of pool.
     pub fn release(cmd: CmdRef) -> core::result::Result<(), CmdRef> {
@@ -310,6 +318,34 @@ impl<O: Send + Sync + 'static, P: Send + 'static> CmdPool<O, P> {
             drop(pool);
         }
         Ok(())
+    }
+}
+
+/// A pool's owner whose thread answers the commands parked for it.
+pub trait Answerer {
+    /// The queue is gone: its commands are no longer answered.
+    fn closing(&self) -> bool;
+    /// Wakes the owner's thread.
+    fn ring(&self);
+}
+
+impl<T: Answerer + Send + Sync + 'static, P: Send + 'static> CmdPool<Arc<T>, P> {
+    /// Parks a command the core hands back in `lot` for the owner's thread and rings it (any
+    /// context). A command whose owner is closing comes back, for the caller to end; one not
+    /// from this type of pool, or that cannot be parked, is ended here.
+    pub fn hand_over(cmd: CmdRef, lot: usize) -> Option<CmdRef> {
+        let Some(owner) = Self::of(&cmd).map(|p| p.owner().clone()) else {
+            cmd.release();
+            return None;
+        };
+        if owner.closing() {
+            return Some(cmd);
+        }
+        match Self::park(cmd, lot) {
+            Ok(()) => owner.ring(),
+            Err(cmd) => Self::end(cmd),
+        }
+        None
     }
 }
 

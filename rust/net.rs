@@ -2,7 +2,8 @@
 
 //! Kernel TCP sockets for the network fabrics (iSCSI, NVMe/TCP): a [`Listener`] bound to an
 //! IPv4 or IPv6 portal (`[::]` takes IPv4 too), and the [`Stream`]s it accepts, with blocking
-//! sends and receives of byte slices and of a command's scatterlist ([`Sgl`]).
+//! sends and receives of byte slices and of a command's scatterlist ([`Sgl`]); an
+//! [`Acceptor`] serves a listener's connections, a thread each.
 //!
 //! # Contexts
 //!
@@ -19,9 +20,13 @@
 
 use super::bindings;
 use super::io::Sgl;
+use super::thread::{self, Thread};
 use core::ptr::NonNull;
 use kernel::error::to_result;
 use kernel::prelude::*;
+use kernel::sync::atomic::{ordering::Relaxed, Atomic};
+use kernel::sync::{Arc, Mutex};
+use kernel::time::{delay::fsleep, Delta};
 
 /// A TCP endpoint: an IPv4 or IPv6 address and a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,6 +285,147 @@ fn check_range(sgl: &Sgl, skip: u32, len: u32) -> Result {
         Some(end) if end <= sgl.len() => Ok(()),
         _ => Err(EINVAL),
     }
+}
+
+/// A listener served by an acceptor thread that gives each connection a kernel thread of its
+/// own running `serve` with the acceptor's context (a fabric's portal or port). At most
+/// `max_conns` connections live at once; one more is closed at once. Dropping the acceptor
+/// stops listening, shuts every connection down and waits for their threads: what the
+/// fabrics' portals (iSCSI) and ports (NVMe/TCP) each need.
+pub struct Acceptor<C: Send + Sync + 'static> {
+    shared: Arc<AcceptorShared<C>>,
+    thread: Option<Thread>,
+}
+
+#[pin_data]
+struct AcceptorShared<C> {
+    listener: Listener,
+    stopping: Atomic<bool>,
+    max_conns: usize,
+    conn_thread: &'static CStr,
+    serve: fn(&Arc<Stream>, &C),
+    context: C,
+    #[pin]
+    conns: Mutex<KVec<Conn>>,
+}
+
+/// A connection and its thread (stopped when this is dropped).
+struct Conn {
+    stream: Arc<Stream>,
+    done: Arc<Atomic<bool>>,
+    _thread: Thread,
+}
+
+/// Names of an [`Acceptor`]'s threads, and how many connections it serves at most.
+pub struct AcceptorSetup {
+    /// Pending connections the listener queues.
+    pub backlog: i32,
+    /// Connections served at once.
+    pub max_conns: usize,
+    /// The acceptor thread's name.
+    pub thread: &'static CStr,
+    /// Each connection thread's name.
+    pub conn_thread: &'static CStr,
+}
+
+impl<C: Send + Sync + 'static> Acceptor<C> {
+    /// Listens on `addr` and starts accepting.
+    pub fn start(
+        addr: SockAddr,
+        setup: &AcceptorSetup,
+        context: C,
+        serve: fn(&Arc<Stream>, &C),
+    ) -> Result<Self> {
+        let listener = Listener::bind(addr, setup.backlog)?;
+        let shared = Arc::pin_init(
+            try_pin_init!(AcceptorShared {
+                listener,
+                stopping: Atomic::new(false),
+                max_conns: setup.max_conns,
+                conn_thread: setup.conn_thread,
+                serve,
+                context,
+                conns <- kernel::new_mutex!(KVec::new()),
+            }? Error),
+            GFP_KERNEL,
+        )?;
+        let s = shared.clone();
+        let thread = Thread::spawn(setup.thread, move || accept_loop(s))?;
+        Ok(Acceptor {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The context its connections are served with.
+    pub fn context(&self) -> &C {
+        &self.shared.context
+    }
+}
+
+impl<C: Send + Sync + 'static> Drop for Acceptor<C> {
+    fn drop(&mut self) {
+        let s = &self.shared;
+        s.stopping.store(true, Relaxed);
+        s.listener.shutdown();
+        drop(self.thread.take());
+        // No connection is added from now on: end them all and wait for their threads.
+        let conns = core::mem::take(&mut *s.conns.lock());
+        for c in conns.iter() {
+            c.stream.shutdown();
+        }
+        drop(conns);
+    }
+}
+
+fn accept_loop<C: Send + Sync + 'static>(shared: Arc<AcceptorShared<C>>) {
+    while !shared.stopping.load(Relaxed) && !thread::should_stop() {
+        let stream = match shared.listener.accept() {
+            Ok(s) => s,
+            Err(_) => {
+                fsleep(Delta::from_millis(10));
+                continue;
+            }
+        };
+        if shared.stopping.load(Relaxed) {
+            break;
+        }
+        if let Err(e) = start_conn(&shared, stream) {
+            pr_warn!(
+                "rtarget: {:?} cannot serve a connection: {:?}\n",
+                shared.conn_thread,
+                e
+            );
+        }
+    }
+}
+
+fn start_conn<C: Send + Sync + 'static>(shared: &Arc<AcceptorShared<C>>, stream: Stream) -> Result {
+    let stream = Arc::new(stream, GFP_KERNEL)?;
+    let done = Arc::new(Atomic::new(false), GFP_KERNEL)?;
+    let (st, d, sh) = (stream.clone(), done.clone(), shared.clone());
+    let mut conns = shared.conns.lock();
+    // Forget the connections that have ended.
+    conns.retain(|c| !c.done.load(Relaxed));
+    if conns.len() >= shared.max_conns {
+        stream.shutdown();
+        return Err(EBUSY);
+    }
+    conns.reserve(1, GFP_KERNEL)?;
+    let thread = Thread::spawn(shared.conn_thread, move || {
+        (sh.serve)(&st, &sh.context);
+        st.shutdown();
+        d.store(true, Relaxed);
+    })?;
+    conns.push(
+        Conn {
+            stream,
+            done,
+            _thread: thread,
+        },
+        GFP_KERNEL,
+    )?;
+    Ok(())
 }
 
 #[kunit_tests(rtarget_net)]

@@ -25,8 +25,7 @@ use rtarget_core::lun::Port;
 use rtarget_core::proto::spc::Proto;
 use rtarget_core::rt::configfs::{emit_line, strip_nl, Attr};
 use rtarget_core::rt::crypto;
-use rtarget_core::rt::net::{Listener, SockAddr, Stream};
-use rtarget_core::rt::thread::{self, Thread};
+use rtarget_core::rt::net::{Acceptor, AcceptorSetup, SockAddr, Stream};
 use rtarget_core::session::{Session, SessionPi};
 use rtarget_core::tmf::Tasks;
 
@@ -493,31 +492,19 @@ impl FabricTpg for IscsiTpg {
             Ip::V4(a) => SockAddr::V4(a, port),
             Ip::V6(a) => SockAddr::V6(a, port),
         };
-        let listener = Listener::bind(addr, BACKLOG)?;
-        let shared = Arc::pin_init(
-            try_pin_init!(PortalShared {
-                listener,
-                ip,
-                port,
-                tag: self.tag,
-                settings: self.settings.clone(),
-                tpg: self.core.clone(),
-                stopping: Atomic::new(false),
-                conns <- kernel::new_mutex!(KVec::new()),
-            }? Error),
-            GFP_KERNEL,
-        )?;
+        let context = PortalCtx {
+            ip,
+            port,
+            tag: self.tag,
+            settings: self.settings.clone(),
+            tpg: self.core.clone(),
+        };
         let name = name.to_cstring()?;
         // Room first: once the acceptor runs, nothing may fail (configfs serialises mkdir in
         // np/, so the room is still there).
         self.portals.lock().reserve(1, GFP_KERNEL)?;
-        let s = shared.clone();
-        let acceptor = Thread::spawn(c"rt_iscsi_np", move || accept_loop(s))?;
-        let portal = Portal {
-            name,
-            shared,
-            acceptor: Some(acceptor),
-        };
+        let acceptor = Acceptor::start(addr, &PORTAL, context, serve_connection)?;
+        let portal = Portal { name, acceptor };
         let mut portals = self.portals.lock();
         if let Err(e) = portals.push_within_capacity(portal) {
             drop(portals);
@@ -614,90 +601,34 @@ fn attrib_index(attr: &[u8]) -> Result<usize> {
 /// A listening portal of a TPG.
 struct Portal {
     name: CString,
-    shared: Arc<PortalShared>,
-    acceptor: Option<Thread>,
+    acceptor: Acceptor<PortalCtx>,
 }
 
-impl Drop for Portal {
-    fn drop(&mut self) {
-        let s = &self.shared;
-        s.stopping.store(true, Relaxed);
-        s.listener.shutdown();
-        drop(self.acceptor.take());
-        // No connection is added from now on: end them all.
-        let conns = core::mem::take(&mut *s.conns.lock());
-        for c in conns.iter() {
-            c.stream.shutdown();
-        }
-        drop(conns);
+impl Portal {
+    fn ctx(&self) -> &PortalCtx {
+        self.acceptor.context()
     }
 }
 
-/// What a portal's threads share.
-#[pin_data]
-struct PortalShared {
-    listener: Listener,
+const PORTAL: AcceptorSetup = AcceptorSetup {
+    backlog: BACKLOG,
+    max_conns: MAX_CONNS,
+    thread: c"rt_iscsi_np",
+    conn_thread: c"rt_iscsi_conn",
+};
+
+/// What a portal's connections are served with.
+struct PortalCtx {
     ip: Ip,
     port: u16,
     tag: u16,
     settings: Arc<Settings>,
     tpg: Arc<TpgCore>,
-    stopping: Atomic<bool>,
-    #[pin]
-    conns: Mutex<KVec<Conn>>,
 }
 
-/// A connection and its thread (stopped when this is dropped).
-struct Conn {
-    stream: Arc<Stream>,
-    done: Arc<Atomic<bool>>,
-    _thread: Thread,
-}
-
-fn accept_loop(shared: Arc<PortalShared>) {
-    while !shared.stopping.load(Relaxed) && !thread::should_stop() {
-        let stream = match shared.listener.accept() {
-            Ok(s) => s,
-            Err(_) => {
-                fsleep(Delta::from_millis(10));
-                continue;
-            }
-        };
-        if shared.stopping.load(Relaxed) {
-            break;
-        }
-        if let Err(e) = start_conn(&shared, stream) {
-            pr_warn!("iSCSI: cannot serve a connection: {:?}\n", e);
-        }
-    }
-}
-
-fn start_conn(shared: &Arc<PortalShared>, stream: Stream) -> Result {
-    let stream = Arc::new(stream, GFP_KERNEL)?;
-    let done = Arc::new(Atomic::new(false), GFP_KERNEL)?;
-    let (st, d, sh) = (stream.clone(), done.clone(), shared.clone());
-    let mut conns = shared.conns.lock();
-    // Forget the connections that have ended.
-    conns.retain(|c| !c.done.load(Relaxed));
-    if conns.len() >= MAX_CONNS {
-        stream.shutdown();
-        return Err(EBUSY);
-    }
-    let thread = Thread::spawn(c"rt_iscsi_conn", move || {
-        // Whatever ended the connection (a logout, a failed login, an error), it closes.
-        let _ = Connection::new(&st, &sh).run();
-        st.shutdown();
-        d.store(true, Relaxed);
-    })?;
-    conns.push(
-        Conn {
-            stream,
-            done,
-            _thread: thread,
-        },
-        GFP_KERNEL,
-    )?;
-    Ok(())
+fn serve_connection(stream: &Arc<Stream>, portal: &PortalCtx) {
+    // Whatever ended the connection (a logout, a failed login, an error), it closes.
+    let _ = Connection::new(stream, portal).run();
 }
 
 /// TSIHs handed out (never 0).
@@ -714,7 +645,7 @@ fn next_tsih() -> u16 {
 
 /// The login's view of the portal: its TPG for normal sessions, discovery otherwise.
 struct LoginPortal<'a> {
-    shared: &'a PortalShared,
+    shared: &'a PortalCtx,
     /// `iscsi/discovery_auth` when the login started.
     discovery: Option<fabric::DiscoveryAuth>,
     /// The initiator's ACL credentials, once read.
@@ -847,7 +778,7 @@ impl chap::Crypto for KernelCrypto {
 /// One connection: its socket, sequence numbers and buffers.
 struct Connection<'a> {
     stream: &'a Arc<Stream>,
-    shared: &'a PortalShared,
+    shared: &'a PortalCtx,
     statsn: u32,
     exp_cmdsn: u32,
     /// The session's TSIH, once logged in.
@@ -865,7 +796,7 @@ struct Connection<'a> {
 }
 
 impl<'a> Connection<'a> {
-    fn new(stream: &'a Arc<Stream>, shared: &'a PortalShared) -> Self {
+    fn new(stream: &'a Arc<Stream>, shared: &'a PortalCtx) -> Self {
         Connection {
             stream,
             shared,
@@ -1317,8 +1248,8 @@ fn add_target(
     local: &SockAddr,
     tag: u16,
 ) -> Result {
-    let ip = match (p.shared.ip.is_any(), local) {
-        (false, _) => p.shared.ip,
+    let ip = match (p.ctx().ip.is_any(), local) {
+        (false, _) => p.ctx().ip,
         (true, SockAddr::V4(a, _)) => Ip::V4(*a),
         // An IPv4 client of a dual-stack portal: its IPv4 address, as LIO reports it.
         (true, SockAddr::V6(a, _)) if a[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] => {
@@ -1327,7 +1258,7 @@ fn add_target(
         (true, SockAddr::V6(a, _)) => Ip::V6(*a),
     };
     let mut addr = [0u8; 64];
-    let n = portal::format(&ip, p.shared.port, &mut addr).ok_or(EINVAL)?;
+    let n = portal::format(&ip, p.ctx().port, &mut addr).ok_or(EINVAL)?;
     if !*named {
         *named = true;
         out.extend_from_slice(b"TargetName=", GFP_KERNEL)?;

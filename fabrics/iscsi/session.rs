@@ -31,7 +31,7 @@ use kernel::sync::{Arc, SpinLock};
 use kernel::time::{Delta, Instant, Monotonic};
 use rtarget_core::cmd::{self, CmdRef, DataDir, FabricOps};
 use rtarget_core::proto::sense::{Sense, FIXED_SENSE_LEN};
-use rtarget_core::rt::cmd_pool::CmdPool;
+use rtarget_core::rt::cmd_pool::{Answerer, CmdPool};
 use rtarget_core::rt::cmd_ref::CmdSetup;
 use rtarget_core::rt::crypto;
 use rtarget_core::rt::io::{ScratchSgl, Sgl};
@@ -121,29 +121,22 @@ impl FabricOps for IscsiOps {
     }
 
     fn queue_status(&self, cmd: CmdRef) {
-        let Some(tx) = Pool::of(&cmd).map(|p| p.owner().clone()) else {
-            cmd.release();
-            return;
-        };
-        if tx.closing.load(Relaxed) {
-            release(cmd);
-            return;
+        if let Some(cmd) = Pool::hand_over(cmd, RESPOND) {
+            Pool::end(cmd);
         }
-        if let Err(cmd) = Pool::park(cmd, RESPOND) {
-            cmd.release();
-            return;
-        }
-        tx.bell.ring();
     }
 
     fn aborted(&self, cmd: CmdRef) {
-        release(cmd)
+        Pool::end(cmd)
     }
 }
 
-fn release(cmd: CmdRef) {
-    if let Err(cmd) = Pool::release(cmd) {
-        cmd.release();
+impl Answerer for Tx {
+    fn closing(&self) -> bool {
+        self.closing.load(Relaxed)
+    }
+    fn ring(&self) {
+        self.bell.ring()
     }
 }
 
@@ -318,7 +311,7 @@ impl Sender {
             let idle = self.pool.free_count() == self.pool.size() && tx.control.lock().is_empty();
             if tx.rx_done.load(Relaxed) && (idle || thread::should_stop()) {
                 // Whatever completes from now on is released where it completes (`closing`).
-                pool.drain(RESPOND, release);
+                pool.drain(RESPOND, Pool::end);
                 return;
             }
             self.watch();
@@ -391,7 +384,7 @@ impl Sender {
             (false, n) => Residual::Underflow(n),
         };
         let Some(s) = Pool::private(&mut cmd) else {
-            return release(cmd);
+            return Pool::end(cmd);
         };
         let (itt, lun, edtl, dir) = (s.itt, s.lun, s.edtl, s.dir);
         if s.buf.as_ref().is_some_and(|b| b.sgl().len() > KEEP_BUFFER) {
@@ -402,7 +395,7 @@ impl Sender {
         } else {
             self.respond(itt, lun, edtl, dir, status, sense, residual, sgl);
         }
-        release(cmd);
+        Pool::end(cmd);
     }
 
     #[allow(clippy::too_many_arguments)]
