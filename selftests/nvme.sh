@@ -16,7 +16,7 @@ HOST=nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-000000000001
 HOST2=nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-000000000002
 DISC=nqn.2014-08.org.nvmexpress.discovery
 OUT=/tmp/nvme; rm -rf $OUT; mkdir -p $OUT
-tap_plan 35
+tap_plan 36
 unload_all; dmesg_mark
 cleanup() {
     teardown_nvme
@@ -25,74 +25,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# ctrl_of NQN: the host's controller (nvmeX) connected to NQN, waiting up to 20 s.
-ctrl_of() {
-    local i c
-    for i in $(seq 1 100); do
-        for c in /sys/class/nvme/nvme*; do
-            [ "$(cat "$c/subsysnqn" 2> /dev/null)" = "$1" ] &&
-                [ "$(cat "$c/state" 2> /dev/null)" = live ] && { echo "${c##*/}"; return 0; }
-        done
-        sleep 0.2
-    done
-    return 1
-}
-# ns_of NQN NSID: /dev/nvmeXnY of namespace NSID of NQN's controller.
-ns_of() {
-    local c i d
-    c=$(ctrl_of "$1") || return 1
-    for i in $(seq 1 100); do
-        for d in /sys/class/nvme/"$c"/nvme*n*; do
-            [ -e "$d/nsid" ] && [ "$(cat "$d/nsid")" = "$2" ] && [ -b "/dev/${d##*/}" ] &&
-                { echo "/dev/${d##*/}"; return 0; }
-        done
-        sleep 0.2
-    done
-    return 1
-}
-# conn NQN [HOSTNQN [PORT [OPTIONS]]]: connect as HOSTNQN (its host ID the NQN's UUID, as hosts pair them).
-conn() {
-    local h=${2:-$HOST}
-    nvme connect -t tcp -a 127.0.0.1 -s "${3:-4420}" -n "$1" --hostnqn="$h" --hostid="${h##*uuid:}" \
-        --ctrl-loss-tmo=3 --reconnect-delay=1 "${@:4}"
-}
-# disc HOSTNQN [PORT]: nvme discover as HOSTNQN.
-disc() { nvme discover -t tcp -a 127.0.0.1 -s "${2:-4420}" --hostnqn="$1" --hostid="${1##*uuid:}"; }
-# no_ctrl NQN: no controller of the host is connected to NQN (after up to 5 s).
-no_ctrl() {
-    local i c found
-    for i in $(seq 1 25); do
-        found=0
-        for c in /sys/class/nvme/nvme*; do
-            [ "$(cat "$c/subsysnqn" 2> /dev/null)" = "$1" ] && found=1
-        done
-        [ $found = 0 ] && return 0
-        sleep 0.2
-    done
-    return 1
-}
 # The in-kernel nvmet: brd's /dev/ram0 as namespace 1 of $NQN on port 4421.
 NVMET=/sys/kernel/config/nvmet
 nvmet_up() {
-    local s=$NVMET/subsystems/$NQN p=$NVMET/ports/1
-    modprobe brd rd_nr=1 rd_size=65536 && modprobe nvmet-tcp && mkdir -p "$s/namespaces/1" &&
-        echo 1 > "$s/attr_allow_any_host" && echo /dev/ram0 > "$s/namespaces/1/device_path" &&
-        echo 1 > "$s/namespaces/1/enable" && mkdir -p "$p" && echo tcp > "$p/addr_trtype" &&
-        echo ipv4 > "$p/addr_adrfam" && echo 127.0.0.1 > "$p/addr_traddr" && echo 4421 > "$p/addr_trsvcid" &&
-        ln -s "$s" "$p/subsystems/$NQN"
+    modprobe brd rd_nr=1 rd_size=65536 && modprobe nvmet-tcp && nvme_export $NVMET $NQN 4421 /dev/ram0
 }
 nvmet_down() {
-    [ -d $NVMET ] || return 0
-    rm -f $NVMET/ports/*/subsystems/* 2> /dev/null
-    rmdir $NVMET/ports/* $NVMET/subsystems/*/namespaces/* $NVMET/subsystems/* 2> /dev/null
+    local m
+    teardown_nvmet
     for m in nvmet_tcp nvmet brd; do loaded $m && rmmod $m 2> /dev/null; done
     true
-}
-# fio_verify DEV [SECONDS]: 4k random writes at QD16, each block checked by CRC32C.
-fio_verify() {
-    fio --name=v --filename="$1" --rw=randwrite --bs=4k --size=16m --iodepth=16 --ioengine=libaio \
-        --direct=1 --verify=crc32c --verify_fatal=1 --runtime="${2:-5}" --time_based=0 > "$OUT/fio.$$" 2>&1 ||
-        { cat "$OUT/fio.$$"; return 1; }
 }
 # The NAA designator of VPD 83h (32 hex digits) of SCSI disk $1.
 vpd_naa() {
@@ -107,7 +49,7 @@ while i + 4 <= len(b):
 }
 
 # The checks' shells see the helpers.
-export -f conn disc no_ctrl ns_of ctrl_of fio_verify vpd_naa link_dev lun_dev setup_dev nvmet_up tap_diag loaded
+export -f conn disc no_ctrl ns_of ctrl_of fio_verify vpd_naa link_dev lun_dev setup_dev nvmet_up nvme_export tap_diag loaded
 export CFG TPG NEXUS SERIAL OUT HOST NVMET NQN
 modprobe nvmet && modprobe nvme-tcp
 check "mkdir target/nvme loads rtarget_nvme while nvmet.ko is loaded; nvmet's names below it" bash -c "
@@ -169,6 +111,11 @@ check "ANA group 1 inaccessible: I/O fails with ANA Inaccessible, the ANA log sa
     echo inaccessible > $P/ana_groups/1/ana_state && nvme ana-log /dev/$C | grep -q inaccessible &&
     ! nvme read $D -n 1 -s 0 -c 0 -z 512 -d /dev/null 2> $OUT/ana_err; cat $OUT/ana_err;
     grep -qi 'inaccessible' $OUT/ana_err && echo optimized > $P/ana_groups/1/ana_state &&
+    nvme read $D -n 1 -s 0 -c 0 -z 512 -d /dev/null"
+check "namespace 1 in ANA group 2, which port 1 lacks: logged inaccessible, I/O fails; the group made on the port: optimized, I/O works" bash -c "
+    echo 2 > $S/namespaces/1/ana_grpid && nvme ana-log /dev/$C | tee $OUT/ana2 && grep -A3 'grpid.*2' $OUT/ana2 | grep -q inaccessible &&
+    ! nvme read $D -n 1 -s 0 -c 0 -z 512 -d /dev/null 2> /dev/null && mkdir $P/ana_groups/2 &&
+    nvme read $D -n 1 -s 0 -c 0 -z 512 -d /dev/null && echo 1 > $S/namespaces/1/ana_grpid && rmdir $P/ana_groups/2 &&
     nvme read $D -n 1 -s 0 -c 0 -z 512 -d /dev/null"
 check "one device, two protocols: VPD 83h NAA (loopback LUN) = the namespace's NGUID; data both ways" bash -c "
     modprobe rtarget_loop && link_dev $DEV && SD=\$(lun_dev rtarget_loop block) && naa=\$(vpd_naa \$SD) &&

@@ -34,8 +34,7 @@ use rtarget_core::lun::{Lun, Port};
 use rtarget_core::proto::spc::Proto;
 use rtarget_core::rt::configfs::{emit_line, strip_nl, Attr, Dir, Kind, NewNode, Node};
 use rtarget_core::rt::module_ref::ModuleRef;
-use rtarget_core::rt::net::{Listener, SockAddr, Stream};
-use rtarget_core::rt::thread::{self, Thread};
+use rtarget_core::rt::net::{Acceptor, AcceptorSetup, SockAddr, Stream};
 
 /// The well-known discovery NQN.
 pub(crate) const DISCOVERY_NQN: &[u8] = b"nqn.2014-08.org.nvmexpress.discovery";
@@ -88,25 +87,6 @@ fn show_id(page: &mut [u8], id: &[u8; 16], dashes: bool) -> Result<usize> {
     }
     f.write_str("\n").map_err(|_| EOVERFLOW)?;
     Ok(f.bytes_written())
-}
-
-/// Parses 32 hex digits, dashes anywhere between them ignored (as nvmet's `uuid_parse` and
-/// NGUID parser accept their forms).
-fn parse_id(data: &[u8]) -> Result<[u8; 16]> {
-    let mut out = [0u8; 16];
-    let mut n = 0;
-    for &c in strip_nl(data).iter().filter(|&&c| c != b'-') {
-        let d = (c as char).to_digit(16).ok_or(EINVAL)? as u8;
-        if n >= 32 {
-            return Err(EINVAL);
-        }
-        out[n / 2] |= d << if n % 2 == 0 { 4 } else { 0 };
-        n += 1;
-    }
-    if n != 32 {
-        return Err(EINVAL);
-    }
-    Ok(out)
 }
 
 /// The item types of the tree.
@@ -187,6 +167,9 @@ pub(crate) struct Nvme {
     pub(crate) genctr: Atomic<u64>,
     #[pin]
     ports: Mutex<KVec<Arc<NvPort>>>,
+    /// Some namespace was put in an ANA group other than 1: I/O checks its group's state
+    /// on every port, not only on ports where a group refuses I/O.
+    pub(crate) ana_grouped: Atomic<bool>,
 }
 
 impl Nvme {
@@ -254,6 +237,7 @@ pub(crate) fn make_root(
             ))?),
             genctr: Atomic::new(0),
             ports <- kernel::new_mutex!(KVec::new()),
+            ana_grouped: Atomic::new(false),
         }? Error),
         GFP_KERNEL,
     )?;
@@ -787,6 +771,8 @@ pub(crate) struct Ns {
     pub(crate) nsid: u32,
     subsys: Arc<Subsys>,
     pub(crate) enabled: Atomic<bool>,
+    /// Its ANA group (`ana_grpid`), for the I/O path.
+    pub(crate) grpid: Atomic<u32>,
     #[pin]
     state: Mutex<NsState>,
 }
@@ -797,6 +783,7 @@ pub(crate) struct NsView {
     pub(crate) uuid: [u8; 16],
     pub(crate) nguid: [u8; 16],
     pub(crate) ana_grpid: u32,
+    pub(crate) resv_enable: bool,
 }
 
 /// A namespace's NGUID unless `device_nguid` sets one: the device's NAA designator (VPD
@@ -817,6 +804,7 @@ impl Ns {
                 nsid,
                 subsys: subsys.clone(),
                 enabled: Atomic::new(false),
+                grpid: Atomic::new(1),
                 state <- kernel::new_mutex!(NsState {
                     device: None,
                     lun: None,
@@ -839,7 +827,13 @@ impl Ns {
             uuid: s.uuid,
             nguid,
             ana_grpid: s.ana_grpid,
+            resv_enable: s.resv_enable,
         })
+    }
+
+    /// Whether reservation commands are taken (`resv_enable`).
+    pub(crate) fn reservations(&self) -> bool {
+        self.state.lock().resv_enable
     }
 
     fn set_enabled(&self, on: bool) -> Result {
@@ -911,12 +905,12 @@ impl Dir for Ns {
         match attr {
             b"device_uuid" if enabled => Err(EBUSY),
             b"device_uuid" => {
-                s.uuid = parse_id(data)?;
+                s.uuid = crate::identify::parse_id(strip_nl(data)).ok_or(EINVAL)?;
                 Ok(())
             }
             b"device_nguid" if enabled => Err(EBUSY),
             b"device_nguid" => {
-                s.nguid = Some(parse_id(data)?);
+                s.nguid = Some(crate::identify::parse_id(strip_nl(data)).ok_or(EINVAL)?);
                 Ok(())
             }
             b"ana_grpid" => {
@@ -925,6 +919,10 @@ impl Dir for Ns {
                     return Err(EINVAL);
                 }
                 s.ana_grpid = g;
+                self.grpid.store(g, Relaxed);
+                if g != 1 {
+                    self.subsys.nvme.ana_grouped.store(true, Relaxed);
+                }
                 drop(s);
                 self.subsys.ns_changed(self.nsid);
                 Ok(())
@@ -1058,6 +1056,9 @@ const ADRFAMS: &[(u8, &[u8])] = &[
     (tr::ADRFAM_FC, b"fc"),
     (tr::ADRFAM_LOOP, b"loop"),
 ];
+/// TREQ bit 2: the port supports SQ flow control disabled.
+const TREQ_DISABLE_SQFLOW: u8 = 1 << 2;
+
 /// `addr_treq` (secure channel requirement bits 0-1).
 const TREQS: &[(u8, &[u8])] = &[
     (0, b"not specified"),
@@ -1082,7 +1083,8 @@ impl Addr {
         Addr {
             trtype: 0,
             adrfam: 0,
-            treq: 0,
+            // As nvmet: SQ flow control may be disabled (the Connect's CATTR bit 2).
+            treq: TREQ_DISABLE_SQFLOW,
             traddr: [0; 256],
             traddr_len: 0,
             trsvcid: [0; 32],
@@ -1111,7 +1113,7 @@ impl Addr {
         let r = match attr {
             b"addr_trtype" => value_of(TRTYPES, v).map(|t| self.trtype = t),
             b"addr_adrfam" => value_of(ADRFAMS, v).map(|t| self.adrfam = t),
-            b"addr_treq" => value_of(TREQS, v).map(|t| self.treq = t),
+            b"addr_treq" => value_of(TREQS, v).map(|t| self.treq = self.treq & !3 | t),
             b"addr_traddr" if v.len() < self.traddr.len() => {
                 self.traddr.fill(0);
                 self.traddr[..v.len()].copy_from_slice(v);
@@ -1258,11 +1260,13 @@ impl NvPort {
     }
 
     /// ANA state of group `grpid` (0: no such group on this port).
+    /// The state of ANA group `grpid` on this port: inaccessible where the port does not
+    /// have the group (nvmet's default).
     pub(crate) fn ana_state(&self, grpid: u32) -> u8 {
-        grpid
-            .checked_sub(1)
-            .and_then(|i| self.ana.get(i as usize))
-            .map_or(0, |a| a.load(Relaxed) as u8)
+        match grpid.checked_sub(1).and_then(|i| self.ana.get(i as usize)) {
+            Some(a) if a.load(Relaxed) != 0 => a.load(Relaxed) as u8,
+            _ => ana::INACCESSIBLE,
+        }
     }
 
     pub(crate) fn add_ctrl(&self, c: &Arc<Ctrl>) -> Result {
@@ -1296,7 +1300,7 @@ impl NvPort {
         if delay > 0 {
             fsleep(Delta::from_millis(i64::from(delay)));
         }
-        s.listening = Some(Listening::start(addr, self)?);
+        s.listening = Some(Listening::start(addr, &LISTENING, self.clone(), serve_queue)?);
         Ok(())
     }
 
@@ -1569,105 +1573,16 @@ impl Dir for Referral {
     }
 }
 
-/// An enabled port's listener, its acceptor thread and its connections.
-struct Listening {
-    shared: Arc<ListenShared>,
-    acceptor: Option<Thread>,
-}
+/// An enabled port's listener, its acceptor thread and its connections (each a queue).
+type Listening = Acceptor<Arc<NvPort>>;
 
-#[pin_data]
-struct ListenShared {
-    listener: Listener,
-    port: Arc<NvPort>,
-    stopping: Atomic<bool>,
-    #[pin]
-    conns: Mutex<KVec<Conn>>,
-}
+const LISTENING: AcceptorSetup = AcceptorSetup {
+    backlog: BACKLOG,
+    max_conns: MAX_CONNS,
+    thread: c"rt_nvme_port",
+    conn_thread: c"rt_nvme_queue",
+};
 
-/// A connection and its thread (stopped when this is dropped).
-struct Conn {
-    stream: Arc<Stream>,
-    done: Arc<Atomic<bool>>,
-    _thread: Thread,
-}
-
-impl Listening {
-    fn start(addr: SockAddr, port: &Arc<NvPort>) -> Result<Listening> {
-        let listener = Listener::bind(addr, BACKLOG)?;
-        let shared = Arc::pin_init(
-            try_pin_init!(ListenShared {
-                listener,
-                port: port.clone(),
-                stopping: Atomic::new(false),
-                conns <- kernel::new_mutex!(KVec::new()),
-            }? Error),
-            GFP_KERNEL,
-        )?;
-        let s = shared.clone();
-        let acceptor = Thread::spawn(c"rt_nvme_port", move || accept_loop(s))?;
-        Ok(Listening {
-            shared,
-            acceptor: Some(acceptor),
-        })
-    }
-}
-
-impl Drop for Listening {
-    fn drop(&mut self) {
-        let s = &self.shared;
-        s.stopping.store(true, Relaxed);
-        s.listener.shutdown();
-        drop(self.acceptor.take());
-        // No connection is added from now on: end them all and wait for their threads.
-        let conns = core::mem::take(&mut *s.conns.lock());
-        for c in conns.iter() {
-            c.stream.shutdown();
-        }
-        drop(conns);
-    }
-}
-
-fn accept_loop(shared: Arc<ListenShared>) {
-    while !shared.stopping.load(Relaxed) && !thread::should_stop() {
-        let stream = match shared.listener.accept() {
-            Ok(s) => s,
-            Err(_) => {
-                fsleep(Delta::from_millis(10));
-                continue;
-            }
-        };
-        if shared.stopping.load(Relaxed) {
-            break;
-        }
-        if let Err(e) = start_conn(&shared, stream) {
-            pr_warn!("rtarget_nvme: cannot serve a connection: {:?}\n", e);
-        }
-    }
-}
-
-fn start_conn(shared: &Arc<ListenShared>, stream: Stream) -> Result {
-    let stream = Arc::new(stream, GFP_KERNEL)?;
-    let done = Arc::new(Atomic::new(false), GFP_KERNEL)?;
-    let (st, d, port) = (stream.clone(), done.clone(), shared.port.clone());
-    let mut conns = shared.conns.lock();
-    conns.retain(|c| !c.done.load(Relaxed));
-    if conns.len() >= MAX_CONNS {
-        stream.shutdown();
-        return Err(EBUSY);
-    }
-    conns.reserve(1, GFP_KERNEL)?;
-    let thread = Thread::spawn(c"rt_nvme_queue", move || {
-        crate::queue::serve(&st, &port);
-        st.shutdown();
-        d.store(true, Relaxed);
-    })?;
-    conns.push(
-        Conn {
-            stream,
-            done,
-            _thread: thread,
-        },
-        GFP_KERNEL,
-    )?;
-    Ok(())
+fn serve_queue(stream: &Arc<Stream>, port: &Arc<NvPort>) {
+    crate::queue::serve(stream, port);
 }

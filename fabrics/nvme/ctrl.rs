@@ -54,7 +54,7 @@ pub(crate) struct Ctrl {
     /// `None`: the discovery controller.
     subsys: Option<Arc<Subsys>>,
     pub(crate) hostnqn: CString,
-    hostid: [u8; 16],
+    pub(crate) hostid: [u8; 16],
     /// The host as the core sees it (I/O controllers).
     pub(crate) session: Option<Arc<Session>>,
     #[pin]
@@ -201,23 +201,20 @@ impl Ctrl {
         Ok(ctrl)
     }
 
-    /// The ANA path status of namespace `nsid` through this controller's port, where some
-    /// group there refuses I/O (nvmet's `nvmet_check_ana_state`).
+    /// Whether namespace `nsid` takes reservation commands.
+    pub(crate) fn reservations(&self, nsid: u32) -> bool {
+        self.subsys.as_ref().and_then(|s| s.ns(nsid)).is_some_and(|n| n.reservations())
+    }
+
+    /// The ANA path status of namespace `nsid` through this controller's port (nvmet's
+    /// `nvmet_check_ana_state`): looked up only where some group there refuses I/O, or some
+    /// namespace is in a group other than 1 (which the port may not have).
     pub(crate) fn ana_check(&self, nsid: u32) -> core::result::Result<(), Status> {
-        if !self.port.ana_fenced.load(Relaxed) {
+        if !self.port.ana_fenced.load(Relaxed) && !self.port.nvme.ana_grouped.load(Relaxed) {
             return Ok(());
         }
-        let grpid = self
-            .subsys
-            .as_ref()
-            .and_then(|s| s.ns(nsid))
-            .and_then(|n| n.view())
-            .map_or(0, |v| v.ana_grpid);
-        match self.port.ana_state(grpid) {
-            // A group the port does not have: nvmet's answer.
-            0 => Err(crate::nvm::ANA_INACCESSIBLE),
-            st => crate::nvm::ana_check(st),
-        }
+        let grpid = self.subsys.as_ref().and_then(|s| s.ns(nsid)).map_or(1, |n| n.grpid.load(Relaxed));
+        crate::nvm::ana_check(self.port.ana_state(grpid))
     }
 
     pub(crate) fn is_discovery(&self) -> bool {
@@ -665,10 +662,9 @@ impl AdminQueue<'_> {
                                 nguid: v.nguid,
                                 anagrpid: v.ana_grpid,
                                 read_only: false,
-                                // Reservation commands are not wired yet.
-                                reservations: false,
+                                reservations: v.resv_enable,
                                 nsid,
-                                accessible: crate::nvm::ana_check(state).is_ok() && state != 0,
+                                accessible: crate::nvm::ana_check(state).is_ok(),
                             },
                             out,
                         );
@@ -751,7 +747,9 @@ impl AdminQueue<'_> {
         Answer::data(d)
     }
 
-    /// The ANA log: each group of the port with its enabled namespaces (RGO: groups only).
+    /// The ANA log: group 1 and every group a namespace of the subsystem is in, each with
+    /// its state on this port (inaccessible where the port lacks it) and its enabled
+    /// namespaces (RGO: groups only), as nvmet lists them.
     fn ana_log(&self, g: &GetLogPage, page: &mut KVec<u8>) -> core::result::Result<(), kernel::alloc::AllocError> {
         let Some(s) = &self.ctrl.subsys else {
             return Ok(());
@@ -770,10 +768,10 @@ impl AdminQueue<'_> {
         let mut ids: KVec<u32> = KVec::with_capacity(nsids.len(), GFP_KERNEL)?;
         let mut groups: KVec<(u32, u8, usize, usize)> = KVec::new();
         for grpid in 1..=identify::ANA_GROUPS {
-            let state = self.ctrl.port.ana_state(grpid);
-            if state == 0 {
+            if grpid != 1 && !nsids.iter().any(|(g, _)| *g == grpid) {
                 continue;
             }
+            let state = self.ctrl.port.ana_state(grpid);
             let start = ids.len();
             for (gid, nsid) in nsids.iter() {
                 if *gid == grpid {

@@ -19,6 +19,7 @@ use crate::capsule::{self, Cqe, Sqe, Status, Transfer};
 use crate::configfs::{NvPort, DISCOVERY_NQN};
 use crate::ctrl::Ctrl;
 use crate::nvm::{self, Nvm};
+use crate::resv;
 use crate::pdu::{self, hlen, ty, Fatal, Framing, Negotiated, CH_LEN, DIGEST_LEN, SQE_LEN};
 use kernel::prelude::*;
 use kernel::sync::atomic::{ordering::Relaxed, Atomic};
@@ -26,7 +27,7 @@ use kernel::sync::{Arc, SpinLock};
 use kernel::time::Delta;
 use rtarget_core::cmd::{self, CmdRef, DataDir, FabricOps};
 use rtarget_core::proto::sense::Sense;
-use rtarget_core::rt::cmd_pool::CmdPool;
+use rtarget_core::rt::cmd_pool::{Answerer, CmdPool};
 use rtarget_core::rt::cmd_ref::CmdSetup;
 use rtarget_core::rt::crypto;
 use rtarget_core::rt::io::{ScratchSgl, Sgl};
@@ -480,18 +481,44 @@ fn connect(link: &Link, port: &Arc<NvPort>) -> Option<Connected> {
 pub(crate) struct Slot {
     cid: u16,
     sqhd: u16,
-    /// Bytes the host moves, and where in the buffer they start (8 for Dataset Management,
-    /// whose ranges become an UNMAP parameter list in place).
+    /// Bytes the host moves, and where in the buffer they start (after room for what they
+    /// become: an UNMAP or PROUT parameter list, made in place).
     len: u32,
     base: u32,
     /// Bytes of H2CData received.
     received: u32,
     dir: DataDir,
-    /// Dataset Management ranges to convert once they are all in, and the device's UNMAP
-    /// limits (descriptors, blocks per descriptor).
-    dsm_ranges: u32,
-    dsm_limits: (u32, u32),
+    convert: Convert,
     buf: Option<ScratchSgl>,
+}
+
+/// What the host's data becomes once it is all in, or the core's data before it goes out.
+#[derive(Clone, Copy)]
+enum Convert {
+    None,
+    /// Dataset Management ranges: an UNMAP parameter list within the device's limits
+    /// (descriptors, blocks per descriptor).
+    Unmap { ranges: u32, limits: (u32, u32) },
+    /// A reservation command's keys: the PROUT parameter list.
+    Prout { key: resv::Key, sa_key: resv::Key },
+    /// READ FULL STATUS: the Reservation Report.
+    Report,
+}
+
+impl Convert {
+    /// The host's data is in `sgl` (from byte `base`, `len` bytes).
+    fn data_in(self, sgl: &Sgl, base: u32, len: u32) {
+        match self {
+            Convert::Unmap { ranges, limits } => unmap_list(sgl, ranges, limits),
+            Convert::Prout { key, sa_key } => {
+                let mut d = [0u8; 16];
+                let n = (len as usize).min(d.len());
+                sgl.copy_from(base as usize, &mut d[..n]);
+                sgl.copy_to(0, &resv::params(key, sa_key, &d[..n]));
+            }
+            Convert::None | Convert::Report => {}
+        }
+    }
 }
 
 pub(crate) type Pool = CmdPool<Arc<Tx>, Slot>;
@@ -518,38 +545,26 @@ static OPS: NvmeOps = NvmeOps;
 
 impl FabricOps for NvmeOps {
     fn write_pending(&self, cmd: CmdRef) {
-        park_and_ring(cmd, SEND_R2T);
+        if let Some(cmd) = Pool::hand_over(cmd, SEND_R2T) {
+            cmd::complete(cmd, Err(Sense::internal_target_failure()));
+        }
     }
     fn queue_status(&self, cmd: CmdRef) {
-        park_and_ring(cmd, RESPOND);
+        if let Some(cmd) = Pool::hand_over(cmd, RESPOND) {
+            Pool::end(cmd);
+        }
     }
     fn aborted(&self, cmd: CmdRef) {
-        release(cmd)
+        Pool::end(cmd)
     }
 }
 
-fn park_and_ring(cmd: CmdRef, lot: usize) {
-    let Some(tx) = Pool::of(&cmd).map(|p| p.owner().clone()) else {
-        cmd.release();
-        return;
-    };
-    if tx.closing.load(Relaxed) {
-        if lot == SEND_R2T {
-            cmd::complete(cmd, Err(Sense::internal_target_failure()));
-        } else {
-            release(cmd);
-        }
-        return;
+impl Answerer for Tx {
+    fn closing(&self) -> bool {
+        self.closing.load(Relaxed)
     }
-    match Pool::park(cmd, lot) {
-        Ok(()) => tx.bell.ring(),
-        Err(cmd) => release(cmd),
-    }
-}
-
-fn release(cmd: CmdRef) {
-    if let Err(cmd) = Pool::release(cmd) {
-        cmd.release();
+    fn ring(&self) {
+        self.bell.ring()
     }
 }
 
@@ -580,8 +595,7 @@ fn serve_io(link: Link, c: Connected) {
             base: 0,
             received: 0,
             dir: DataDir::None,
-            dsm_ranges: 0,
-            dsm_limits: (0, 0),
+            convert: Convert::None,
             buf: None,
         })
     });
@@ -600,6 +614,7 @@ fn serve_io(link: Link, c: Connected) {
     let mut sender = Some(Sender {
         pool: pool.clone(),
         link: link.clone(),
+        ctrl: c.ctrl.clone(),
         batch: KVec::new(),
         held: false,
     });
@@ -658,6 +673,7 @@ fn end_waiting(pool: &Pool) {
 struct Sender {
     pool: Arc<Pool>,
     link: Arc<Link>,
+    ctrl: Arc<Ctrl>,
     /// Early answers taken from the queue (its twin, the same capacity).
     batch: KVec<Cqe>,
     held: bool,
@@ -707,21 +723,40 @@ impl Sender {
             let tx = self.tx();
             let idle = self.pool.free_count() == self.pool.size() && tx.early.lock().is_empty();
             if tx.rx_done.load(Relaxed) && (idle || thread::should_stop()) {
-                pool.drain(RESPOND, release);
+                pool.drain(RESPOND, Pool::end);
                 return;
             }
             self.tx().bell.wait(1000);
         }
     }
 
+    /// Turns the READ FULL STATUS in `sgl` into the `len`-byte Reservation Report, in place.
+    /// Registrants are named by host identifier: this controller's own, or the one an NVMe
+    /// name carries. A rare command: it may allocate.
+    fn report(&self, sgl: &Sgl, len: u32) -> Status {
+        let full_len = (sgl.len().min(resv::FULL_STATUS_LEN)) as usize;
+        let (Ok(mut full), Ok(mut out)) = (
+            KVec::from_elem(0u8, full_len, GFP_KERNEL),
+            KVec::from_elem(0u8, len as usize, GFP_KERNEL),
+        ) else {
+            return Status::INTERNAL;
+        };
+        sgl.copy_from(0, &mut full);
+        let own = (self.ctrl.hostnqn.to_bytes(), self.ctrl.hostid);
+        let hostid = |name: &[u8]| if name == own.0 { own.1 } else { resv::hostid_of_nqn(name) };
+        resv::report(&full, hostid, &mut out);
+        sgl.copy_to(0, &out);
+        Status::SUCCESS
+    }
+
     /// Asks the host for a write's data: parked for the receive thread first (the host
     /// answers the R2T at once), then the R2T goes.
     fn r2t(&mut self, mut cmd: CmdRef) {
         let Some(index) = Pool::index(&cmd) else {
-            return release(cmd);
+            return Pool::end(cmd);
         };
         let Some(s) = Pool::private(&mut cmd) else {
-            return release(cmd);
+            return Pool::end(cmd);
         };
         let (cid, len) = (s.cid, s.len);
         if self.tx().closing.load(Relaxed) {
@@ -746,20 +781,23 @@ impl Sender {
     fn answer(&mut self, mut cmd: CmdRef) {
         let (status, sense, sgl) = (cmd.status(), cmd.sense(), *cmd.sgl());
         let Some(s) = Pool::private(&mut cmd) else {
-            return release(cmd);
+            return Pool::end(cmd);
         };
-        let st = match &sense {
+        let mut st = match &sense {
             Some(se) => crate::status::from_scsi(status, se.key as u8, se.asc, se.ascq),
             None => crate::status::from_scsi(status, 0, 0, 0),
         };
         let (cid, sqhd, len, dir) = (s.cid, s.sqhd, s.len, s.dir);
+        if matches!(s.convert, Convert::Report) && st == Status::SUCCESS {
+            st = self.report(&sgl, len);
+        }
         let big = if s.buf.as_ref().is_some_and(|b| b.sgl().len() > KEEP_BUFFER) {
             s.buf.take()
         } else {
             None
         };
         if self.tx().closing.load(Relaxed) {
-            return release(cmd);
+            return Pool::end(cmd);
         }
         self.hold();
         let no_sqflow = self.tx().no_sqflow;
@@ -768,7 +806,7 @@ impl Sender {
             if r.is_err() || no_sqflow {
                 self.check(r);
                 drop(big);
-                return release(cmd);
+                return Pool::end(cmd);
             }
         }
         let r = self.link.send_cqe(&Cqe {
@@ -781,7 +819,7 @@ impl Sender {
         self.check(r);
         // Freed after the answer is out: the pages may still be in the socket.
         drop(big);
-        release(cmd);
+        Pool::end(cmd);
     }
 }
 
@@ -804,6 +842,13 @@ mod scsi {
     pub(super) const VERIFY_16: u8 = 0x8f;
     pub(super) const SYNC_CACHE_16: u8 = 0x91;
     pub(super) const WRITE_SAME_16: u8 = 0x93;
+}
+
+/// A 10-byte CDB in the 16 bytes a command carries.
+fn cdb16_of(cdb: &[u8; 10]) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[..10].copy_from_slice(cdb);
+    c
 }
 
 /// A 16-byte CDB of `op` with `flags` in byte 1, an LBA and a block count.
@@ -905,79 +950,35 @@ impl IoQueue<'_> {
         if let Err(st) = self.ctrl.ana_check(sqe.nsid) {
             return fail(self, st);
         }
-        let (blocks, block_shift) = mapping.lun.device.shape();
-        let ns = nvm::Namespace {
-            blocks,
-            block_shift,
-            read_only: mapping.read_only,
-        };
-        let op = match nvm::decode(&sqe, &ns, data_len) {
-            Ok(op) => op,
-            Err(st) => return fail(self, st),
-        };
-        let mut dsm_limits = (0, 0);
-        let (cdb, dir, base, dsm_ranges) = match op {
-            Nvm::Read { slba, nlb, fua } => (
-                cdb16(scsi::READ_16, if fua { 0x08 } else { 0 }, slba, nlb),
-                DataDir::FromDevice,
-                0,
-                0,
-            ),
-            Nvm::Write { slba, nlb, fua } => (
-                cdb16(scsi::WRITE_16, if fua { 0x08 } else { 0 }, slba, nlb),
-                DataDir::ToDevice,
-                0,
-                0,
-            ),
-            // BYTCHK 01b: compare the medium with the data.
-            Nvm::Compare { slba, nlb } => (
-                cdb16(scsi::VERIFY_16, 0x02, slba, nlb),
-                DataDir::ToDevice,
-                0,
-                0,
-            ),
-            // NDOB: zeroes without a data buffer; UNMAP where the device deallocates.
-            Nvm::WriteZeroes {
-                slba,
-                nlb,
-                deallocate,
-            } => {
-                let unmap = deallocate
-                    && mapping
-                        .lun
-                        .device
-                        .facts()
-                        .is_some_and(|g| g.unmap && g.unmap_write_same);
-                (
-                    cdb16(scsi::WRITE_SAME_16, 0x01 | if unmap { 0x08 } else { 0 }, slba, nlb),
-                    DataDir::None,
-                    0,
-                    0,
-                )
+        let (cdb, cdb_len, dir, base, convert) = if resv::is_reservation(sqe.opcode) {
+            // Reservations are the namespace's option (`resv_enable`), as on nvmet.
+            if !self.ctrl.reservations(sqe.nsid) {
+                return fail(self, Status::INVALID_OPCODE);
             }
-            Nvm::Dsm {
-                ranges,
-                deallocate,
-            } => {
-                // Deallocation is advisory: a device that cannot only succeeds; one that takes
-                // fewer descriptors or blocks per UNMAP is given what it takes.
-                let limits = mapping
-                    .lun
-                    .device
-                    .facts()
-                    .filter(|g| g.unmap && g.max_unmap_descs > 0 && g.max_unmap_blocks > 0);
-                let Some(g) = limits.filter(|_| deallocate) else {
-                    return fail(self, Status::SUCCESS);
-                };
-                dsm_limits = (g.max_unmap_descs, g.max_unmap_blocks);
-                let mut c = [0u8; 16];
-                c[0] = scsi::UNMAP;
-                c[7..9].copy_from_slice(&((8 + 16 * ranges) as u16).to_be_bytes());
-                (c, DataDir::ToDevice, 8, ranges)
+            match resv::to_scsi(&sqe, data_len) {
+                Ok(resv::Scsi::Out { cdb, key, sa_key }) => (
+                    cdb16_of(&cdb),
+                    10,
+                    DataDir::ToDevice,
+                    // The keys land at the end of the parameter list they become.
+                    resv::PROUT_LEN as u32 - data_len,
+                    Convert::Prout { key, sa_key },
+                ),
+                Ok(resv::Scsi::Report { cdb }) => (cdb16_of(&cdb), 10, DataDir::FromDevice, 0, Convert::Report),
+                Err(st) => return fail(self, st),
             }
-            Nvm::Flush => (cdb16(scsi::SYNC_CACHE_16, 0, 0, 0), DataDir::None, 0, 0),
+        } else {
+            match self.nvm_cdb(&sqe, &mapping, data_len) {
+                Ok(c) => c,
+                Err(st) => return fail(self, st),
+            }
         };
-        let cdb_len = if cdb[0] == scsi::UNMAP { 10 } else { 16 };
+        // What the core sees: the parameter list, the whole READ FULL STATUS, or the data.
+        let scsi_len = match convert {
+            Convert::Prout { .. } => resv::PROUT_LEN as u32,
+            Convert::Report => data_len.max(resv::FULL_STATUS_LEN),
+            _ => base + data_len,
+        };
         let Some(lun_ref) = LiveRef::try_new(&*mapping.lun) else {
             return fail(self, Status::INVALID_NS);
         };
@@ -992,7 +993,7 @@ impl IoQueue<'_> {
             // More commands than queue entries: the host broke the queue's contract.
             return fail(self, Status(Status::INTERNAL.0));
         };
-        let total = base + data_len;
+        let total = scsi_len;
         let s = slot.private();
         if total > 0 && s.buf.as_ref().is_none_or(|b| b.sgl().len() < total) {
             s.buf = None;
@@ -1019,8 +1020,7 @@ impl IoQueue<'_> {
         s.base = base;
         s.received = 0;
         s.dir = dir;
-        s.dsm_ranges = dsm_ranges;
-        s.dsm_limits = dsm_limits;
+        s.convert = convert;
         let in_capsule = matches!(transfer, Transfer::InCapsule(_));
         if in_capsule {
             match recv_data_sgl(stream, &r.f, &sgl, base) {
@@ -1028,9 +1028,7 @@ impl IoQueue<'_> {
                 // A data digest error ends the connection (nvmet's too).
                 _ => return Err(None),
             }
-            if dsm_ranges > 0 {
-                unmap_list(&sgl, dsm_ranges, dsm_limits);
-            }
+            convert.data_in(&sgl, base, data_len);
         }
         let cmd = slot.start(CmdSetup {
             cdb: &cdb[..cdb_len],
@@ -1050,6 +1048,81 @@ impl IoQueue<'_> {
         });
         cmd::submit(cmd);
         Ok(())
+    }
+
+    /// The SBC command of an NVM command: its CDB and length, direction, where the host's
+    /// data starts in the buffer, and what it becomes.
+    fn nvm_cdb(
+        &self,
+        sqe: &Sqe,
+        mapping: &rtarget_core::acl::Mapping,
+        data_len: u32,
+    ) -> core::result::Result<([u8; 16], usize, DataDir, u32, Convert), Status> {
+        let device = &mapping.lun.device;
+        let (blocks, block_shift) = device.shape();
+        let ns = nvm::Namespace {
+            blocks,
+            block_shift,
+            read_only: mapping.read_only,
+        };
+        Ok(match nvm::decode(sqe, &ns, data_len)? {
+            Nvm::Read { slba, nlb, fua } => (
+                cdb16(scsi::READ_16, if fua { 0x08 } else { 0 }, slba, nlb),
+                16,
+                DataDir::FromDevice,
+                0,
+                Convert::None,
+            ),
+            Nvm::Write { slba, nlb, fua } => (
+                cdb16(scsi::WRITE_16, if fua { 0x08 } else { 0 }, slba, nlb),
+                16,
+                DataDir::ToDevice,
+                0,
+                Convert::None,
+            ),
+            // BYTCHK 01b: compare the medium with the data.
+            Nvm::Compare { slba, nlb } => (
+                cdb16(scsi::VERIFY_16, 0x02, slba, nlb),
+                16,
+                DataDir::ToDevice,
+                0,
+                Convert::None,
+            ),
+            // NDOB: zeroes without a data buffer; UNMAP where the device deallocates.
+            Nvm::WriteZeroes {
+                slba,
+                nlb,
+                deallocate,
+            } => {
+                let unmap = deallocate && device.facts().is_some_and(|g| g.unmap && g.unmap_write_same);
+                (
+                    cdb16(scsi::WRITE_SAME_16, 0x01 | if unmap { 0x08 } else { 0 }, slba, nlb),
+                    16,
+                    DataDir::None,
+                    0,
+                    Convert::None,
+                )
+            }
+            Nvm::Dsm {
+                ranges,
+                deallocate,
+            } => {
+                // Deallocation is advisory: a device that cannot only succeeds; one that takes
+                // fewer descriptors or blocks per UNMAP is given what it takes.
+                let limits = device
+                    .facts()
+                    .filter(|g| g.unmap && g.max_unmap_descs > 0 && g.max_unmap_blocks > 0);
+                let Some(g) = limits.filter(|_| deallocate) else {
+                    return Err(Status::SUCCESS);
+                };
+                let mut c = [0u8; 16];
+                c[0] = scsi::UNMAP;
+                c[7..9].copy_from_slice(&((8 + 16 * ranges) as u16).to_be_bytes());
+                let limits = (g.max_unmap_descs, g.max_unmap_blocks);
+                (c, 10, DataDir::ToDevice, 8, Convert::Unmap { ranges, limits })
+            }
+            Nvm::Flush => (cdb16(scsi::SYNC_CACHE_16, 0, 0, 0), 16, DataDir::None, 0, Convert::None),
+        })
     }
 
     /// Data the host sends for an R2T.
@@ -1089,9 +1162,7 @@ impl IoQueue<'_> {
         }
         s.received += d.datal;
         if d.last {
-            if s.dsm_ranges > 0 {
-                unmap_list(&sgl, s.dsm_ranges, s.dsm_limits);
-            }
+            s.convert.data_in(&sgl, s.base, s.len);
             cmd::data_ready(cmd);
         } else if let Err(cmd) = Pool::park(cmd, WAIT_DATA) {
             cmd::complete(cmd, Err(Sense::internal_target_failure()));

@@ -9,7 +9,8 @@
 //! command like a SCSI one (`queue.rs` turns it into the SBC command that does the same:
 //! READ(16), WRITE(16), VERIFY(16) with BYTCHK, WRITE SAME(16), UNMAP, SYNCHRONIZE CACHE),
 //! and meets the same device checks (reservations, SANITIZE, write protection) and backends
-//! as a LUN of the same device. Admin commands are answered by the controller (`ctrl.rs`)
+//! as a LUN of the same device. Reservation commands become PERSISTENT RESERVE OUT / IN on
+//! the device's one reservation state, which SCSI nexuses share. Admin commands are answered by the controller (`ctrl.rs`)
 //! from the pure builders of `proto/`.
 //!
 //! Threads: one acceptor per enabled port; per connection (queue) a receive thread, plus a
@@ -47,6 +48,8 @@ pub mod pdu;
 pub mod portal;
 #[path = "proto/src/regs.rs"]
 pub mod regs;
+#[path = "proto/src/resv.rs"]
+pub mod resv;
 #[path = "proto/src/status.rs"]
 pub mod status;
 

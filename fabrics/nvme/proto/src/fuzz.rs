@@ -191,16 +191,18 @@ pub fn capsule(data: &[u8]) {
     if let Ok(g) = log::get_log_page(&sqe) {
         assert!(g.offset % 4 == 0);
     }
-    let rdata = data
-        .get(68..68 + resv::data_len(sqe.opcode) as usize)
-        .unwrap_or(&[]);
-    match resv::decode(&sqe, rdata) {
-        Ok(resv::Resv::Acquire { scsi_type, .. } | resv::Resv::Release { scsi_type, .. }) => {
-            assert!(resv::nvme_type(scsi_type) != 0)
+    let rlen = le32(data, 86) & 0xffff;
+    match resv::to_scsi(&sqe, rlen) {
+        Ok(resv::Scsi::Out { cdb, key, sa_key }) => {
+            assert_eq!((cdb[0], cdb[8]), (0x5f, resv::PROUT_LEN as u8));
+            let p = resv::params(key, sa_key, data.get(68..).unwrap_or(&[]));
+            assert!(p[16..].iter().all(|&b| b == 0));
         }
-        Ok(resv::Resv::Report { len }) => assert!(len >= resv::REPORT_HEADER_LEN as u32),
-        _ => (),
+        Ok(resv::Scsi::Report { .. }) => assert!(rlen >= resv::REPORT_HEADER_LEN as u32),
+        Err(_) => (),
     }
+    let mut rep = [0u8; 256];
+    resv::report(data, resv::hostid_of_nqn, &mut rep);
     for (discovery, allowed) in [(false, features::AEN_ALL), (true, features::AEN_DISCOVERY)] {
         let mut f = Features::default();
         if f.set(&sqe, 8, discovery).is_ok() {

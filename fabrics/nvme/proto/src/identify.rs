@@ -120,7 +120,7 @@ pub fn ctrl(c: &CtrlInfo<'_>, out: &mut [u8; IDENTIFY_LEN]) {
     out[512] = 0x66; // SQES: 64 bytes
     out[513] = 0x44; // CQES: 16 bytes
     put32(out, 516, c.nn);
-    put16(out, 520, 1 << 2 | 1 << 3); // ONCS: DSM, write zeroes (reservations not yet)
+    put16(out, 520, 1 << 2 | 1 << 3 | 1 << 5); // ONCS: DSM, write zeroes, reservations
     out[525] = u8::from(c.vwc);
     put32(out, 540, c.nn); // MNAN
     put32(out, 1792, (64 + c.inline_data) / 16); // IOCCSZ
@@ -173,6 +173,22 @@ pub fn ns(n: &NsInfo, out: &mut [u8; IDENTIFY_LEN]) {
     put16(out, 102, n.nsid as u16); // ENDGID
     out[104..120].copy_from_slice(&n.nguid);
     out[128 + 2] = n.block_shift; // LBAF 0: LBADS
+}
+
+/// Parses a UUID or NGUID: 32 hex digits, dashes anywhere between them ignored (as nvmet's
+/// `uuid_parse` and NGUID parser accept their forms).
+pub fn parse_id(s: &[u8]) -> Option<[u8; 16]> {
+    let mut out = [0u8; 16];
+    let mut n = 0;
+    for &c in s.iter().filter(|&&c| c != b'-') {
+        let d = (c as char).to_digit(16)? as u8;
+        if n >= 32 {
+            return None;
+        }
+        out[n / 2] |= d << if n % 2 == 0 { 4 } else { 0 };
+        n += 1;
+    }
+    (n == 32).then_some(out)
 }
 
 /// The active namespace list: the IDs in `nsids` (ascending) above `start`, at most 1024.

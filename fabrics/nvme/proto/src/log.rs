@@ -149,6 +149,10 @@ pub fn cmd_effects(out: &mut [u8; CMD_EFFECTS_LEN]) {
         (io::WRITE, CSUPP | LBCC),
         (io::WRITE_ZEROES, CSUPP | LBCC),
         (io::DSM, CSUPP | LBCC),
+        (crate::resv::op::REGISTER, CSUPP),
+        (crate::resv::op::REPORT, CSUPP),
+        (crate::resv::op::ACQUIRE, CSUPP),
+        (crate::resv::op::RELEASE, CSUPP),
     ] {
         put(out, 1024 + 4 * usize::from(op), &effects.to_le_bytes());
     }
@@ -380,9 +384,10 @@ mod tests {
             (
                 le32(&eff, 1024 + 4),
                 le32(&eff, 1024 + 8),
-                le32(&eff, 1024 + 4 * 0x11)
+                le32(&eff, 1024 + 4 * 0x11),
+                le32(&eff, 1024 + 4 * 0x19)
             ),
-            (3, 1, 0)
+            (3, 1, 1, 0)
         );
         let mut ch = [0xffu8; CHANGED_NS_LEN];
         changed_ns(&[3, 9], &mut ch);

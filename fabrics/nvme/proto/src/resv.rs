@@ -1,6 +1,7 @@
-//! NVMe reservations (NVMe Base 2.0 8.19; the Register, Acquire, Release and Report commands):
-//! decoded here and mapped onto the SCSI persistent reservation model the core's one
-//! reservation state speaks (types 1-6 to SPC-4's 1, 3, 5, 6, 7, 8), and the Report data.
+//! NVMe reservations (NVMe Base 2.0 8.19; the Register, Acquire, Release and Report commands)
+//! as the SCSI persistent reservation commands that do the same on the core's one reservation
+//! state (types 1-6 are SPC-4's 1, 3, 5, 6, 7, 8): PERSISTENT RESERVE OUT with the host's keys
+//! turned into its parameter list, and READ FULL STATUS turned into the Report.
 
 use crate::capsule::{Sqe, Status};
 
@@ -16,34 +17,16 @@ pub mod op {
     pub const RELEASE: u8 = 0x15;
 }
 
+/// Whether `opcode` is a reservation command.
+pub fn is_reservation(opcode: u8) -> bool {
+    matches!(
+        opcode,
+        op::REGISTER | op::REPORT | op::ACQUIRE | op::RELEASE
+    )
+}
+
 /// "Host Identifier Inconsistent Format" (a report without the extended data structure).
 pub const HOST_ID_INCONSISTENT: Status = Status::generic(0x18);
-
-/// A reservation command, decoded with its data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Resv {
-    /// Register NRKEY (new registrant, or the same key again).
-    Register { iekey: bool, crkey: u64, nrkey: u64 },
-    /// Unregister (CRKEY must match unless IEKEY).
-    Unregister { iekey: bool, crkey: u64 },
-    /// Replace CRKEY with NRKEY (CRKEY must match unless IEKEY).
-    Replace { iekey: bool, crkey: u64, nrkey: u64 },
-    /// Acquire a reservation of SPC-4 type `scsi_type`.
-    Acquire { crkey: u64, scsi_type: u8 },
-    /// Preempt the registrants of PRKEY (and abort their commands with `abort`).
-    Preempt {
-        crkey: u64,
-        prkey: u64,
-        scsi_type: u8,
-        abort: bool,
-    },
-    /// Release the reservation of SPC-4 type `scsi_type`.
-    Release { crkey: u64, scsi_type: u8 },
-    /// Clear every registration and the reservation.
-    Clear { crkey: u64 },
-    /// Report, `len` bytes of it.
-    Report { len: u32 },
-}
 
 /// The SPC-4 type of NVMe reservation type `rtype` (1 to 6).
 pub fn scsi_type(rtype: u8) -> Option<u8> {
@@ -76,107 +59,202 @@ fn le64(d: &[u8], at: usize) -> u64 {
     }))
 }
 
-/// Decodes a reservation command with its `data` (of [`data_len`] bytes).
-pub fn decode(sqe: &Sqe, data: &[u8]) -> Result<Resv, Status> {
+/// Where a key of the PROUT parameter list comes from in the host's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    /// Zero.
+    Zero,
+    /// The first 8 bytes: CRKEY.
+    Current,
+    /// The next 8: NRKEY (Register) or PRKEY (Acquire).
+    Second,
+}
+
+/// A reservation command as the SCSI command that does it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scsi {
+    /// PERSISTENT RESERVE OUT; its parameter list is made of the host's data by [`params`].
+    Out {
+        cdb: [u8; 10],
+        key: Key,
+        sa_key: Key,
+    },
+    /// PERSISTENT RESERVE IN, READ FULL STATUS, whose data [`report`] turns into the Report.
+    Report { cdb: [u8; 10] },
+}
+
+/// PERSISTENT RESERVE IN / OUT and their service actions.
+mod spc {
+    pub(super) const PRIN: u8 = 0x5e;
+    pub(super) const PROUT: u8 = 0x5f;
+    pub(super) const READ_FULL_STATUS: u8 = 0x03;
+    pub(super) const REGISTER: u8 = 0x00;
+    pub(super) const RESERVE: u8 = 0x01;
+    pub(super) const RELEASE: u8 = 0x02;
+    pub(super) const CLEAR: u8 = 0x03;
+    pub(super) const PREEMPT: u8 = 0x04;
+    pub(super) const PREEMPT_AND_ABORT: u8 = 0x05;
+    pub(super) const REGISTER_AND_IGNORE: u8 = 0x06;
+}
+
+/// Length of the PROUT parameter list.
+pub const PROUT_LEN: usize = 24;
+
+/// The READ FULL STATUS allocation length a Report asks for (the most a PRIN takes).
+pub const FULL_STATUS_LEN: u32 = 0xffff;
+
+fn prout(sa: u8, scsi_type: u8, key: Key, sa_key: Key) -> Scsi {
+    let mut cdb = [0u8; 10];
+    cdb[0] = spc::PROUT;
+    cdb[1] = sa;
+    cdb[2] = scsi_type; // LU_SCOPE
+    cdb[5..9].copy_from_slice(&(PROUT_LEN as u32).to_be_bytes());
+    Scsi::Out { cdb, key, sa_key }
+}
+
+/// The SCSI command of reservation command `sqe`, whose data (or room for the Report) is
+/// `data_len` bytes. The host's register is SPC's: a host that is not a registrant registers
+/// with key 0 (any other CRKEY is a conflict), as an I_T nexus does.
+pub fn to_scsi(sqe: &Sqe, data_len: u32) -> Result<Scsi, Status> {
     let cdw10 = sqe.cdw[0];
     let action = cdw10 & 7;
     let iekey = cdw10 & 1 << 3 != 0;
-    if data.len() != data_len(sqe.opcode) as usize {
-        return Err(Status::SGL_LENGTH);
-    }
-    let (crkey, second) = (le64(data, 0), le64(data, 8));
     let rtype = (cdw10 >> 8) as u8;
     let typed = || scsi_type(rtype).ok_or(Status::INVALID_FIELD);
+    if sqe.opcode != op::REPORT && data_len != self::data_len(sqe.opcode) {
+        return Err(Status::SGL_LENGTH);
+    }
+    use Key::{Current, Second, Zero};
     Ok(match sqe.opcode {
         // CPTPL is ignored, as nvmet does: the Linux host asks to persist on every register,
         // and nothing persists across power loss here.
-        op::REGISTER => match action {
-            0 => Resv::Register {
-                iekey,
-                crkey,
-                nrkey: second,
-            },
-            1 => Resv::Unregister { iekey, crkey },
-            2 => Resv::Replace {
-                iekey,
-                crkey,
-                nrkey: second,
-            },
+        op::REGISTER => match (action, iekey) {
+            (0, _) => prout(spc::REGISTER, 0, Zero, Second),
+            (1, false) => prout(spc::REGISTER, 0, Current, Zero),
+            (1, true) => prout(spc::REGISTER_AND_IGNORE, 0, Zero, Zero),
+            (2, false) => prout(spc::REGISTER, 0, Current, Second),
+            (2, true) => prout(spc::REGISTER_AND_IGNORE, 0, Zero, Second),
             _ => return Err(Status::INVALID_OPCODE),
         },
         // Acquire and Release with IEKEY are refused, as nvmet does.
         op::ACQUIRE | op::RELEASE if iekey => return Err(Status::INVALID_FIELD),
         op::ACQUIRE => match action {
-            0 => Resv::Acquire {
-                crkey,
-                scsi_type: typed()?,
-            },
-            1 | 2 => Resv::Preempt {
-                crkey,
-                prkey: second,
-                scsi_type: typed()?,
-                abort: action == 2,
-            },
+            0 => prout(spc::RESERVE, typed()?, Current, Zero),
+            1 => prout(spc::PREEMPT, typed()?, Current, Second),
+            2 => prout(spc::PREEMPT_AND_ABORT, typed()?, Current, Second),
             _ => return Err(Status::INVALID_OPCODE),
         },
         op::RELEASE => match action {
-            0 => Resv::Release {
-                crkey,
-                scsi_type: typed()?,
-            },
-            1 => Resv::Clear { crkey },
+            0 => prout(spc::RELEASE, typed()?, Current, Zero),
+            1 => prout(spc::CLEAR, 0, Current, Zero),
             _ => return Err(Status::INVALID_OPCODE),
         },
         op::REPORT => {
             if sqe.cdw[1] & 1 == 0 {
                 return Err(HOST_ID_INCONSISTENT);
             }
-            // NUMD counts dwords, 0's based: refused where the byte count would not fit.
+            // NUMD counts dwords, 0's based; the data moved must be that long (as nvmet).
             let len = cdw10.checked_add(1).and_then(|d| d.checked_mul(4));
             let Some(len) = len.filter(|&l| l >= REPORT_HEADER_LEN as u32) else {
                 return Err(Status::INVALID_FIELD);
             };
-            Resv::Report { len }
+            if len != data_len {
+                return Err(Status::SGL_LENGTH);
+            }
+            let mut cdb = [0u8; 10];
+            cdb[0] = spc::PRIN;
+            cdb[1] = spc::READ_FULL_STATUS;
+            cdb[7..9].copy_from_slice(&(FULL_STATUS_LEN as u16).to_be_bytes());
+            Scsi::Report { cdb }
         }
         _ => return Err(Status::INVALID_OPCODE),
     })
 }
 
+/// The PROUT parameter list of the host's `data` (little-endian keys).
+pub fn params(key: Key, sa_key: Key, data: &[u8]) -> [u8; PROUT_LEN] {
+    let pick = |k: Key| match k {
+        Key::Zero => 0,
+        Key::Current => le64(data, 0),
+        Key::Second => le64(data, 8),
+    };
+    let mut p = [0u8; PROUT_LEN];
+    p[0..8].copy_from_slice(&pick(key).to_be_bytes());
+    p[8..16].copy_from_slice(&pick(sa_key).to_be_bytes());
+    p
+}
+
+/// The host identifier an NVMe qualified name carries (`nqn.2014-08.org.nvmexpress:uuid:…`,
+/// the form hosts make and pair with their host ID); zeroes for any other name.
+pub fn hostid_of_nqn(nqn: &[u8]) -> [u8; 16] {
+    const UUID_NQN: &[u8] = b"nqn.2014-08.org.nvmexpress:uuid:";
+    nqn.strip_prefix(UUID_NQN)
+        .and_then(crate::identify::parse_id)
+        .unwrap_or([0; 16])
+}
+
 /// Length of the extended Report's header and of each registrant entry.
 pub const REPORT_HEADER_LEN: usize = 64;
 
-/// One registrant as the Report shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Registrant {
-    /// Its reservation key.
-    pub key: u64,
-    /// The host identifier (an NVMe host's 128-bit ID; a SCSI nexus shows zeroes).
-    pub hostid: [u8; 16],
-    /// It holds the reservation.
-    pub holds: bool,
+fn be32(d: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(core::array::from_fn(|i| {
+        d.get(at + i).copied().unwrap_or(0)
+    }))
 }
 
-/// The extended Report into `out` (all of it zeroed first): generation, NVMe reservation
-/// type, the number of registrants, and as many of their entries as fit, with dynamic
-/// controller IDs (as nvmet).
-pub fn report(generation: u32, rtype: u8, regs: &[Registrant], out: &mut [u8]) {
-    out.fill(0);
-    let mut hdr = [0u8; 7];
-    hdr[..4].copy_from_slice(&generation.to_le_bytes());
-    hdr[4] = rtype;
-    hdr[5..7].copy_from_slice(&(regs.len() as u16).to_le_bytes());
-    let n = hdr.len().min(out.len());
-    out[..n].copy_from_slice(&hdr[..n]);
-    for (i, r) in regs.iter().enumerate() {
-        let at = REPORT_HEADER_LEN * (i + 1);
-        let Some(e) = out.get_mut(at..at + REPORT_HEADER_LEN) else {
-            break;
-        };
-        e[..2].copy_from_slice(&0xffffu16.to_le_bytes());
-        e[2] = u8::from(r.holds);
-        e[8..16].copy_from_slice(&r.key.to_le_bytes());
-        e[16..32].copy_from_slice(&r.hostid);
+/// The initiator name in a TransportID: an iSCSI name (the protocol an NVMe host's nexus
+/// reports); `None` for the others (SAS, FC, ...), whose nexuses have no host identifier.
+fn iscsi_name(tid: &[u8]) -> Option<&[u8]> {
+    const ISCSI: u8 = 0x05;
+    if tid.first()? & 0x0f != ISCSI {
+        return None;
     }
+    let name = tid.get(4..)?;
+    let end = name
+        .iter()
+        .position(|&c| c == 0 || c == b',')
+        .unwrap_or(name.len());
+    Some(&name[..end])
+}
+
+/// The extended Report of READ FULL STATUS data `full` into `out` (zeroed first): the
+/// generation, the NVMe reservation type, the number of registrants and as many of their
+/// entries as fit, each with dynamic controller ID FFFFh (as nvmet), its key, whether it
+/// holds the reservation, and the host identifier `hostid` gives for its initiator name
+/// (zeroes for a SCSI nexus).
+pub fn report(full: &[u8], hostid: impl Fn(&[u8]) -> [u8; 16], out: &mut [u8]) {
+    out.fill(0);
+    let end = full
+        .len()
+        .min(8usize.saturating_add(be32(full, 4) as usize));
+    let (mut at, mut n, mut rtype) = (8usize, 0u16, 0u8);
+    while at + 24 <= end {
+        let d = &full[at..end];
+        let holds = d[12] & 1 != 0;
+        if holds {
+            rtype = nvme_type(d[13] & 0x0f);
+        }
+        let tid_len = be32(d, 20) as usize;
+        let tid = &d[24..d.len().min(24usize.saturating_add(tid_len))];
+        if let Some(e) = out
+            .get_mut(REPORT_HEADER_LEN * (n as usize + 1)..)
+            .and_then(|e| e.get_mut(..REPORT_HEADER_LEN))
+        {
+            e[..2].copy_from_slice(&0xffffu16.to_le_bytes());
+            e[2] = u8::from(holds);
+            let key = u64::from_be_bytes(core::array::from_fn(|i| d[i]));
+            e[8..16].copy_from_slice(&key.to_le_bytes());
+            e[16..32].copy_from_slice(&iscsi_name(tid).map_or([0; 16], &hostid));
+        }
+        n = n.saturating_add(1);
+        at = at.saturating_add(24).saturating_add(tid_len);
+    }
+    let mut hdr = [0u8; 7];
+    hdr[..4].copy_from_slice(&be32(full, 0).to_le_bytes());
+    hdr[4] = rtype;
+    hdr[5..7].copy_from_slice(&n.to_le_bytes());
+    let k = hdr.len().min(out.len());
+    out[..k].copy_from_slice(&hdr[..k]);
 }
 
 #[cfg(test)]
@@ -191,11 +269,8 @@ mod tests {
         Sqe::decode(&raw)
     }
 
-    fn keys(a: u64, b: u64) -> [u8; 16] {
-        let mut d = [0u8; 16];
-        d[..8].copy_from_slice(&a.to_le_bytes());
-        d[8..].copy_from_slice(&b.to_le_bytes());
-        d
+    fn out(sa: u8, t: u8, key: Key, sa_key: Key) -> Result<Scsi, Status> {
+        Ok(prout(sa, t, key, sa_key))
     }
 
     #[test]
@@ -212,132 +287,143 @@ mod tests {
 
     #[test]
     fn commands() {
-        let d = keys(0xaa, 0xbb);
+        use Key::{Current, Second, Zero};
+        let reg = |cdw10| to_scsi(&sqe(op::REGISTER, cdw10, 0), 16);
+        assert_eq!(reg(0), out(spc::REGISTER, 0, Zero, Second));
+        // The Linux host's register: CPTPL 3 (persist), ignored; IEKEY too.
+        assert_eq!(reg(3 << 30 | 8), out(spc::REGISTER, 0, Zero, Second));
+        assert_eq!(reg(1), out(spc::REGISTER, 0, Current, Zero));
+        assert_eq!(reg(1 | 8), out(spc::REGISTER_AND_IGNORE, 0, Zero, Zero));
+        assert_eq!(reg(2), out(spc::REGISTER, 0, Current, Second));
+        assert_eq!(reg(2 | 8), out(spc::REGISTER_AND_IGNORE, 0, Zero, Second));
+        assert_eq!(reg(3), Err(Status::INVALID_OPCODE));
         assert_eq!(
-            decode(&sqe(op::REGISTER, 0, 0), &d),
-            Ok(Resv::Register {
-                iekey: false,
-                crkey: 0xaa,
-                nrkey: 0xbb
-            })
-        );
-        assert_eq!(
-            decode(&sqe(op::REGISTER, 1 | 8, 0), &d),
-            Ok(Resv::Unregister {
-                iekey: true,
-                crkey: 0xaa
-            })
-        );
-        assert_eq!(
-            decode(&sqe(op::REGISTER, 2 | 2 << 30, 0), &d),
-            Ok(Resv::Replace {
-                iekey: false,
-                crkey: 0xaa,
-                nrkey: 0xbb
-            })
-        );
-        // The Linux host's register: CPTPL 3 (persist), ignored.
-        assert!(matches!(
-            decode(&sqe(op::REGISTER, 3 << 30, 0), &d),
-            Ok(Resv::Register { nrkey: 0xbb, .. })
-        ));
-        assert_eq!(
-            decode(&sqe(op::REGISTER, 3, 0), &d),
-            Err(Status::INVALID_OPCODE)
-        );
-        assert_eq!(
-            decode(&sqe(op::ACQUIRE, 8 | 1 << 8, 0), &d),
-            Err(Status::INVALID_FIELD)
-        );
-        assert_eq!(
-            decode(&sqe(op::RELEASE, 9, 0), &d[..8]),
-            Err(Status::INVALID_FIELD)
-        );
-        assert_eq!(
-            decode(&sqe(op::ACQUIRE, 3 | 1 << 8, 0), &d),
-            Err(Status::INVALID_OPCODE)
-        );
-        assert_eq!(
-            decode(&sqe(op::REPORT, (1 << 30) - 1, 1), &[]),
-            Err(Status::INVALID_FIELD)
-        );
-        assert_eq!(
-            decode(&sqe(op::REPORT, (1 << 30) - 2, 1), &[]),
-            Ok(Resv::Report { len: u32::MAX - 3 })
-        );
-        assert_eq!(
-            decode(&sqe(op::REGISTER, 0, 0), &d[..8]),
+            to_scsi(&sqe(op::REGISTER, 0, 0), 8),
             Err(Status::SGL_LENGTH)
         );
+        let acq = |cdw10| to_scsi(&sqe(op::ACQUIRE, cdw10, 0), 16);
+        assert_eq!(acq(2 << 8), out(spc::RESERVE, 3, Current, Zero));
+        assert_eq!(acq(1 | 4 << 8), out(spc::PREEMPT, 6, Current, Second));
         assert_eq!(
-            decode(&sqe(op::ACQUIRE, 2 << 8, 0), &d),
-            Ok(Resv::Acquire {
-                crkey: 0xaa,
-                scsi_type: 3
+            acq(2 | 6 << 8),
+            out(spc::PREEMPT_AND_ABORT, 8, Current, Second)
+        );
+        assert_eq!(acq(0), Err(Status::INVALID_FIELD));
+        assert_eq!(acq(7 << 8), Err(Status::INVALID_FIELD));
+        assert_eq!(acq(8 | 1 << 8), Err(Status::INVALID_FIELD));
+        assert_eq!(acq(3 | 1 << 8), Err(Status::INVALID_OPCODE));
+        let rel = |cdw10| to_scsi(&sqe(op::RELEASE, cdw10, 0), 8);
+        assert_eq!(rel(5 << 8), out(spc::RELEASE, 7, Current, Zero));
+        assert_eq!(rel(1), out(spc::CLEAR, 0, Current, Zero));
+        assert_eq!(rel(9), Err(Status::INVALID_FIELD));
+        assert_eq!(rel(2 | 1 << 8), Err(Status::INVALID_OPCODE));
+        assert_eq!(
+            to_scsi(&sqe(op::RELEASE, 1, 0), 16),
+            Err(Status::SGL_LENGTH)
+        );
+        // The PROUT CDB: service action, LU_SCOPE with the type, a 24-byte list.
+        let Ok(Scsi::Out { cdb, .. }) = acq(2 | 6 << 8) else {
+            panic!()
+        };
+        assert_eq!(cdb, [0x5f, 5, 8, 0, 0, 0, 0, 0, 24, 0]);
+        // Report: EDS required; NUMD at least the header, equal to the data moved.
+        let rep = |numd, eds, len| to_scsi(&sqe(op::REPORT, numd, eds), len);
+        assert_eq!(
+            rep(15, 1, 64),
+            Ok(Scsi::Report {
+                cdb: [0x5e, 3, 0, 0, 0, 0, 0, 0xff, 0xff, 0]
             })
         );
+        assert_eq!(rep(15, 0, 64), Err(HOST_ID_INCONSISTENT));
+        assert_eq!(rep(14, 1, 60), Err(Status::INVALID_FIELD));
+        assert_eq!(rep(31, 1, 64), Err(Status::SGL_LENGTH));
+        assert_eq!(rep(u32::MAX, 1, 0), Err(Status::INVALID_FIELD));
+        assert_eq!(to_scsi(&sqe(0x19, 0, 0), 0), Err(Status::INVALID_OPCODE));
+    }
+
+    #[test]
+    fn parameter_list() {
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&0x1122u64.to_le_bytes());
+        d[8..].copy_from_slice(&0x3344u64.to_le_bytes());
+        let p = params(Key::Current, Key::Second, &d);
+        assert_eq!(&p[..8], &0x1122u64.to_be_bytes());
+        assert_eq!(&p[8..16], &0x3344u64.to_be_bytes());
+        assert!(p[16..].iter().all(|&b| b == 0));
+        let p = params(Key::Zero, Key::Second, &d);
         assert_eq!(
-            decode(&sqe(op::ACQUIRE, 2 | 6 << 8, 0), &d),
-            Ok(Resv::Preempt {
-                crkey: 0xaa,
-                prkey: 0xbb,
-                scsi_type: 8,
-                abort: true
-            })
+            (&p[..8], &p[8..16]),
+            (&[0u8; 8][..], &0x3344u64.to_be_bytes()[..])
         );
+        // Release's 8 bytes: the missing key reads as zero.
+        let p = params(Key::Current, Key::Second, &d[..8]);
         assert_eq!(
-            decode(&sqe(op::ACQUIRE, 0, 0), &d),
-            Err(Status::INVALID_FIELD)
-        );
-        assert_eq!(
-            decode(&sqe(op::RELEASE, 1 << 8, 0), &d[..8]),
-            Ok(Resv::Release {
-                crkey: 0xaa,
-                scsi_type: 1
-            })
-        );
-        assert_eq!(
-            decode(&sqe(op::RELEASE, 1, 0), &d[..8]),
-            Ok(Resv::Clear { crkey: 0xaa })
-        );
-        assert_eq!(
-            decode(&sqe(op::REPORT, 15, 1), &[]),
-            Ok(Resv::Report { len: 64 })
-        );
-        assert_eq!(
-            decode(&sqe(op::REPORT, 15, 0), &[]),
-            Err(HOST_ID_INCONSISTENT)
-        );
-        assert_eq!(
-            decode(&sqe(op::REPORT, 14, 1), &[]),
-            Err(Status::INVALID_FIELD)
+            (&p[..8], &p[8..16]),
+            (&0x1122u64.to_be_bytes()[..], &[0u8; 8][..])
         );
     }
 
     #[test]
-    fn report_data() {
-        let regs = [
-            Registrant {
-                key: 5,
-                hostid: [1; 16],
-                holds: true,
-            },
-            Registrant {
-                key: 6,
-                hostid: [2; 16],
-                holds: false,
-            },
+    fn host_ids() {
+        let id =
+            hostid_of_nqn(b"nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-000000000001");
+        assert_eq!((id[0], id[1], id[6], id[15]), (0x7e, 0x1d, 0x40, 1));
+        assert_eq!(hostid_of_nqn(b"nqn.2026-12.org.example:host1"), [0; 16]);
+        assert_eq!(
+            hostid_of_nqn(b"nqn.2014-08.org.nvmexpress:uuid:7e1d"),
+            [0; 16]
+        );
+    }
+
+    /// A READ FULL STATUS descriptor.
+    fn desc(key: u64, holder: bool, t: u8, tid: &[u8]) -> Vec<u8> {
+        let mut d = vec![0u8; 24];
+        d[..8].copy_from_slice(&key.to_be_bytes());
+        d[12] = u8::from(holder);
+        d[13] = t;
+        d[20..24].copy_from_slice(&(tid.len() as u32).to_be_bytes());
+        d.extend_from_slice(tid);
+        d
+    }
+
+    #[test]
+    fn report_of_full_status() {
+        let name = b"nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-000000000001";
+        let mut iscsi = vec![0x05, 0, 0, 0];
+        iscsi.extend_from_slice(name);
+        iscsi.extend_from_slice(&[0, 0, 0]);
+        iscsi[3] = (iscsi.len() - 4) as u8;
+        let sas = [
+            0x06u8, 0, 0, 0, 0x50, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         ];
-        let mut out = [0xffu8; 192];
-        report(9, 1, &regs, &mut out);
-        assert_eq!(&out[..8], &[9, 0, 0, 0, 1, 2, 0, 0]);
-        assert!(out[8..64].iter().all(|&b| b == 0));
-        assert_eq!(&out[64..72], &[0xff, 0xff, 1, 0, 0, 0, 0, 0]);
-        assert_eq!((out[72], &out[80..96]), (5, &[1u8; 16][..]));
-        assert_eq!((out[128 + 2], out[128 + 8]), (0, 6));
+        let mut full = vec![0, 0, 0, 9, 0, 0, 0, 0];
+        full.extend(desc(5, true, 1, &iscsi));
+        full.extend(desc(6, false, 0, &sas));
+        let add = (full.len() - 8) as u32;
+        full[4..8].copy_from_slice(&add.to_be_bytes());
+        let mut o = [0xffu8; 192];
+        report(&full, hostid_of_nqn, &mut o);
+        assert_eq!(&o[..8], &[9, 0, 0, 0, 1, 2, 0, 0]);
+        assert!(o[8..64].iter().all(|&b| b == 0));
+        assert_eq!(&o[64..72], &[0xff, 0xff, 1, 0, 0, 0, 0, 0]);
+        assert_eq!((o[72], &o[80..96]), (5, &hostid_of_nqn(name)[..]));
+        assert_eq!(
+            (o[128 + 2], o[128 + 8], &o[144..160]),
+            (0, 6, &[0u8; 16][..])
+        );
         // Room for one entry: the count still says two.
         let mut short = [0u8; 128];
-        report(9, 1, &regs, &mut short);
+        report(&full, hostid_of_nqn, &mut short);
         assert_eq!((short[5], short[72]), (2, 5));
+        // A descriptor cut short by the allocation length is counted, not read past.
+        report(&full[..full.len() - 10], hostid_of_nqn, &mut o);
+        assert_eq!(o[5], 2);
+        // Garbage: no panic, no registrant read past the data.
+        report(
+            &[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 1, 2],
+            hostid_of_nqn,
+            &mut o,
+        );
+        assert_eq!(o[5], 0);
     }
 }

@@ -39,6 +39,11 @@ pub fn from_scsi(status: u8, key: u8, asc: u8, ascq: u8) -> Status {
     }
     match (key, asc, ascq) {
         (0x05, 0x21, 0x00) => Status::LBA_RANGE,
+        // A Release of another type than the reservation's (INVALID RELEASE OF PERSISTENT
+        // RESERVATION): nvmet's Reservation Conflict.
+        (0x05, 0x26, 0x04) => Status::RESERVATION_CONFLICT,
+        // INSUFFICIENT REGISTRATION RESOURCES: no memory.
+        (0x05, 0x55, 0x04) => Status::INTERNAL,
         (0x05, 0x20, _) => Status::INVALID_OPCODE,
         (0x05, 0x25, _) => Status::INVALID_NS,
         (0x05, _, _) => Status::INVALID_FIELD,
@@ -71,6 +76,11 @@ mod tests {
         assert_eq!(from_scsi(0x18, 0, 0, 0), Status::RESERVATION_CONFLICT);
         assert_eq!(from_scsi(0x02, 0x05, 0x21, 0), Status::LBA_RANGE);
         assert_eq!(from_scsi(0x02, 0x05, 0x24, 0), Status::INVALID_FIELD);
+        assert_eq!(
+            from_scsi(0x02, 0x05, 0x26, 0x04),
+            Status::RESERVATION_CONFLICT
+        );
+        assert_eq!(from_scsi(0x02, 0x05, 0x55, 0x04), Status::INTERNAL);
         assert_eq!(from_scsi(0x02, 0x07, 0x27, 0), crate::nvm::WRITE_PROTECTED);
         assert_eq!(from_scsi(0x02, 0x02, 0x04, 0x1b), SANITIZE_IN_PROGRESS);
         // The core's backend I/O failure (NOT READY, 08h/00h, as LIO); other NOT READY.
