@@ -128,9 +128,10 @@ lun_dev() {
 unload_all() {
     local d
     for d in "$CFG"/loopback; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
+    # Namespaces first: a device a namespace exports cannot be removed.
+    teardown_nvme
     teardown_lun
     teardown_iscsi
-    teardown_nvme
     # C LIO's iscsi_trx/iscsi_ttx finish a logged-out connection after the logout; rmmod
     # iscsi_target_mod does not wait for them (an oops in CI), so we do, for at most 10 s.
     for d in $(seq 50); do pgrep -x 'iscsi_(trx|ttx)' > /dev/null || break; sleep 0.2; done
@@ -295,9 +296,10 @@ no_ctrl() {
     done
     return 1
 }
-# fio_verify DEV [SECONDS]: 4k random writes at QD16, each block checked by CRC32C.
+# fio_verify DEV [SECONDS]: 4k random writes at QD16, each block checked by CRC32C (given up
+# after 2 minutes: a stuck queue fails the check instead of holding the run).
 fio_verify() {
-    fio --name=v --filename="$1" --rw=randwrite --bs=4k --size=16m --iodepth=16 --ioengine=libaio \
+    timeout 120 fio --name=v --filename="$1" --rw=randwrite --bs=4k --size=16m --iodepth=16 --ioengine=libaio \
         --direct=1 --verify=crc32c --verify_fatal=1 --runtime="${2:-5}" --time_based=0 > "$OUT/fio.$$" 2>&1 ||
         { cat "$OUT/fio.$$"; return 1; }
 }
@@ -320,4 +322,14 @@ teardown_nvmet() {
     rm -f $n/ports/*/subsystems/* 2> /dev/null
     rmdir $n/ports/* $n/subsystems/*/namespaces/* $n/subsystems/* 2> /dev/null
     true
+}
+# nvme_cleanup: a test's NVMe state gone: the host's controllers, both trees, nvmet's modules
+# and brd, the LUNs.
+nvme_cleanup() {
+    local m
+    nvme disconnect-all > /dev/null 2>&1
+    teardown_nvme
+    teardown_nvmet
+    for m in nvmet_tcp nvmet brd; do loaded $m && rmmod $m 2> /dev/null; done
+    teardown_lun
 }

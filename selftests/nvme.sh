@@ -18,23 +18,12 @@ DISC=nqn.2014-08.org.nvmexpress.discovery
 OUT=/tmp/nvme; rm -rf $OUT; mkdir -p $OUT
 tap_plan 36
 unload_all; dmesg_mark
-cleanup() {
-    teardown_nvme
-    nvmet_down
-    teardown_lun
-}
-trap cleanup EXIT
+trap nvme_cleanup EXIT
 
 # The in-kernel nvmet: brd's /dev/ram0 as namespace 1 of $NQN on port 4421.
 NVMET=/sys/kernel/config/nvmet
 nvmet_up() {
     modprobe brd rd_nr=1 rd_size=65536 && modprobe nvmet-tcp && nvme_export $NVMET $NQN 4421 /dev/ram0
-}
-nvmet_down() {
-    local m
-    teardown_nvmet
-    for m in nvmet_tcp nvmet brd; do loaded $m && rmmod $m 2> /dev/null; done
-    true
 }
 # The NAA designator of VPD 83h (32 hex digits) of SCSI disk $1.
 vpd_naa() {

@@ -5,23 +5,17 @@
 # the namespace's device differs: a symlink to a core device, or nvmet's device_path):
 # dedicated write and poll queues; `nvme reset` and a controller delete during fio; the
 # subsystem torn down and set up again three times under I/O, the host going from connecting
-# back to live; an IPv6 port.
+# back to live; an IPv6 port. Before them, on rtarget alone: a T10-PI device as a namespace
+# (NVMe/TCP carries no metadata, as on nvmet-tcp: the core makes and checks the tuples).
 . "$(dirname "$0")/lib.sh"
 NQN=nqn.2026-12.org.rtarget:host
 HOST=nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-000000000003
 UUID=7e1d0000-0000-4000-8000-00000000aa01
 NVMET=/sys/kernel/config/nvmet
 OUT=/tmp/nvme_host; rm -rf $OUT; mkdir -p $OUT
-tap_plan 15
+tap_plan 17
 unload_all; dmesg_mark
-cleanup() {
-    nvme disconnect-all > /dev/null 2>&1
-    teardown_nvme
-    teardown_nvmet
-    for m in nvmet_tcp nvmet brd; do loaded $m && rmmod $m 2> /dev/null; done
-    teardown_lun
-}
-trap cleanup EXIT
+trap nvme_cleanup EXIT
 
 # side rtarget|nvmet: which target the next checks drive. Each has a 64 MiB namespace (an
 # rd_mcp device, brd's /dev/ram0) and its own TCP ports.
@@ -77,7 +71,7 @@ queues() {
 fresh() { nvme disconnect -n $NQN > /dev/null 2>&1; no_ctrl $NQN; }
 # fio_bg DEV NAME [OPTIONS]: 4k random writes, CRC32C verified, in the background ($! is fio).
 fio_bg() {
-    fio --name="$2" --filename="$1" --rw=randwrite --bs=4k --size=32m --iodepth=16 --ioengine=libaio \
+    timeout 120 fio --name="$2" --filename="$1" --rw=randwrite --bs=4k --size=32m --iodepth=16 --ioengine=libaio \
         --direct=1 --verify=crc32c --verify_fatal=1 "${@:3}" > "$OUT/fio_$2" 2>&1 &
 }
 reset_under_io() {
@@ -154,8 +148,36 @@ ipv6() {
 }
 side_down() { fresh && subsys_down && rmdir "$ROOT/ports/1"; }
 
+# A type 1 device as namespace 1 of its own subsystem on port 1 (4424) and as loopback LUN 0:
+# what NVMe writes carries tuples the core made, which the loopback disk's block layer
+# verifies on read; a tuple spoilt through SCSI (WRPROTECT=3) fails the NVMe read.
+NQN_PI=nqn.2026-12.org.rtarget:pi
+pi_namespace() {
+    local dev d sd sg
+    dev=$(setup_dev rd_mcp pi "rd_pages=16384") && echo 1 > $dev/attrib/pi_prot_type &&
+        nvme_export $CFG/nvme $NQN_PI 4424 "$dev" && conn $NQN_PI $HOST 4424 > /dev/null && d=$(ns_of $NQN_PI 1) || return 1
+    nvme id-ns "$d" | grep -E '^(dps|nlbaf|flbas) ' && nvme id-ns "$d" | grep -qE '^dps +: 0' || return 1
+    head -c $((4 << 20)) /dev/urandom > $OUT/pattern
+    dd if=$OUT/pattern of="$d" bs=64k oflag=direct status=none && link_dev "$dev" > /dev/null &&
+        sd=$(lun_dev rtarget_loop block) && sg=$(lun_dev rtarget_loop scsi_generic) || return 1
+    udevadm settle 2> /dev/null
+    grep -qx T10-DIF-TYPE1-CRC /sys/block/${sd#/dev/}/integrity/format &&
+        dd if="$sd" of=$OUT/got bs=64k count=64 iflag=direct status=none && cmp $OUT/got $OUT/pattern || return 1
+    nvme read "$d" -n 1 -s 7 -c 0 -z 512 -d /dev/null > /dev/null &&
+        sgio "$sg" "2a6000000007000001 00" --out "$(printf '5a%.0s' $(seq 512))" | tee /dev/stderr | grep -q '^status=00' &&
+        ! nvme read "$d" -n 1 -s 7 -c 0 -z 512 -d /dev/null 2> $OUT/guard && cat $OUT/guard && grep -qi guard $OUT/guard
+}
+
 modprobe nvmet && modprobe nvmet-tcp && modprobe nvme-tcp && modprobe brd rd_nr=1 rd_size=65536 &&
-    modprobe rtarget_core && mkdir $CFG/nvme
+    modprobe rtarget_core && modprobe rtarget_loop && mkdir $CFG/nvme
+sgio_up
+check "rtarget: a T10-PI type 1 namespace: no metadata over TCP; NVMe writes carry the core's tuples (the loopback disk verifies them); a spoilt tuple fails the NVMe read (guard check)" pi_namespace
+pi_down() {
+    nvme disconnect -n $NQN_PI > /dev/null; no_ctrl $NQN_PI && rm "$CFG/nvme/ports/1/subsystems/$NQN_PI" &&
+        rm "$CFG/nvme/subsystems/$NQN_PI/namespaces/1/dev" && rmdir "$CFG/nvme/subsystems/$NQN_PI/namespaces/1" \
+        "$CFG/nvme/subsystems/$NQN_PI" "$CFG/nvme/ports/1" && teardown_lun && [ ! -d $CFG/core/rd_mcp_1/pi ]
+}
+check "rtarget: that subsystem, port and LUN removed" pi_down
 DEV=$(setup_dev rd_mcp r0 "rd_pages=16384")
 ip -6 addr show dev lo | grep -q '::1/128' || echo "# lo has no ::1"
 for s in rtarget nvmet; do

@@ -16,14 +16,7 @@ NVMET=/sys/kernel/config/nvmet
 OUT=/tmp/nvme_resv; rm -rf $OUT; mkdir -p $OUT
 tap_plan 14
 unload_all; dmesg_mark
-cleanup() {
-    nvme disconnect-all > /dev/null 2>&1
-    teardown_nvme
-    teardown_nvmet
-    for m in nvmet_tcp nvmet brd; do loaded $m && rmmod $m 2> /dev/null; done
-    teardown_lun
-}
-trap cleanup EXIT
+trap nvme_cleanup EXIT
 
 # report DEV: the extended Report: "rtype T regctl N gen G", then one "rcsts rkey hostid" line
 # per registrant.

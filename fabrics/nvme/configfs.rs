@@ -1259,13 +1259,13 @@ impl NvPort {
         }
     }
 
-    /// ANA state of group `grpid` (0: no such group on this port).
     /// The state of ANA group `grpid` on this port: inaccessible where the port does not
     /// have the group (nvmet's default).
     pub(crate) fn ana_state(&self, grpid: u32) -> u8 {
-        match grpid.checked_sub(1).and_then(|i| self.ana.get(i as usize)) {
-            Some(a) if a.load(Relaxed) != 0 => a.load(Relaxed) as u8,
-            _ => ana::INACCESSIBLE,
+        let slot = grpid.checked_sub(1).and_then(|i| self.ana.get(i as usize));
+        match slot.map_or(0, |a| a.load(Relaxed) as u8) {
+            0 => ana::INACCESSIBLE,
+            st => st,
         }
     }
 
