@@ -167,9 +167,6 @@ pub(crate) struct Nvme {
     pub(crate) genctr: Atomic<u64>,
     #[pin]
     ports: Mutex<KVec<Arc<NvPort>>>,
-    /// Some namespace was put in an ANA group other than 1: I/O checks its group's state
-    /// on every port, not only on ports where a group refuses I/O.
-    pub(crate) ana_grouped: Atomic<bool>,
 }
 
 impl Nvme {
@@ -237,7 +234,6 @@ pub(crate) fn make_root(
             ))?),
             genctr: Atomic::new(0),
             ports <- kernel::new_mutex!(KVec::new()),
-            ana_grouped: Atomic::new(false),
         }? Error),
         GFP_KERNEL,
     )?;
@@ -354,6 +350,35 @@ pub(crate) struct Subsys {
     next_cntlid: Atomic<u32>,
     /// Attributes that cannot change once a host has connected are then refused.
     connected: Atomic<bool>,
+    /// Each namespace's ANA group, read by every I/O command without a lock.
+    pub(crate) ns_groups: NsGroups,
+}
+
+/// The ANA group of each NSID (1 until `ana_grpid` says otherwise), one atomic per NSID.
+pub(crate) struct NsGroups([Atomic<i8>; NSID_MAX as usize]);
+
+// Stored as `grpid - 1` in an `i8`'s bits: groups are 1..=128.
+const _: () = assert!(crate::identify::ANA_GROUPS <= 256);
+
+impl NsGroups {
+    fn new() -> Self {
+        NsGroups([const { Atomic::new(0) }; NSID_MAX as usize])
+    }
+
+    /// The group of `nsid`; 1 for an NSID out of range (refused later as such).
+    pub(crate) fn get(&self, nsid: u32) -> u32 {
+        let slot = nsid.checked_sub(1).and_then(|i| self.0.get(i as usize));
+        slot.map_or(1, |g| u32::from(g.load(Relaxed) as u8) + 1)
+    }
+
+    fn set(&self, nsid: u32, grpid: u32) {
+        if let (Some(slot), Ok(v)) = (
+            nsid.checked_sub(1).and_then(|i| self.0.get(i as usize)),
+            u8::try_from(grpid.wrapping_sub(1)),
+        ) {
+            slot.store(v as i8, Relaxed);
+        }
+    }
 }
 
 /// What a controller reports of its subsystem.
@@ -411,6 +436,7 @@ impl Subsys {
                 ctrls <- kernel::new_mutex!(KVec::new()),
                 next_cntlid: Atomic::new(0),
                 connected: Atomic::new(false),
+                ns_groups: NsGroups::new(),
             }? Error),
             GFP_KERNEL,
         )
@@ -496,6 +522,13 @@ impl Subsys {
             if c.port_id == port.id {
                 c.end();
             }
+        }
+    }
+
+    /// A namespace moved to another ANA group: each controller's ANA log changes.
+    fn ana_changed(&self) {
+        for c in self.snapshot_ctrls().iter() {
+            c.ana_changed();
         }
     }
 
@@ -742,6 +775,7 @@ impl Dir for NamespacesDir {
         let ns = Ns::new(nsid, &self.0)?;
         let node = NewNode::new(name, &self.0.nvme.kinds.ns, ns.clone())?;
         list.push(ns, GFP_KERNEL)?;
+        self.0.ns_groups.set(nsid, 1);
         Ok(node)
     }
     fn drop_dir(&self, child: &Node) {
@@ -771,8 +805,6 @@ pub(crate) struct Ns {
     pub(crate) nsid: u32,
     subsys: Arc<Subsys>,
     pub(crate) enabled: Atomic<bool>,
-    /// Its ANA group (`ana_grpid`), for the I/O path.
-    pub(crate) grpid: Atomic<u32>,
     #[pin]
     state: Mutex<NsState>,
 }
@@ -804,7 +836,6 @@ impl Ns {
                 nsid,
                 subsys: subsys.clone(),
                 enabled: Atomic::new(false),
-                grpid: Atomic::new(1),
                 state <- kernel::new_mutex!(NsState {
                     device: None,
                     lun: None,
@@ -918,13 +949,13 @@ impl Dir for Ns {
                 if g == 0 || g > crate::identify::ANA_GROUPS {
                     return Err(EINVAL);
                 }
-                s.ana_grpid = g;
-                self.grpid.store(g, Relaxed);
-                if g != 1 {
-                    self.subsys.nvme.ana_grouped.store(true, Relaxed);
+                if s.ana_grpid != g {
+                    s.ana_grpid = g;
+                    self.subsys.ns_groups.set(self.nsid, g);
+                    drop(s);
+                    // As nvmet: the hosts reread the ANA log, which lists the move.
+                    self.subsys.ana_changed();
                 }
-                drop(s);
-                self.subsys.ns_changed(self.nsid);
                 Ok(())
             }
             b"resv_enable" if enabled => Err(EBUSY),
@@ -1182,9 +1213,6 @@ pub(crate) struct NvPort {
     ana: [Atomic<u32>; crate::identify::ANA_GROUPS as usize],
     /// Bumped by every ANA change (the ANA log's change count).
     pub(crate) ana_chgcnt: Atomic<u64>,
-    /// Some group is in a state that refuses I/O: only then does an I/O command look its
-    /// namespace's group up.
-    pub(crate) ana_fenced: Atomic<bool>,
     #[pin]
     ctrls: Mutex<KVec<Arc<Ctrl>>>,
 }
@@ -1212,7 +1240,6 @@ impl NvPort {
                 referrals <- kernel::new_mutex!(KVec::new()),
                 ana: [const { Atomic::new(0) }; crate::identify::ANA_GROUPS as usize],
                 ana_chgcnt: Atomic::new(0),
-                ana_fenced: Atomic::new(false),
                 ctrls <- kernel::new_mutex!(KVec::new()),
             }? Error),
             GFP_KERNEL,
@@ -1440,11 +1467,6 @@ impl Dir for AnaGroupsDir {
 
 impl NvPort {
     fn ana_changed(&self) {
-        let fenced = self.ana.iter().any(|a| {
-            let st = a.load(Relaxed) as u8;
-            st != 0 && crate::nvm::ana_check(st).is_err()
-        });
-        self.ana_fenced.store(fenced, Relaxed);
         self.ana_chgcnt.fetch_add(1, Relaxed);
         self.for_each_ctrl(|c| c.event(crate::admin::aen::ANA_CHANGE));
     }

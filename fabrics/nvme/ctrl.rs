@@ -207,14 +207,16 @@ impl Ctrl {
     }
 
     /// The ANA path status of namespace `nsid` through this controller's port (nvmet's
-    /// `nvmet_check_ana_state`): looked up only where some group there refuses I/O, or some
-    /// namespace is in a group other than 1 (which the port may not have).
+    /// `nvmet_check_ana_state`): two atomic loads, the namespace's group and its state here.
     pub(crate) fn ana_check(&self, nsid: u32) -> core::result::Result<(), Status> {
-        if !self.port.ana_fenced.load(Relaxed) && !self.port.nvme.ana_grouped.load(Relaxed) {
-            return Ok(());
-        }
-        let grpid = self.subsys.as_ref().and_then(|s| s.ns(nsid)).map_or(1, |n| n.grpid.load(Relaxed));
+        let grpid = self.subsys.as_ref().map_or(1, |s| s.ns_groups.get(nsid));
         crate::nvm::ana_check(self.port.ana_state(grpid))
+    }
+
+    /// Its ANA log changed (a namespace moved group): the change count moves, the host is told.
+    pub(crate) fn ana_changed(&self) {
+        self.port.ana_chgcnt.fetch_add(1, Relaxed);
+        self.event(admin::aen::ANA_CHANGE);
     }
 
     pub(crate) fn is_discovery(&self) -> bool {

@@ -69,6 +69,7 @@ pub fn decode(sqe: &Sqe, discovery: bool, data_len: u32) -> Result<Admin, Status
                         | lid::CHANGED_NS
                         | lid::CMD_EFFECTS
                         | lid::ANA
+                        | lid::RESERVATION
                 )
             };
             if !known {
@@ -124,6 +125,8 @@ pub mod aen {
     pub const ANA_CHANGE: (u8, u8, u8) = (2, 0x03, super::lid::ANA);
     /// Notice: discovery log page change.
     pub const DISC_CHANGE: (u8, u8, u8) = (2, 0xf0, super::lid::DISCOVERY);
+    /// I/O command specific (type 6): a reservation notification log entry is available.
+    pub const RESERVATION: (u8, u8, u8) = (6, 0x00, super::lid::RESERVATION);
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ pub mod lid {
     pub const ANA: u8 = 0x0c;
     /// Discovery (discovery controllers).
     pub const DISCOVERY: u8 = 0x70;
+    /// Reservation notification.
+    pub const RESERVATION: u8 = 0x80;
 }
 
 /// A Get Log Page command.

@@ -257,6 +257,95 @@ pub fn report(full: &[u8], hostid: impl Fn(&[u8]) -> [u8; 16], out: &mut [u8]) {
     out[..k].copy_from_slice(&hdr[..k]);
 }
 
+/// Reservation notification log page (80h) entry length.
+pub const NOTICE_LEN: usize = 64;
+
+/// Reservation notification types (the log page's byte 8; the Reservation Notification
+/// Mask feature's bit of the same number masks one).
+pub mod notice {
+    /// The host's registration was preempted.
+    pub const REGISTRATION_PREEMPTED: u8 = 1;
+    /// The reservation was released.
+    pub const RESERVATION_RELEASED: u8 = 2;
+    /// The reservation was preempted.
+    pub const RESERVATION_PREEMPTED: u8 = 3;
+}
+
+/// The notification of an SPC-4 unit attention a SCSI nexus would get for the same change:
+/// REGISTRATIONS PREEMPTED (2Ah/05h), RESERVATIONS RELEASED (2Ah/04h), RESERVATIONS
+/// PREEMPTED (2Ah/03h).
+pub fn notice_of_ua(asc: u8, ascq: u8) -> Option<u8> {
+    match (asc, ascq) {
+        (0x2a, 0x05) => Some(notice::REGISTRATION_PREEMPTED),
+        (0x2a, 0x04) => Some(notice::RESERVATION_RELEASED),
+        (0x2a, 0x03) => Some(notice::RESERVATION_PREEMPTED),
+        _ => None,
+    }
+}
+
+/// Entries a controller keeps unread; more are counted as lost.
+pub const NOTICES_KEPT: usize = 64;
+
+/// A controller's reservation notification log (NVMe Base 2.0 5.16.1.26): a fixed ring of
+/// entries, each read once. Every entry gets the next count (never 0); entries dropped for
+/// want of room show as a jump in the count of the next one read.
+pub struct NoticeLog {
+    entries: [(u64, u8, u32); NOTICES_KEPT],
+    head: usize,
+    len: usize,
+    count: u64,
+    lost: u64,
+}
+
+impl Default for NoticeLog {
+    fn default() -> Self {
+        NoticeLog {
+            entries: [(0, 0, 0); NOTICES_KEPT],
+            head: 0,
+            len: 0,
+            count: 0,
+            lost: 0,
+        }
+    }
+}
+
+impl NoticeLog {
+    /// Logs a notification of `kind` for namespace `nsid`. Returns whether it was kept.
+    pub fn push(&mut self, kind: u8, nsid: u32) -> bool {
+        self.count = self.count.wrapping_add(1).max(1);
+        if self.len == NOTICES_KEPT {
+            self.lost += 1;
+            return false;
+        }
+        self.entries[(self.head + self.len) % NOTICES_KEPT] = (self.count, kind, nsid);
+        self.len += 1;
+        true
+    }
+
+    /// Reads (and removes) the oldest entry into `out`: an empty page (type 0) if there is
+    /// none. Its count covers the entries lost after it (nvmet's rule); byte 9 says how many
+    /// more are available.
+    pub fn pop(&mut self, out: &mut [u8; NOTICE_LEN]) {
+        out.fill(0);
+        if self.len == 0 {
+            return;
+        }
+        let (count, kind, nsid) = self.entries[self.head];
+        self.head = (self.head + 1) % NOTICES_KEPT;
+        self.len -= 1;
+        let lost = if self.len > 0 {
+            self.entries[self.head].0.wrapping_sub(count).wrapping_sub(1)
+        } else {
+            core::mem::take(&mut self.lost)
+        };
+        self.lost = self.lost.saturating_sub(lost);
+        out[..8].copy_from_slice(&count.wrapping_add(lost).max(1).to_le_bytes());
+        out[8] = kind;
+        out[9] = self.len as u8;
+        out[12..16].copy_from_slice(&nsid.to_le_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,5 +514,41 @@ mod tests {
             &mut o,
         );
         assert_eq!(o[5], 0);
+    }
+    #[test]
+    fn notice_log_reads_each_entry_once_and_counts_the_lost() {
+        let mut log = NoticeLog::default();
+        let mut page = [0xffu8; NOTICE_LEN];
+        log.pop(&mut page);
+        assert_eq!(page, [0; NOTICE_LEN]);
+        assert!(log.push(notice::REGISTRATION_PREEMPTED, 1));
+        assert!(log.push(notice::RESERVATION_RELEASED, 2));
+        log.pop(&mut page);
+        assert_eq!(u64::from_le_bytes(page[..8].try_into().unwrap()), 1);
+        assert_eq!((page[8], page[9]), (1, 1));
+        assert_eq!(u32::from_le_bytes(page[12..16].try_into().unwrap()), 1);
+        log.pop(&mut page);
+        assert_eq!(u64::from_le_bytes(page[..8].try_into().unwrap()), 2);
+        assert_eq!((page[8], page[9], page[12]), (2, 0, 2));
+        log.pop(&mut page);
+        assert_eq!(page[8], 0);
+        // Full: the rest are lost, and the last entry read says so in its count.
+        for _ in 0..NOTICES_KEPT + 3 {
+            log.push(notice::RESERVATION_PREEMPTED, 1);
+        }
+        for i in 0..NOTICES_KEPT {
+            log.pop(&mut page);
+            let count = u64::from_le_bytes(page[..8].try_into().unwrap());
+            assert_eq!(usize::from(page[9]), NOTICES_KEPT - 1 - i);
+            if i < NOTICES_KEPT - 1 {
+                assert_eq!(count, 3 + i as u64);
+            } else {
+                assert_eq!(count, 2 + (NOTICES_KEPT + 3) as u64);
+            }
+        }
+        log.pop(&mut page);
+        assert_eq!(page[8], 0);
+        assert_eq!(notice_of_ua(0x2a, 0x05), Some(notice::REGISTRATION_PREEMPTED));
+        assert_eq!(notice_of_ua(0x29, 0x00), None);
     }
 }
