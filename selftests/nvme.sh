@@ -102,8 +102,8 @@ check "ANA group 1 inaccessible: I/O fails with ANA Inaccessible, the ANA log sa
     grep -qi 'inaccessible' $OUT/ana_err && echo optimized > $P/ana_groups/1/ana_state &&
     nvme read $D -n 1 -s 0 -c 0 -z 512 -d /dev/null"
 check "namespace 1 in ANA group 2, which port 1 lacks: the ANA log's change count moves, it logs the group inaccessible, I/O fails; the group made on the port: optimized, I/O works" bash -c "
-    n0=\$(nvme ana-log /dev/$C | sed -n 's/^chgcnt *: *//p') && echo 2 > $S/namespaces/1/ana_grpid &&
-    nvme ana-log /dev/$C | tee $OUT/ana2 && n1=\$(sed -n 's/^chgcnt *: *//p' $OUT/ana2) && [ -n \"\$n0\" ] && [ \"\$n0\" != \"\$n1\" ] &&
+    n0=\$(nvme ana-log /dev/$C | awk '/^chgcnt/ {print \$NF; exit}') && echo 2 > $S/namespaces/1/ana_grpid &&
+    nvme ana-log /dev/$C | tee $OUT/ana2 && n1=\$(awk '/^chgcnt/ {print \$NF; exit}' $OUT/ana2) && [ -n \"\$n0\" ] && [ \"\$n0\" != \"\$n1\" ] &&
     grep -A3 'grpid.*2' $OUT/ana2 | grep -q inaccessible &&
     ! nvme read $D -n 1 -s 0 -c 0 -z 512 -d /dev/null 2> /dev/null && mkdir $P/ana_groups/2 &&
     nvme read $D -n 1 -s 0 -c 0 -z 512 -d /dev/null && echo 1 > $S/namespaces/1/ana_grpid && rmdir $P/ana_groups/2 &&

@@ -5,8 +5,9 @@
 # device. Reservation commands are refused without resv_enable; a host registers and takes
 # Write Exclusive, the other host and the SCSI nexus see it (Report, READ KEYS, READ
 # RESERVATION) and meet Reservation Conflict on writes; the SCSI nexus preempts the NVMe
-# host, which sees that; CLEAR frees the device for everyone. The NVMe-only steps run on
-# the in-kernel nvmet-tcp too (same boot, brd) and their Reports must read the same.
+# host, which sees that and finds it in its reservation notification log; CLEAR frees the
+# device for everyone. The NVMe-only steps run on the in-kernel nvmet-tcp too (same boot,
+# brd) and their Reports and notifications must read the same.
 . "$(dirname "$0")/lib.sh"
 N=$CFG/nvme
 NQN=nqn.2026-12.org.rtarget:resv
@@ -14,7 +15,7 @@ HOST=nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-0000000000a1
 HOST2=nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-0000000000a2
 NVMET=/sys/kernel/config/nvmet
 OUT=/tmp/nvme_resv; rm -rf $OUT; mkdir -p $OUT
-tap_plan 14
+tap_plan 15
 unload_all; dmesg_mark
 trap nvme_cleanup EXIT
 
@@ -55,6 +56,25 @@ two_hosts() {
         echo "$3" > $p/addr_trsvcid && ln -s "$1/subsystems/$NQN" "$p/subsystems/$NQN" &&
         conn $NQN $HOST "$2" > /dev/null && A=$(ns_of $NQN 1) && conn $NQN $HOST2 "$3" > /dev/null && B=$(other_ns $NQN "$A")
 }
+# notice CTRL: the oldest entry of CTRL's reservation notification log (80h), read and so
+# removed, as "type nsid more".
+notice() {
+    nvme get-log "$1" --log-id=0x80 --log-len=64 -b | python3 -c '
+import struct, sys
+d = sys.stdin.buffer.read()
+print(d[8], struct.unpack_from("<I", d, 12)[0], d[9])'
+}
+# notices DEV: DEV's controller's first reservation notification (waiting up to 5 s for the
+# target to log it), then the next read, which must find the log empty.
+notices() {
+    local i n
+    for i in $(seq 1 25); do
+        n=$(notice "${1%n1}") || return 1
+        [ "${n%% *}" != 0 ] && break
+        sleep 0.2
+    done
+    echo "$n" && notice "${1%n1}"
+}
 # steps NAME: the NVMe-only sequence from A and B, its Reports kept in $OUT/NAME.
 steps() {
     nvme resv-register "$A" -n 1 --nrkey=0xa1 --rrega=0 > /dev/null &&
@@ -64,7 +84,7 @@ steps() {
         conflict nvme resv-acquire "$B" -n 1 --crkey=0xb2 --rtype=1 --racqa=0 &&
         conflict nvme resv-register "$B" -n 1 --crkey=0xbad --nrkey=0xb3 --rrega=2 &&
         nvme resv-acquire "$B" -n 1 --crkey=0xb2 --prkey=0xa1 --rtype=2 --racqa=1 > /dev/null &&
-        report "$A" >> $OUT/$1 && conflict wr "$A" && conflict rd "$A" &&
+        report "$A" >> $OUT/$1 && conflict wr "$A" && conflict rd "$A" && notices "$A" > $OUT/$1.notice &&
         nvme resv-release "$B" -n 1 --crkey=0xb2 --rtype=2 --rrela=1 > /dev/null && report "$A" >> $OUT/$1 &&
         wr "$A" > /dev/null
     local r=$?
@@ -111,9 +131,10 @@ check "the SCSI nexus's WRITE meets RESERVATION CONFLICT; its READ works" bash -
 scsi_preempts() {
     sg_persist --out --register --param-sark=0xc3 "$SD" && sg_persist --out --preempt --param-rk=0xc3 \
         --param-sark=0xa1 --prout-type=3 "$SD" && report "$A" | tee $OUT/r && head -1 $OUT/r | grep -q '^rtype 2 regctl 1 ' &&
-        grep -qx '1 0xc3 00000000000000000000000000000000' $OUT/r && conflict rd "$A"
+        grep -qx '1 0xc3 00000000000000000000000000000000' $OUT/r && conflict rd "$A" &&
+        notices "$A" | tee /dev/stderr | head -1 | grep -qx '1 1 0'
 }
-check "the SCSI nexus registers (0xc3) and preempts host A with Exclusive Access: host A's Report shows it, A conflicts" scsi_preempts
+check "the SCSI nexus registers (0xc3) and preempts host A with Exclusive Access: host A's Report shows it, A conflicts, A's notification log says Registration Preempted" scsi_preempts
 check "the SCSI nexus's CLEAR frees the device: host A writes, its Report is empty" bash -c "
     sg_persist --out --clear --param-rk=0xc3 $SD && nvme write $A -n 1 -s 0 -c 0 -z 512 -d $OUT/blk > /dev/null &&
     nvme resv-report $A -n 1 -e -o json | grep -q '\"regctl\" *: *0'"
@@ -132,6 +153,8 @@ nvmet_steps() {
 check "nvmet-tcp: the same steps" nvmet_steps
 check "the Reports read the same on rtarget and nvmet (type, registrants, holders, keys, host IDs)" bash -c "
     diff <(sed 's/ gen [0-9]*\$//' $OUT/rtarget) <(sed 's/ gen [0-9]*\$//' $OUT/nvmet)"
+check "host A, preempted, finds one Registration Preempted for namespace 1 in its reservation notification log, on rtarget as on nvmet" bash -c "
+    cat $OUT/rtarget.notice && printf '1 1 0\n0 0 0\n' | cmp - $OUT/rtarget.notice && cmp $OUT/rtarget.notice $OUT/nvmet.notice"
 nvme disconnect-all > /dev/null
 check "teardown: rtarget_nvme and the loopback LUN go" bash -c "
     rm -f $S/namespaces/1/dev && rmdir $S/namespaces/1 $S $N/ports/* $N && rmmod rtarget_nvme"

@@ -71,8 +71,11 @@ pub struct Session {
     ua: SpinLock<UaQueue>,
     /// Set by [`Session::close`]: its commands' answers are no longer awaited.
     closed: Atomic<bool>,
-    /// The protocol has no unit attentions (NVMe): none is raised.
+    /// The protocol has no unit attentions (NVMe): none is raised; the reservation changes
+    /// that would raise one queue in `ua` as notices for the fabric.
     no_ua: Atomic<bool>,
+    /// Some notice is queued (`no_ua` nexuses).
+    notices: Atomic<bool>,
 }
 
 impl Session {
@@ -104,6 +107,7 @@ impl Session {
                 ua <- kernel::new_spinlock!(UaQueue::new()),
                 closed: Atomic::new(false),
                 no_ua: Atomic::new(false),
+                notices: Atomic::new(false),
             }? Error),
             GFP_KERNEL,
         )?;
@@ -225,7 +229,9 @@ impl Session {
     }
 
     /// The nexus's protocol has no unit attentions (NVMe, whose hosts learn of changes from
-    /// asynchronous events): drops those pending and raises none from now on.
+    /// asynchronous events): drops those pending and raises none from now on. The changes of
+    /// persistent reservations that would raise one become notices instead
+    /// ([`Session::take_reservation_notice`]).
     pub fn without_unit_attentions(&self) {
         let mut q = self.ua.lock();
         self.no_ua.store(true, Relaxed);
@@ -238,11 +244,30 @@ impl Session {
         let mut q = self.ua.lock();
         // Under the lock: none slips in beside `without_unit_attentions`.
         if self.no_ua.load(Relaxed) {
+            if is_reservation_change(code) && q.raise(lun, code) {
+                self.notices.store(true, Relaxed);
+            }
             return;
         }
         if q.raise(lun, code) {
             self.ua_pending.store(q.len() as u32, Relaxed);
         }
+    }
+
+    /// A nexus without unit attentions: the oldest reservation change that affected it
+    /// through LUN `lun`, cleared, as `(lun, (asc, ascq))` of the unit attention SPC-4 gives a
+    /// SCSI nexus for it (REGISTRATIONS PREEMPTED, RESERVATIONS RELEASED or RESERVATIONS
+    /// PREEMPTED). Lock-free while none is queued.
+    pub fn take_reservation_notice(&self) -> Option<(u64, (u8, u8))> {
+        if !self.notices.load(Relaxed) {
+            return None;
+        }
+        let mut q = self.ua.lock();
+        let n = q.take_oldest();
+        if q.len() == 0 {
+            self.notices.store(false, Relaxed);
+        }
+        n
     }
 
     /// Drops the unit attentions of a LUN that is gone.
@@ -277,6 +302,18 @@ impl Session {
         self.ua_pending.store(q.len() as u32, Relaxed);
         r
     }
+}
+
+/// Whether `code` is one of the persistent reservations' unit attentions.
+fn is_reservation_change(code: (u8, u8)) -> bool {
+    use crate::proto::pr::Ua;
+    [
+        Ua::ReservationsPreempted,
+        Ua::ReservationsReleased,
+        Ua::RegistrationsPreempted,
+    ]
+    .iter()
+    .any(|u| u.code() == code)
 }
 
 impl HasLiveRefs for Session {

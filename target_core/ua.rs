@@ -95,6 +95,15 @@ impl UaQueue {
         UaAction::Report(Sense::unit_attention(ua.asc, ua.ascq))
     }
 
+    /// The oldest condition of any LUN, cleared: `(lun, (asc, ascq))`.
+    pub(crate) fn take_oldest(&mut self) -> Option<(u64, (u8, u8))> {
+        if self.list.is_empty() {
+            return None;
+        }
+        let ua = self.list.remove(0).ok()?;
+        Some((ua.lun, (ua.asc, ua.ascq)))
+    }
+
     /// REQUEST SENSE: the oldest condition of `lun`, cleared.
     pub(crate) fn take(&mut self, lun: u64) -> Option<Sense> {
         let i = self.first(lun)?;
@@ -140,5 +149,15 @@ mod tests {
         assert_eq!((s.asc, s.ascq), BUS_DEVICE_RESET);
         assert!(q.take(3).is_none());
         assert!(matches!(q.check(3, TUR, 1), UaAction::Pass));
+    }
+
+    #[test]
+    fn take_oldest_across_luns() {
+        let mut q = UaQueue::new();
+        q.raise(2, CAPACITY_CHANGED);
+        q.raise(1, POWER_ON_RESET);
+        assert_eq!(q.take_oldest(), Some((2, CAPACITY_CHANGED)));
+        assert_eq!(q.take_oldest(), Some((1, POWER_ON_RESET)));
+        assert_eq!(q.take_oldest(), None);
     }
 }

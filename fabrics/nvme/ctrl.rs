@@ -14,6 +14,7 @@ use crate::identify::{self, cns, IDENTIFY_LEN};
 use crate::log::{self, lid, GetLogPage};
 use crate::queue::{Connected, Data, Link, MAX_TRANSFER, MDTS};
 use crate::regs::{self, Change, Regs};
+use crate::resv;
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::atomic::{ordering::Relaxed, Atomic};
@@ -43,6 +44,8 @@ struct CtrlState {
     /// Requests completed by an event, for the admin queue's thread to send.
     ready: KVec<(u16, (u8, u8, u8))>,
     changed: KVec<u32>,
+    /// The reservation notification log.
+    notices: resv::NoticeLog,
 }
 
 /// A controller.
@@ -115,6 +118,7 @@ impl Ctrl {
                         pending: KVec::new(),
                         ready: KVec::with_capacity(identify::AER_LIMIT as usize, GFP_KERNEL)?,
                         changed: KVec::new(),
+                        notices: resv::NoticeLog::default(),
                     }),
                     admin <- kernel::new_mutex!(None),
                     io <- kernel::new_mutex!(KVec::new()),
@@ -286,12 +290,14 @@ impl Ctrl {
     /// blocks nobody else, least of all the configfs writer that made the change.
     pub(crate) fn event(&self, ev: (u8, u8, u8)) {
         let mut st = self.state.lock();
-        let bit = match ev {
-            admin::aen::NS_CHANGED => 1 << 8,
-            admin::aen::ANA_CHANGE => 1 << 11,
-            _ => crate::features::AEN_DISCOVERY,
+        let enabled = match ev {
+            admin::aen::NS_CHANGED => st.features.aen & 1 << 8 != 0,
+            admin::aen::ANA_CHANGE => st.features.aen & 1 << 11 != 0,
+            // Not a notice: Asynchronous Event Configuration does not gate it.
+            admin::aen::RESERVATION => true,
+            _ => st.features.aen & crate::features::AEN_DISCOVERY != 0,
         };
-        if st.features.aen & bit == 0 {
+        if !enabled {
             return;
         }
         match st.aer.pop() {
@@ -403,6 +409,27 @@ impl AdminQueue<'_> {
         self.last_ka.elapsed() > Delta::from_secs(2 * i64::from(kato))
     }
 
+    /// Logs the reservation changes the core queued on the host's nexus (the unit
+    /// attentions a SCSI nexus gets), unless the Reservation Notification Mask hides their
+    /// kind, and tells the host.
+    fn log_reservation_notices(&self) {
+        let Some(session) = &self.ctrl.session else {
+            return;
+        };
+        while let Some((lun, (asc, ascq))) = session.take_reservation_notice() {
+            let (Some(kind), Ok(nsid)) = (resv::notice_of_ua(asc, ascq), u32::try_from(lun)) else {
+                continue;
+            };
+            let logged = {
+                let mut st = self.ctrl.state.lock();
+                st.features.resv_mask & 1 << kind == 0 && st.notices.push(kind, nsid)
+            };
+            if logged {
+                self.ctrl.event(admin::aen::RESERVATION);
+            }
+        }
+    }
+
     /// Sends the completions events made ready.
     fn send_events(&self) -> Result {
         loop {
@@ -425,6 +452,7 @@ impl AdminQueue<'_> {
             if self.ctrl.traffic.xchg(false, Relaxed) {
                 self.last_ka = Instant::now();
             }
+            self.log_reservation_notices();
             if self.send_events().is_err() {
                 return;
             }
@@ -727,6 +755,11 @@ impl AdminQueue<'_> {
                 }
             }),
             lid::ANA => self.ana_log(g, &mut page),
+            lid::RESERVATION => page.resize(resv::NOTICE_LEN, 0, GFP_KERNEL).map(|()| {
+                if let Ok(o) = (&mut page[..]).try_into() {
+                    ctrl.state.lock().notices.pop(o);
+                }
+            }),
             lid::DISCOVERY => self.discovery_log(&mut page),
             _ => return Answer::status(Status::INVALID_FIELD),
         };

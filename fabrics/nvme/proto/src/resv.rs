@@ -334,7 +334,10 @@ impl NoticeLog {
         self.head = (self.head + 1) % NOTICES_KEPT;
         self.len -= 1;
         let lost = if self.len > 0 {
-            self.entries[self.head].0.wrapping_sub(count).wrapping_sub(1)
+            self.entries[self.head]
+                .0
+                .wrapping_sub(count)
+                .wrapping_sub(1)
         } else {
             core::mem::take(&mut self.lost)
         };
@@ -548,7 +551,10 @@ mod tests {
         }
         log.pop(&mut page);
         assert_eq!(page[8], 0);
-        assert_eq!(notice_of_ua(0x2a, 0x05), Some(notice::REGISTRATION_PREEMPTED));
+        assert_eq!(
+            notice_of_ua(0x2a, 0x05),
+            Some(notice::REGISTRATION_PREEMPTED)
+        );
         assert_eq!(notice_of_ua(0x29, 0x00), None);
     }
 }
