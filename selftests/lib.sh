@@ -156,9 +156,10 @@ teardown_nvme() {
     true
 }
 # iscsid_up DIR: open-iscsi's daemon (iscsiadm hands it discovery and logins) for this test,
-# logging to DIR/iscsid.log, stopped when the test exits.
+# logging to DIR/iscsid.log, stopped when the test exits. Its own session: on SIGTERM iscsid
+# signals its whole process group (killpg(0, SIGTERM)), which would otherwise be the test's.
 iscsid_up() {
-    iscsid -f > "$1/iscsid.log" 2>&1 &
+    setsid iscsid -f > "$1/iscsid.log" 2>&1 &
     _iscsid=$!
     trap 'kill $_iscsid 2>/dev/null' EXIT
 }
