@@ -329,8 +329,19 @@ nvme_export() {
     mkdir -p "$s/namespaces/1" && echo 1 > "$s/attr_allow_any_host" &&
         if [ -d "$4" ]; then ln -s "$4" "$s/namespaces/1/dev"; else echo "$4" > "$s/namespaces/1/device_path"; fi &&
         { [ -z "${5:-}" ] || echo 1 > "$s/namespaces/1/buffered_io"; } && echo 1 > "$s/namespaces/1/enable" &&
-        mkdir -p "$p" && echo tcp > "$p/addr_trtype" && echo ipv4 > "$p/addr_adrfam" &&
-        echo 127.0.0.1 > "$p/addr_traddr" && echo "$3" > "$p/addr_trsvcid" && ln -s "$s" "$p/subsystems/$2"
+        nvme_addr "$p" ipv4 127.0.0.1 "$3" && ln -s "$s" "$p/subsystems/$2"
+}
+# nvme_addr DIR ADRFAM TRADDR TRSVCID: a TCP address in a port's or a referral's directory
+# (made if missing), in rtarget's tree or nvmet's.
+nvme_addr() {
+    mkdir -p "$1" && echo tcp > "$1/addr_trtype" && echo "$2" > "$1/addr_adrfam" &&
+        echo "$3" > "$1/addr_traddr" && echo "$4" > "$1/addr_trsvcid"
+}
+# fio_bg FILE NAME [OPTIONS]: 32 MiB of 4k random writes, CRC32C verified, in the background
+# ($! is fio; 2 minutes at most), its output in $OUT/fio_NAME.
+fio_bg() {
+    timeout 120 fio --name="$2" --filename="$1" --rw=randwrite --bs=4k --size=32m --iodepth=16 --ioengine=libaio \
+        --direct=1 --verify=crc32c --verify_fatal=1 "${@:3}" > "$OUT/fio_$2" 2>&1 &
 }
 # teardown_nvmet: the in-kernel nvmet's tree emptied (its modules stay).
 teardown_nvmet() {

@@ -5,8 +5,9 @@
 # discovery, connect, Identify, log pages, I/O with fio verify, flush, write zeroes, dataset
 # management, a read past the end; one rd_mcp device as a loopback SCSI LUN and an NVMe
 # namespace at once (data both ways, VPD 83h NAA = NGUID); an iblock namespace;
-# allowed_hosts; keep-alive on a persistent discovery controller; a controller reset and a
-# port unlink during fio. The in-kernel nvmet-tcp runs in the same boot (loaded all along,
+# allowed_hosts; keep-alive on a persistent discovery controller; a referral, and the
+# discovery change events masked until the log is read; a controller reset and a port
+# unlink during fio. The in-kernel nvmet-tcp runs in the same boot (loaded all along,
 # as test tools load it) for the checks that apply, so differences show.
 . "$(dirname "$0")/lib.sh"
 N=$CFG/nvme
@@ -16,7 +17,7 @@ HOST=nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-000000000001
 HOST2=nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-000000000002
 DISC=nqn.2014-08.org.nvmexpress.discovery
 OUT=/tmp/nvme; rm -rf $OUT; mkdir -p $OUT
-tap_plan 36
+tap_plan 38
 unload_all; dmesg_mark
 trap nvme_cleanup EXIT
 
@@ -24,6 +25,38 @@ trap nvme_cleanup EXIT
 NVMET=/sys/kernel/config/nvmet
 nvmet_up() {
     modprobe brd rd_nr=1 rd_size=65536 && modprobe nvmet-tcp && nvme_export $NVMET $NQN 4421 /dev/ram0
+}
+# disc_events ROOT PORT TRSVCID: a persistent discovery controller on the port at TRSVCID;
+# a referral under ROOT/ports/PORT enabled, disabled and enabled again, 2 s apart (three
+# discovery changes); its discovery log read (RAE clear); the referral disabled once more.
+# Prints the discovery change events the host counted before and after the read, and
+# whether the log listed the referral (subtype 1, 127.0.0.2:4430).
+disc_events() {
+    local r=$1/ports/$2/referrals/peer T=/sys/kernel/tracing dc e n1 n2 listed
+    nvme_addr "$r" ipv4 127.0.0.2 4430 || return 1
+    nvme connect -t tcp -a 127.0.0.1 -s "$3" -n $DISC --hostnqn=$HOST --hostid=${HOST##*uuid:} \
+        --keep-alive-tmo=5 > /dev/null && dc=$(ctrl_of $DISC) || { rmdir "$r"; return 1; }
+    mountpoint -q $T || mount -t tracefs tracefs $T 2> /dev/null
+    echo > $T/trace; echo 1 > $T/events/nvme/nvme_async_event/enable
+    sleep 2
+    for e in 1 0 1; do echo $e > "$r/enable"; sleep 2; done
+    n1=$(grep -c "$dc: NVME_AEN=0x70f002" $T/trace)
+    nvme get-log /dev/$dc --log-id=0x70 --log-len=8192 --raw-binary > $OUT/disclog.$3
+    listed=$(python3 -c '
+import sys
+b = open(sys.argv[1], "rb").read()
+for i in range(1024, len(b) - 1023, 1024):
+    e = b[i:i + 1024]
+    if e[2] == 1 and e[32:64].rstrip(b"\0 ") == b"4430" and e[512:768].rstrip(b"\0 ") == b"127.0.0.2":
+        print("listed")' $OUT/disclog.$3)
+    echo 0 > "$r/enable"
+    # (Up to 10 s for the event; then 2 s more, in which no other may come.)
+    for e in $(seq 1 50); do [ "$(grep -c "$dc: NVME_AEN=0x70f002" $T/trace)" -gt "$n1" ] && break; sleep 0.2; done
+    sleep 2
+    n2=$(grep -c "$dc: NVME_AEN=0x70f002" $T/trace)
+    echo 0 > $T/events/nvme/nvme_async_event/enable
+    nvme disconnect -d $dc > /dev/null; rmdir "$r"
+    echo "$n1 $n2 ${listed:-unlisted}"
 }
 # The NAA designator of VPD 83h (32 hex digits) of SCSI disk $1.
 vpd_naa() {
@@ -38,7 +71,7 @@ while i + 4 <= len(b):
 }
 
 # The checks' shells see the helpers.
-export -f conn disc no_ctrl ns_of ctrl_of fio_verify vpd_naa link_dev lun_dev setup_dev nvmet_up nvme_export tap_diag loaded
+export -f conn disc no_ctrl ns_of ctrl_of fio_verify vpd_naa link_dev lun_dev setup_dev nvmet_up nvme_export nvme_addr tap_diag loaded
 export CFG TPG NEXUS SERIAL OUT HOST NVMET NQN
 modprobe nvmet && modprobe nvme-tcp
 check "mkdir target/nvme loads rtarget_nvme while nvmet.ko is loaded; nvmet's names below it" bash -c "
@@ -137,6 +170,8 @@ check "allowed_hosts: linked from hosts/, the host connects; discovery lists it 
 check "keep-alive: a persistent discovery controller (kato 2 s) stays live over 10 s" bash -c "
     nvme connect -t tcp -a 127.0.0.1 -s 4420 -n $DISC --hostnqn=$HOST --hostid=${HOST##*uuid:} --keep-alive-tmo=2 && DC=\$(ctrl_of $DISC) &&
     sleep 10 && [ \$(cat /sys/class/nvme/\$DC/state) = live ] && nvme disconnect -d \$DC"
+check "discovery changes: a referral is listed; one event until the log is read, then one more (as nvmet)" \
+    eval 'r=$(disc_events $N 1 4420); echo "events before the read, after; the referral: $r"; [ "$r" = "1 2 listed" ]'
 check "a controller reset during fio: the host reconnects and fio's data verifies" bash -c "
     fio --name=r --filename=$D --rw=randwrite --bs=4k --size=16m --iodepth=16 --ioengine=libaio --direct=1 \
         --verify=crc32c --verify_fatal=1 > $OUT/fio_reset 2>&1 & pid=\$!; sleep 2;
@@ -170,6 +205,8 @@ check "nvmet-tcp: id-ns of its 64 MiB device reports what rtarget's does for its
     nvme id-ns $ND | grep -E '^(nsze|ncap|nlbaf|flbas|nmic) ' > $OUT/idns_nvmet &&
     grep -E '^(nsze|ncap|nlbaf|flbas|nmic) ' $OUT/idns | diff - $OUT/idns_nvmet"
 check "nvmet-tcp: the same fio verify" fio_verify "$ND"
+check "nvmet-tcp: the same discovery changes, events and referral" \
+    eval 'r=$(disc_events $NVMET 1 4421); echo "events before the read, after; the referral: $r"; [ "$r" = "1 2 listed" ]'
 nvme id-ctrl /dev/$NC > $OUT/idc_nvmet
 echo "# id-ctrl, rtarget (<) against nvmet-tcp (>):"
 diff $OUT/idc $OUT/idc_nvmet | grep '^[<>]' | tap_diag

@@ -29,11 +29,7 @@ side() {
 attach() { if [ $SIDE = rtarget ]; then ln -s "$DEV" "$1/dev"; else echo /dev/ram0 > "$1/device_path"; fi; }
 detach() { if [ $SIDE = rtarget ]; then rm "$1/dev"; fi; }
 # port_up ID ADRFAM TRADDR TRSVCID
-port_up() {
-    local p=$ROOT/ports/$1
-    mkdir -p "$p" && echo tcp > "$p/addr_trtype" && echo "$2" > "$p/addr_adrfam" &&
-        echo "$3" > "$p/addr_traddr" && echo "$4" > "$p/addr_trsvcid"
-}
+port_up() { nvme_addr "$ROOT/ports/$1" "$2" "$3" "$4"; }
 # The subsystem with namespace 1 (always the same UUID, as a restored configuration has), on port 1.
 subsys_up() {
     local s=$ROOT/subsystems/$NQN
@@ -69,11 +65,6 @@ queues() {
 }
 # fresh: no controller of the host left on $NQN (a failed check may leave one).
 fresh() { nvme disconnect -n $NQN > /dev/null 2>&1; no_ctrl $NQN; }
-# fio_bg DEV NAME [OPTIONS]: 4k random writes, CRC32C verified, in the background ($! is fio).
-fio_bg() {
-    timeout 120 fio --name="$2" --filename="$1" --rw=randwrite --bs=4k --size=32m --iodepth=16 --ioengine=libaio \
-        --direct=1 --verify=crc32c --verify_fatal=1 "${@:3}" > "$OUT/fio_$2" 2>&1 &
-}
 reset_under_io() {
     local c d pid rc r
     fresh && conn $NQN $HOST $SVC && c=$(ctrl_of $NQN) && d=$(ns_of $NQN 1) || return 1

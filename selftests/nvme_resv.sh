@@ -15,7 +15,7 @@ HOST=nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-0000000000a1
 HOST2=nqn.2014-08.org.nvmexpress:uuid:7e1d0000-0000-4000-8000-0000000000a2
 NVMET=/sys/kernel/config/nvmet
 OUT=/tmp/nvme_resv; rm -rf $OUT; mkdir -p $OUT
-tap_plan 15
+tap_plan 17
 unload_all; dmesg_mark
 trap nvme_cleanup EXIT
 
@@ -91,6 +91,37 @@ steps() {
     cat $OUT/$1
     return $r
 }
+# preempted: host A registers and reserves (Write Exclusive), host B registers and preempts
+# it, then clears (so A gets one Registration Preempted notice, unless masked).
+preempted() {
+    nvme resv-register "$A" -n 1 --nrkey=0xa1 --rrega=0 > /dev/null &&
+        nvme resv-acquire "$A" -n 1 --crkey=0xa1 --rtype=1 --racqa=0 > /dev/null &&
+        nvme resv-register "$B" -n 1 --nrkey=0xb2 --rrega=0 > /dev/null &&
+        nvme resv-acquire "$B" -n 1 --crkey=0xb2 --prkey=0xa1 --rtype=1 --racqa=1 > /dev/null &&
+        nvme resv-release "$B" -n 1 --crkey=0xb2 --rtype=1 --rrela=1 > /dev/null
+}
+# mask_steps NAME: host A hides Registration Preempted notices of namespace 1 (Set Features
+# 82h) and reads the mask back; a reserved bit and a namespace that does not exist are
+# refused; A is preempted and its log stays empty (after 3 s); A clears its mask, is
+# preempted again and finds the notice. "mask M, masked: T N M, unmasked: T N M" in
+# $OUT/NAME.mask. A and B are found again: nvmet's hosts connected in a check's subshell.
+mask_steps() {
+    local c m r
+    A=$(ns_of $NQN 1) && B=$(other_ns $NQN "$A") && c=${A%n1} || return 1
+    nvme set-feature "$c" -f 0x82 -n 1 -v 2 > /dev/null &&
+        m=$(nvme get-feature "$c" -f 0x82 -n 1 | sed -n 's/.*value: *\(0x[0-9a-f]*\).*/\1/p') && [ -n "$m" ] &&
+        ! nvme set-feature "$c" -f 0x82 -n 1 -v 1 > /dev/null 2>&1 &&
+        ! nvme set-feature "$c" -f 0x82 -n 7 -v 2 > /dev/null 2>&1 &&
+        preempted && sleep 3 && echo "mask $((m)), masked: $(notice "$c")" > $OUT/$1.mask &&
+        nvme set-feature "$c" -f 0x82 -n 1 -v 0 > /dev/null &&
+        preempted && echo "unmasked: $(notices "$A" | head -1)" >> $OUT/$1.mask
+    r=$?
+    # Whatever failed, the next steps start with no mask and no registrations.
+    [ $r = 0 ] || { nvme set-feature "$c" -f 0x82 -n 1 -v 0; nvme resv-register "$B" -n 1 --nrkey=0xb2 --rrega=0;
+        nvme resv-release "$B" -n 1 --crkey=0xb2 --rtype=1 --rrela=1; } > /dev/null 2>&1
+    cat $OUT/$1.mask
+    return $r
+}
 head -c 512 /dev/urandom > $OUT/blk
 
 modprobe nvmet && modprobe nvmet-tcp && modprobe nvme-tcp && modprobe brd rd_nr=1 rd_size=65536 &&
@@ -118,6 +149,8 @@ check "id-ns: RESCAP (all six types, IEKEY) with resv_enable; ONCS says reservat
 check "rtarget: register, acquire Write Exclusive; the other host's write conflicts, its read works; preempt to Exclusive Access; clear" steps rtarget
 check "rtarget: the Reports name each host by its host ID" bash -c "
     grep -qx '1 0xa1 $(hostid $HOST)' $OUT/rtarget && grep -qx '1 0xb2 $(hostid $HOST2)' $OUT/rtarget"
+check "rtarget: the Reservation Notification Mask of namespace 1 hides host A's Registration Preempted notice; cleared, the next one is logged" \
+    eval 'mask_steps rtarget && printf "mask 2, masked: 0 0 0\nunmasked: 1 1 0\n" | cmp - $OUT/rtarget.mask'
 # One state for both protocols.
 scsi_sees() {
     nvme resv-register "$A" -n 1 --nrkey=0xa1 --rrega=0 > /dev/null &&
@@ -151,6 +184,7 @@ nvmet_steps() {
         nvme_export $NVMET $NQN 4421 /dev/ram0 && two_hosts $NVMET 4421 4423 && steps nvmet
 }
 check "nvmet-tcp: the same steps" nvmet_steps
+check "nvmet-tcp: the same mask steps, with the same mask and log" eval 'mask_steps nvmet && cmp $OUT/rtarget.mask $OUT/nvmet.mask'
 check "the Reports read the same on rtarget and nvmet (type, registrants, holders, keys, host IDs)" bash -c "
     diff <(sed 's/ gen [0-9]*\$//' $OUT/rtarget) <(sed 's/ gen [0-9]*\$//' $OUT/nvmet)"
 check "host A, preempted, finds one Registration Preempted for namespace 1 in its reservation notification log, on rtarget as on nvmet" bash -c "

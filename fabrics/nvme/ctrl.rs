@@ -9,7 +9,7 @@
 use crate::admin::{self, Admin};
 use crate::capsule::{self, Cqe, Sqe, Status, Transfer};
 use crate::configfs::{Addr, NvPort, Subsys, DISCOVERY_NQN};
-use crate::features::{Features, Value};
+use crate::features::{fid, Features, Value};
 use crate::identify::{self, cns, IDENTIFY_LEN};
 use crate::log::{self, lid, GetLogPage};
 use crate::queue::{Connected, Data, Link, MAX_TRANSFER, MDTS};
@@ -24,7 +24,7 @@ use rtarget_core::rt::net::Stream;
 use rtarget_core::session::{Session, SessionPi};
 
 /// The namespaces a controller reports (NN; NSIDs above are refused when made).
-pub(crate) const MAX_NSID: u32 = 1024;
+pub(crate) const MAX_NSID: u32 = resv::MASKED_NSIDS as u32;
 /// How long a controller's end waits for its host's commands in the backends.
 const CLOSE_WAIT: Delta = Delta::from_secs(30);
 /// Changed namespaces remembered before the list overflows.
@@ -43,9 +43,13 @@ struct CtrlState {
     pending: KVec<(u8, u8, u8)>,
     /// Requests completed by an event, for the admin queue's thread to send.
     ready: KVec<(u16, (u8, u8, u8))>,
+    /// Notices sent and not yet cleared by a read of their log.
+    masked: admin::aen::Mask,
     changed: KVec<u32>,
     /// The reservation notification log.
     notices: resv::NoticeLog,
+    /// Each namespace's Reservation Notification Mask.
+    resv_masks: resv::NotifyMasks,
 }
 
 /// A controller.
@@ -117,8 +121,10 @@ impl Ctrl {
                         aer: KVec::with_capacity(identify::AER_LIMIT as usize, GFP_KERNEL)?,
                         pending: KVec::new(),
                         ready: KVec::with_capacity(identify::AER_LIMIT as usize, GFP_KERNEL)?,
+                        masked: admin::aen::Mask::default(),
                         changed: KVec::new(),
                         notices: resv::NoticeLog::default(),
+                        resv_masks: resv::NotifyMasks::default(),
                     }),
                     admin <- kernel::new_mutex!(None),
                     io <- kernel::new_mutex!(KVec::new()),
@@ -278,6 +284,7 @@ impl Ctrl {
     pub(crate) fn ns_changed(&self, nsid: u32) {
         {
             let mut st = self.state.lock();
+            st.resv_masks.reset(nsid);
             if !st.changed.contains(&nsid) && st.changed.len() <= CHANGED_MAX {
                 let _ = st.changed.push(nsid, GFP_KERNEL);
             }
@@ -287,7 +294,8 @@ impl Ctrl {
 
     /// An asynchronous event: completes an outstanding request, or waits for one. Only the
     /// admin queue's thread sends (within its receive tick): a host that stops reading
-    /// blocks nobody else, least of all the configfs writer that made the change.
+    /// blocks nobody else, least of all the configfs writer that made the change. A notice
+    /// once queued masks its kind until the host reads its log page.
     pub(crate) fn event(&self, ev: (u8, u8, u8)) {
         let mut st = self.state.lock();
         let enabled = match ev {
@@ -297,7 +305,7 @@ impl Ctrl {
             admin::aen::RESERVATION => true,
             _ => st.features.aen & crate::features::AEN_DISCOVERY != 0,
         };
-        if !enabled {
+        if !enabled || !st.masked.admit(ev) {
             return;
         }
         match st.aer.pop() {
@@ -306,8 +314,9 @@ impl Ctrl {
                 let _ = st.ready.push_within_capacity((cid, ev));
             }
             None => {
-                if !st.pending.contains(&ev) {
-                    let _ = st.pending.push(ev, GFP_ATOMIC);
+                if !st.pending.contains(&ev) && st.pending.push(ev, GFP_KERNEL).is_err() {
+                    // Never sent, so never read: its kind must not stay masked.
+                    st.masked.read(ev.2, false);
                 }
             }
         }
@@ -422,7 +431,7 @@ impl AdminQueue<'_> {
             };
             let logged = {
                 let mut st = self.ctrl.state.lock();
-                st.features.resv_mask & 1 << kind == 0 && st.notices.push(kind, nsid)
+                !st.resv_masks.hides(nsid, kind) && st.notices.push(kind, nsid)
             };
             if logged {
                 self.ctrl.event(admin::aen::RESERVATION);
@@ -559,6 +568,9 @@ impl AdminQueue<'_> {
         Some(match cmd {
             Admin::Identify { cns, nsid } => self.identify(cns, nsid),
             Admin::GetLogPage(g) => self.log_page(&g),
+            Admin::SetFeatures | Admin::GetFeatures if !discovery && sqe.cdw[0] as u8 == fid::RESV_MASK => {
+                self.resv_mask(sqe, matches!(cmd, Admin::SetFeatures))
+            }
             Admin::SetFeatures => {
                 let max_qid = self.max_qid();
                 let r = ctrl.state.lock().features.set(sqe, max_qid, discovery);
@@ -724,8 +736,40 @@ impl AdminQueue<'_> {
         Answer::data(d)
     }
 
+    /// Set or Get Features 82h: a namespace's Reservation Notification Mask (or, set,
+    /// every namespace's).
+    fn resv_mask(&self, sqe: &Sqe, set: bool) -> Answer {
+        let Some(s) = &self.ctrl.subsys else {
+            return Answer::status(Status::INVALID_FIELD);
+        };
+        // The namespaces that take one, listed before the controller's lock is taken.
+        let mut takers: KVec<u32> = KVec::new();
+        let mut listed = true;
+        s.for_each_ns(|n| {
+            if n.reservations() && takers.push(n.nsid, GFP_KERNEL).is_err() {
+                listed = false;
+            }
+        });
+        if !listed {
+            return Answer::status(Status::INTERNAL);
+        }
+        let takes = |nsid: u32| takers.contains(&nsid);
+        let mut st = self.ctrl.state.lock();
+        let r = if set {
+            st.resv_masks.set(sqe.nsid, sqe.cdw[1], takes)
+        } else {
+            st.resv_masks.get(sqe.nsid, takes)
+        };
+        match r {
+            Ok(v) => Answer::ok(u64::from(v)),
+            Err(e) => Answer::status(e),
+        }
+    }
+
     fn log_page(&self, g: &GetLogPage) -> Answer {
         let ctrl = self.ctrl;
+        // Unmasked before the page is built: a change made meanwhile is sent, not lost.
+        ctrl.state.lock().masked.read(g.lid, g.rae);
         let mut page = KVec::new();
         let built = match g.lid {
             lid::ERROR => page.resize(64 * usize::from(identify::ERROR_LOG_SLOTS), 0, GFP_KERNEL),

@@ -127,11 +127,66 @@ pub mod aen {
     pub const DISC_CHANGE: (u8, u8, u8) = (2, 0xf0, super::lid::DISCOVERY);
     /// I/O command specific (type 6): a reservation notification log entry is available.
     pub const RESERVATION: (u8, u8, u8) = (6, 0x00, super::lid::RESERVATION);
+
+    /// The notices a controller masks once sent, until the host reads their log page
+    /// without Retain Asynchronous Event (as nvmet; reservation events are not masked,
+    /// as on nvmet: the Linux host never reads their log).
+    #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+    pub struct Mask(u8);
+
+    impl Mask {
+        fn bit(log_page: u8) -> u8 {
+            match log_page {
+                super::lid::CHANGED_NS => 1,
+                super::lid::ANA => 2,
+                super::lid::DISCOVERY => 4,
+                _ => 0,
+            }
+        }
+
+        /// Whether `ev` may be sent; if so, its kind is masked from now on.
+        pub fn admit(&mut self, ev: (u8, u8, u8)) -> bool {
+            let b = Self::bit(ev.2);
+            let masked = self.0 & b != 0;
+            self.0 |= b;
+            !masked
+        }
+
+        /// Log page `lid` is being read (`rae`: Retain Asynchronous Event): unmasks its event.
+        pub fn read(&mut self, lid: u8, rae: bool) {
+            if !rae {
+                self.0 &= !Self::bit(lid);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notices_masked_until_their_log_is_read() {
+        let mut m = aen::Mask::default();
+        assert!(m.admit(aen::DISC_CHANGE));
+        assert!(!m.admit(aen::DISC_CHANGE));
+        // Each kind masks alone.
+        assert!(m.admit(aen::NS_CHANGED));
+        assert!(m.admit(aen::ANA_CHANGE));
+        assert!(!m.admit(aen::ANA_CHANGE));
+        // Reservation notifications are never masked.
+        assert!(m.admit(aen::RESERVATION) && m.admit(aen::RESERVATION));
+        // Reading with RAE set, or another page, keeps the mask.
+        m.read(lid::DISCOVERY, true);
+        m.read(lid::SMART, false);
+        assert!(!m.admit(aen::DISC_CHANGE));
+        m.read(lid::DISCOVERY, false);
+        assert!(m.admit(aen::DISC_CHANGE));
+        assert!(!m.admit(aen::NS_CHANGED));
+        m.read(lid::CHANGED_NS, false);
+        m.read(lid::ANA, false);
+        assert!(m.admit(aen::NS_CHANGED) && m.admit(aen::ANA_CHANGE));
+    }
 
     fn sqe(opcode: u8, nsid: u32, cdw10: u32) -> Sqe {
         let mut raw = [0u8; 64];

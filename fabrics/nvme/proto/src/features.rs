@@ -1,6 +1,7 @@
 //! Get and Set Features (NVMe Base 2.0 5.21, 5.27) for a fabrics controller: the number of
 //! queues, the keep alive timer, the asynchronous events reported, the volatile write cache
-//! and the host identifier, as nvmet answers them.
+//! and the host identifier, as nvmet answers them. The Reservation Notification Mask, kept
+//! per namespace, is [`crate::resv::NotifyMasks`].
 
 use crate::capsule::{Sqe, Status};
 
@@ -35,9 +36,6 @@ pub struct Features {
     pub kato: u32,
     /// Asynchronous events enabled ([`AEN_ALL`] or [`AEN_DISCOVERY`] bits).
     pub aen: u32,
-    /// Reservation notifications masked (registration preempted, reservation released,
-    /// reservation preempted: bits 1-3).
-    pub resv_mask: u32,
 }
 
 /// What Get Features answers.
@@ -85,13 +83,6 @@ impl Features {
             }
             // The host identifier comes with Connect over fabrics.
             fid::HOST_ID => Err(Status::SEQUENCE),
-            fid::RESV_MASK => {
-                if cdw11 & !0xe != 0 {
-                    return Err(Status::INVALID_FIELD);
-                }
-                self.resv_mask = cdw11;
-                Ok(0)
-            }
             // Nothing persists through a power loss here.
             fid::RESV_PERSIST if cdw11 & 1 == 0 => Ok(0),
             _ => Err(Status::INVALID_FIELD),
@@ -105,7 +96,6 @@ impl Features {
             fid::NUM_QUEUES => Ok(Value::Dword(queues(max_qid))),
             fid::KATO => Ok(Value::Dword(self.kato.saturating_mul(1000))),
             fid::ASYNC_EVENT => Ok(Value::Dword(self.aen)),
-            fid::RESV_MASK => Ok(Value::Dword(self.resv_mask)),
             fid::RESV_PERSIST => Ok(Value::Dword(0)),
             // Only the extended (128-bit) host identifier.
             fid::HOST_ID if sqe.cdw[1] & 1 != 0 => Ok(Value::HostId),
@@ -157,10 +147,7 @@ mod tests {
         );
         assert_eq!(d.set(&sqe(0x0f, 5000), 0, true), Ok(5));
         assert_eq!(d.set(&sqe(0x07, 0), 0, true), Err(Status::INVALID_FIELD));
-        // Reservation notification mask and persistence.
-        assert_eq!(f.set(&sqe(0x82, 0xe), 9, false), Ok(0));
-        assert_eq!(f.get(&sqe(0x82, 0), 9, false), Ok(Value::Dword(0xe)));
-        assert_eq!(f.set(&sqe(0x82, 1), 9, false), Err(Status::INVALID_FIELD));
+        // Reservation persistence.
         assert_eq!(f.set(&sqe(0x83, 0), 9, false), Ok(0));
         assert_eq!(f.set(&sqe(0x83, 1), 9, false), Err(Status::INVALID_FIELD));
         assert_eq!(f.get(&sqe(0x83, 0), 9, false), Ok(Value::Dword(0)));

@@ -206,8 +206,16 @@ pub fn capsule(data: &[u8]) {
     for (discovery, allowed) in [(false, features::AEN_ALL), (true, features::AEN_DISCOVERY)] {
         let mut f = Features::default();
         if f.set(&sqe, 8, discovery).is_ok() {
-            assert!(f.aen & !allowed == 0 && f.resv_mask & !0xe == 0);
+            assert!(f.aen & !allowed == 0);
         }
+    }
+    let mut masks = resv::NotifyMasks::default();
+    if let Ok(m) = masks.set(sqe.nsid, sqe.cdw[1], |n| n % 2 == 1) {
+        assert_eq!(m & !0xe, 0);
+        assert_eq!(
+            masks.get(sqe.nsid, |n| n % 2 == 1).ok(),
+            (sqe.nsid != u32::MAX).then_some(m)
+        );
     }
     if let Ok(g) = log::get_log_page(&sqe) {
         let page = le32(data, 82) as usize & 0xffff;

@@ -349,6 +349,86 @@ impl NoticeLog {
     }
 }
 
+/// Namespaces a controller keeps a Reservation Notification Mask for (NSIDs 1 to this, the
+/// controller's NN).
+pub const MASKED_NSIDS: usize = 1024;
+
+/// The Reservation Notification Mask (Set / Get Features 82h) a controller keeps for each
+/// namespace: bits 1-3 hide Registration Preempted, Reservation Released and Reservation
+/// Preempted notices. A namespace that comes or goes starts clear. Two namespaces a byte.
+pub struct NotifyMasks([u8; MASKED_NSIDS / 2]);
+
+impl Default for NotifyMasks {
+    fn default() -> Self {
+        NotifyMasks([0; MASKED_NSIDS / 2])
+    }
+}
+
+impl NotifyMasks {
+    const BITS: u32 = 0xe;
+
+    fn slot(nsid: u32) -> Option<usize> {
+        let i = usize::try_from(nsid).ok()?.checked_sub(1)?;
+        (i < MASKED_NSIDS).then_some(i)
+    }
+
+    fn mask(&self, i: usize) -> u8 {
+        self.0[i / 2] >> (i % 2 * 4) & 0xf
+    }
+
+    fn put(&mut self, i: usize, m: u8) {
+        let shift = i % 2 * 4;
+        self.0[i / 2] = self.0[i / 2] & !(0xf << shift) | m << shift;
+    }
+
+    /// Set Features 82h for `nsid`, or for every namespace if it is FFFFFFFFh. `takes(nsid)`
+    /// says whether a namespace is active with reservations enabled; one that is not, or a
+    /// reserved bit, is an Invalid Field (as nvmet). Returns completion dword 0, the mask.
+    pub fn set(
+        &mut self,
+        nsid: u32,
+        cdw11: u32,
+        takes: impl Fn(u32) -> bool,
+    ) -> Result<u32, Status> {
+        if cdw11 & !Self::BITS != 0 {
+            return Err(Status::INVALID_FIELD);
+        }
+        if nsid == u32::MAX {
+            for (n, i) in (1..).zip(0..MASKED_NSIDS) {
+                if takes(n) {
+                    self.put(i, cdw11 as u8);
+                }
+            }
+            return Ok(cdw11);
+        }
+        let i = Self::slot(nsid)
+            .filter(|_| takes(nsid))
+            .ok_or(Status::INVALID_FIELD)?;
+        self.put(i, cdw11 as u8);
+        Ok(cdw11)
+    }
+
+    /// Get Features 82h for `nsid` (one namespace, as [`NotifyMasks::set`] takes it).
+    pub fn get(&self, nsid: u32, takes: impl Fn(u32) -> bool) -> Result<u32, Status> {
+        Self::slot(nsid)
+            .filter(|_| takes(nsid))
+            .map(|i| u32::from(self.mask(i)))
+            .ok_or(Status::INVALID_FIELD)
+    }
+
+    /// Namespace `nsid` came or went: its mask starts clear.
+    pub fn reset(&mut self, nsid: u32) {
+        if let Some(i) = Self::slot(nsid) {
+            self.put(i, 0);
+        }
+    }
+
+    /// Whether `nsid`'s mask hides notices of `kind` (see [`notice`]).
+    pub fn hides(&self, nsid: u32, kind: u8) -> bool {
+        Self::slot(nsid).is_some_and(|i| kind < 4 && self.mask(i) & 1 << kind != 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,5 +636,41 @@ mod tests {
             Some(notice::REGISTRATION_PREEMPTED)
         );
         assert_eq!(notice_of_ua(0x29, 0x00), None);
+    }
+
+    #[test]
+    fn notify_masks_per_namespace() {
+        let mut m = NotifyMasks::default();
+        let takes = |n: u32| n == 1 || n == 3;
+        assert_eq!(m.set(1, 0x2, takes), Ok(0x2));
+        assert!(m.hides(1, notice::REGISTRATION_PREEMPTED));
+        assert!(!m.hides(1, notice::RESERVATION_RELEASED));
+        assert!(!m.hides(3, notice::REGISTRATION_PREEMPTED));
+        assert_eq!(m.get(1, takes), Ok(0x2));
+        assert_eq!(m.get(3, takes), Ok(0));
+        // A namespace without reservations, NSID 0, beyond NN or all, and reserved bits.
+        assert_eq!(m.set(2, 0x2, takes), Err(Status::INVALID_FIELD));
+        assert_eq!(m.get(2, takes), Err(Status::INVALID_FIELD));
+        assert_eq!(m.set(0, 0x2, |_| true), Err(Status::INVALID_FIELD));
+        assert_eq!(m.set(1025, 0x2, |_| true), Err(Status::INVALID_FIELD));
+        assert_eq!(m.get(u32::MAX, |_| true), Err(Status::INVALID_FIELD));
+        assert_eq!(m.set(1, 0x1, takes), Err(Status::INVALID_FIELD));
+        assert_eq!(m.set(1, 0x10, takes), Err(Status::INVALID_FIELD));
+        // FFFFFFFFh: every namespace that takes it.
+        assert_eq!(m.set(u32::MAX, 0xc, takes), Ok(0xc));
+        assert_eq!((m.get(1, takes), m.get(3, takes)), (Ok(0xc), Ok(0xc)));
+        assert!(
+            m.hides(3, notice::RESERVATION_PREEMPTED) && !m.hides(2, notice::RESERVATION_PREEMPTED)
+        );
+        m.reset(3);
+        assert_eq!(m.get(3, takes), Ok(0));
+        // Neighbours sharing a byte keep their own masks.
+        let all = |_| true;
+        assert_eq!(m.set(1023, 0x8, all), Ok(0x8));
+        assert_eq!(m.set(1024, 0x6, all), Ok(0x6));
+        assert_eq!((m.get(1023, all), m.get(1024, all)), (Ok(0x8), Ok(0x6)));
+        m.reset(1024);
+        assert_eq!((m.get(1023, all), m.get(1024, all)), (Ok(0x8), Ok(0)));
+        assert!(!m.hides(0, 1) && !m.hides(5000, 1) && !m.hides(1, 200));
     }
 }
