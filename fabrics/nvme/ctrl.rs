@@ -43,7 +43,7 @@ struct CtrlState {
     pending: KVec<(u8, u8, u8)>,
     /// Requests completed by an event, for the admin queue's thread to send.
     ready: KVec<(u16, (u8, u8, u8))>,
-    /// Notices sent and not yet cleared by a read of their log.
+    /// Notices queued and not yet cleared by a read of their log.
     masked: admin::aen::Mask,
     changed: KVec<u32>,
     /// The reservation notification log.

@@ -128,7 +128,7 @@ pub mod aen {
     /// I/O command specific (type 6): a reservation notification log entry is available.
     pub const RESERVATION: (u8, u8, u8) = (6, 0x00, super::lid::RESERVATION);
 
-    /// The notices a controller masks once sent, until the host reads their log page
+    /// The notices a controller masks once queued, until the host reads their log page
     /// without Retain Asynchronous Event (as nvmet; reservation events are not masked,
     /// as on nvmet: the Linux host never reads their log).
     #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
